@@ -1,0 +1,26 @@
+//! The pure clinical core of Ketacare.
+//!
+//! Everything here is synchronous and deterministic: no IO, no clock, no random numbers,
+//! no database, HTTP or serialisation crates.
+//! Time and identifiers are passed in by the caller (`ketacare-app`).
+//!
+//! Main parts:
+//! - [`ids`]: distinct identifier newtypes.
+//! - [`patient`]: validated demographics (`Mrn`, `PersonName`, `DateOfBirth`, ...).
+//! - [`record`]: the append-only clinical record (diagnoses, medications, allergies,
+//!   encounters, observations) and its versions.
+//! - [`anthropometry`]: body weight and height, BMI, and the plausibility rules that guard
+//!   every weight-based dose.
+//! - [`access`]: roles, permissions and the de-identified view.
+//! - [`audit`]: the audit entry model (mirrors FHIR AuditEvent).
+//! - [`validation`]: field-level error reports used by every constructor.
+#![deny(missing_docs)]
+
+pub mod access;
+pub mod anthropometry;
+pub mod audit;
+pub mod coding;
+pub mod ids;
+pub mod patient;
+pub mod record;
+pub mod validation;
