@@ -1,1 +1,69 @@
-//! placeholder
+//! The PostgreSQL backend of the Ketacare store, for larger clinics where several `ketacare`
+//! servers share one database (sessions live in the database, so any server can serve any user).
+//!
+//! Same SQL as SQLite (`ketacare_db::impl_sql_store!`), own migrations. PostgreSQL's durability
+//! settings (`fsync`, `synchronous_commit`, `full_page_writes`) must stay at their defaults (on);
+//! [`PgStore::open`] checks them and refuses to run otherwise. Concurrency invariants (one
+//! version number per record, one owner per MRN) are enforced by unique constraints, not by the
+//! isolation level.
+
+use ketacare_db::{DbError, DbResult};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{Pool, Postgres, Transaction};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// A PostgreSQL-backed store.
+pub struct PgStore {
+    pool: Pool<Postgres>,
+}
+
+impl PgStore {
+    const BACKEND: &'static str = "postgres";
+
+    /// Connects to `url` (`postgres://…`) and checks the durability settings.
+    pub async fn open(url: &str) -> DbResult<Self> {
+        let opts = PgConnectOptions::from_str(url).map_err(DbError::from_sqlx)?.application_name("ketacare");
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(15))
+            .connect_with(opts)
+            .await
+            .map_err(DbError::from_sqlx)?;
+        let store = Self { pool };
+        store.check_durability().await?;
+        Ok(store)
+    }
+
+    /// Refuses to run when PostgreSQL may acknowledge commits it can lose.
+    pub async fn check_durability(&self) -> DbResult<()> {
+        for setting in ["fsync", "synchronous_commit", "full_page_writes"] {
+            let v: String = sqlx::query_scalar(&format!("SHOW {setting}")).fetch_one(&self.pool).await.map_err(DbError::from_sqlx)?;
+            if v == "off" {
+                return Err(DbError::UnsafeConfig(format!("{setting} is off; it must be on so that acknowledged commits survive a crash")));
+            }
+        }
+        Ok(())
+    }
+
+    async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+        self.pool.begin().await
+    }
+
+    async fn run_migrations(&self) -> DbResult<()> {
+        sqlx::migrate!("./migrations").run(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Number of migrations this build ships.
+    pub fn shipped_migrations() -> usize {
+        sqlx::migrate!("./migrations").iter().count()
+    }
+
+    /// The pool, for tests that must bypass the store.
+    pub fn pool(&self) -> &Pool<Postgres> {
+        &self.pool
+    }
+}
+
+ketacare_db::impl_sql_store!(PgStore, sqlx::Postgres);

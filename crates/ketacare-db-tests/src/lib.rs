@@ -1,1 +1,155 @@
-//! placeholder
+//! Fresh, isolated databases for tests, on either backend.
+//!
+//! - SQLite: a new file in a temporary directory, removed on drop.
+//! - PostgreSQL: a new database `ketacare_test_<uuid>` on the server named by
+//!   `KETACARE_TEST_POSTGRES_URL` (an admin URL such as
+//!   `postgres://postgres@127.0.0.1:5432/postgres`), dropped on drop.
+//!
+//! When `KETACARE_TEST_POSTGRES_URL` is unset, [`fresh_postgres`] returns `None` and the
+//! PostgreSQL half of each suite does not run; `cargo xtask test` says so plainly. When
+//! `KETACARE_REQUIRE_POSTGRES=1` (set by CI), a missing URL or an unreachable server is a
+//! test failure, never a skip.
+
+use ketacare_db::Store;
+use ketacare_db_postgres::PgStore;
+use ketacare_db_sqlite::SqliteStore;
+use sqlx::Connection;
+use std::sync::Arc;
+
+/// Environment variable naming the PostgreSQL admin URL for tests.
+pub const PG_URL_VAR: &str = "KETACARE_TEST_POSTGRES_URL";
+/// Environment variable that turns a missing PostgreSQL into a failure.
+pub const PG_REQUIRE_VAR: &str = "KETACARE_REQUIRE_POSTGRES";
+
+/// A migrated store on a fresh database, cleaned up on drop.
+pub struct TestDb {
+    store: Arc<dyn Store>,
+    /// Database URL (for spawning a server on the same database).
+    pub url: String,
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Sqlite(#[allow(dead_code, reason = "kept alive until drop")] tempfile::TempDir),
+    Postgres { admin_url: String, name: String },
+}
+
+impl TestDb {
+    /// The store.
+    pub fn store(&self) -> Arc<dyn Store> {
+        self.store.clone()
+    }
+
+    /// Runs raw SQL outside the store (to prove database-level invariants such as triggers).
+    pub async fn exec_raw(&self, sql: &str) -> Result<(), String> {
+        match &self.cleanup {
+            Cleanup::Sqlite(_) => {
+                let mut c = sqlx::SqliteConnection::connect(&self.url).await.map_err(|e| e.to_string())?;
+                sqlx::query(sql).execute(&mut c).await.map(|_| ()).map_err(|e| e.to_string())
+            }
+            Cleanup::Postgres { .. } => {
+                let mut c = sqlx::PgConnection::connect(&self.url).await.map_err(|e| e.to_string())?;
+                sqlx::query(sql).execute(&mut c).await.map(|_| ()).map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    /// `sqlite` or `postgres`.
+    pub fn backend(&self) -> &'static str {
+        self.store.backend()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Cleanup::Postgres { admin_url, name } = &self.cleanup {
+            let (admin_url, name) = (admin_url.clone(), name.clone());
+            // Drop the database from a separate thread with its own runtime: Drop cannot be async.
+            let _ = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build();
+                if let Ok(rt) = rt {
+                    rt.block_on(async {
+                        if let Ok(mut c) = sqlx::PgConnection::connect(&admin_url).await {
+                            let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).execute(&mut c).await;
+                        }
+                    });
+                }
+            })
+            .join();
+        }
+    }
+}
+
+/// A fresh, migrated SQLite database in a temporary directory.
+pub async fn fresh_sqlite() -> TestDb {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let url = format!("sqlite://{}", dir.path().join("ketacare.db").display());
+    let store = SqliteStore::open(&url).await.expect("open sqlite");
+    store.migrate().await.expect("migrate sqlite");
+    TestDb { store: Arc::new(store), url, cleanup: Cleanup::Sqlite(dir) }
+}
+
+/// Whether CI demands the PostgreSQL half.
+pub fn postgres_required() -> bool {
+    std::env::var(PG_REQUIRE_VAR).is_ok_and(|v| v == "1" || v == "true")
+}
+
+/// A fresh, migrated PostgreSQL database, or `None` when no server is configured.
+///
+/// Panics when a server is configured but unreachable, or when one is required and not configured.
+pub async fn fresh_postgres() -> Option<TestDb> {
+    let admin_url = match std::env::var(PG_URL_VAR) {
+        Ok(u) if !u.trim().is_empty() => u,
+        _ => {
+            assert!(!postgres_required(), "{PG_REQUIRE_VAR} is set but {PG_URL_VAR} is not: the PostgreSQL suite must run");
+            return None;
+        }
+    };
+    let name = format!("ketacare_test_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .unwrap_or_else(|e| panic!("PostgreSQL at {PG_URL_VAR} is unreachable: {e}"));
+    sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut admin).await.expect("create test database");
+    let _ = admin.close().await;
+    let url = match admin_url.rfind('/') {
+        Some(i) if admin_url[..i].contains("://") && admin_url[i..].len() > 1 && !admin_url[..i].ends_with('/') => {
+            let (base, rest) = admin_url.split_at(i);
+            let query = rest.find('?').map(|q| &rest[q..]).unwrap_or("");
+            format!("{base}/{name}{query}")
+        }
+        _ => format!("{}/{name}", admin_url.trim_end_matches('/')),
+    };
+    let store = PgStore::open(&url).await.expect("open postgres test database");
+    store.migrate().await.expect("migrate postgres");
+    Some(TestDb { store: Arc::new(store), url, cleanup: Cleanup::Postgres { admin_url, name } })
+}
+
+/// Runs the same test body on both backends: SQLite always, PostgreSQL when configured.
+///
+/// ```ignore
+/// both_backends!(register_patient_is_audited, …);
+/// async fn register_patient_is_audited(db: &TestDb) { … }
+/// ```
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let db = $crate::fresh_sqlite().await;
+                    super::$name(&db).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(db) = $crate::fresh_postgres().await else { return };
+                    super::$name(&db).await;
+                }
+            )*
+        }
+    };
+}

@@ -1,1 +1,146 @@
-//! placeholder
+//! The storage boundary of Ketacare.
+//!
+//! [`Store`] is expressed in domain types. Two crates implement it: `ketacare-db-sqlite`
+//! (default, embedded) and `ketacare-db-postgres`. Both run the same SQL, written once in
+//! [`impl_sql_store!`] with `$n` placeholders and portable types (text ids and timestamps,
+//! 64-bit integers); each backend owns its migrations, pool set-up and write-transaction start.
+//! `ketacare-db-tests` runs one conformance suite against both.
+//!
+//! Invariants the implementations keep:
+//! - Clinical tables (`patients`, `patient_mrns`, `patient_versions`, `record_versions`) and
+//!   `audit_log` are append-only; database triggers refuse UPDATE and DELETE on them.
+//! - Every method that reads or writes patient data takes an [`AuditCtx`] and writes the audit
+//!   row in the same transaction; if the audit row cannot be written the call fails and returns
+//!   no data.
+//! - Configuration data (users, sessions, API tokens) may be updated; user changes are audited.
+
+pub mod codec;
+mod model;
+#[doc(hidden)]
+pub mod sql;
+
+pub use model::*;
+
+#[doc(hidden)]
+pub use async_trait::async_trait as __async_trait;
+#[doc(hidden)]
+pub use sqlx as __sqlx;
+
+use ketacare_domain::audit::{AuditEntry, AuditEvent};
+use ketacare_domain::ids::{PatientId, RecordId, SessionId, TokenId, UserId};
+use ketacare_domain::record::{PatientVersion, RecordVersion};
+
+/// What went wrong in storage, named for the caller.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The addressed row does not exist.
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness or version constraint refused the write (e.g. MRN taken, concurrent amendment).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// Stored data could not be decoded into domain types.
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    /// The database refused the configuration (e.g. SQLite not in WAL + synchronous=FULL).
+    #[error("unsafe database configuration: {0}")]
+    UnsafeConfig(String),
+    /// Driver, connection or IO failure.
+    #[error("database error")]
+    Driver(#[from] sqlx::Error),
+    /// Migration failure.
+    #[error("migration failed")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl DbError {
+    /// Maps driver errors, turning unique violations into [`DbError::Conflict`].
+    pub fn from_sqlx(e: sqlx::Error) -> Self {
+        if let sqlx::Error::Database(db) = &e {
+            if db.is_unique_violation() {
+                let what = db.constraint().map(str::to_owned).unwrap_or_else(|| db.message().to_owned());
+                return DbError::Conflict(what);
+            }
+        }
+        if let sqlx::Error::RowNotFound = e {
+            return DbError::NotFound;
+        }
+        DbError::Driver(e)
+    }
+}
+
+/// Result alias.
+pub type DbResult<T> = Result<T, DbError>;
+
+/// The storage interface. See the crate docs for the invariants.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+    /// Applies pending migrations.
+    async fn migrate(&self) -> DbResult<()>;
+    /// Number of applied migrations (both backends must agree).
+    async fn schema_version(&self) -> DbResult<i64>;
+    /// Closes the pool.
+    async fn close(&self);
+
+    // ---- users, sessions, tokens (configuration data) ----
+    /// Creates a user; audited as a privilege change.
+    async fn create_user(&self, ctx: &AuditCtx, user: NewUser) -> DbResult<User>;
+    /// Finds a user and their password hash by username.
+    async fn find_user_by_username(&self, username: &str) -> DbResult<Option<(User, String)>>;
+    /// A user by id.
+    async fn get_user(&self, id: UserId) -> DbResult<Option<User>>;
+    /// All users, by username.
+    async fn list_users(&self) -> DbResult<Vec<User>>;
+    /// Activates or deactivates a user (and ends their sessions when deactivated); audited.
+    async fn set_user_active(&self, ctx: &AuditCtx, id: UserId, active: bool) -> DbResult<()>;
+    /// Replaces a password hash (rehash on login or reset).
+    async fn set_password_hash(&self, id: UserId, hash: &str) -> DbResult<()>;
+    /// Stores a new session.
+    async fn create_session(&self, s: &StoredSession) -> DbResult<()>;
+    /// A session by the hash of its token.
+    async fn find_session(&self, token_hash: &str) -> DbResult<Option<StoredSession>>;
+    /// Records activity on a session.
+    async fn touch_session(&self, id: SessionId, at: chrono::DateTime<chrono::Utc>) -> DbResult<()>;
+    /// Ends a session.
+    async fn delete_session(&self, id: SessionId) -> DbResult<()>;
+    /// Stores an API token (hash only); audited.
+    async fn create_api_token(&self, ctx: &AuditCtx, t: &ApiToken) -> DbResult<()>;
+    /// An API token by the hash of its secret.
+    async fn find_api_token(&self, token_hash: &str) -> DbResult<Option<ApiToken>>;
+    /// All API tokens.
+    async fn list_api_tokens(&self) -> DbResult<Vec<ApiToken>>;
+    /// Revokes a token; audited.
+    async fn revoke_api_token(&self, ctx: &AuditCtx, id: TokenId) -> DbResult<()>;
+
+    // ---- audit ----
+    /// Appends a standalone audit entry (login, logout, denied access).
+    async fn append_audit(&self, event: &AuditEvent) -> DbResult<()>;
+    /// Searches the audit trail; the search itself is audited.
+    async fn search_audit(&self, ctx: &AuditCtx, filter: &AuditFilter) -> DbResult<Vec<AuditEntry>>;
+
+    // ---- patients ----
+    /// Registers a patient (version 1); MRN must be unused.
+    async fn register_patient(&self, ctx: &AuditCtx, v: &PatientVersion) -> DbResult<()>;
+    /// Appends an amend or void version of the demographics; `v.version` must be current + 1.
+    async fn append_patient_version(&self, ctx: &AuditCtx, v: &PatientVersion) -> DbResult<()>;
+    /// Current demographics version (voided ones included), audited as a read.
+    async fn get_patient(&self, ctx: &AuditCtx, id: PatientId) -> DbResult<Option<PatientVersion>>;
+    /// Every demographics version, oldest first, audited.
+    async fn patient_history(&self, ctx: &AuditCtx, id: PatientId) -> DbResult<Vec<PatientVersion>>;
+    /// Current, non-voided patients matching `query` (name or MRN; empty matches all), audited.
+    async fn search_patients(&self, ctx: &AuditCtx, query: &str, page: Page) -> DbResult<Vec<PatientVersion>>;
+    /// Number of current, non-voided patients.
+    async fn count_patients(&self) -> DbResult<i64>;
+
+    // ---- clinical records ----
+    /// Appends a record version (create, amend or void); `(record_id, version)` must be new.
+    async fn append_record_version(&self, ctx: &AuditCtx, v: &RecordVersion) -> DbResult<()>;
+    /// The latest version of each record of a patient (voided ones included), audited.
+    async fn current_records(&self, ctx: &AuditCtx, patient: PatientId) -> DbResult<Vec<RecordVersion>>;
+    /// The latest version of one record, audited.
+    async fn get_record(&self, ctx: &AuditCtx, id: RecordId) -> DbResult<Option<RecordVersion>>;
+    /// Every version of one record, oldest first, audited.
+    async fn record_history(&self, ctx: &AuditCtx, id: RecordId) -> DbResult<Vec<RecordVersion>>;
+}

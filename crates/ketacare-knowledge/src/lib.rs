@@ -1,1 +1,244 @@
-//! placeholder
+//! The clinical knowledge files (`knowledge/*.toml` at the repository root), embedded in the
+//! binary at build time and parsed into the domain's policy types.
+//!
+//! Each value in a knowledge file carries its source, and clinic-policy values are marked so the
+//! UI can show them as reviewable defaults. Parsing is pure (the files are compiled in), so this
+//! crate does no IO; a knowledge file that does not parse is a build-time bug caught by the tests.
+
+use ketacare_domain::anthropometry::AnthropometryPolicy;
+use ketacare_domain::coding::{CodeSystem, Coding};
+use ketacare_domain::patient::AgeLimits;
+use ketacare_domain::record::DiagnosisChoice;
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+/// Raw text of the embedded knowledge files, by file name.
+pub const FILES: &[(&str, &str)] = &[
+    ("anthropometry.toml", include_str!("../../../knowledge/anthropometry.toml")),
+    ("patients.toml", include_str!("../../../knowledge/patients.toml")),
+    ("diagnoses.toml", include_str!("../../../knowledge/diagnoses.toml")),
+];
+
+const COMMON_PASSWORDS: &str = include_str!("../../../knowledge/common-passwords.txt");
+
+/// Why a knowledge file could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum KnowledgeError {
+    /// TOML syntax or shape.
+    #[error("knowledge file {file} does not parse: {source}")]
+    Parse {
+        /// File name.
+        file: &'static str,
+        /// Parser error.
+        source: toml::de::Error,
+    },
+    /// A value is missing or not a number.
+    #[error("knowledge file {file}: value {key} {problem}")]
+    Value {
+        /// File name.
+        file: &'static str,
+        /// Key.
+        key: String,
+        /// What is wrong.
+        problem: String,
+    },
+    /// Values parse but contradict each other.
+    #[error("knowledge file {file} is inconsistent: {problem}")]
+    Inconsistent {
+        /// File name.
+        file: &'static str,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// One sourced value as shown to clinicians.
+#[derive(Clone, Debug, Deserialize)]
+pub struct SourcedValue {
+    /// The value as text (exact decimal).
+    pub value: String,
+    /// Whether it is clinic policy (reviewable default) rather than a constant.
+    #[serde(default)]
+    pub policy: bool,
+    /// Where it comes from.
+    pub source: String,
+}
+
+#[derive(Deserialize)]
+struct ValueFile {
+    version: String,
+    title: String,
+    #[serde(flatten)]
+    values: BTreeMap<String, SourcedValue>,
+}
+
+#[derive(Deserialize)]
+struct DiagnosisFile {
+    version: String,
+    title: String,
+    diagnosis: Vec<DiagnosisEntry>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+struct DiagnosisEntry {
+    key: String,
+    snomed: String,
+    display: String,
+    icd10: Option<String>,
+    caveat: Option<String>,
+    source: String,
+}
+
+/// A parsed knowledge file of sourced values, for display ("where does this number come from").
+#[derive(Clone, Debug)]
+pub struct ValueTable {
+    /// File name.
+    pub file: &'static str,
+    /// Version string.
+    pub version: String,
+    /// Title.
+    pub title: String,
+    /// Values by key.
+    pub values: BTreeMap<String, SourcedValue>,
+}
+
+impl ValueTable {
+    fn decimal(&self, key: &str) -> Result<Decimal, KnowledgeError> {
+        let v = self.values.get(key).ok_or_else(|| KnowledgeError::Value {
+            file: self.file,
+            key: key.to_owned(),
+            problem: "is missing".into(),
+        })?;
+        Decimal::from_str(&v.value).map_err(|_| KnowledgeError::Value {
+            file: self.file,
+            key: key.to_owned(),
+            problem: format!("is not a decimal number: {}", v.value),
+        })
+    }
+}
+
+fn table(file: &'static str) -> Result<ValueTable, KnowledgeError> {
+    let text = FILES.iter().find(|(n, _)| *n == file).map(|(_, t)| *t).unwrap_or_default();
+    let f: ValueFile = toml::from_str(text).map_err(|source| KnowledgeError::Parse { file, source })?;
+    Ok(ValueTable { file, version: f.version, title: f.title, values: f.values })
+}
+
+/// Everything the application needs from the knowledge files.
+#[derive(Clone, Debug)]
+pub struct Knowledge {
+    /// Weight and height rules.
+    pub anthropometry: AnthropometryPolicy,
+    /// Registration age limits.
+    pub age_limits: AgeLimits,
+    /// One-click diagnoses.
+    pub diagnoses: Vec<DiagnosisChoice>,
+    /// The value tables, for display with their sources.
+    pub tables: Vec<ValueTable>,
+    /// Version of the diagnosis catalogue.
+    pub diagnoses_version: String,
+    /// Sources of the diagnosis catalogue entries, by key.
+    pub diagnosis_sources: BTreeMap<String, String>,
+    common_passwords: Vec<&'static str>,
+}
+
+impl Knowledge {
+    /// Parses the embedded knowledge files.
+    pub fn load() -> Result<Self, KnowledgeError> {
+        let anth = table("anthropometry.toml")?;
+        let anthropometry = AnthropometryPolicy {
+            weight_min_kg: anth.decimal("weight_min_kg")?,
+            weight_max_kg: anth.decimal("weight_max_kg")?,
+            height_min_cm: anth.decimal("height_min_cm")?,
+            height_max_cm: anth.decimal("height_max_cm")?,
+            pounds_per_kg: anth.decimal("pounds_per_kg")?,
+            cm_per_inch: anth.decimal("cm_per_inch")?,
+            unit_match_tolerance_percent: anth.decimal("unit_match_tolerance_percent")?,
+            weight_change_warn_percent: anth.decimal("weight_change_warn_percent")?,
+            height_change_warn_cm: anth.decimal("height_change_warn_cm")?,
+            bmi_warn_below: anth.decimal("bmi_warn_below")?,
+            bmi_warn_above: anth.decimal("bmi_warn_above")?,
+        };
+        anthropometry
+            .validate()
+            .map_err(|problem| KnowledgeError::Inconsistent { file: "anthropometry.toml", problem })?;
+
+        let pat = table("patients.toml")?;
+        let years = |k: &str| -> Result<u32, KnowledgeError> {
+            let d = pat.decimal(k)?;
+            u32::try_from(d.trunc().mantissa()).map_err(|_| KnowledgeError::Value {
+                file: "patients.toml",
+                key: k.to_owned(),
+                problem: "must be a whole number of years".into(),
+            })
+        };
+        let age_limits = AgeLimits { minimum_years: years("minimum_age_years")?, maximum_years: years("maximum_age_years")? };
+        if age_limits.minimum_years >= age_limits.maximum_years {
+            return Err(KnowledgeError::Inconsistent { file: "patients.toml", problem: "minimum age must be below maximum".into() });
+        }
+
+        let dtext = FILES.iter().find(|(n, _)| *n == "diagnoses.toml").map(|(_, t)| *t).unwrap_or_default();
+        let dfile: DiagnosisFile =
+            toml::from_str(dtext).map_err(|source| KnowledgeError::Parse { file: "diagnoses.toml", source })?;
+        let mut diagnoses = Vec::new();
+        let mut diagnosis_sources = BTreeMap::new();
+        for d in &dfile.diagnosis {
+            let bad = |problem: String| KnowledgeError::Value { file: "diagnoses.toml", key: d.key.clone(), problem };
+            let snomed = Coding::new(CodeSystem::SnomedCt, &d.snomed, &d.display).map_err(bad)?;
+            let icd10 = d
+                .icd10
+                .as_deref()
+                .map(|c| Coding::new(CodeSystem::Icd10Cm, c, &d.display))
+                .transpose()
+                .map_err(|p| KnowledgeError::Value { file: "diagnoses.toml", key: d.key.clone(), problem: p })?;
+            diagnosis_sources.insert(d.key.clone(), d.source.clone());
+            diagnoses.push(DiagnosisChoice { key: d.key.clone(), snomed, icd10, caveat: d.caveat.clone() });
+        }
+        let _ = dfile.title;
+        let common_passwords =
+            COMMON_PASSWORDS.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+        Ok(Self {
+            anthropometry,
+            age_limits,
+            diagnoses,
+            tables: vec![anth, pat],
+            diagnoses_version: dfile.version,
+            diagnosis_sources,
+            common_passwords,
+        })
+    }
+
+    /// Passwords refused for accounts.
+    pub fn common_passwords(&self) -> &[&'static str] {
+        &self.common_passwords
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_files_parse_and_are_consistent() {
+        let k = Knowledge::load().unwrap();
+        assert_eq!(k.anthropometry.pounds_per_kg, Decimal::from_str("2.2046").unwrap());
+        assert_eq!(k.age_limits.minimum_years, 18);
+        assert!(k.diagnoses.iter().any(|d| d.key == "gad" && d.snomed.code() == "21897009"));
+        assert!(k.common_passwords().contains(&"password1234"));
+    }
+
+    #[test]
+    fn every_value_has_a_source() {
+        let k = Knowledge::load().unwrap();
+        for t in &k.tables {
+            assert!(!t.version.is_empty());
+            for (key, v) in &t.values {
+                assert!(v.source.len() > 20, "{}:{key} needs a real source", t.file);
+            }
+        }
+        for (key, s) in &k.diagnosis_sources {
+            assert!(s.len() > 20, "diagnosis {key} needs a source");
+        }
+    }
+}

@@ -1,0 +1,500 @@
+//! Conversion between domain types and the portable row format both backends store:
+//! ids and timestamps as text, record content as a versioned JSON document.
+//!
+//! The JSON shapes here are the storage format (schema version 1). They are deliberately
+//! separate from the domain types and from the HTTP API's shapes, so each can change alone.
+
+use crate::{ApiToken, DbError, StoredSession, User};
+use chrono::{DateTime, NaiveDate, Utc};
+use ketacare_domain::access::{Role, Username};
+use ketacare_domain::audit::{Actor, AuditAction, AuditEntry, AuditEvent, AuditOutcome};
+use ketacare_domain::coding::{CodeSystem, Coding};
+use ketacare_domain::ids::{PatientId, RecordId, SessionId, TokenId, UserId, VersionId};
+use ketacare_domain::patient::{Contact, DateOfBirth, Demographics, EmergencyContact, Mrn, PersonName, Sex};
+use ketacare_domain::record::*;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+fn corrupt(what: impl std::fmt::Display) -> DbError {
+    DbError::Corrupt(what.to_string())
+}
+
+/// Fixed-width UTC timestamp text, so text order equals time order on both backends.
+pub fn ts(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+/// Parses [`ts`] output.
+pub fn parse_ts(s: &str) -> Result<DateTime<Utc>, DbError> {
+    DateTime::parse_from_rfc3339(s).map(|d| d.with_timezone(&Utc)).map_err(|_| corrupt("timestamp"))
+}
+
+fn id<T>(s: &str, f: fn(&str) -> Result<T, String>) -> Result<T, DbError> {
+    f(s).map_err(|_| corrupt("identifier"))
+}
+
+#[derive(Serialize, Deserialize)]
+struct CodingJson {
+    system: String,
+    code: String,
+    display: String,
+}
+
+impl CodingJson {
+    fn from(c: &Coding) -> Self {
+        Self { system: c.system().uri().to_owned(), code: c.code().to_owned(), display: c.display().to_owned() }
+    }
+    fn into_domain(self) -> Result<Coding, DbError> {
+        let system = CodeSystem::parse(&self.system).map_err(corrupt)?;
+        Coding::new(system, &self.code, &self.display).map_err(corrupt)
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+enum ValueJson {
+    Quantity { value: Decimal, unit: String },
+    Coded { coding: CodingJson },
+    Text { text: String },
+    Boolean { value: bool },
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+enum RecordJson {
+    Diagnosis {
+        condition: CodingJson,
+        icd10: Option<CodingJson>,
+        onset: Option<NaiveDate>,
+        status: String,
+        note: Option<String>,
+    },
+    Medication {
+        name: String,
+        rxnorm: Option<String>,
+        dose: Option<String>,
+        start: Option<NaiveDate>,
+        stop: Option<NaiveDate>,
+    },
+    Allergy {
+        substance: String,
+        reaction: Option<String>,
+        severity: String,
+    },
+    Encounter {
+        encounter_kind: String,
+        start: DateTime<Utc>,
+        end: Option<DateTime<Utc>>,
+        reason: Option<String>,
+        note: Option<String>,
+    },
+    Observation {
+        code: CodingJson,
+        value: ValueJson,
+        effective: DateTime<Utc>,
+        #[serde(default)]
+        acknowledged_warnings: Vec<String>,
+    },
+}
+
+/// Encodes record content as the stored JSON document.
+pub fn encode_record(r: &ClinicalRecord) -> String {
+    let j = match r {
+        ClinicalRecord::Diagnosis(d) => RecordJson::Diagnosis {
+            condition: CodingJson::from(&d.condition),
+            icd10: d.icd10.as_ref().map(CodingJson::from),
+            onset: d.onset,
+            status: d.status.code().to_owned(),
+            note: d.note.clone(),
+        },
+        ClinicalRecord::Medication(m) => RecordJson::Medication {
+            name: m.name.clone(),
+            rxnorm: m.rxnorm.clone(),
+            dose: m.dose.clone(),
+            start: m.start,
+            stop: m.stop,
+        },
+        ClinicalRecord::Allergy(a) => {
+            RecordJson::Allergy { substance: a.substance.clone(), reaction: a.reaction.clone(), severity: a.severity.code().to_owned() }
+        }
+        ClinicalRecord::Encounter(e) => RecordJson::Encounter {
+            encounter_kind: e.kind.code().to_owned(),
+            start: e.start,
+            end: e.end,
+            reason: e.reason.clone(),
+            note: e.note.clone(),
+        },
+        ClinicalRecord::Observation(o) => RecordJson::Observation {
+            code: CodingJson::from(&o.code),
+            value: match &o.value {
+                ObservationValue::Quantity { value, unit } => ValueJson::Quantity { value: *value, unit: unit.as_str().to_owned() },
+                ObservationValue::Coded(c) => ValueJson::Coded { coding: CodingJson::from(c) },
+                ObservationValue::Text(t) => ValueJson::Text { text: t.clone() },
+                ObservationValue::Boolean(b) => ValueJson::Boolean { value: *b },
+            },
+            effective: o.effective,
+            acknowledged_warnings: o.acknowledged_warnings.clone(),
+        },
+    };
+    serde_json::to_string(&j).unwrap_or_default()
+}
+
+/// Decodes a stored JSON document.
+pub fn decode_record(s: &str) -> Result<ClinicalRecord, DbError> {
+    let j: RecordJson = serde_json::from_str(s).map_err(|_| corrupt("record body"))?;
+    Ok(match j {
+        RecordJson::Diagnosis { condition, icd10, onset, status, note } => ClinicalRecord::Diagnosis(Diagnosis {
+            condition: condition.into_domain()?,
+            icd10: icd10.map(CodingJson::into_domain).transpose()?,
+            onset,
+            status: ClinicalStatus::parse(&status).map_err(corrupt)?,
+            note,
+        }),
+        RecordJson::Medication { name, rxnorm, dose, start, stop } => {
+            ClinicalRecord::Medication(Medication { name, rxnorm, dose, start, stop })
+        }
+        RecordJson::Allergy { substance, reaction, severity } => ClinicalRecord::Allergy(Allergy {
+            substance,
+            reaction,
+            severity: AllergySeverity::parse(&severity).map_err(corrupt)?,
+        }),
+        RecordJson::Encounter { encounter_kind, start, end, reason, note } => ClinicalRecord::Encounter(Encounter {
+            kind: EncounterKind::parse(&encounter_kind).map_err(corrupt)?,
+            start,
+            end,
+            reason,
+            note,
+        }),
+        RecordJson::Observation { code, value, effective, acknowledged_warnings } => ClinicalRecord::Observation(Observation {
+            code: code.into_domain()?,
+            value: match value {
+                ValueJson::Quantity { value, unit } => {
+                    ObservationValue::Quantity { value, unit: UcumUnit::parse(&unit).map_err(corrupt)? }
+                }
+                ValueJson::Coded { coding } => ObservationValue::Coded(coding.into_domain()?),
+                ValueJson::Text { text } => ObservationValue::Text(text),
+                ValueJson::Boolean { value } => ObservationValue::Boolean(value),
+            },
+            effective,
+            acknowledged_warnings,
+        }),
+    })
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct ContactJson {
+    phone: Option<String>,
+    email: Option<String>,
+    address: Option<String>,
+    emergency_name: Option<String>,
+    emergency_relationship: Option<String>,
+    emergency_phone: Option<String>,
+}
+
+/// Encodes contact and emergency contact details.
+pub fn encode_contact(d: &Demographics) -> String {
+    let j = ContactJson {
+        phone: d.contact.phone.clone(),
+        email: d.contact.email.clone(),
+        address: d.contact.address.clone(),
+        emergency_name: d.emergency_contact.name.clone(),
+        emergency_relationship: d.emergency_contact.relationship.clone(),
+        emergency_phone: d.emergency_contact.phone.clone(),
+    };
+    serde_json::to_string(&j).unwrap_or_default()
+}
+
+/// A `patient_versions` row.
+#[derive(sqlx::FromRow)]
+pub struct PatientRow {
+    /// Column.
+    pub version_id: String,
+    /// Column.
+    pub patient_id: String,
+    /// Column.
+    pub version: i64,
+    /// Column.
+    pub action: String,
+    /// Column.
+    pub mrn: String,
+    /// Column.
+    pub family_name: String,
+    /// Column.
+    pub given_name: String,
+    /// Column.
+    pub date_of_birth: String,
+    /// Column.
+    pub sex: String,
+    /// Column.
+    pub contact: String,
+    /// Column.
+    pub reason: Option<String>,
+    /// Column.
+    pub recorded_by: String,
+    /// Column.
+    pub recorded_by_name: String,
+    /// Column.
+    pub recorded_at: String,
+}
+
+impl PatientRow {
+    /// Into the domain type.
+    pub fn into_domain(self) -> Result<PatientVersion, DbError> {
+        let c: ContactJson = serde_json::from_str(&self.contact).map_err(|_| corrupt("contact"))?;
+        let dob = NaiveDate::parse_from_str(&self.date_of_birth, "%Y-%m-%d").map_err(|_| corrupt("date of birth"))?;
+        Ok(PatientVersion {
+            patient_id: id(&self.patient_id, PatientId::parse)?,
+            version_id: id(&self.version_id, VersionId::parse)?,
+            version: u32::try_from(self.version).map_err(|_| corrupt("version"))?,
+            action: VersionAction::parse(&self.action).map_err(corrupt)?,
+            demographics: Demographics {
+                mrn: Mrn::parse(&self.mrn).map_err(corrupt)?,
+                name: PersonName::new(&self.family_name, &self.given_name).map_err(corrupt)?,
+                date_of_birth: DateOfBirth::from_stored(dob),
+                sex: Sex::parse(&self.sex).map_err(corrupt)?,
+                contact: Contact { phone: c.phone, email: c.email, address: c.address },
+                emergency_contact: EmergencyContact {
+                    name: c.emergency_name,
+                    relationship: c.emergency_relationship,
+                    phone: c.emergency_phone,
+                },
+            },
+            reason: self.reason.map(|r| Reason::parse(&r)).transpose().map_err(corrupt)?,
+            provenance: Provenance {
+                user_id: id(&self.recorded_by, UserId::parse)?,
+                username: self.recorded_by_name,
+                recorded_at: parse_ts(&self.recorded_at)?,
+            },
+        })
+    }
+}
+
+/// A `record_versions` row.
+#[derive(sqlx::FromRow)]
+pub struct RecordRow {
+    /// Column.
+    pub version_id: String,
+    /// Column.
+    pub record_id: String,
+    /// Column.
+    pub version: i64,
+    /// Column.
+    pub supersedes: Option<String>,
+    /// Column.
+    pub patient_id: String,
+    /// Column.
+    pub kind: String,
+    /// Column.
+    pub action: String,
+    /// Column.
+    pub body: String,
+    /// Column.
+    pub reason: Option<String>,
+    /// Column.
+    pub recorded_by: String,
+    /// Column.
+    pub recorded_by_name: String,
+    /// Column.
+    pub recorded_at: String,
+}
+
+impl RecordRow {
+    /// Into the domain type.
+    pub fn into_domain(self) -> Result<RecordVersion, DbError> {
+        let record = decode_record(&self.body)?;
+        if record.kind().code() != self.kind {
+            return Err(corrupt("record kind column does not match body"));
+        }
+        Ok(RecordVersion {
+            record_id: id(&self.record_id, RecordId::parse)?,
+            version_id: id(&self.version_id, VersionId::parse)?,
+            version: u32::try_from(self.version).map_err(|_| corrupt("version"))?,
+            supersedes: self.supersedes.as_deref().map(VersionId::parse).transpose().map_err(|_| corrupt("supersedes"))?,
+            patient_id: id(&self.patient_id, PatientId::parse)?,
+            action: VersionAction::parse(&self.action).map_err(corrupt)?,
+            record,
+            reason: self.reason.map(|r| Reason::parse(&r)).transpose().map_err(corrupt)?,
+            provenance: Provenance {
+                user_id: id(&self.recorded_by, UserId::parse)?,
+                username: self.recorded_by_name,
+                recorded_at: parse_ts(&self.recorded_at)?,
+            },
+        })
+    }
+}
+
+/// A `users` row.
+#[derive(sqlx::FromRow)]
+pub struct UserRow {
+    /// Column.
+    pub id: String,
+    /// Column.
+    pub username: String,
+    /// Column.
+    pub display_name: String,
+    /// Column.
+    pub role: String,
+    /// Column.
+    pub password_hash: String,
+    /// Column.
+    pub active: i64,
+    /// Column.
+    pub created_at: String,
+}
+
+impl UserRow {
+    /// Into the domain type plus password hash.
+    pub fn into_domain(self) -> Result<(User, String), DbError> {
+        Ok((
+            User {
+                id: id(&self.id, UserId::parse)?,
+                username: Username::parse(&self.username).map_err(corrupt)?,
+                display_name: self.display_name,
+                role: Role::parse(&self.role).map_err(corrupt)?,
+                active: self.active != 0,
+                created_at: parse_ts(&self.created_at)?,
+            },
+            self.password_hash,
+        ))
+    }
+}
+
+/// A `sessions` row.
+#[derive(sqlx::FromRow)]
+pub struct SessionRow {
+    /// Column.
+    pub id: String,
+    /// Column.
+    pub token_hash: String,
+    /// Column.
+    pub user_id: String,
+    /// Column.
+    pub csrf_token: String,
+    /// Column.
+    pub created_at: String,
+    /// Column.
+    pub last_seen_at: String,
+    /// Column.
+    pub expires_at: String,
+    /// Column.
+    pub client_addr: Option<String>,
+}
+
+impl SessionRow {
+    /// Into the model type.
+    pub fn into_model(self) -> Result<StoredSession, DbError> {
+        Ok(StoredSession {
+            id: id(&self.id, SessionId::parse)?,
+            token_hash: self.token_hash,
+            user_id: id(&self.user_id, UserId::parse)?,
+            csrf_token: self.csrf_token,
+            created_at: parse_ts(&self.created_at)?,
+            last_seen_at: parse_ts(&self.last_seen_at)?,
+            expires_at: parse_ts(&self.expires_at)?,
+            client_addr: self.client_addr,
+        })
+    }
+}
+
+/// An `api_tokens` row.
+#[derive(sqlx::FromRow)]
+pub struct TokenRow {
+    /// Column.
+    pub id: String,
+    /// Column.
+    pub user_id: String,
+    /// Column.
+    pub label: String,
+    /// Column.
+    pub token_hash: String,
+    /// Column.
+    pub created_at: String,
+    /// Column.
+    pub created_by: String,
+    /// Column.
+    pub revoked_at: Option<String>,
+}
+
+impl TokenRow {
+    /// Into the model type.
+    pub fn into_model(self) -> Result<ApiToken, DbError> {
+        Ok(ApiToken {
+            id: id(&self.id, TokenId::parse)?,
+            user_id: id(&self.user_id, UserId::parse)?,
+            label: self.label,
+            token_hash: self.token_hash,
+            created_at: parse_ts(&self.created_at)?,
+            created_by: id(&self.created_by, UserId::parse)?,
+            revoked_at: self.revoked_at.as_deref().map(parse_ts).transpose()?,
+        })
+    }
+}
+
+/// An `audit_log` row.
+#[derive(sqlx::FromRow)]
+pub struct AuditRow {
+    /// Column.
+    pub seq: i64,
+    /// Column.
+    pub recorded_at: String,
+    /// Column.
+    pub user_id: Option<String>,
+    /// Column.
+    pub username: String,
+    /// Column.
+    pub role: Option<String>,
+    /// Column.
+    pub session_ref: Option<String>,
+    /// Column.
+    pub client_addr: Option<String>,
+    /// Column.
+    pub action: String,
+    /// Column.
+    pub outcome: String,
+    /// Column.
+    pub entity_type: String,
+    /// Column.
+    pub entity_id: Option<String>,
+    /// Column.
+    pub patient_id: Option<String>,
+    /// Column.
+    pub detail: Option<String>,
+}
+
+impl AuditRow {
+    /// Into the domain type.
+    pub fn into_domain(self) -> Result<AuditEntry, DbError> {
+        Ok(AuditEntry {
+            seq: self.seq,
+            event: AuditEvent {
+                recorded_at: parse_ts(&self.recorded_at)?,
+                actor: Actor {
+                    user_id: self.user_id.as_deref().map(UserId::parse).transpose().map_err(|_| corrupt("user id"))?,
+                    username: self.username,
+                    role: self.role.as_deref().map(Role::parse).transpose().map_err(corrupt)?,
+                    session_ref: self.session_ref,
+                    client_addr: self.client_addr,
+                },
+                action: AuditAction::parse(&self.action).map_err(corrupt)?,
+                outcome: AuditOutcome::parse(&self.outcome).map_err(corrupt)?,
+                entity_type: self.entity_type,
+                entity_id: self.entity_id,
+                patient_id: self.patient_id.as_deref().map(PatientId::parse).transpose().map_err(|_| corrupt("patient id"))?,
+                detail: self.detail,
+            },
+        })
+    }
+}
+
+/// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern and wraps in `%…%`, lower-cased.
+pub fn like_pattern(q: &str) -> String {
+    let mut s = String::from("%");
+    for c in q.trim().to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            s.push('\\');
+        }
+        s.push(c);
+    }
+    s.push('%');
+    s
+}

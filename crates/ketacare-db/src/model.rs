@@ -1,0 +1,175 @@
+//! Types the storage interface uses beyond the domain's own.
+
+use chrono::{DateTime, Utc};
+use ketacare_domain::access::{Role, Username};
+use ketacare_domain::audit::{Actor, AuditAction, AuditOutcome};
+use ketacare_domain::ids::{PatientId, SessionId, TokenId, UserId};
+
+/// Who is acting, and when: every audited store call takes one.
+#[derive(Clone, Debug)]
+pub struct AuditCtx {
+    /// The actor.
+    pub actor: Actor,
+    /// Server time of the call.
+    pub at: DateTime<Utc>,
+    /// Why the data is accessed (`treatment`, `research`, `operations`).
+    pub purpose: &'static str,
+}
+
+/// A staff or service account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct User {
+    /// Id.
+    pub id: UserId,
+    /// Login name.
+    pub username: Username,
+    /// Name shown in the UI and in history.
+    pub display_name: String,
+    /// Role.
+    pub role: Role,
+    /// Whether the account may log in.
+    pub active: bool,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A user to create.
+#[derive(Clone, Debug)]
+pub struct NewUser {
+    /// Id.
+    pub id: UserId,
+    /// Login name.
+    pub username: Username,
+    /// Display name.
+    pub display_name: String,
+    /// Role.
+    pub role: Role,
+    /// Argon2id PHC string.
+    pub password_hash: String,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A server-side login session. Only the SHA-256 of the cookie token is stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredSession {
+    /// Id (a non-secret reference used in audit rows).
+    pub id: SessionId,
+    /// SHA-256 of the token, hex.
+    pub token_hash: String,
+    /// Owner.
+    pub user_id: UserId,
+    /// Anti-forgery token for forms.
+    pub csrf_token: String,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Last request.
+    pub last_seen_at: DateTime<Utc>,
+    /// Absolute expiry.
+    pub expires_at: DateTime<Utc>,
+    /// Client address at login.
+    pub client_addr: Option<String>,
+}
+
+/// An API token issued by an administrator. Only the SHA-256 of the secret is stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApiToken {
+    /// Id.
+    pub id: TokenId,
+    /// The account the token acts as.
+    pub user_id: UserId,
+    /// What it is for (e.g. "monitor gateway chair 3").
+    pub label: String,
+    /// SHA-256 of the secret, hex.
+    pub token_hash: String,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Issuing administrator.
+    pub created_by: UserId,
+    /// When revoked, if revoked.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Paging.
+#[derive(Clone, Copy, Debug)]
+pub struct Page {
+    /// Rows per page (1–500).
+    pub limit: i64,
+    /// Rows to skip.
+    pub offset: i64,
+}
+
+impl Default for Page {
+    fn default() -> Self {
+        Self { limit: 50, offset: 0 }
+    }
+}
+
+/// Audit trail search.
+#[derive(Clone, Debug, Default)]
+pub struct AuditFilter {
+    /// Username (exact).
+    pub username: Option<String>,
+    /// Patient.
+    pub patient_id: Option<PatientId>,
+    /// Action.
+    pub action: Option<AuditAction>,
+    /// Outcome.
+    pub outcome: Option<AuditOutcome>,
+    /// Entity type (exact).
+    pub entity_type: Option<String>,
+    /// From (inclusive).
+    pub from: Option<DateTime<Utc>>,
+    /// To (exclusive).
+    pub to: Option<DateTime<Utc>>,
+    /// Sort column.
+    pub sort: AuditSort,
+    /// Ascending instead of newest first.
+    pub ascending: bool,
+    /// Paging.
+    pub page: Page,
+}
+
+/// Columns the audit report can be sorted by.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum AuditSort {
+    /// Time (sequence).
+    #[default]
+    Time,
+    /// Username.
+    User,
+    /// Patient.
+    Patient,
+    /// Action.
+    Action,
+    /// Entity type.
+    Entity,
+    /// Outcome.
+    Outcome,
+}
+
+impl AuditSort {
+    /// SQL column (fixed strings only; never user text).
+    pub fn column(self) -> &'static str {
+        match self {
+            AuditSort::Time => "seq",
+            AuditSort::User => "username",
+            AuditSort::Patient => "patient_id",
+            AuditSort::Action => "action",
+            AuditSort::Entity => "entity_type",
+            AuditSort::Outcome => "outcome",
+        }
+    }
+    /// Parses a sort key.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "" | "time" => Ok(Self::Time),
+            "user" => Ok(Self::User),
+            "patient" => Ok(Self::Patient),
+            "action" => Ok(Self::Action),
+            "entity" => Ok(Self::Entity),
+            "outcome" => Ok(Self::Outcome),
+            _ => Err("must be time, user, patient, action, entity or outcome".to_owned()),
+        }
+    }
+}

@@ -1,0 +1,545 @@
+//! The SQL both backends run, written once.
+//!
+//! [`impl_sql_store!`](crate::impl_sql_store) expands to `impl Store for $store` with the
+//! concrete sqlx database type, so the same statements are compiled against SQLite and
+//! PostgreSQL. The statements use only what both dialects accept: `$n` placeholders, text ids
+//! and timestamps, `BIGINT`-compatible integers, `||`, `lower()`, `LIKE … ESCAPE`.
+//! The implementing type provides `pool`, `begin_write()` (SQLite starts `BEGIN IMMEDIATE`),
+//! `run_migrations()` and `BACKEND`.
+
+use crate::AuditCtx;
+use ketacare_domain::audit::{AuditAction, AuditEvent, AuditOutcome};
+use ketacare_domain::ids::PatientId;
+
+/// Columns of `patient_versions`, in [`crate::codec::PatientRow`] order.
+pub const PATIENT_COLS: &str = "pv.version_id, pv.patient_id, pv.version, pv.action, pv.mrn, pv.family_name, pv.given_name, pv.date_of_birth, pv.sex, pv.contact, pv.reason, pv.recorded_by, pv.recorded_by_name, pv.recorded_at";
+
+/// Columns of `record_versions`.
+pub const RECORD_COLS: &str =
+    "r.version_id, r.record_id, r.version, r.supersedes, r.patient_id, r.kind, r.action, r.body, r.reason, r.recorded_by, r.recorded_by_name, r.recorded_at";
+
+/// Columns of `users`.
+pub const USER_COLS: &str = "id, username, display_name, role, password_hash, active, created_at";
+
+/// Columns of `sessions`.
+pub const SESSION_COLS: &str = "id, token_hash, user_id, csrf_token, created_at, last_seen_at, expires_at, client_addr";
+
+/// Columns of `api_tokens`.
+pub const TOKEN_COLS: &str = "id, user_id, label, token_hash, created_at, created_by, revoked_at";
+
+/// Columns of `audit_log`.
+pub const AUDIT_COLS: &str =
+    "seq, recorded_at, user_id, username, role, session_ref, client_addr, action, outcome, entity_type, entity_id, patient_id, detail";
+
+/// Insert statement for an audit row.
+pub const INSERT_AUDIT: &str = "INSERT INTO audit_log (recorded_at, user_id, username, role, session_ref, client_addr, action, outcome, entity_type, entity_id, patient_id, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+
+/// Builds the audit event for a store call.
+pub fn event(
+    ctx: &AuditCtx,
+    action: AuditAction,
+    outcome: AuditOutcome,
+    entity_type: &str,
+    entity_id: Option<String>,
+    patient_id: Option<PatientId>,
+    detail: Option<String>,
+) -> AuditEvent {
+    let detail = match detail {
+        Some(d) => Some(format!("purpose={}; {d}", ctx.purpose)),
+        None => Some(format!("purpose={}", ctx.purpose)),
+    };
+    AuditEvent { recorded_at: ctx.at, actor: ctx.actor.clone(), action, outcome, entity_type: entity_type.to_owned(), entity_id, patient_id, detail }
+}
+
+/// Implements [`crate::Store`] for a backend type. See the module docs.
+#[macro_export]
+macro_rules! impl_sql_store {
+    ($store:ty, $db:ty) => {
+        impl $store {
+            async fn __audit(
+                conn: &mut <$db as $crate::__sqlx::Database>::Connection,
+                e: &::ketacare_domain::audit::AuditEvent,
+            ) -> $crate::DbResult<()> {
+                $crate::__sqlx::query($crate::sql::INSERT_AUDIT)
+                    .bind($crate::codec::ts(e.recorded_at))
+                    .bind(e.actor.user_id.map(|u| u.to_string()))
+                    .bind(e.actor.username.clone())
+                    .bind(e.actor.role.map(|r| r.code().to_owned()))
+                    .bind(e.actor.session_ref.clone())
+                    .bind(e.actor.client_addr.clone())
+                    .bind(e.action.code())
+                    .bind(e.outcome.code())
+                    .bind(e.entity_type.clone())
+                    .bind(e.entity_id.clone())
+                    .bind(e.patient_id.map(|p| p.to_string()))
+                    .bind(e.detail.clone())
+                    .execute(&mut *conn)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?;
+                Ok(())
+            }
+
+            async fn __insert_patient_version(
+                conn: &mut <$db as $crate::__sqlx::Database>::Connection,
+                v: &::ketacare_domain::record::PatientVersion,
+            ) -> $crate::DbResult<()> {
+                let d = &v.demographics;
+                $crate::__sqlx::query("INSERT INTO patient_versions (version_id, patient_id, version, action, mrn, family_name, given_name, date_of_birth, sex, contact, reason, recorded_by, recorded_by_name, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)")
+                    .bind(v.version_id.to_string())
+                    .bind(v.patient_id.to_string())
+                    .bind(i64::from(v.version))
+                    .bind(v.action.code())
+                    .bind(d.mrn.as_str().to_owned())
+                    .bind(d.name.family().to_owned())
+                    .bind(d.name.given().to_owned())
+                    .bind(d.date_of_birth.date().format("%Y-%m-%d").to_string())
+                    .bind(d.sex.code())
+                    .bind($crate::codec::encode_contact(d))
+                    .bind(v.reason.as_ref().map(|r| r.as_str().to_owned()))
+                    .bind(v.provenance.user_id.to_string())
+                    .bind(v.provenance.username.clone())
+                    .bind($crate::codec::ts(v.provenance.recorded_at))
+                    .execute(&mut *conn)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?;
+                Ok(())
+            }
+
+            async fn __claim_mrn(
+                conn: &mut <$db as $crate::__sqlx::Database>::Connection,
+                mrn: &str,
+                patient: ::ketacare_domain::ids::PatientId,
+            ) -> $crate::DbResult<()> {
+                let owner: Option<String> = $crate::__sqlx::query_scalar("SELECT patient_id FROM patient_mrns WHERE mrn = $1")
+                    .bind(mrn.to_owned())
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?;
+                match owner {
+                    Some(o) if o == patient.to_string() => Ok(()),
+                    Some(_) => Err($crate::DbError::Conflict("patient_mrns.mrn".into())),
+                    None => {
+                        $crate::__sqlx::query("INSERT INTO patient_mrns (mrn, patient_id) VALUES ($1, $2)")
+                            .bind(mrn.to_owned())
+                            .bind(patient.to_string())
+                            .execute(&mut *conn)
+                            .await
+                            .map_err($crate::DbError::from_sqlx)?;
+                        Ok(())
+                    }
+                }
+            }
+        }
+
+        #[$crate::__async_trait]
+        impl $crate::Store for $store {
+            fn backend(&self) -> &'static str {
+                <$store>::BACKEND
+            }
+
+            async fn migrate(&self) -> $crate::DbResult<()> {
+                self.run_migrations().await
+            }
+
+            async fn schema_version(&self) -> $crate::DbResult<i64> {
+                $crate::__sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)
+            }
+
+            async fn close(&self) {
+                self.pool.close().await;
+            }
+
+            async fn create_user(&self, ctx: &$crate::AuditCtx, u: $crate::NewUser) -> $crate::DbResult<$crate::User> {
+                let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
+                let now = $crate::codec::ts(u.created_at);
+                $crate::__sqlx::query("INSERT INTO users (id, username, display_name, role, password_hash, active, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, 1, $6, $6)")
+                    .bind(u.id.to_string())
+                    .bind(u.username.as_str().to_owned())
+                    .bind(u.display_name.clone())
+                    .bind(u.role.code())
+                    .bind(u.password_hash.clone())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?;
+                let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Create, ::ketacare_domain::audit::AuditOutcome::Success, "User", Some(u.id.to_string()), None, Some(format!("role={}", u.role.code())));
+                Self::__audit(&mut *tx, &e).await?;
+                tx.commit().await.map_err($crate::DbError::from_sqlx)?;
+                Ok($crate::User { id: u.id, username: u.username, display_name: u.display_name, role: u.role, active: true, created_at: u.created_at })
+            }
+
+            async fn find_user_by_username(&self, username: &str) -> $crate::DbResult<Option<($crate::User, String)>> {
+                let sql = format!("SELECT {} FROM users WHERE username = $1", $crate::sql::USER_COLS);
+                let row: Option<$crate::codec::UserRow> = $crate::__sqlx::query_as(&sql)
+                    .bind(username.trim().to_ascii_lowercase())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?;
+                row.map(|r| r.into_domain()).transpose()
+            }
+
+            async fn get_user(&self, id: ::ketacare_domain::ids::UserId) -> $crate::DbResult<Option<$crate::User>> {
+                let sql = format!("SELECT {} FROM users WHERE id = $1", $crate::sql::USER_COLS);
+                let row: Option<$crate::codec::UserRow> = $crate::__sqlx::query_as(&sql)
+                    .bind(id.to_string())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?;
+                Ok(row.map(|r| r.into_domain()).transpose()?.map(|(u, _)| u))
+            }
+
+            async fn list_users(&self) -> $crate::DbResult<Vec<$crate::User>> {
+                let sql = format!("SELECT {} FROM users ORDER BY username", $crate::sql::USER_COLS);
+                let rows: Vec<$crate::codec::UserRow> = $crate::__sqlx::query_as(&sql).fetch_all(&self.pool).await.map_err($crate::DbError::from_sqlx)?;
+                rows.into_iter().map(|r| r.into_domain().map(|(u, _)| u)).collect()
+            }
+
+            async fn set_user_active(&self, ctx: &$crate::AuditCtx, id: ::ketacare_domain::ids::UserId, active: bool) -> $crate::DbResult<()> {
+                let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
+                let n = $crate::__sqlx::query("UPDATE users SET active = $1, updated_at = $2 WHERE id = $3")
+                    .bind(i64::from(active))
+                    .bind($crate::codec::ts(ctx.at))
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?
+                    .rows_affected();
+                if n == 0 {
+                    return Err($crate::DbError::NotFound);
+                }
+                if !active {
+                    $crate::__sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(id.to_string()).execute(&mut *tx).await.map_err($crate::DbError::from_sqlx)?;
+                }
+                let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Update, ::ketacare_domain::audit::AuditOutcome::Success, "User", Some(id.to_string()), None, Some(format!("active={active}")));
+                Self::__audit(&mut *tx, &e).await?;
+                tx.commit().await.map_err($crate::DbError::from_sqlx)
+            }
+
+            async fn set_password_hash(&self, id: ::ketacare_domain::ids::UserId, hash: &str) -> $crate::DbResult<()> {
+                $crate::__sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+                    .bind(hash.to_owned())
+                    .bind(id.to_string())
+                    .execute(&self.pool)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?;
+                Ok(())
+            }
+
+            async fn create_session(&self, s: &$crate::StoredSession) -> $crate::DbResult<()> {
+                $crate::__sqlx::query("INSERT INTO sessions (id, token_hash, user_id, csrf_token, created_at, last_seen_at, expires_at, client_addr) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+                    .bind(s.id.to_string())
+                    .bind(s.token_hash.clone())
+                    .bind(s.user_id.to_string())
+                    .bind(s.csrf_token.clone())
+                    .bind($crate::codec::ts(s.created_at))
+                    .bind($crate::codec::ts(s.last_seen_at))
+                    .bind($crate::codec::ts(s.expires_at))
+                    .bind(s.client_addr.clone())
+                    .execute(&self.pool)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?;
+                Ok(())
+            }
+
+            async fn find_session(&self, token_hash: &str) -> $crate::DbResult<Option<$crate::StoredSession>> {
+                let sql = format!("SELECT {} FROM sessions WHERE token_hash = $1", $crate::sql::SESSION_COLS);
+                let row: Option<$crate::codec::SessionRow> = $crate::__sqlx::query_as(&sql).bind(token_hash.to_owned()).fetch_optional(&self.pool).await.map_err($crate::DbError::from_sqlx)?;
+                row.map(|r| r.into_model()).transpose()
+            }
+
+            async fn touch_session(&self, id: ::ketacare_domain::ids::SessionId, at: ::chrono::DateTime<::chrono::Utc>) -> $crate::DbResult<()> {
+                $crate::__sqlx::query("UPDATE sessions SET last_seen_at = $1 WHERE id = $2")
+                    .bind($crate::codec::ts(at))
+                    .bind(id.to_string())
+                    .execute(&self.pool)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?;
+                Ok(())
+            }
+
+            async fn delete_session(&self, id: ::ketacare_domain::ids::SessionId) -> $crate::DbResult<()> {
+                $crate::__sqlx::query("DELETE FROM sessions WHERE id = $1").bind(id.to_string()).execute(&self.pool).await.map_err($crate::DbError::from_sqlx)?;
+                Ok(())
+            }
+
+            async fn create_api_token(&self, ctx: &$crate::AuditCtx, t: &$crate::ApiToken) -> $crate::DbResult<()> {
+                let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
+                $crate::__sqlx::query("INSERT INTO api_tokens (id, user_id, label, token_hash, created_at, created_by, revoked_at) VALUES ($1, $2, $3, $4, $5, $6, NULL)")
+                    .bind(t.id.to_string())
+                    .bind(t.user_id.to_string())
+                    .bind(t.label.clone())
+                    .bind(t.token_hash.clone())
+                    .bind($crate::codec::ts(t.created_at))
+                    .bind(t.created_by.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?;
+                let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Create, ::ketacare_domain::audit::AuditOutcome::Success, "ApiToken", Some(t.id.to_string()), None, Some(format!("for_user={}", t.user_id)));
+                Self::__audit(&mut *tx, &e).await?;
+                tx.commit().await.map_err($crate::DbError::from_sqlx)
+            }
+
+            async fn find_api_token(&self, token_hash: &str) -> $crate::DbResult<Option<$crate::ApiToken>> {
+                let sql = format!("SELECT {} FROM api_tokens WHERE token_hash = $1", $crate::sql::TOKEN_COLS);
+                let row: Option<$crate::codec::TokenRow> = $crate::__sqlx::query_as(&sql).bind(token_hash.to_owned()).fetch_optional(&self.pool).await.map_err($crate::DbError::from_sqlx)?;
+                row.map(|r| r.into_model()).transpose()
+            }
+
+            async fn list_api_tokens(&self) -> $crate::DbResult<Vec<$crate::ApiToken>> {
+                let sql = format!("SELECT {} FROM api_tokens ORDER BY created_at DESC", $crate::sql::TOKEN_COLS);
+                let rows: Vec<$crate::codec::TokenRow> = $crate::__sqlx::query_as(&sql).fetch_all(&self.pool).await.map_err($crate::DbError::from_sqlx)?;
+                rows.into_iter().map(|r| r.into_model()).collect()
+            }
+
+            async fn revoke_api_token(&self, ctx: &$crate::AuditCtx, id: ::ketacare_domain::ids::TokenId) -> $crate::DbResult<()> {
+                let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
+                let n = $crate::__sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                    .bind($crate::codec::ts(ctx.at))
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?
+                    .rows_affected();
+                if n == 0 {
+                    return Err($crate::DbError::NotFound);
+                }
+                let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Delete, ::ketacare_domain::audit::AuditOutcome::Success, "ApiToken", Some(id.to_string()), None, None);
+                Self::__audit(&mut *tx, &e).await?;
+                tx.commit().await.map_err($crate::DbError::from_sqlx)
+            }
+
+            async fn append_audit(&self, event: &::ketacare_domain::audit::AuditEvent) -> $crate::DbResult<()> {
+                let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
+                Self::__audit(&mut *tx, event).await?;
+                tx.commit().await.map_err($crate::DbError::from_sqlx)
+            }
+
+            async fn search_audit(&self, ctx: &$crate::AuditCtx, f: &$crate::AuditFilter) -> $crate::DbResult<Vec<::ketacare_domain::audit::AuditEntry>> {
+                let mut conds: Vec<String> = Vec::new();
+                let mut args: Vec<String> = Vec::new();
+                let mut add = |col: &str, op: &str, v: String| {
+                    args.push(v);
+                    conds.push(format!("{col} {op} ${}", args.len()));
+                };
+                if let Some(u) = &f.username { add("username", "=", u.clone()); }
+                if let Some(p) = f.patient_id { add("patient_id", "=", p.to_string()); }
+                if let Some(a) = f.action { add("action", "=", a.code().to_owned()); }
+                if let Some(o) = f.outcome { add("outcome", "=", o.code().to_owned()); }
+                if let Some(t) = &f.entity_type { add("entity_type", "=", t.clone()); }
+                if let Some(t) = f.from { add("recorded_at", ">=", $crate::codec::ts(t)); }
+                if let Some(t) = f.to { add("recorded_at", "<", $crate::codec::ts(t)); }
+                let where_sql = if conds.is_empty() { String::new() } else { format!("WHERE {}", conds.join(" AND ")) };
+                let dir = if f.ascending { "ASC" } else { "DESC" };
+                let sql = format!(
+                    "SELECT {} FROM audit_log {where_sql} ORDER BY {} {dir}, seq {dir} LIMIT {} OFFSET {}",
+                    $crate::sql::AUDIT_COLS,
+                    f.sort.column(),
+                    f.page.limit.clamp(1, 500),
+                    f.page.offset.max(0)
+                );
+                let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
+                let mut q = $crate::__sqlx::query_as::<_, $crate::codec::AuditRow>(&sql);
+                for a in args {
+                    q = q.bind(a);
+                }
+                let rows = q.fetch_all(&mut *tx).await.map_err($crate::DbError::from_sqlx)?;
+                let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Execute, ::ketacare_domain::audit::AuditOutcome::Success, "AuditEvent", None, f.patient_id, Some(format!("audit search, {} rows", rows.len())));
+                Self::__audit(&mut *tx, &e).await?;
+                tx.commit().await.map_err($crate::DbError::from_sqlx)?;
+                rows.into_iter().map(|r| r.into_domain()).collect()
+            }
+
+            async fn register_patient(&self, ctx: &$crate::AuditCtx, v: &::ketacare_domain::record::PatientVersion) -> $crate::DbResult<()> {
+                if v.version != 1 || v.action != ::ketacare_domain::record::VersionAction::Create {
+                    return Err($crate::DbError::Conflict("a registration is version 1 with action create".into()));
+                }
+                let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
+                $crate::__sqlx::query("INSERT INTO patients (id, created_at, created_by) VALUES ($1, $2, $3)")
+                    .bind(v.patient_id.to_string())
+                    .bind($crate::codec::ts(v.provenance.recorded_at))
+                    .bind(v.provenance.user_id.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?;
+                Self::__claim_mrn(&mut *tx, v.demographics.mrn.as_str(), v.patient_id).await?;
+                Self::__insert_patient_version(&mut *tx, v).await?;
+                let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Create, ::ketacare_domain::audit::AuditOutcome::Success, "Patient", Some(v.patient_id.to_string()), Some(v.patient_id), None);
+                Self::__audit(&mut *tx, &e).await?;
+                tx.commit().await.map_err($crate::DbError::from_sqlx)
+            }
+
+            async fn append_patient_version(&self, ctx: &$crate::AuditCtx, v: &::ketacare_domain::record::PatientVersion) -> $crate::DbResult<()> {
+                use ::ketacare_domain::record::VersionAction;
+                if v.version < 2 || v.action == VersionAction::Create || v.reason.is_none() {
+                    return Err($crate::DbError::Conflict("an amendment or void is version 2 or later and has a reason".into()));
+                }
+                let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
+                let prev: Option<(String,)> = $crate::__sqlx::query_as("SELECT action FROM patient_versions WHERE patient_id = $1 AND version = $2")
+                    .bind(v.patient_id.to_string())
+                    .bind(i64::from(v.version) - 1)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?;
+                match prev {
+                    None => return Err($crate::DbError::Conflict("the patient record changed since it was opened; reload and try again".into())),
+                    Some((a,)) if a == "void" => return Err($crate::DbError::Conflict("the patient record is voided".into())),
+                    Some(_) => {}
+                }
+                Self::__claim_mrn(&mut *tx, v.demographics.mrn.as_str(), v.patient_id).await?;
+                Self::__insert_patient_version(&mut *tx, v).await?;
+                let action = if v.action == VersionAction::Void { ::ketacare_domain::audit::AuditAction::Delete } else { ::ketacare_domain::audit::AuditAction::Update };
+                let e = $crate::sql::event(ctx, action, ::ketacare_domain::audit::AuditOutcome::Success, "Patient", Some(v.patient_id.to_string()), Some(v.patient_id), Some(format!("version={}", v.version)));
+                Self::__audit(&mut *tx, &e).await?;
+                tx.commit().await.map_err($crate::DbError::from_sqlx)
+            }
+
+            async fn get_patient(&self, ctx: &$crate::AuditCtx, id: ::ketacare_domain::ids::PatientId) -> $crate::DbResult<Option<::ketacare_domain::record::PatientVersion>> {
+                let sql = format!("SELECT {} FROM patient_versions pv WHERE pv.patient_id = $1 ORDER BY pv.version DESC LIMIT 1", $crate::sql::PATIENT_COLS);
+                let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
+                let row: Option<$crate::codec::PatientRow> = $crate::__sqlx::query_as(&sql).bind(id.to_string()).fetch_optional(&mut *tx).await.map_err($crate::DbError::from_sqlx)?;
+                let outcome = if row.is_some() { ::ketacare_domain::audit::AuditOutcome::Success } else { ::ketacare_domain::audit::AuditOutcome::NotFound };
+                let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Read, outcome, "Patient", Some(id.to_string()), Some(id), None);
+                Self::__audit(&mut *tx, &e).await?;
+                tx.commit().await.map_err($crate::DbError::from_sqlx)?;
+                row.map(|r| r.into_domain()).transpose()
+            }
+
+            async fn patient_history(&self, ctx: &$crate::AuditCtx, id: ::ketacare_domain::ids::PatientId) -> $crate::DbResult<Vec<::ketacare_domain::record::PatientVersion>> {
+                let sql = format!("SELECT {} FROM patient_versions pv WHERE pv.patient_id = $1 ORDER BY pv.version", $crate::sql::PATIENT_COLS);
+                let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
+                let rows: Vec<$crate::codec::PatientRow> = $crate::__sqlx::query_as(&sql).bind(id.to_string()).fetch_all(&mut *tx).await.map_err($crate::DbError::from_sqlx)?;
+                let outcome = if rows.is_empty() { ::ketacare_domain::audit::AuditOutcome::NotFound } else { ::ketacare_domain::audit::AuditOutcome::Success };
+                let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Read, outcome, "Patient/_history", Some(id.to_string()), Some(id), None);
+                Self::__audit(&mut *tx, &e).await?;
+                tx.commit().await.map_err($crate::DbError::from_sqlx)?;
+                rows.into_iter().map(|r| r.into_domain()).collect()
+            }
+
+            async fn search_patients(&self, ctx: &$crate::AuditCtx, query: &str, page: $crate::Page) -> $crate::DbResult<Vec<::ketacare_domain::record::PatientVersion>> {
+                let sql = format!(
+                    "SELECT {} FROM patient_versions pv WHERE pv.version = (SELECT MAX(v2.version) FROM patient_versions v2 WHERE v2.patient_id = pv.patient_id) AND pv.action <> 'void' AND (lower(pv.family_name || ' ' || pv.given_name) LIKE $1 ESCAPE '\\' OR lower(pv.given_name || ' ' || pv.family_name) LIKE $1 ESCAPE '\\' OR lower(pv.mrn) LIKE $1 ESCAPE '\\') ORDER BY lower(pv.family_name), lower(pv.given_name), pv.patient_id LIMIT {} OFFSET {}",
+                    $crate::sql::PATIENT_COLS,
+                    page.limit.clamp(1, 500),
+                    page.offset.max(0)
+                );
+                let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
+                let rows: Vec<$crate::codec::PatientRow> = $crate::__sqlx::query_as(&sql)
+                    .bind($crate::codec::like_pattern(query))
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?;
+                let detail = format!("patient search, {} results, query length {}", rows.len(), query.trim().chars().count());
+                let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Execute, ::ketacare_domain::audit::AuditOutcome::Success, "Patient", None, None, Some(detail));
+                Self::__audit(&mut *tx, &e).await?;
+                tx.commit().await.map_err($crate::DbError::from_sqlx)?;
+                rows.into_iter().map(|r| r.into_domain()).collect()
+            }
+
+            async fn count_patients(&self) -> $crate::DbResult<i64> {
+                $crate::__sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM patient_versions pv WHERE pv.version = (SELECT MAX(v2.version) FROM patient_versions v2 WHERE v2.patient_id = pv.patient_id) AND pv.action <> 'void'")
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)
+            }
+
+            async fn append_record_version(&self, ctx: &$crate::AuditCtx, v: &::ketacare_domain::record::RecordVersion) -> $crate::DbResult<()> {
+                use ::ketacare_domain::record::VersionAction;
+                let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
+                if v.version == 1 {
+                    if v.action != VersionAction::Create || v.supersedes.is_some() {
+                        return Err($crate::DbError::Conflict("version 1 must be a create".into()));
+                    }
+                } else {
+                    if v.action == VersionAction::Create || v.reason.is_none() {
+                        return Err($crate::DbError::Conflict("an amendment or void needs a reason".into()));
+                    }
+                    let prev: Option<(String, String, String, String)> = $crate::__sqlx::query_as("SELECT version_id, action, patient_id, kind FROM record_versions WHERE record_id = $1 AND version = $2")
+                        .bind(v.record_id.to_string())
+                        .bind(i64::from(v.version) - 1)
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err($crate::DbError::from_sqlx)?;
+                    match prev {
+                        None => return Err($crate::DbError::Conflict("the record changed since it was opened; reload and try again".into())),
+                        Some((vid, action, pid, kind)) => {
+                            if Some(vid) != v.supersedes.map(|s| s.to_string()) {
+                                return Err($crate::DbError::Conflict("the record changed since it was opened; reload and try again".into()));
+                            }
+                            if action == "void" {
+                                return Err($crate::DbError::Conflict("the record is voided".into()));
+                            }
+                            if pid != v.patient_id.to_string() || kind != v.record.kind().code() {
+                                return Err($crate::DbError::Conflict("an amendment must keep the patient and kind of the record".into()));
+                            }
+                        }
+                    }
+                }
+                $crate::__sqlx::query("INSERT INTO record_versions (version_id, record_id, version, supersedes, patient_id, kind, action, body, reason, recorded_by, recorded_by_name, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
+                    .bind(v.version_id.to_string())
+                    .bind(v.record_id.to_string())
+                    .bind(i64::from(v.version))
+                    .bind(v.supersedes.map(|s| s.to_string()))
+                    .bind(v.patient_id.to_string())
+                    .bind(v.record.kind().code())
+                    .bind(v.action.code())
+                    .bind($crate::codec::encode_record(&v.record))
+                    .bind(v.reason.as_ref().map(|r| r.as_str().to_owned()))
+                    .bind(v.provenance.user_id.to_string())
+                    .bind(v.provenance.username.clone())
+                    .bind($crate::codec::ts(v.provenance.recorded_at))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?;
+                let action = match v.action {
+                    VersionAction::Create => ::ketacare_domain::audit::AuditAction::Create,
+                    VersionAction::Amend => ::ketacare_domain::audit::AuditAction::Update,
+                    VersionAction::Void => ::ketacare_domain::audit::AuditAction::Delete,
+                };
+                let e = $crate::sql::event(ctx, action, ::ketacare_domain::audit::AuditOutcome::Success, &format!("Record/{}", v.record.kind().code()), Some(v.record_id.to_string()), Some(v.patient_id), Some(format!("version={}", v.version)));
+                Self::__audit(&mut *tx, &e).await?;
+                tx.commit().await.map_err($crate::DbError::from_sqlx)
+            }
+
+            async fn current_records(&self, ctx: &$crate::AuditCtx, patient: ::ketacare_domain::ids::PatientId) -> $crate::DbResult<Vec<::ketacare_domain::record::RecordVersion>> {
+                let sql = format!("SELECT {} FROM record_versions r WHERE r.patient_id = $1 AND r.version = (SELECT MAX(r2.version) FROM record_versions r2 WHERE r2.record_id = r.record_id) ORDER BY r.recorded_at, r.record_id", $crate::sql::RECORD_COLS);
+                let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
+                let rows: Vec<$crate::codec::RecordRow> = $crate::__sqlx::query_as(&sql).bind(patient.to_string()).fetch_all(&mut *tx).await.map_err($crate::DbError::from_sqlx)?;
+                let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Read, ::ketacare_domain::audit::AuditOutcome::Success, "Record", None, Some(patient), Some(format!("{} records", rows.len())));
+                Self::__audit(&mut *tx, &e).await?;
+                tx.commit().await.map_err($crate::DbError::from_sqlx)?;
+                rows.into_iter().map(|r| r.into_domain()).collect()
+            }
+
+            async fn get_record(&self, ctx: &$crate::AuditCtx, id: ::ketacare_domain::ids::RecordId) -> $crate::DbResult<Option<::ketacare_domain::record::RecordVersion>> {
+                let sql = format!("SELECT {} FROM record_versions r WHERE r.record_id = $1 ORDER BY r.version DESC LIMIT 1", $crate::sql::RECORD_COLS);
+                let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
+                let row: Option<$crate::codec::RecordRow> = $crate::__sqlx::query_as(&sql).bind(id.to_string()).fetch_optional(&mut *tx).await.map_err($crate::DbError::from_sqlx)?;
+                let v = row.map(|r| r.into_domain()).transpose()?;
+                let (outcome, pid, et) = match &v {
+                    Some(v) => (::ketacare_domain::audit::AuditOutcome::Success, Some(v.patient_id), format!("Record/{}", v.record.kind().code())),
+                    None => (::ketacare_domain::audit::AuditOutcome::NotFound, None, "Record".to_owned()),
+                };
+                let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Read, outcome, &et, Some(id.to_string()), pid, None);
+                Self::__audit(&mut *tx, &e).await?;
+                tx.commit().await.map_err($crate::DbError::from_sqlx)?;
+                Ok(v)
+            }
+
+            async fn record_history(&self, ctx: &$crate::AuditCtx, id: ::ketacare_domain::ids::RecordId) -> $crate::DbResult<Vec<::ketacare_domain::record::RecordVersion>> {
+                let sql = format!("SELECT {} FROM record_versions r WHERE r.record_id = $1 ORDER BY r.version", $crate::sql::RECORD_COLS);
+                let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
+                let rows: Vec<$crate::codec::RecordRow> = $crate::__sqlx::query_as(&sql).bind(id.to_string()).fetch_all(&mut *tx).await.map_err($crate::DbError::from_sqlx)?;
+                let versions: Vec<::ketacare_domain::record::RecordVersion> = rows.into_iter().map(|r| r.into_domain()).collect::<Result<_, _>>()?;
+                let pid = versions.first().map(|v| v.patient_id);
+                let outcome = if versions.is_empty() { ::ketacare_domain::audit::AuditOutcome::NotFound } else { ::ketacare_domain::audit::AuditOutcome::Success };
+                let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Read, outcome, "Record/_history", Some(id.to_string()), pid, None);
+                Self::__audit(&mut *tx, &e).await?;
+                tx.commit().await.map_err($crate::DbError::from_sqlx)?;
+                Ok(versions)
+            }
+        }
+    };
+}
