@@ -12,7 +12,7 @@ mod error;
 mod patients;
 mod records;
 
-pub use auth::{Principal, PrincipalKind};
+pub use auth::{token_hash, NewUserInput, Principal, PrincipalKind};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::AppError;
 pub use patients::{Chart, DeidentifiedPatient, Measurement};

@@ -1,1 +1,158 @@
-//! placeholder
+//! Wiring of the Ketacare server: configuration, opening the store, building the application
+//! and serving the router. The binary (`main.rs`) adds the command line; tests call
+//! [`Server::start`] with a fresh database on port 0, exactly as production does.
+
+use anyhow::Context;
+use ketacare_app::{App, Clock, Settings, SystemClock};
+use ketacare_db::Store;
+use ketacare_knowledge::Knowledge;
+use ketacare_web::{AppState, WebConfig};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Configuration, from a TOML file and `KETACARE_*` environment variables (environment wins).
+#[derive(Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// `sqlite://path/to/ketacare.db` or `postgres://user@host/db`.
+    pub database_url: String,
+    /// Listen address.
+    pub listen: String,
+    /// Mark cookies Secure with the `__Host-` prefix; keep on whenever served over HTTPS.
+    pub secure_cookies: bool,
+    /// Minutes of inactivity after which a session ends.
+    pub session_idle_minutes: i64,
+    /// Hours after which a session ends regardless of activity.
+    pub session_absolute_hours: i64,
+    /// Secret key for research pseudonyms (set a long random value in production).
+    pub pseudonym_key: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            database_url: "sqlite://ketacare.db".into(),
+            listen: "127.0.0.1:8080".into(),
+            secure_cookies: true,
+            session_idle_minutes: 15,
+            session_absolute_hours: 12,
+            pseudonym_key: "change-me".into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    /// Redacts credentials in the database URL and the pseudonym key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("database_url", &redact_url(&self.database_url))
+            .field("listen", &self.listen)
+            .field("secure_cookies", &self.secure_cookies)
+            .field("session_idle_minutes", &self.session_idle_minutes)
+            .field("session_absolute_hours", &self.session_absolute_hours)
+            .field("pseudonym_key", &"***")
+            .finish()
+    }
+}
+
+/// Hides the password in `scheme://user:password@host/...`.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}{}:***{}", &url[..s + 3], user, &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl Config {
+    /// Checks values that would make the server unsafe or unusable.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.database_url.starts_with("sqlite:") || self.database_url.starts_with("postgres://") || self.database_url.starts_with("postgresql://"),
+            "database_url must start with sqlite:// or postgres:// (got {})",
+            redact_url(&self.database_url)
+        );
+        anyhow::ensure!((1..=240).contains(&self.session_idle_minutes), "session_idle_minutes must be 1–240");
+        anyhow::ensure!((1..=24).contains(&self.session_absolute_hours), "session_absolute_hours must be 1–24");
+        self.listen.parse::<SocketAddr>().with_context(|| format!("listen must be an address such as 127.0.0.1:8080 (got {})", self.listen))?;
+        Ok(())
+    }
+}
+
+/// Opens the store named by the URL, checking its durability settings.
+pub async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        let s = ketacare_db_sqlite::SqliteStore::open(url).await.with_context(|| format!("opening SQLite database {url}"))?;
+        Ok(Arc::new(s))
+    } else {
+        let s = ketacare_db_postgres::PgStore::open(url).await.with_context(|| format!("opening PostgreSQL database {}", redact_url(url)))?;
+        Ok(Arc::new(s))
+    }
+}
+
+/// Builds the application on a store.
+pub fn build_app(store: Arc<dyn Store>, config: &Config, clock: Arc<dyn Clock>) -> anyhow::Result<Arc<App>> {
+    let knowledge = Knowledge::load().context("loading the clinical knowledge files")?;
+    let settings = Settings {
+        session_idle: chrono_minutes(config.session_idle_minutes),
+        session_absolute: chrono_minutes(config.session_absolute_hours * 60),
+        pseudonym_key: config.pseudonym_key.clone(),
+    };
+    Ok(Arc::new(App::new(store, clock, Arc::new(knowledge), settings)))
+}
+
+fn chrono_minutes(m: i64) -> chrono::Duration {
+    chrono::Duration::minutes(m)
+}
+
+/// A running server.
+pub struct Server {
+    /// Bound address (port 0 resolves to the real port).
+    pub addr: SocketAddr,
+    /// The application (tests use it for seeding).
+    pub app: Arc<App>,
+    shutdown: tokio::sync::oneshot::Sender<()>,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    /// Opens the store, migrates, builds the app and starts serving.
+    pub async fn start(config: &Config, clock: Option<Arc<dyn Clock>>) -> anyhow::Result<Self> {
+        config.validate()?;
+        let store = open_store(&config.database_url).await?;
+        store.migrate().await.context("applying database migrations")?;
+        let app = build_app(store, config, clock.unwrap_or_else(|| Arc::new(SystemClock)))?;
+        Self::serve(app, config).await
+    }
+
+    /// Serves an already built application.
+    pub async fn serve(app: Arc<App>, config: &Config) -> anyhow::Result<Self> {
+        let state = AppState { app: app.clone(), config: WebConfig { secure_cookies: config.secure_cookies } };
+        let router = ketacare_web::router(state);
+        let listener = tokio::net::TcpListener::bind(&config.listen).await.with_context(|| format!("binding {}", config.listen))?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let handle = tokio::spawn(async move {
+            let svc = router.into_make_service_with_connect_info::<SocketAddr>();
+            if let Err(e) = axum::serve(listener, svc).with_graceful_shutdown(async move {
+                let _ = rx.await;
+            })
+            .await
+            {
+                tracing::error!(error = %e, "server stopped with an error");
+            }
+        });
+        Ok(Self { addr, app, shutdown: tx, handle })
+    }
+
+    /// Stops accepting requests, finishes those in flight and closes the database.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(());
+        let _ = self.handle.await;
+        self.app.store().close().await;
+    }
+}

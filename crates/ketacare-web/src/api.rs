@@ -1,0 +1,671 @@
+//! The JSON API under `/api`, over the same use cases as the UI, documented at `/api/openapi.json`.
+//!
+//! Authentication: `POST /api/login` sets the same session cookie as the UI; scripts and device
+//! gateways send `Authorization: Bearer <token>` with an administrator-issued token.
+//! Errors are [`Problem`] bodies: 401 unauthenticated, 403 forbidden, 404 not found (also for
+//! records the caller may not see), 409 conflict, 422 validation or needs_confirmation.
+
+use crate::error::{FieldProblem, Problem, WarningDto, WebError};
+use crate::extract::{client_addr, Auth};
+use crate::forms::{self, Fields};
+use crate::pages::{audit_filter, AuditQuery};
+use crate::AppState;
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use ketacare_app::{AppError, MeasurementInput, NewUserInput, Principal};
+use ketacare_db::{ApiToken, Page, User};
+use ketacare_domain::audit::AuditEntry;
+use ketacare_domain::ids::{PatientId, RecordId, TokenId, UserId};
+use ketacare_domain::patient::DemographicsInput;
+use ketacare_domain::record::{PatientVersion, RecordKind, RecordVersion};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+type ApiResult<T> = Result<T, WebError>;
+
+fn bad(field: &str, msg: &str) -> WebError {
+    WebError::api(AppError::Validation(ketacare_domain::validation::FieldErrors::single(field, msg)))
+}
+
+/// Parses a JSON body, turning serde's message into a field error.
+async fn json<T: serde::de::DeserializeOwned>(req: Request, state: &AppState) -> ApiResult<T> {
+    match Json::<T>::from_request(req, state).await {
+        Ok(Json(v)) => Ok(v),
+        Err(e) => Err(bad("body", &format!("must be a JSON object with Content-Type: application/json ({})", e.body_text()))),
+    }
+}
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/openapi.json", get(openapi))
+        .route("/login", post(login))
+        .route("/logout", post(logout))
+        .route("/me", get(me))
+        .route("/patients", get(search_patients).post(register_patient))
+        .route("/patients/{id}", get(get_chart))
+        .route("/patients/{id}/amend", post(amend_patient))
+        .route("/patients/{id}/void", post(void_patient))
+        .route("/patients/{id}/history", get(patient_history))
+        .route("/patients/{id}/weights", post(record_weight))
+        .route("/patients/{id}/heights", post(record_height))
+        .route("/patients/{id}/records", post(add_record))
+        .route("/records/{rid}", get(get_record))
+        .route("/records/{rid}/history", get(record_history))
+        .route("/records/{rid}/amend", post(amend_record))
+        .route("/records/{rid}/void", post(void_record))
+        .route("/audit", get(search_audit))
+        .route("/research/cohort", get(cohort))
+        .route("/admin/users", get(list_users).post(create_user))
+        .route("/admin/users/{id}/active", post(set_user_active))
+        .route("/admin/tokens", get(list_tokens).post(issue_token))
+        .route("/admin/tokens/{id}/revoke", post(revoke_token))
+}
+
+// ---------- DTOs ----------
+
+/// An account.
+#[derive(Serialize, ToSchema)]
+pub struct UserDto {
+    id: String,
+    username: String,
+    display_name: String,
+    role: String,
+    active: bool,
+}
+
+impl From<&User> for UserDto {
+    fn from(u: &User) -> Self {
+        Self { id: u.id.to_string(), username: u.username.as_str().into(), display_name: u.display_name.clone(), role: u.role.code().into(), active: u.active }
+    }
+}
+
+/// Login request.
+#[derive(Deserialize, ToSchema)]
+pub struct LoginRequest {
+    username: String,
+    password: String,
+}
+
+/// Demographics as sent by clients; every field is text, validated server-side.
+#[derive(Deserialize, Serialize, ToSchema, Default)]
+#[serde(default)]
+pub struct DemographicsDto {
+    /// Clinic MRN; blank on registration assigns one.
+    mrn: String,
+    family_name: String,
+    given_name: String,
+    /// YYYY-MM-DD.
+    date_of_birth: String,
+    /// female, male, other or unknown.
+    sex: String,
+    phone: String,
+    email: String,
+    address: String,
+    emergency_name: String,
+    emergency_relationship: String,
+    emergency_phone: String,
+}
+
+impl DemographicsDto {
+    fn input(&self) -> DemographicsInput {
+        DemographicsInput {
+            mrn: self.mrn.clone(),
+            family_name: self.family_name.clone(),
+            given_name: self.given_name.clone(),
+            date_of_birth: self.date_of_birth.clone(),
+            sex: self.sex.clone(),
+            phone: self.phone.clone(),
+            email: self.email.clone(),
+            address: self.address.clone(),
+            emergency_name: self.emergency_name.clone(),
+            emergency_relationship: self.emergency_relationship.clone(),
+            emergency_phone: self.emergency_phone.clone(),
+        }
+    }
+}
+
+/// One version of a patient's demographics.
+#[derive(Serialize, ToSchema)]
+pub struct PatientDto {
+    id: String,
+    version: u32,
+    /// create, amend or void.
+    action: String,
+    demographics: DemographicsDto,
+    reason: Option<String>,
+    recorded_by: String,
+    recorded_at: String,
+}
+
+impl From<&PatientVersion> for PatientDto {
+    fn from(v: &PatientVersion) -> Self {
+        let i = DemographicsInput::from_demographics(&v.demographics);
+        Self {
+            id: v.patient_id.to_string(),
+            version: v.version,
+            action: v.action.code().into(),
+            demographics: DemographicsDto {
+                mrn: i.mrn,
+                family_name: i.family_name,
+                given_name: i.given_name,
+                date_of_birth: i.date_of_birth,
+                sex: i.sex,
+                phone: i.phone,
+                email: i.email,
+                address: i.address,
+                emergency_name: i.emergency_name,
+                emergency_relationship: i.emergency_relationship,
+                emergency_phone: i.emergency_phone,
+            },
+            reason: v.reason.as_ref().map(|r| r.as_str().to_owned()),
+            recorded_by: v.provenance.username.clone(),
+            recorded_at: v.provenance.recorded_at.to_rfc3339(),
+        }
+    }
+}
+
+/// One version of a clinical record.
+#[derive(Serialize, ToSchema)]
+pub struct RecordDto {
+    record_id: String,
+    version_id: String,
+    version: u32,
+    patient_id: String,
+    /// diagnosis, medication, allergy, encounter or observation.
+    kind: String,
+    /// create, amend or void.
+    action: String,
+    /// One-line summary.
+    summary: String,
+    /// The content as named fields (the same names the create request uses).
+    fields: HashMap<String, String>,
+    reason: Option<String>,
+    recorded_by: String,
+    recorded_at: String,
+}
+
+fn record_dto(state: &AppState, v: &RecordVersion) -> RecordDto {
+    RecordDto {
+        record_id: v.record_id.to_string(),
+        version_id: v.version_id.to_string(),
+        version: v.version,
+        patient_id: v.patient_id.to_string(),
+        kind: v.record.kind().code().into(),
+        action: v.action.code().into(),
+        summary: v.record.summary(),
+        fields: forms::record_fields(&v.record, &state.app.knowledge().diagnoses),
+        reason: v.reason.as_ref().map(|r| r.as_str().to_owned()),
+        recorded_by: v.provenance.username.clone(),
+        recorded_at: v.provenance.recorded_at.to_rfc3339(),
+    }
+}
+
+/// A weight or height on the chart.
+#[derive(Serialize, ToSchema)]
+pub struct MeasurementDto {
+    record_id: String,
+    /// Exact decimal as text.
+    value: String,
+    /// UCUM unit: kg or cm.
+    unit: String,
+    measured_at: String,
+    recorded_by: String,
+}
+
+/// The whole chart.
+#[derive(Serialize, ToSchema)]
+pub struct ChartDto {
+    patient: PatientDto,
+    records: Vec<RecordDto>,
+    voided: Vec<RecordDto>,
+    weights: Vec<MeasurementDto>,
+    heights: Vec<MeasurementDto>,
+    /// Derived from the latest weight and height, kg/m2.
+    bmi: Option<String>,
+}
+
+/// Amend demographics.
+#[derive(Deserialize, ToSchema)]
+pub struct AmendPatientRequest {
+    /// The version you edited.
+    base_version: u32,
+    demographics: DemographicsDto,
+    reason: String,
+}
+
+/// Void with a reason.
+#[derive(Deserialize, ToSchema)]
+pub struct VoidRequest {
+    /// The version you saw.
+    base_version: u32,
+    reason: String,
+}
+
+/// A number given as JSON number or text.
+#[derive(Deserialize)]
+#[serde(untagged)]
+pub enum NumberOrText {
+    /// Number.
+    Number(serde_json::Number),
+    /// Text.
+    Text(String),
+}
+
+impl NumberOrText {
+    fn text(&self) -> String {
+        match self {
+            NumberOrText::Number(n) => n.to_string(),
+            NumberOrText::Text(t) => t.clone(),
+        }
+    }
+}
+
+/// A weight (kg) or height (cm) to record.
+#[derive(Deserialize, ToSchema)]
+pub struct MeasurementRequest {
+    /// Kilograms for weights, centimetres for heights, as a number or text. No other units are accepted.
+    #[schema(value_type = String, example = "72.4")]
+    value: NumberOrText,
+    /// When measured (YYYY-MM-DDTHH:MM, UTC); omitted means now.
+    #[serde(default)]
+    measured_at: Option<String>,
+    /// Codes of warnings you have checked (from a previous needs_confirmation response).
+    #[serde(default)]
+    acknowledge: Vec<String>,
+}
+
+impl MeasurementRequest {
+    fn input(&self) -> MeasurementInput {
+        MeasurementInput { value: self.value.text(), measured_at: self.measured_at.clone().unwrap_or_default(), acknowledged: self.acknowledge.clone() }
+    }
+}
+
+/// A record to add. `fields` by kind: diagnosis {choice (gad, sad, specific_phobia, panic, other), system, code, display, icd10, onset, status, note};
+/// medication {name, rxnorm, dose, start, stop}; allergy {substance, reaction, severity};
+/// encounter {encounter_kind, start, end, reason_for_visit, note}; observation {code, system, display, value_type, value, unit, effective}.
+#[derive(Deserialize, ToSchema)]
+pub struct RecordRequest {
+    kind: String,
+    #[serde(default)]
+    fields: HashMap<String, String>,
+}
+
+/// Amend a record. For weights and heights, `fields` holds `value` and `measured_at`.
+#[derive(Deserialize, ToSchema)]
+pub struct AmendRecordRequest {
+    base_version: u32,
+    reason: String,
+    #[serde(default)]
+    fields: HashMap<String, String>,
+    #[serde(default)]
+    acknowledge: Vec<String>,
+}
+
+/// An audit entry (maps to FHIR AuditEvent).
+#[derive(Serialize, ToSchema)]
+pub struct AuditEntryDto {
+    seq: i64,
+    recorded_at: String,
+    username: String,
+    role: Option<String>,
+    session: Option<String>,
+    client_addr: Option<String>,
+    /// C, R, U, D, E.
+    action: String,
+    outcome: String,
+    entity_type: String,
+    entity_id: Option<String>,
+    patient_id: Option<String>,
+    detail: Option<String>,
+}
+
+impl From<&AuditEntry> for AuditEntryDto {
+    fn from(e: &AuditEntry) -> Self {
+        let ev = &e.event;
+        Self {
+            seq: e.seq,
+            recorded_at: ev.recorded_at.to_rfc3339(),
+            username: ev.actor.username.clone(),
+            role: ev.actor.role.map(|r| r.code().into()),
+            session: ev.actor.session_ref.clone(),
+            client_addr: ev.actor.client_addr.clone(),
+            action: ev.action.code().into(),
+            outcome: ev.outcome.code().into(),
+            entity_type: ev.entity_type.clone(),
+            entity_id: ev.entity_id.clone(),
+            patient_id: ev.patient_id.map(|p| p.to_string()),
+            detail: ev.detail.clone(),
+        }
+    }
+}
+
+/// A de-identified patient.
+#[derive(Serialize, ToSchema)]
+pub struct CohortPatientDto {
+    research_id: String,
+    age_band: String,
+    sex: String,
+    diagnoses: Vec<String>,
+    bmi: Option<String>,
+}
+
+/// Create an account.
+#[derive(Deserialize, ToSchema)]
+pub struct CreateUserRequest {
+    username: String,
+    display_name: String,
+    /// admin, medical_director, prescriber, nurse or researcher.
+    role: String,
+    password: String,
+}
+
+/// Activate or deactivate.
+#[derive(Deserialize, ToSchema)]
+pub struct ActiveRequest {
+    active: bool,
+}
+
+/// Issue a token.
+#[derive(Deserialize, ToSchema)]
+pub struct IssueTokenRequest {
+    user_id: String,
+    label: String,
+}
+
+/// An API token (never the secret).
+#[derive(Serialize, ToSchema)]
+pub struct TokenDto {
+    id: String,
+    user_id: String,
+    label: String,
+    created_at: String,
+    revoked: bool,
+}
+
+impl From<&ApiToken> for TokenDto {
+    fn from(t: &ApiToken) -> Self {
+        Self { id: t.id.to_string(), user_id: t.user_id.to_string(), label: t.label.clone(), created_at: t.created_at.to_rfc3339(), revoked: t.revoked_at.is_some() }
+    }
+}
+
+/// A newly issued token: the secret is shown only here.
+#[derive(Serialize, ToSchema)]
+pub struct IssuedTokenDto {
+    token: TokenDto,
+    /// Send as `Authorization: Bearer <secret>`.
+    secret: String,
+}
+
+/// Search parameters.
+#[derive(Deserialize, IntoParams)]
+pub struct SearchQuery {
+    /// Name or MRN fragment; empty lists all.
+    q: Option<String>,
+    /// Rows (1–500, default 50).
+    limit: Option<i64>,
+    /// Rows to skip.
+    offset: Option<i64>,
+}
+
+// ---------- handlers ----------
+
+fn pid(s: &str) -> ApiResult<PatientId> {
+    PatientId::parse(s).map_err(|_| WebError::api(AppError::NotFound))
+}
+
+fn rid(s: &str) -> ApiResult<RecordId> {
+    RecordId::parse(s).map_err(|_| WebError::api(AppError::NotFound))
+}
+
+#[utoipa::path(post, path = "/api/login", request_body = LoginRequest, responses((status = 200, body = UserDto, description = "Logged in; sets the session cookie"), (status = 401, body = Problem)), tag = "session")]
+async fn login(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
+    let (parts, body) = req.into_parts();
+    let addr = client_addr(&parts);
+    let r: LoginRequest = json(Request::from_parts(parts, body), &state).await?;
+    let (token, p) = state.app.login(&r.username, &r.password, addr).await?;
+    let secure = if state.config.secure_cookies { "; Secure" } else { "" };
+    let cookie = format!("{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}", state.cookie_name(), state.app.settings().session_absolute.num_seconds());
+    Ok(([(header::SET_COOKIE, cookie)], Json(UserDto::from(&p.user))).into_response())
+}
+
+#[utoipa::path(post, path = "/api/logout", responses((status = 204, description = "Session ended")), tag = "session")]
+async fn logout(State(state): State<AppState>, Auth(p): Auth) -> ApiResult<Response> {
+    state.app.logout(&p).await?;
+    let cookie = format!("{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0", state.cookie_name());
+    Ok(([(header::SET_COOKIE, cookie)], StatusCode::NO_CONTENT).into_response())
+}
+
+#[utoipa::path(get, path = "/api/me", responses((status = 200, body = UserDto), (status = 401, body = Problem)), tag = "session")]
+async fn me(Auth(p): Auth) -> Json<UserDto> {
+    Json(UserDto::from(&p.user))
+}
+
+#[utoipa::path(get, path = "/api/patients", params(SearchQuery), responses((status = 200, body = [PatientDto]), (status = 401, body = Problem), (status = 403, body = Problem)), tag = "patients")]
+async fn search_patients(State(state): State<AppState>, Auth(p): Auth, Query(q): Query<SearchQuery>) -> ApiResult<Json<Vec<PatientDto>>> {
+    let page = Page { limit: q.limit.unwrap_or(50).clamp(1, 500), offset: q.offset.unwrap_or(0).max(0) };
+    let rows = state.app.search_patients(&p, q.q.as_deref().unwrap_or(""), page).await?;
+    Ok(Json(rows.iter().map(PatientDto::from).collect()))
+}
+
+#[utoipa::path(post, path = "/api/patients", request_body = DemographicsDto, responses((status = 201, body = PatientDto), (status = 422, body = Problem)), tag = "patients")]
+async fn register_patient(State(state): State<AppState>, Auth(p): Auth, req: Request) -> ApiResult<Response> {
+    let d: DemographicsDto = json(req, &state).await?;
+    let v = state.app.register_patient(&p, &d.input()).await?;
+    Ok((StatusCode::CREATED, Json(PatientDto::from(&v))).into_response())
+}
+
+fn measurement_dto<T: ToString>(m: &ketacare_app::Measurement<T>, unit: &str) -> MeasurementDto {
+    let text = m.value.to_string();
+    MeasurementDto {
+        record_id: m.version.record_id.to_string(),
+        value: text.trim_end_matches(unit).trim().to_owned(),
+        unit: unit.into(),
+        measured_at: m.effective.to_rfc3339(),
+        recorded_by: m.version.provenance.username.clone(),
+    }
+}
+
+#[utoipa::path(get, path = "/api/patients/{id}", params(("id" = String, Path, description = "Patient id")), responses((status = 200, body = ChartDto), (status = 404, body = Problem)), tag = "patients")]
+async fn get_chart(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<Json<ChartDto>> {
+    let c = state.app.chart(&p, pid(&id)?).await?;
+    Ok(Json(ChartDto {
+        patient: PatientDto::from(&c.patient),
+        records: c.records.iter().map(|r| record_dto(&state, r)).collect(),
+        voided: c.voided.iter().map(|r| record_dto(&state, r)).collect(),
+        weights: c.weights.iter().map(|m| measurement_dto(m, "kg")).collect(),
+        heights: c.heights.iter().map(|m| measurement_dto(m, "cm")).collect(),
+        bmi: c.bmi().map(|b| b.normalize().to_string()),
+    }))
+}
+
+#[utoipa::path(post, path = "/api/patients/{id}/amend", params(("id" = String, Path)), request_body = AmendPatientRequest, responses((status = 200, body = PatientDto), (status = 409, body = Problem), (status = 422, body = Problem)), tag = "patients")]
+async fn amend_patient(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>, req: Request) -> ApiResult<Json<PatientDto>> {
+    let r: AmendPatientRequest = json(req, &state).await?;
+    let v = state.app.amend_patient(&p, pid(&id)?, r.base_version, &r.demographics.input(), &r.reason).await?;
+    Ok(Json(PatientDto::from(&v)))
+}
+
+#[utoipa::path(post, path = "/api/patients/{id}/void", params(("id" = String, Path)), request_body = VoidRequest, responses((status = 204), (status = 409, body = Problem)), tag = "patients")]
+async fn void_patient(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>, req: Request) -> ApiResult<StatusCode> {
+    let r: VoidRequest = json(req, &state).await?;
+    state.app.void_patient(&p, pid(&id)?, r.base_version, &r.reason).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/patients/{id}/history", params(("id" = String, Path)), responses((status = 200, body = [PatientDto])), tag = "patients")]
+async fn patient_history(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<Json<Vec<PatientDto>>> {
+    let h = state.app.patient_history(&p, pid(&id)?).await?;
+    Ok(Json(h.iter().map(PatientDto::from).collect()))
+}
+
+#[utoipa::path(post, path = "/api/patients/{id}/weights", params(("id" = String, Path)), request_body = MeasurementRequest,
+    responses((status = 201, body = RecordDto), (status = 422, body = Problem, description = "validation (e.g. outside 20–400 kg) or needs_confirmation (e.g. possible_pounds)")), tag = "measurements")]
+async fn record_weight(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>, req: Request) -> ApiResult<Response> {
+    let r: MeasurementRequest = json(req, &state).await?;
+    let v = state.app.record_weight(&p, pid(&id)?, &r.input()).await.map_err(|e| rename(e, "weight_kg", "value"))?;
+    Ok((StatusCode::CREATED, Json(record_dto(&state, &v))).into_response())
+}
+
+#[utoipa::path(post, path = "/api/patients/{id}/heights", params(("id" = String, Path)), request_body = MeasurementRequest, responses((status = 201, body = RecordDto), (status = 422, body = Problem)), tag = "measurements")]
+async fn record_height(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>, req: Request) -> ApiResult<Response> {
+    let r: MeasurementRequest = json(req, &state).await?;
+    let v = state.app.record_height(&p, pid(&id)?, &r.input()).await.map_err(|e| rename(e, "height_cm", "value"))?;
+    Ok((StatusCode::CREATED, Json(record_dto(&state, &v))).into_response())
+}
+
+fn rename(e: AppError, from: &str, to: &str) -> WebError {
+    match e {
+        AppError::Validation(errs) => {
+            let mut out = ketacare_domain::validation::FieldErrors::new();
+            for x in errs.iter() {
+                out.add(if x.field == from { to } else { &x.field }, x.message.clone());
+            }
+            WebError::api(AppError::Validation(out))
+        }
+        e => WebError::api(e),
+    }
+}
+
+fn fields(m: &HashMap<String, String>) -> Fields {
+    m.clone()
+}
+
+#[utoipa::path(post, path = "/api/patients/{id}/records", params(("id" = String, Path)), request_body = RecordRequest, responses((status = 201, body = RecordDto), (status = 422, body = Problem)), tag = "records")]
+async fn add_record(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>, req: Request) -> ApiResult<Response> {
+    let r: RecordRequest = json(req, &state).await?;
+    let kind = RecordKind::parse(&r.kind).map_err(|m| bad("kind", &m))?;
+    let v = state.app.add_record(&p, pid(&id)?, &forms::record_input(kind, &fields(&r.fields))).await?;
+    Ok((StatusCode::CREATED, Json(record_dto(&state, &v))).into_response())
+}
+
+#[utoipa::path(get, path = "/api/records/{rid}", params(("rid" = String, Path, description = "Record id")), responses((status = 200, body = RecordDto), (status = 404, body = Problem)), tag = "records")]
+async fn get_record(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<Json<RecordDto>> {
+    let v = state.app.record(&p, rid(&id)?).await?;
+    Ok(Json(record_dto(&state, &v)))
+}
+
+#[utoipa::path(get, path = "/api/records/{rid}/history", params(("rid" = String, Path)), responses((status = 200, body = [RecordDto])), tag = "records")]
+async fn record_history(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<Json<Vec<RecordDto>>> {
+    let h = state.app.record_history(&p, rid(&id)?).await?;
+    Ok(Json(h.iter().map(|v| record_dto(&state, v)).collect()))
+}
+
+#[utoipa::path(post, path = "/api/records/{rid}/amend", params(("rid" = String, Path)), request_body = AmendRecordRequest, responses((status = 200, body = RecordDto), (status = 409, body = Problem), (status = 422, body = Problem)), tag = "records")]
+async fn amend_record(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>, req: Request) -> ApiResult<Json<RecordDto>> {
+    let r: AmendRecordRequest = json(req, &state).await?;
+    let record = rid(&id)?;
+    let cur = state.app.record(&p, record).await?;
+    let f = fields(&r.fields);
+    let is_measure = matches!(&cur.record, ketacare_domain::record::ClinicalRecord::Observation(o) if [ketacare_domain::coding::loinc::BODY_WEIGHT, ketacare_domain::coding::loinc::BODY_HEIGHT].contains(&o.code.code()));
+    let v = if is_measure {
+        let input = MeasurementInput { value: forms::f(&f, "value"), measured_at: forms::f(&f, "measured_at"), acknowledged: r.acknowledge.clone() };
+        state.app.amend_measurement(&p, record, r.base_version, &input, &r.reason).await.map_err(|e| rename(rename(e, "weight_kg", "value").inner, "height_cm", "value"))?
+    } else {
+        state.app.amend_record(&p, record, r.base_version, &forms::record_input(cur.record.kind(), &f), &r.reason).await?
+    };
+    Ok(Json(record_dto(&state, &v)))
+}
+
+#[utoipa::path(post, path = "/api/records/{rid}/void", params(("rid" = String, Path)), request_body = VoidRequest, responses((status = 200, body = RecordDto), (status = 409, body = Problem)), tag = "records")]
+async fn void_record(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>, req: Request) -> ApiResult<Json<RecordDto>> {
+    let r: VoidRequest = json(req, &state).await?;
+    let v = state.app.void_record(&p, rid(&id)?, r.base_version, &r.reason).await?;
+    Ok(Json(record_dto(&state, &v)))
+}
+
+#[utoipa::path(get, path = "/api/audit", params(AuditQuery), responses((status = 200, body = [AuditEntryDto]), (status = 403, body = Problem)), tag = "audit")]
+async fn search_audit(State(state): State<AppState>, Auth(p): Auth, Query(q): Query<AuditQuery>) -> ApiResult<Json<Vec<AuditEntryDto>>> {
+    let f = audit_filter(&q).map_err(|e| WebError::api(AppError::Validation(e)))?;
+    let rows = state.app.search_audit(&p, &f).await?;
+    Ok(Json(rows.iter().map(AuditEntryDto::from).collect()))
+}
+
+#[utoipa::path(get, path = "/api/research/cohort", responses((status = 200, body = [CohortPatientDto]), (status = 403, body = Problem)), tag = "research")]
+async fn cohort(State(state): State<AppState>, Auth(p): Auth) -> ApiResult<Json<Vec<CohortPatientDto>>> {
+    let rows = state.app.research_cohort(&p).await?;
+    Ok(Json(
+        rows.iter()
+            .map(|r| CohortPatientDto {
+                research_id: r.research_id.clone(),
+                age_band: r.age_band.clone(),
+                sex: r.sex.code().into(),
+                diagnoses: r.diagnoses.iter().map(|(c, _)| c.clone()).collect(),
+                bmi: r.bmi.map(|b| b.normalize().to_string()),
+            })
+            .collect(),
+    ))
+}
+
+#[utoipa::path(get, path = "/api/admin/users", responses((status = 200, body = [UserDto]), (status = 403, body = Problem)), tag = "admin")]
+async fn list_users(State(state): State<AppState>, Auth(p): Auth) -> ApiResult<Json<Vec<UserDto>>> {
+    Ok(Json(state.app.list_users(&p).await?.iter().map(UserDto::from).collect()))
+}
+
+#[utoipa::path(post, path = "/api/admin/users", request_body = CreateUserRequest, responses((status = 201, body = UserDto), (status = 422, body = Problem)), tag = "admin")]
+async fn create_user(State(state): State<AppState>, Auth(p): Auth, req: Request) -> ApiResult<Response> {
+    let r: CreateUserRequest = json(req, &state).await?;
+    let u = state.app.create_user(&p, &NewUserInput { username: r.username, display_name: r.display_name, role: r.role, password: r.password }).await?;
+    Ok((StatusCode::CREATED, Json(UserDto::from(&u))).into_response())
+}
+
+#[utoipa::path(post, path = "/api/admin/users/{id}/active", params(("id" = String, Path)), request_body = ActiveRequest, responses((status = 204)), tag = "admin")]
+async fn set_user_active(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>, req: Request) -> ApiResult<StatusCode> {
+    let r: ActiveRequest = json(req, &state).await?;
+    let uid = UserId::parse(&id).map_err(|_| WebError::api(AppError::NotFound))?;
+    state.app.set_user_active(&p, uid, r.active).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[utoipa::path(get, path = "/api/admin/tokens", responses((status = 200, body = [TokenDto])), tag = "admin")]
+async fn list_tokens(State(state): State<AppState>, Auth(p): Auth) -> ApiResult<Json<Vec<TokenDto>>> {
+    Ok(Json(state.app.list_api_tokens(&p).await?.iter().map(TokenDto::from).collect()))
+}
+
+#[utoipa::path(post, path = "/api/admin/tokens", request_body = IssueTokenRequest, responses((status = 201, body = IssuedTokenDto)), tag = "admin")]
+async fn issue_token(State(state): State<AppState>, Auth(p): Auth, req: Request) -> ApiResult<Response> {
+    let r: IssueTokenRequest = json(req, &state).await?;
+    let (secret, t) = state.app.issue_api_token(&p, &r.user_id, &r.label).await?;
+    Ok((StatusCode::CREATED, Json(IssuedTokenDto { token: TokenDto::from(&t), secret })).into_response())
+}
+
+#[utoipa::path(post, path = "/api/admin/tokens/{id}/revoke", params(("id" = String, Path)), responses((status = 204)), tag = "admin")]
+async fn revoke_token(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    let tid = TokenId::parse(&id).map_err(|_| WebError::api(AppError::NotFound))?;
+    state.app.revoke_api_token(&p, tid).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    info(title = "Ketacare API", description = "JSON API of Ketacare. Clinical decision support; it does not replace clinical judgement. Authenticate with POST /api/login (session cookie) or an administrator-issued bearer token."),
+    paths(login, logout, me, search_patients, register_patient, get_chart, amend_patient, void_patient, patient_history, record_weight, record_height, add_record, get_record, record_history, amend_record, void_record, search_audit, cohort, list_users, create_user, set_user_active, list_tokens, issue_token, revoke_token),
+    components(schemas(Problem, FieldProblem, WarningDto)),
+    tags((name = "session"), (name = "patients"), (name = "measurements"), (name = "records"), (name = "audit"), (name = "research"), (name = "admin"))
+)]
+pub struct ApiDoc;
+
+/// Every documented API route as (method, path) — used by the authorisation tests.
+pub fn documented_routes() -> Vec<(String, String)> {
+    let doc = ApiDoc::openapi();
+    let mut out = Vec::new();
+    for (path, item) in &doc.paths.paths {
+        for (m, op) in [("GET", &item.get), ("POST", &item.post)] {
+            if op.is_some() {
+                out.push((m.to_owned(), path.clone()));
+            }
+        }
+    }
+    out
+}
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+#[allow(dead_code, reason = "keeps the principal type visible to rustdoc readers of this module")]
+fn _principal_doc(_: &Principal) {}

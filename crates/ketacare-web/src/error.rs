@@ -1,0 +1,109 @@
+//! The one HTTP error type. What the user sees is kept apart from what the log records.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Json;
+use ketacare_app::AppError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// An error response for the UI or the API.
+#[derive(Debug)]
+pub struct WebError {
+    /// The application error.
+    pub inner: AppError,
+    /// Whether the caller is the JSON API (else the HTML UI).
+    pub api: bool,
+}
+
+/// One field problem.
+#[derive(Serialize, ToSchema)]
+pub struct FieldProblem {
+    /// Field name.
+    pub field: String,
+    /// What is wrong and what is accepted.
+    pub message: String,
+}
+
+/// A warning the caller must acknowledge by resubmitting with its code.
+#[derive(Serialize, ToSchema)]
+pub struct WarningDto {
+    /// Stable code to put in `acknowledge`.
+    pub code: String,
+    /// What to check.
+    pub message: String,
+}
+
+/// The JSON error body.
+#[derive(Serialize, ToSchema)]
+pub struct Problem {
+    /// `unauthenticated`, `forbidden`, `not_found`, `validation`, `needs_confirmation`, `conflict`, `internal`.
+    pub error: String,
+    /// Human-readable summary.
+    pub message: String,
+    /// Field problems (validation).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<FieldProblem>,
+    /// Warnings to acknowledge (needs_confirmation).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<WarningDto>,
+}
+
+impl WebError {
+    /// An API error.
+    pub fn api(inner: AppError) -> Self {
+        Self { inner, api: true }
+    }
+    /// A UI error.
+    pub fn ui(inner: AppError) -> Self {
+        Self { inner, api: false }
+    }
+
+    fn problem(&self) -> (StatusCode, Problem) {
+        let p = |status, error: &str, message: String| (status, Problem { error: error.into(), message, fields: vec![], warnings: vec![] });
+        match &self.inner {
+            AppError::Unauthenticated => p(StatusCode::UNAUTHORIZED, "unauthenticated", "log in first".into()),
+            AppError::Forbidden => p(StatusCode::FORBIDDEN, "forbidden", "your role does not allow this".into()),
+            AppError::NotFound => p(StatusCode::NOT_FOUND, "not_found", "no such record".into()),
+            AppError::Conflict(c) => p(StatusCode::CONFLICT, "conflict", c.clone()),
+            AppError::Validation(e) => {
+                let (s, mut pr) = p(StatusCode::UNPROCESSABLE_ENTITY, "validation", format!("check these fields: {e}"));
+                pr.fields = e.iter().map(|f| FieldProblem { field: f.field.clone(), message: f.message.clone() }).collect();
+                (s, pr)
+            }
+            AppError::NeedsConfirmation(w) => {
+                let (s, mut pr) = p(StatusCode::UNPROCESSABLE_ENTITY, "needs_confirmation", "check the value; resubmit with the warning codes in acknowledge to save it".into());
+                pr.warnings = w.iter().map(|w| WarningDto { code: w.code().into(), message: w.message() }).collect();
+                (s, pr)
+            }
+            AppError::Storage(_) | AppError::Internal(_) => {
+                p(StatusCode::INTERNAL_SERVER_ERROR, "internal", "something went wrong on the server; nothing was saved; try again or call the administrator".into())
+            }
+        }
+    }
+}
+
+impl From<AppError> for WebError {
+    fn from(e: AppError) -> Self {
+        Self::api(e)
+    }
+}
+
+impl IntoResponse for WebError {
+    fn into_response(self) -> Response {
+        if let AppError::Storage(e) = &self.inner {
+            tracing::error!(error = ?e, "storage failure");
+        }
+        if let AppError::Internal(e) = &self.inner {
+            tracing::error!(error = %e, "internal failure");
+        }
+        let (status, problem) = self.problem();
+        if self.api {
+            return (status, Json(problem)).into_response();
+        }
+        if status == StatusCode::UNAUTHORIZED {
+            return Redirect::to("/login?expired=1").into_response();
+        }
+        (status, crate::views::error_page(status, &problem.message)).into_response()
+    }
+}

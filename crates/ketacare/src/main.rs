@@ -1,0 +1,248 @@
+//! `ketacare`: the single server binary. See `ketacare --help`.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use ketacare::{build_app, open_store, redact_url, Config, Server};
+use ketacare_app::{NewUserInput, SystemClock};
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Ketacare: clinical software for supervised ketamine therapy of treatment-resistant anxiety.
+/// Clinical decision support; it does not replace clinical judgement.
+#[derive(Parser)]
+#[command(name = "ketacare", version, about)]
+struct Cli {
+    /// TOML configuration file (values from KETACARE_* environment variables override it).
+    #[arg(long, global = true, env = "KETACARE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Database URL: sqlite://path.db or postgres://user@host/db (overrides the configuration).
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start a demo clinic with synthetic patients on a fresh SQLite database and serve it.
+    Demo {
+        /// Port to listen on (127.0.0.1).
+        #[arg(long, default_value_t = 8080)]
+        port: u16,
+        /// Directory for the demo database; its previous demo database is replaced.
+        #[arg(long, default_value = "ketacare-demo-data")]
+        data_dir: PathBuf,
+    },
+    /// Serve the clinic using the configuration.
+    Serve {
+        /// Listen address (overrides the configuration).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage user accounts.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+    /// Load and check the configuration and the database, print the result and exit.
+    CheckConfig,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create an account (for example the first administrator). The password is read from
+    /// standard input, or from KETACARE_NEW_USER_PASSWORD.
+    Create {
+        /// Login name.
+        #[arg(long)]
+        username: String,
+        /// Full name.
+        #[arg(long)]
+        display_name: String,
+        /// admin, medical_director, prescriber, nurse or researcher.
+        #[arg(long, default_value = "admin")]
+        role: String,
+    },
+}
+
+fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+    let mut fig = Figment::from(Serialized::defaults(ConfigDefaults::default()));
+    if let Some(path) = &cli.config {
+        anyhow::ensure!(path.exists(), "configuration file {} does not exist", path.display());
+        fig = fig.merge(Toml::file(path));
+    }
+    fig = fig.merge(Env::prefixed("KETACARE_").ignore(&["config", "test_postgres_url", "require_postgres", "new_user_password"]));
+    let mut config: Config = fig.extract().context("reading the configuration (file and KETACARE_* variables)")?;
+    if let Some(url) = &cli.database_url {
+        config.database_url = url.clone();
+    }
+    Ok(config)
+}
+
+/// Serializable mirror of the defaults (figment needs `Serialize`).
+#[derive(serde::Serialize)]
+struct ConfigDefaults {
+    database_url: String,
+    listen: String,
+    secure_cookies: bool,
+    session_idle_minutes: i64,
+    session_absolute_hours: i64,
+    pseudonym_key: String,
+}
+
+impl Default for ConfigDefaults {
+    fn default() -> Self {
+        let c = Config::default();
+        Self {
+            database_url: c.database_url,
+            listen: c.listen,
+            secure_cookies: c.secure_cookies,
+            session_idle_minutes: c.session_idle_minutes,
+            session_absolute_hours: c.session_absolute_hours,
+            pseudonym_key: c.pseudonym_key,
+        }
+    }
+}
+
+async fn wait_for_shutdown() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+fn out(line: &str) {
+    let mut o = std::io::stdout().lock();
+    let _ = writeln!(o, "{line}");
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("KETACARE_LOG").unwrap_or_else(|_| "info,sqlx=warn".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    match &cli.command {
+        Command::Demo { port, data_dir } => demo(*port, data_dir).await,
+        Command::Serve { listen } => {
+            let mut config = load_config(&cli)?;
+            if let Some(l) = listen {
+                config.listen = l.clone();
+            }
+            let server = Server::start(&config, None).await?;
+            tracing::info!(addr = %server.addr, backend = server.app.store().backend(), "serving");
+            out(&format!("Ketacare is serving on http://{}", server.addr));
+            wait_for_shutdown().await;
+            tracing::info!("shutting down");
+            server.stop().await;
+            Ok(())
+        }
+        Command::Migrate => {
+            let config = load_config(&cli)?;
+            config.validate()?;
+            let store = open_store(&config.database_url).await?;
+            store.migrate().await.context("applying migrations")?;
+            out(&format!("Migrations applied; schema version {} on {}", store.schema_version().await?, store.backend()));
+            store.close().await;
+            Ok(())
+        }
+        Command::User { command: UserCommand::Create { username, display_name, role } } => {
+            let config = load_config(&cli)?;
+            config.validate()?;
+            let password = match std::env::var("KETACARE_NEW_USER_PASSWORD") {
+                Ok(p) => p,
+                Err(_) => {
+                    if std::io::stdin().is_terminal() {
+                        eprint!("Password for {username} (input is shown; pipe it in to hide it): ");
+                    }
+                    let mut line = String::new();
+                    std::io::stdin().lock().read_line(&mut line).context("reading the password from standard input")?;
+                    line.trim_end_matches(['\n', '\r']).to_owned()
+                }
+            };
+            let store = open_store(&config.database_url).await?;
+            store.migrate().await?;
+            let app = build_app(store, &config, Arc::new(SystemClock))?;
+            let input = NewUserInput { username: username.clone(), display_name: display_name.clone(), role: role.clone(), password };
+            match app.create_user_as_system(&input).await {
+                Ok(u) => out(&format!("Created {} ({}) with id {}", u.username.as_str(), u.role.label(), u.id)),
+                Err(ketacare_app::AppError::Validation(e)) => anyhow::bail!("the account was not created: {e}"),
+                Err(e) => return Err(e).context("creating the account"),
+            }
+            app.store().close().await;
+            Ok(())
+        }
+        Command::CheckConfig => {
+            let config = load_config(&cli)?;
+            config.validate()?;
+            out(&format!("Configuration: {config:?}"));
+            let store = open_store(&config.database_url).await?;
+            out(&format!("Database {} reachable ({}); durability settings verified", redact_url(&config.database_url), store.backend()));
+            let applied = store.schema_version().await.unwrap_or(0);
+            out(&format!("Applied migrations: {applied}"));
+            ketacare_knowledge::Knowledge::load().context("knowledge files")?;
+            out("Knowledge files: parsed and consistent");
+            if config.pseudonym_key == Config::default().pseudonym_key {
+                out("WARNING: pseudonym_key is the default; set KETACARE_PSEUDONYM_KEY to a long random secret");
+            }
+            store.close().await;
+            Ok(())
+        }
+    }
+}
+
+async fn demo(port: u16, data_dir: &std::path::Path) -> anyhow::Result<()> {
+    let started = std::time::Instant::now();
+    std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
+    let db = data_dir.join("ketacare-demo.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let p = PathBuf::from(format!("{}{suffix}", db.display()));
+        if p.exists() {
+            std::fs::remove_file(&p).with_context(|| format!("removing the previous demo database {}", p.display()))?;
+        }
+    }
+    let config = Config {
+        database_url: format!("sqlite://{}", db.display()),
+        listen: format!("127.0.0.1:{port}"),
+        secure_cookies: false,
+        pseudonym_key: "demo".into(),
+        ..Config::default()
+    };
+    config.validate()?;
+    let store = open_store(&config.database_url).await?;
+    store.migrate().await?;
+    let app = build_app(store, &config, Arc::new(SystemClock))?;
+    let summary = ketacare_demo::seed(&app).await.map_err(|e| anyhow::anyhow!("seeding the demo clinic: {e}"))?;
+    let server = Server::serve(app, &config).await?;
+    out(&format!("Ketacare demo clinic: {} synthetic patients, ready in {:.1} s", summary.patients, started.elapsed().as_secs_f64()));
+    out(&format!("Open http://{} and log in as one of:", server.addr));
+    for l in &summary.logins {
+        out(&format!("  {:<18} username {:<12} password {}", l.role.label(), l.username, l.password));
+    }
+    out("Synthetic data only. Press Ctrl-C to stop.");
+    wait_for_shutdown().await;
+    out("Stopping…");
+    server.stop().await;
+    Ok(())
+}
