@@ -126,7 +126,7 @@ pub async fn fresh_postgres() -> Option<TestDb> {
 
 /// Runs the same test body on both backends: SQLite always, PostgreSQL when configured.
 ///
-/// ```ignore
+/// ```text
 /// both_backends!(register_patient_is_audited, …);
 /// async fn register_patient_is_audited(db: &TestDb) { … }
 /// ```
