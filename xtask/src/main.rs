@@ -25,10 +25,14 @@ fn test(extra: &[String]) -> ExitCode {
     eprintln!("== Ketacare test summary ==");
     eprintln!("SQLite suites: {}", if ok { "passed" } else { "FAILED" });
     match pg {
-        Some(_) => eprintln!("PostgreSQL suites: ran against KETACARE_TEST_POSTGRES_URL ({})", if ok { "passed" } else { "see failures above" }),
+        Some(_) => {
+            eprintln!("PostgreSQL suites: ran against KETACARE_TEST_POSTGRES_URL ({})", if ok { "passed" } else { "see failures above" })
+        }
         None => {
             eprintln!("PostgreSQL suites: DID NOT RUN. The storage conformance and HTTP tests ran on SQLite only.");
-            eprintln!("  To run them on PostgreSQL too: KETACARE_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres cargo xtask test");
+            eprintln!(
+                "  To run them on PostgreSQL too: KETACARE_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres cargo xtask test"
+            );
         }
     }
     if ok {

@@ -163,7 +163,8 @@ impl App {
     async fn insert_user(&self, ctx: &AuditCtx, input: &NewUserInput) -> Result<User, AppError> {
         let (username, display_name, role) = self.validate_new_user(input)?;
         let password_hash = self.hash_password(&input.password).await?;
-        let nu = NewUser { id: UserId::from_uuid(Uuid::new_v4()), username, display_name, role, password_hash, created_at: self.clock.now() };
+        let nu =
+            NewUser { id: UserId::from_uuid(Uuid::new_v4()), username, display_name, role, password_hash, created_at: self.clock.now() };
         self.store.create_user(ctx, nu).await.map_err(|e| match AppError::from(e) {
             AppError::Conflict(_) => AppError::Validation(FieldErrors::single("username", "is already taken")),
             other => other,
@@ -227,7 +228,16 @@ impl App {
                     session_ref: None,
                     client_addr: client_addr.clone(),
                 };
-                let e = AuditEvent { recorded_at: now, actor, action: AuditAction::Execute, outcome: AuditOutcome::Denied, entity_type: "Session".into(), entity_id: None, patient_id: None, detail: Some("login failed".into()) };
+                let e = AuditEvent {
+                    recorded_at: now,
+                    actor,
+                    action: AuditAction::Execute,
+                    outcome: AuditOutcome::Denied,
+                    entity_type: "Session".into(),
+                    entity_id: None,
+                    patient_id: None,
+                    detail: Some("login failed".into()),
+                };
                 self.store.append_audit(&e).await?;
                 return Err(AppError::Unauthenticated);
             }
@@ -245,7 +255,16 @@ impl App {
         };
         self.store.create_session(&session).await?;
         let p = Principal { user, kind: PrincipalKind::Session { id: session.id, csrf_token: session.csrf_token }, client_addr };
-        let e = AuditEvent { recorded_at: now, actor: p.actor(), action: AuditAction::Execute, outcome: AuditOutcome::Success, entity_type: "Session".into(), entity_id: Some(session.id.to_string()), patient_id: None, detail: Some("login".into()) };
+        let e = AuditEvent {
+            recorded_at: now,
+            actor: p.actor(),
+            action: AuditAction::Execute,
+            outcome: AuditOutcome::Success,
+            entity_type: "Session".into(),
+            entity_id: Some(session.id.to_string()),
+            patient_id: None,
+            detail: Some("login".into()),
+        };
         self.store.append_audit(&e).await?;
         Ok((token, p))
     }
@@ -277,7 +296,16 @@ impl App {
     pub async fn logout(&self, p: &Principal) -> Result<(), AppError> {
         if let PrincipalKind::Session { id, .. } = &p.kind {
             self.store.delete_session(*id).await?;
-            let e = AuditEvent { recorded_at: self.clock.now(), actor: p.actor(), action: AuditAction::Execute, outcome: AuditOutcome::Success, entity_type: "Session".into(), entity_id: Some(id.to_string()), patient_id: None, detail: Some("logout".into()) };
+            let e = AuditEvent {
+                recorded_at: self.clock.now(),
+                actor: p.actor(),
+                action: AuditAction::Execute,
+                outcome: AuditOutcome::Success,
+                entity_type: "Session".into(),
+                entity_id: Some(id.to_string()),
+                patient_id: None,
+                detail: Some("logout".into()),
+            };
             self.store.append_audit(&e).await?;
         }
         Ok(())
@@ -295,7 +323,15 @@ impl App {
             return Err(AppError::Validation(FieldErrors::single("user_id", "no such account")));
         }
         let secret = format!("kc_{}", random_token());
-        let t = ApiToken { id: TokenId::from_uuid(Uuid::new_v4()), user_id: uid, label, token_hash: token_hash(&secret), created_at: self.clock.now(), created_by: p.user.id, revoked_at: None };
+        let t = ApiToken {
+            id: TokenId::from_uuid(Uuid::new_v4()),
+            user_id: uid,
+            label,
+            token_hash: token_hash(&secret),
+            created_at: self.clock.now(),
+            created_by: p.user.id,
+            revoked_at: None,
+        };
         self.store.create_api_token(&self.ctx(p, "operations"), &t).await?;
         Ok((secret, t))
     }

@@ -98,7 +98,15 @@ pub struct DeidentifiedPatient {
 }
 
 impl App {
-    fn new_patient_version(&self, p: &Principal, id: PatientId, version: u32, action: VersionAction, input: &DemographicsInput, reason: Option<Reason>) -> Result<PatientVersion, AppError> {
+    fn new_patient_version(
+        &self,
+        p: &Principal,
+        id: PatientId,
+        version: u32,
+        action: VersionAction,
+        input: &DemographicsInput,
+        reason: Option<Reason>,
+    ) -> Result<PatientVersion, AppError> {
         let now = self.clock.now();
         let demographics = input.validate(now.date_naive(), self.knowledge.age_limits)?;
         Ok(PatientVersion {
@@ -126,7 +134,10 @@ impl App {
                 Ok(()) => return Ok(v),
                 Err(ketacare_db::DbError::Conflict(_)) if auto => continue,
                 Err(ketacare_db::DbError::Conflict(_)) => {
-                    return Err(AppError::Validation(FieldErrors::single("mrn", "is already used by another patient; check the number or leave it blank to assign one")))
+                    return Err(AppError::Validation(FieldErrors::single(
+                        "mrn",
+                        "is already used by another patient; check the number or leave it blank to assign one",
+                    )))
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -139,7 +150,14 @@ impl App {
     }
 
     /// Amends demographics; `base_version` is the version the user edited.
-    pub async fn amend_patient(&self, p: &Principal, id: PatientId, base_version: u32, input: &DemographicsInput, reason: &str) -> Result<PatientVersion, AppError> {
+    pub async fn amend_patient(
+        &self,
+        p: &Principal,
+        id: PatientId,
+        base_version: u32,
+        input: &DemographicsInput,
+        reason: &str,
+    ) -> Result<PatientVersion, AppError> {
         self.authorize(p, Permission::WriteDemographics, "Patient").await?;
         let reason = Reason::parse(reason).map_err(|m| FieldErrors::single("reason", m));
         let built = self.new_patient_version(p, id, base_version + 1, VersionAction::Amend, input, None);
@@ -165,7 +183,9 @@ impl App {
             return Err(AppError::Conflict("the patient record changed since you opened it; reload and try again".into()));
         }
         self.store.append_patient_version(&self.ctx(p, "treatment"), &v).await.map_err(|e| match AppError::from(e) {
-            AppError::Conflict(c) if c.contains("mrn") => AppError::Validation(FieldErrors::single("mrn", "is already used by another patient")),
+            AppError::Conflict(c) if c.contains("mrn") => {
+                AppError::Validation(FieldErrors::single("mrn", "is already used by another patient"))
+            }
             other => other,
         })?;
         Ok(v)

@@ -138,7 +138,14 @@ impl App {
     }
 
     /// Amends a record (not weight or height, which use [`App::amend_measurement`]).
-    pub async fn amend_record(&self, p: &Principal, id: RecordId, base_version: u32, input: &RecordInput, reason: &str) -> Result<RecordVersion, AppError> {
+    pub async fn amend_record(
+        &self,
+        p: &Principal,
+        id: RecordId,
+        base_version: u32,
+        input: &RecordInput,
+        reason: &str,
+    ) -> Result<RecordVersion, AppError> {
         let cur = self.current_for_change(p, id, base_version).await?;
         if cur.record.kind() != input.kind() {
             return Err(FieldErrors::single("kind", format!("this record is a {}", cur.record.kind().code())).into());
@@ -212,7 +219,14 @@ impl App {
     }
 
     /// Builds a checked weight or height record against the chart (excluding `replacing`).
-    async fn checked_measurement(&self, p: &Principal, patient: PatientId, is_weight: bool, input: &MeasurementInput, replacing: Option<RecordId>) -> Result<ClinicalRecord, AppError> {
+    async fn checked_measurement(
+        &self,
+        p: &Principal,
+        patient: PatientId,
+        is_weight: bool,
+        input: &MeasurementInput,
+        replacing: Option<RecordId>,
+    ) -> Result<ClinicalRecord, AppError> {
         let policy = &self.knowledge.anthropometry;
         let field = if is_weight { "weight_kg" } else { "height_cm" };
         let mut e = FieldErrors::new();
@@ -230,8 +244,8 @@ impl App {
         let chart = self.chart(p, patient).await?;
         let others: Vec<RecordVersion> = chart.records.iter().filter(|r| Some(r.record_id) != replacing).cloned().collect();
         let (weights, heights) = measurements(&others);
-        let prev_w = weights.iter().filter(|m| m.effective <= at).last().or(weights.last()).map(|m| m.value);
-        let prev_h = heights.iter().filter(|m| m.effective <= at).last().or(heights.last()).map(|m| m.value);
+        let prev_w = weights.iter().rfind(|m| m.effective <= at).or(weights.last()).map(|m| m.value);
+        let prev_h = heights.iter().rfind(|m| m.effective <= at).or(heights.last()).map(|m| m.value);
         let warnings = match (w, h) {
             (Some(w), _) => assess_weight(w, prev_w, prev_h, policy),
             (_, Some(h)) => assess_height(h, prev_h, prev_w, policy),
@@ -267,7 +281,14 @@ impl App {
     }
 
     /// Amends a weight or height record through the same checks.
-    pub async fn amend_measurement(&self, p: &Principal, id: RecordId, base_version: u32, input: &MeasurementInput, reason: &str) -> Result<RecordVersion, AppError> {
+    pub async fn amend_measurement(
+        &self,
+        p: &Principal,
+        id: RecordId,
+        base_version: u32,
+        input: &MeasurementInput,
+        reason: &str,
+    ) -> Result<RecordVersion, AppError> {
         let reason = Reason::parse(reason).map_err(|m| FieldErrors::single("reason", m))?;
         let cur = self.current_for_change(p, id, base_version).await?;
         let is_weight = match &cur.record {

@@ -49,7 +49,9 @@ impl SqliteStore {
         let fk: i64 = sqlx::query_scalar("PRAGMA foreign_keys").fetch_one(&mut *conn).await.map_err(DbError::from_sqlx)?;
         // PRAGMA synchronous: 0 OFF, 1 NORMAL, 2 FULL, 3 EXTRA. FULL or EXTRA are accepted.
         if !journal.eq_ignore_ascii_case("wal") {
-            return Err(DbError::UnsafeConfig(format!("journal_mode is {journal}, expected wal (is the database on a network filesystem?)")));
+            return Err(DbError::UnsafeConfig(format!(
+                "journal_mode is {journal}, expected wal (is the database on a network filesystem?)"
+            )));
         }
         if sync < 2 {
             return Err(DbError::UnsafeConfig(format!("synchronous is {sync}, expected 2 (FULL) or 3 (EXTRA)")));

@@ -106,9 +106,8 @@ pub async fn fresh_postgres() -> Option<TestDb> {
         }
     };
     let name = format!("ketacare_test_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(&admin_url)
-        .await
-        .unwrap_or_else(|e| panic!("PostgreSQL at {PG_URL_VAR} is unreachable: {e}"));
+    let mut admin =
+        sqlx::PgConnection::connect(&admin_url).await.unwrap_or_else(|e| panic!("PostgreSQL at {PG_URL_VAR} is unreachable: {e}"));
     sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut admin).await.expect("create test database");
     let _ = admin.close().await;
     let url = match admin_url.rfind('/') {

@@ -1,7 +1,7 @@
 //! The storage conformance suite: every storage behaviour, run on SQLite and PostgreSQL.
 
 use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
-use ketacare_db::{AuditCtx, AuditFilter, AuditSort, DbError, NewUser, Page, StoredSession, ApiToken};
+use ketacare_db::{ApiToken, AuditCtx, AuditFilter, AuditSort, DbError, NewUser, Page, StoredSession};
 use ketacare_db_tests::{both_backends, TestDb};
 use ketacare_domain::access::{Role, Username};
 use ketacare_domain::audit::{Actor, AuditAction, AuditOutcome};
@@ -32,7 +32,11 @@ fn ctx(user: &ketacare_db::User) -> AuditCtx {
 }
 
 fn system_ctx() -> AuditCtx {
-    AuditCtx { actor: Actor { user_id: None, username: "system".into(), role: None, session_ref: None, client_addr: None }, at: t0(), purpose: "operations" }
+    AuditCtx {
+        actor: Actor { user_id: None, username: "system".into(), role: None, session_ref: None, client_addr: None },
+        at: t0(),
+        purpose: "operations",
+    }
 }
 
 async fn nurse(db: &TestDb) -> ketacare_db::User {
@@ -170,7 +174,17 @@ async fn users_are_unique_and_deactivation_ends_sessions(db: &TestDb) {
     assert_eq!(found, u);
     assert_eq!(hash, "$argon2id$test");
     let dup = s
-        .create_user(&system_ctx(), NewUser { id: UserId::from_uuid(Uuid::new_v4()), username: Username::parse("nurse.jo").unwrap(), display_name: "X".into(), role: Role::Admin, password_hash: "h".into(), created_at: t0() })
+        .create_user(
+            &system_ctx(),
+            NewUser {
+                id: UserId::from_uuid(Uuid::new_v4()),
+                username: Username::parse("nurse.jo").unwrap(),
+                display_name: "X".into(),
+                role: Role::Admin,
+                password_hash: "h".into(),
+                created_at: t0(),
+            },
+        )
         .await;
     assert!(matches!(dup, Err(DbError::Conflict(_))), "{dup:?}");
 
@@ -197,7 +211,15 @@ async fn users_are_unique_and_deactivation_ends_sessions(db: &TestDb) {
 async fn api_tokens_are_found_by_hash_and_revoked(db: &TestDb) {
     let s = db.store();
     let u = nurse(db).await;
-    let t = ApiToken { id: TokenId::from_uuid(Uuid::new_v4()), user_id: u.id, label: "monitor gateway".into(), token_hash: "f00d".into(), created_at: t0(), created_by: u.id, revoked_at: None };
+    let t = ApiToken {
+        id: TokenId::from_uuid(Uuid::new_v4()),
+        user_id: u.id,
+        label: "monitor gateway".into(),
+        token_hash: "f00d".into(),
+        created_at: t0(),
+        created_by: u.id,
+        revoked_at: None,
+    };
     s.create_api_token(&ctx(&u), &t).await.unwrap();
     assert_eq!(s.find_api_token("f00d").await.unwrap().unwrap(), t);
     s.revoke_api_token(&ctx(&u), t.id).await.unwrap();
@@ -338,12 +360,38 @@ async fn every_record_kind_round_trips(db: &TestDb) {
     let p = register(db, &u, "KC-0001", "Rivera", "Ana").await;
     let records = vec![
         diagnosis(),
-        ClinicalRecord::Medication(Medication { name: "Sertraline".into(), rxnorm: Some("36437".into()), dose: Some("100 mg once daily".into()), start: NaiveDate::from_ymd_opt(2025, 1, 2), stop: None }),
-        ClinicalRecord::Allergy(Allergy { substance: "Penicillin".into(), reaction: Some("rash".into()), severity: AllergySeverity::Moderate }),
-        ClinicalRecord::Encounter(Encounter { kind: EncounterKind::Screening, start: t0(), end: Some(t0() + Duration::hours(1)), reason: Some("assessment".into()), note: Some("line one\nline two".into()) }),
+        ClinicalRecord::Medication(Medication {
+            name: "Sertraline".into(),
+            rxnorm: Some("36437".into()),
+            dose: Some("100 mg once daily".into()),
+            start: NaiveDate::from_ymd_opt(2025, 1, 2),
+            stop: None,
+        }),
+        ClinicalRecord::Allergy(Allergy {
+            substance: "Penicillin".into(),
+            reaction: Some("rash".into()),
+            severity: AllergySeverity::Moderate,
+        }),
+        ClinicalRecord::Encounter(Encounter {
+            kind: EncounterKind::Screening,
+            start: t0(),
+            end: Some(t0() + Duration::hours(1)),
+            reason: Some("assessment".into()),
+            note: Some("line one\nline two".into()),
+        }),
         weight("72.4"),
-        ClinicalRecord::Observation(Observation { code: Coding::new(CodeSystem::Loinc, "8310-5", "Body temperature").unwrap(), value: ObservationValue::Text("afebrile".into()), effective: t0(), acknowledged_warnings: vec![] }),
-        ClinicalRecord::Observation(Observation { code: Coding::new(CodeSystem::Other("urn:ketacare:local".into()), "nausea", "Nausea").unwrap(), value: ObservationValue::Boolean(false), effective: t0(), acknowledged_warnings: vec![] }),
+        ClinicalRecord::Observation(Observation {
+            code: Coding::new(CodeSystem::Loinc, "8310-5", "Body temperature").unwrap(),
+            value: ObservationValue::Text("afebrile".into()),
+            effective: t0(),
+            acknowledged_warnings: vec![],
+        }),
+        ClinicalRecord::Observation(Observation {
+            code: Coding::new(CodeSystem::Other("urn:ketacare:local".into()), "nausea", "Nausea").unwrap(),
+            value: ObservationValue::Boolean(false),
+            effective: t0(),
+            acknowledged_warnings: vec![],
+        }),
         ClinicalRecord::Observation(Observation {
             code: Coding::new(CodeSystem::Loinc, "93374-7", "Suicide risk level").unwrap(),
             value: ObservationValue::Coded(Coding::new(CodeSystem::Loinc, "LA9194-7", "Low").unwrap()),
@@ -378,7 +426,10 @@ async fn search_matches_names_and_mrn_and_escapes_wildcards(db: &TestDb) {
     let f = AuditFilter { action: Some(AuditAction::Execute), entity_type: Some("Patient".into()), ..Default::default() };
     let searches = s.search_audit(&ctx(&u), &f).await.unwrap();
     assert_eq!(searches.len(), 7);
-    assert!(searches.iter().all(|e| !e.event.detail.as_deref().unwrap_or("").to_lowercase().contains("riv")), "search text must not be logged");
+    assert!(
+        searches.iter().all(|e| !e.event.detail.as_deref().unwrap_or("").to_lowercase().contains("riv")),
+        "search text must not be logged"
+    );
 }
 
 async fn voided_patients_leave_search_but_keep_history(db: &TestDb) {
@@ -449,7 +500,13 @@ async fn audit_search_filters_and_sorts(db: &TestDb) {
     let mut expect = codes.clone();
     expect.sort_unstable();
     assert_eq!(codes, expect);
-    let mine = s.search_audit(&ctx(&u), &AuditFilter { username: Some("nurse.jo".into()), entity_type: Some("AuditEvent".into()), ..Default::default() }).await.unwrap();
+    let mine = s
+        .search_audit(
+            &ctx(&u),
+            &AuditFilter { username: Some("nurse.jo".into()), entity_type: Some("AuditEvent".into()), ..Default::default() },
+        )
+        .await
+        .unwrap();
     // Four earlier searches; this one is audited after its rows are read.
     assert_eq!(mine.len(), 4, "each audit search is itself audited");
 }

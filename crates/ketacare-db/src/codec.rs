@@ -107,13 +107,9 @@ pub fn encode_record(r: &ClinicalRecord) -> String {
             status: d.status.code().to_owned(),
             note: d.note.clone(),
         },
-        ClinicalRecord::Medication(m) => RecordJson::Medication {
-            name: m.name.clone(),
-            rxnorm: m.rxnorm.clone(),
-            dose: m.dose.clone(),
-            start: m.start,
-            stop: m.stop,
-        },
+        ClinicalRecord::Medication(m) => {
+            RecordJson::Medication { name: m.name.clone(), rxnorm: m.rxnorm.clone(), dose: m.dose.clone(), start: m.start, stop: m.stop }
+        }
         ClinicalRecord::Allergy(a) => {
             RecordJson::Allergy { substance: a.substance.clone(), reaction: a.reaction.clone(), severity: a.severity.code().to_owned() }
         }
@@ -153,24 +149,16 @@ pub fn decode_record(s: &str) -> Result<ClinicalRecord, DbError> {
         RecordJson::Medication { name, rxnorm, dose, start, stop } => {
             ClinicalRecord::Medication(Medication { name, rxnorm, dose, start, stop })
         }
-        RecordJson::Allergy { substance, reaction, severity } => ClinicalRecord::Allergy(Allergy {
-            substance,
-            reaction,
-            severity: AllergySeverity::parse(&severity).map_err(corrupt)?,
-        }),
-        RecordJson::Encounter { encounter_kind, start, end, reason, note } => ClinicalRecord::Encounter(Encounter {
-            kind: EncounterKind::parse(&encounter_kind).map_err(corrupt)?,
-            start,
-            end,
-            reason,
-            note,
-        }),
+        RecordJson::Allergy { substance, reaction, severity } => {
+            ClinicalRecord::Allergy(Allergy { substance, reaction, severity: AllergySeverity::parse(&severity).map_err(corrupt)? })
+        }
+        RecordJson::Encounter { encounter_kind, start, end, reason, note } => {
+            ClinicalRecord::Encounter(Encounter { kind: EncounterKind::parse(&encounter_kind).map_err(corrupt)?, start, end, reason, note })
+        }
         RecordJson::Observation { code, value, effective, acknowledged_warnings } => ClinicalRecord::Observation(Observation {
             code: code.into_domain()?,
             value: match value {
-                ValueJson::Quantity { value, unit } => {
-                    ObservationValue::Quantity { value, unit: UcumUnit::parse(&unit).map_err(corrupt)? }
-                }
+                ValueJson::Quantity { value, unit } => ObservationValue::Quantity { value, unit: UcumUnit::parse(&unit).map_err(corrupt)? },
                 ValueJson::Coded { coding } => ObservationValue::Coded(coding.into_domain()?),
                 ValueJson::Text { text } => ObservationValue::Text(text),
                 ValueJson::Boolean { value } => ObservationValue::Boolean(value),

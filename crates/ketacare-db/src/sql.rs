@@ -48,7 +48,16 @@ pub fn event(
         Some(d) => Some(format!("purpose={}; {d}", ctx.purpose)),
         None => Some(format!("purpose={}", ctx.purpose)),
     };
-    AuditEvent { recorded_at: ctx.at, actor: ctx.actor.clone(), action, outcome, entity_type: entity_type.to_owned(), entity_id, patient_id, detail }
+    AuditEvent {
+        recorded_at: ctx.at,
+        actor: ctx.actor.clone(),
+        action,
+        outcome,
+        entity_type: entity_type.to_owned(),
+        entity_id,
+        patient_id,
+        detail,
+    }
 }
 
 /// Implements [`crate::Store`] for a backend type. See the module docs.

@@ -50,9 +50,7 @@ impl CodeSystem {
             "icd10" | "icd-10" | "icd-10-cm" | "icd10cm" | "http://hl7.org/fhir/sid/icd-10-cm" => Ok(Self::Icd10Cm),
             "loinc" | "http://loinc.org" => Ok(Self::Loinc),
             "rxnorm" | "http://www.nlm.nih.gov/research/umls/rxnorm" => Ok(Self::RxNorm),
-            _ if t.starts_with("http://") || t.starts_with("https://") || t.starts_with("urn:") => {
-                bounded_text(t, 8, 200).map(Self::Other)
-            }
+            _ if t.starts_with("http://") || t.starts_with("https://") || t.starts_with("urn:") => bounded_text(t, 8, 200).map(Self::Other),
             _ => Err("must be snomed, icd10, loinc, rxnorm or a code system URI (http://…, https://… or urn:…)".to_owned()),
         }
     }

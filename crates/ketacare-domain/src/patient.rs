@@ -92,10 +92,7 @@ impl DateOfBirth {
         }
         let age = age_in_years(d, today);
         if age < limits.minimum_years {
-            return Err(format!(
-                "gives an age of {age}; Ketacare records patients aged {} or older",
-                limits.minimum_years
-            ));
+            return Err(format!("gives an age of {age}; Ketacare records patients aged {} or older", limits.minimum_years));
         }
         if age > limits.maximum_years {
             return Err(format!("gives an age of {age}, which is not plausible; check the year"));
@@ -300,18 +297,25 @@ impl DemographicsInput {
         let er = e.check("emergency_relationship", optional_text(&self.emergency_relationship, 100));
         let ep = e.check("emergency_phone", phone(&self.emergency_phone));
         match (mrn, name, dob, sex, phone_v, email_v, address, en, er, ep) {
-            (Some(mrn), Some(name), Some(date_of_birth), Some(sex), Some(phone), Some(email), Some(address), Some(en), Some(er), Some(ep))
-                if e.is_empty() =>
-            {
-                Ok(Demographics {
-                    mrn,
-                    name,
-                    date_of_birth,
-                    sex,
-                    contact: Contact { phone, email, address },
-                    emergency_contact: EmergencyContact { name: en, relationship: er, phone: ep },
-                })
-            }
+            (
+                Some(mrn),
+                Some(name),
+                Some(date_of_birth),
+                Some(sex),
+                Some(phone),
+                Some(email),
+                Some(address),
+                Some(en),
+                Some(er),
+                Some(ep),
+            ) if e.is_empty() => Ok(Demographics {
+                mrn,
+                name,
+                date_of_birth,
+                sex,
+                contact: Contact { phone, email, address },
+                emergency_contact: EmergencyContact { name: en, relationship: er, phone: ep },
+            }),
             _ => Err(e),
         }
     }

@@ -52,9 +52,7 @@ pub struct Reason(String);
 impl Reason {
     /// Validates a reason.
     pub fn parse(raw: &str) -> Result<Self, String> {
-        bounded_text(raw, 3, 500)
-            .map(Self)
-            .map_err(|e| format!("{e}; say why, for example \"entered in error: wrong patient\""))
+        bounded_text(raw, 3, 500).map(Self).map_err(|e| format!("{e}; say why, for example \"entered in error: wrong patient\""))
     }
     /// The text.
     pub fn as_str(&self) -> &str {
@@ -304,9 +302,7 @@ impl UcumUnit {
     /// Checks the code uses UCUM's character set (case-sensitive, no spaces) and is 1–30 characters.
     pub fn parse(raw: &str) -> Result<Self, String> {
         let t = raw.trim();
-        let ok = !t.is_empty()
-            && t.len() <= 30
-            && t.chars().all(|c| c.is_ascii_alphanumeric() || "[]{}/.%*^_-'".contains(c));
+        let ok = !t.is_empty() && t.len() <= 30 && t.chars().all(|c| c.is_ascii_alphanumeric() || "[]{}/.%*^_-'".contains(c));
         if ok {
             Ok(Self(t.to_owned()))
         } else {
@@ -592,7 +588,8 @@ impl AllergyInput {
         let mut e = FieldErrors::new();
         let substance = e.check("substance", bounded_text(&self.substance, 1, 200));
         let reaction = e.check("reaction", optional_text(&self.reaction, 300));
-        let severity = e.check("severity", AllergySeverity::parse(if self.severity.trim().is_empty() { "unknown" } else { &self.severity }));
+        let severity =
+            e.check("severity", AllergySeverity::parse(if self.severity.trim().is_empty() { "unknown" } else { &self.severity }));
         match (substance, reaction, severity) {
             (Some(substance), Some(reaction), Some(severity)) if e.is_empty() => Ok(Allergy { substance, reaction, severity }),
             _ => Err(e),
@@ -664,25 +661,33 @@ impl ObservationInput {
         let system = e.check("system", CodeSystem::parse(if self.system.trim().is_empty() { "loinc" } else { &self.system }));
         let code = system.and_then(|s| e.check("code", Coding::new(s, &self.code, &self.display)));
         if let Some(c) = &code {
-            if c.system() == &CodeSystem::Loinc && [crate::coding::loinc::BODY_WEIGHT, crate::coding::loinc::BODY_HEIGHT, crate::coding::loinc::BMI].contains(&c.code()) {
+            if c.system() == &CodeSystem::Loinc
+                && [crate::coding::loinc::BODY_WEIGHT, crate::coding::loinc::BODY_HEIGHT, crate::coding::loinc::BMI].contains(&c.code())
+            {
                 e.add("code", "weight and height are recorded on the weight and height form, which checks them; BMI is derived");
             }
         }
         let value = match self.value_type.trim() {
             "" | "quantity" => {
-                let v = e.check("value", Decimal::from_str(self.value.trim()).map_err(|_| "must be a number such as 36.8 (point as decimal separator)".to_owned()));
+                let v = e.check(
+                    "value",
+                    Decimal::from_str(self.value.trim())
+                        .map_err(|_| "must be a number such as 36.8 (point as decimal separator)".to_owned()),
+                );
                 let u = e.check("unit", UcumUnit::parse(&self.unit));
                 v.zip(u).map(|(value, unit)| ObservationValue::Quantity { value, unit })
             }
             "text" => e.check("value", bounded_text(&self.value, 1, 2000)).map(ObservationValue::Text),
-            "boolean" => e.check(
-                "value",
-                match self.value.trim() {
-                    "yes" | "true" => Ok(true),
-                    "no" | "false" => Ok(false),
-                    _ => Err("must be yes or no".to_owned()),
-                },
-            ).map(ObservationValue::Boolean),
+            "boolean" => e
+                .check(
+                    "value",
+                    match self.value.trim() {
+                        "yes" | "true" => Ok(true),
+                        "no" | "false" => Ok(false),
+                        _ => Err("must be yes or no".to_owned()),
+                    },
+                )
+                .map(ObservationValue::Boolean),
             _ => {
                 e.add("value_type", "must be quantity, text or boolean");
                 None
@@ -721,9 +726,8 @@ mod tests {
 
     #[test]
     fn other_diagnosis_needs_system_and_code() {
-        let e = DiagnosisInput { choice: "other".into(), system: "snowmed".into(), ..Default::default() }
-            .validate(&catalogue())
-            .unwrap_err();
+        let e =
+            DiagnosisInput { choice: "other".into(), system: "snowmed".into(), ..Default::default() }.validate(&catalogue()).unwrap_err();
         assert!(e.for_field("system").unwrap().contains("snomed"));
         let d = DiagnosisInput {
             choice: "other".into(),
@@ -760,13 +764,27 @@ mod tests {
         .validate()
         .unwrap();
         assert!(matches!(o.value, ObservationValue::Quantity { .. }));
-        let e = ObservationInput { code: "29463-7".into(), display: "Body weight".into(), value: "80".into(), unit: "kg".into(), effective: "2026-11-26T09:30".into(), ..Default::default() }
-            .validate()
-            .unwrap_err();
+        let e = ObservationInput {
+            code: "29463-7".into(),
+            display: "Body weight".into(),
+            value: "80".into(),
+            unit: "kg".into(),
+            effective: "2026-11-26T09:30".into(),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
         assert!(e.for_field("code").is_some());
-        let e = ObservationInput { code: "8310-5".into(), display: "T".into(), value: "36,8".into(), unit: "deg C".into(), effective: "x".into(), ..Default::default() }
-            .validate()
-            .unwrap_err();
+        let e = ObservationInput {
+            code: "8310-5".into(),
+            display: "T".into(),
+            value: "36,8".into(),
+            unit: "deg C".into(),
+            effective: "x".into(),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap_err();
         for f in ["value", "unit", "effective"] {
             assert!(e.for_field(f).is_some(), "{f}");
         }

@@ -79,7 +79,13 @@ pub struct UserDto {
 
 impl From<&User> for UserDto {
     fn from(u: &User) -> Self {
-        Self { id: u.id.to_string(), username: u.username.as_str().into(), display_name: u.display_name.clone(), role: u.role.code().into(), active: u.active }
+        Self {
+            id: u.id.to_string(),
+            username: u.username.as_str().into(),
+            display_name: u.display_name.clone(),
+            role: u.role.code().into(),
+            active: u.active,
+        }
     }
 }
 
@@ -280,7 +286,11 @@ pub struct MeasurementRequest {
 
 impl MeasurementRequest {
     fn input(&self) -> MeasurementInput {
-        MeasurementInput { value: self.value.text(), measured_at: self.measured_at.clone().unwrap_or_default(), acknowledged: self.acknowledge.clone() }
+        MeasurementInput {
+            value: self.value.text(),
+            measured_at: self.measured_at.clone().unwrap_or_default(),
+            acknowledged: self.acknowledge.clone(),
+        }
     }
 }
 
@@ -388,7 +398,13 @@ pub struct TokenDto {
 
 impl From<&ApiToken> for TokenDto {
     fn from(t: &ApiToken) -> Self {
-        Self { id: t.id.to_string(), user_id: t.user_id.to_string(), label: t.label.clone(), created_at: t.created_at.to_rfc3339(), revoked: t.revoked_at.is_some() }
+        Self {
+            id: t.id.to_string(),
+            user_id: t.user_id.to_string(),
+            label: t.label.clone(),
+            created_at: t.created_at.to_rfc3339(),
+            revoked: t.revoked_at.is_some(),
+        }
     }
 }
 
@@ -428,7 +444,11 @@ async fn login(State(state): State<AppState>, req: Request) -> ApiResult<Respons
     let r: LoginRequest = json(Request::from_parts(parts, body), &state).await?;
     let (token, p) = state.app.login(&r.username, &r.password, addr).await?;
     let secure = if state.config.secure_cookies { "; Secure" } else { "" };
-    let cookie = format!("{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}", state.cookie_name(), state.app.settings().session_absolute.num_seconds());
+    let cookie = format!(
+        "{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
+        state.cookie_name(),
+        state.app.settings().session_absolute.num_seconds()
+    );
     Ok(([(header::SET_COOKIE, cookie)], Json(UserDto::from(&p.user))).into_response())
 }
 
@@ -562,8 +582,16 @@ async fn amend_record(State(state): State<AppState>, Auth(p): Auth, Path(id): Pa
     let f = fields(&r.fields);
     let is_measure = matches!(&cur.record, ketacare_domain::record::ClinicalRecord::Observation(o) if [ketacare_domain::coding::loinc::BODY_WEIGHT, ketacare_domain::coding::loinc::BODY_HEIGHT].contains(&o.code.code()));
     let v = if is_measure {
-        let input = MeasurementInput { value: forms::f(&f, "value"), measured_at: forms::f(&f, "measured_at"), acknowledged: r.acknowledge.clone() };
-        state.app.amend_measurement(&p, record, r.base_version, &input, &r.reason).await.map_err(|e| rename(rename(e, "weight_kg", "value").inner, "height_cm", "value"))?
+        let input = MeasurementInput {
+            value: forms::f(&f, "value"),
+            measured_at: forms::f(&f, "measured_at"),
+            acknowledged: r.acknowledge.clone(),
+        };
+        state
+            .app
+            .amend_measurement(&p, record, r.base_version, &input, &r.reason)
+            .await
+            .map_err(|e| rename(rename(e, "weight_kg", "value").inner, "height_cm", "value"))?
     } else {
         state.app.amend_record(&p, record, r.base_version, &forms::record_input(cur.record.kind(), &f), &r.reason).await?
     };
@@ -608,7 +636,10 @@ async fn list_users(State(state): State<AppState>, Auth(p): Auth) -> ApiResult<J
 #[utoipa::path(post, path = "/api/admin/users", request_body = CreateUserRequest, responses((status = 201, body = UserDto), (status = 422, body = Problem)), tag = "admin")]
 async fn create_user(State(state): State<AppState>, Auth(p): Auth, req: Request) -> ApiResult<Response> {
     let r: CreateUserRequest = json(req, &state).await?;
-    let u = state.app.create_user(&p, &NewUserInput { username: r.username, display_name: r.display_name, role: r.role, password: r.password }).await?;
+    let u = state
+        .app
+        .create_user(&p, &NewUserInput { username: r.username, display_name: r.display_name, role: r.role, password: r.password })
+        .await?;
     Ok((StatusCode::CREATED, Json(UserDto::from(&u))).into_response())
 }
 

@@ -72,13 +72,19 @@ impl WebError {
                 (s, pr)
             }
             AppError::NeedsConfirmation(w) => {
-                let (s, mut pr) = p(StatusCode::UNPROCESSABLE_ENTITY, "needs_confirmation", "check the value; resubmit with the warning codes in acknowledge to save it".into());
+                let (s, mut pr) = p(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "needs_confirmation",
+                    "check the value; resubmit with the warning codes in acknowledge to save it".into(),
+                );
                 pr.warnings = w.iter().map(|w| WarningDto { code: w.code().into(), message: w.message() }).collect();
                 (s, pr)
             }
-            AppError::Storage(_) | AppError::Internal(_) => {
-                p(StatusCode::INTERNAL_SERVER_ERROR, "internal", "something went wrong on the server; nothing was saved; try again or call the administrator".into())
-            }
+            AppError::Storage(_) | AppError::Internal(_) => p(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "something went wrong on the server; nothing was saved; try again or call the administrator".into(),
+            ),
         }
     }
 }

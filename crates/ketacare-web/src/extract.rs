@@ -34,11 +34,16 @@ impl FromRequestParts<AppState> for Auth {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         // Inside the nested `/api` router the path is stripped; the original URI tells.
-        let path = parts.extensions.get::<axum::extract::OriginalUri>().map(|u| u.0.path().to_owned()).unwrap_or_else(|| parts.uri.path().to_owned());
+        let path = parts
+            .extensions
+            .get::<axum::extract::OriginalUri>()
+            .map(|u| u.0.path().to_owned())
+            .unwrap_or_else(|| parts.uri.path().to_owned());
         let api = path.starts_with("/api");
         let err = |e| if api { WebError::api(e) } else { WebError::ui(e) };
         let addr = client_addr(parts);
-        if let Some(bearer) = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")) {
+        if let Some(bearer) = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "))
+        {
             return state.app.authenticate_token(bearer.trim(), addr).await.map(Auth).map_err(err);
         }
         match cookie(parts, state.cookie_name()) {

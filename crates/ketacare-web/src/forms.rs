@@ -64,9 +64,23 @@ pub fn record_input(kind: RecordKind, m: &Fields) -> RecordInput {
             status: f(m, "status"),
             note: f(m, "note"),
         }),
-        RecordKind::Medication => RecordInput::Medication(MedicationInput { name: f(m, "name"), rxnorm: f(m, "rxnorm"), dose: f(m, "dose"), start: f(m, "start"), stop: f(m, "stop") }),
-        RecordKind::Allergy => RecordInput::Allergy(AllergyInput { substance: f(m, "substance"), reaction: f(m, "reaction"), severity: f(m, "severity") }),
-        RecordKind::Encounter => RecordInput::Encounter(EncounterInput { kind: f(m, "encounter_kind"), start: f(m, "start"), end: f(m, "end"), reason: f(m, "reason_for_visit"), note: f(m, "note") }),
+        RecordKind::Medication => RecordInput::Medication(MedicationInput {
+            name: f(m, "name"),
+            rxnorm: f(m, "rxnorm"),
+            dose: f(m, "dose"),
+            start: f(m, "start"),
+            stop: f(m, "stop"),
+        }),
+        RecordKind::Allergy => {
+            RecordInput::Allergy(AllergyInput { substance: f(m, "substance"), reaction: f(m, "reaction"), severity: f(m, "severity") })
+        }
+        RecordKind::Encounter => RecordInput::Encounter(EncounterInput {
+            kind: f(m, "encounter_kind"),
+            start: f(m, "start"),
+            end: f(m, "end"),
+            reason: f(m, "reason_for_visit"),
+            note: f(m, "note"),
+        }),
         RecordKind::Observation => RecordInput::Observation(ObservationInput {
             code: f(m, "code"),
             system: f(m, "system"),

@@ -65,7 +65,10 @@ async fn css() -> impl IntoResponse {
 
 async fn health(State(state): State<AppState>) -> Response {
     match state.app.store().schema_version().await {
-        Ok(v) => (StatusCode::OK, axum::Json(serde_json::json!({"status": "ok", "schema_version": v, "backend": state.app.store().backend()}))).into_response(),
+        Ok(v) => {
+            (StatusCode::OK, axum::Json(serde_json::json!({"status": "ok", "schema_version": v, "backend": state.app.store().backend()})))
+                .into_response()
+        }
         Err(e) => {
             tracing::error!(error = %e, "health check failed");
             (StatusCode::SERVICE_UNAVAILABLE, axum::Json(serde_json::json!({"status": "unavailable"}))).into_response()
@@ -80,7 +83,9 @@ async fn same_origin(req: Request, next: Next) -> Response {
         if h.get("sec-fetch-site").and_then(|v| v.to_str().ok()) == Some("cross-site") {
             return (StatusCode::FORBIDDEN, "cross-site request refused").into_response();
         }
-        if let (Some(origin), Some(host)) = (h.get(header::ORIGIN).and_then(|v| v.to_str().ok()), h.get(header::HOST).and_then(|v| v.to_str().ok())) {
+        if let (Some(origin), Some(host)) =
+            (h.get(header::ORIGIN).and_then(|v| v.to_str().ok()), h.get(header::HOST).and_then(|v| v.to_str().ok()))
+        {
             let origin_host = origin.split("://").nth(1).unwrap_or("");
             if origin != "null" && origin_host != host {
                 return (StatusCode::FORBIDDEN, "cross-origin request refused").into_response();

@@ -76,18 +76,22 @@ async fn home(Auth(p): Auth) -> Redirect {
 // ---------- login ----------
 
 fn login_page(message: Option<&str>, username: &str) -> Markup {
-    layout(None, "Log in", html! {
-        section.card.narrow {
-            h1 { "Log in" }
-            @if let Some(m) = message { div.alert.alert-error role="alert" { (m) } }
-            form method="post" action="/login" {
-                div.field { label for="username" { "Username" } input #username name="username" autocomplete="username" required value=(username); }
-                div.field { label for="password" { "Password" } input #password name="password" type="password" autocomplete="current-password" required; }
-                button.primary type="submit" { "Log in" }
+    layout(
+        None,
+        "Log in",
+        html! {
+            section.card.narrow {
+                h1 { "Log in" }
+                @if let Some(m) = message { div.alert.alert-error role="alert" { (m) } }
+                form method="post" action="/login" {
+                    div.field { label for="username" { "Username" } input #username name="username" autocomplete="username" required value=(username); }
+                    div.field { label for="password" { "Password" } input #password name="password" type="password" autocomplete="current-password" required; }
+                    button.primary type="submit" { "Log in" }
+                }
+                p.muted { "Sessions end after 15 minutes without activity." }
             }
-            p.muted { "Sessions end after 15 minutes without activity." }
-        }
-    })
+        },
+    )
 }
 
 #[derive(serde::Deserialize)]
@@ -107,14 +111,20 @@ fn session_cookie(state: &AppState, token: &str, max_age: i64) -> String {
 async fn login(State(state): State<AppState>, req: Request) -> PageResult {
     let (parts, body) = req.into_parts();
     let addr = client_addr(&parts);
-    let Form(form): Form<Fields> = Form::from_request(Request::from_parts(parts, body), &state).await.map_err(|_| ui(AppError::Validation(FieldErrors::single("form", "could not be read"))))?;
+    let Form(form): Form<Fields> = Form::from_request(Request::from_parts(parts, body), &state)
+        .await
+        .map_err(|_| ui(AppError::Validation(FieldErrors::single("form", "could not be read"))))?;
     let (user, pw) = (f(&form, "username"), f(&form, "password"));
     match state.app.login(&user, &pw, addr).await {
         Ok((token, _)) => {
             let cookie = session_cookie(&state, &token, state.app.settings().session_absolute.num_seconds());
             Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response())
         }
-        Err(AppError::Unauthenticated) => Ok((axum::http::StatusCode::UNAUTHORIZED, login_page(Some("The username or password is not correct, or the account is inactive."), &user)).into_response()),
+        Err(AppError::Unauthenticated) => Ok((
+            axum::http::StatusCode::UNAUTHORIZED,
+            login_page(Some("The username or password is not correct, or the account is inactive."), &user),
+        )
+            .into_response()),
         Err(e) => Err(ui(e)),
     }
 }
@@ -140,41 +150,47 @@ async fn patient_list(State(state): State<AppState>, Auth(p): Auth, Query(q): Qu
     let pg = q.page.unwrap_or(0).max(0);
     let rows = state.app.search_patients(&p, &query, Page { limit: 50, offset: pg * 50 }).await.map_err(ui)?;
     let today = state.app.clock().now().date_naive();
-    Ok(page(&p, "Patients", html! {
-        div.row-between {
-            h1 { "Patients" }
-            @if p.can(Permission::WriteDemographics) { a.button.primary href="/patients/new" { "Register patient" } }
-        }
-        form.search method="get" action="/patients" role="search" {
-            label for="q" { "Search by name or MRN" }
-            input #q name="q" type="search" value=(query);
-            button type="submit" { "Search" }
-        }
-        @if rows.is_empty() { p.muted { "No patients match." } }
-        @else {
-            table.list {
-                thead { tr { th { "Name" } th { "MRN" } th { "Age" } th { "Sex" } } }
-                tbody {
-                    @for v in &rows {
-                        tr {
-                            td { a href=(format!("/patients/{}", v.patient_id)) { (v.demographics.name.display()) } }
-                            td { (v.demographics.mrn.as_str()) }
-                            td { (v.demographics.date_of_birth.age_on(today)) }
-                            td { (v.demographics.sex.label()) }
+    Ok(page(
+        &p,
+        "Patients",
+        html! {
+            div.row-between {
+                h1 { "Patients" }
+                @if p.can(Permission::WriteDemographics) { a.button.primary href="/patients/new" { "Register patient" } }
+            }
+            form.search method="get" action="/patients" role="search" {
+                label for="q" { "Search by name or MRN" }
+                input #q name="q" type="search" value=(query);
+                button type="submit" { "Search" }
+            }
+            @if rows.is_empty() { p.muted { "No patients match." } }
+            @else {
+                table.list {
+                    thead { tr { th { "Name" } th { "MRN" } th { "Age" } th { "Sex" } } }
+                    tbody {
+                        @for v in &rows {
+                            tr {
+                                td { a href=(format!("/patients/{}", v.patient_id)) { (v.demographics.name.display()) } }
+                                td { (v.demographics.mrn.as_str()) }
+                                td { (v.demographics.date_of_birth.age_on(today)) }
+                                td { (v.demographics.sex.label()) }
+                            }
                         }
                     }
                 }
+                nav.pager {
+                    @if pg > 0 { a href=(format!("/patients?q={}&page={}", urlencode(&query), pg - 1)) { "Previous" } }
+                    @if rows.len() == 50 { a href=(format!("/patients?q={}&page={}", urlencode(&query), pg + 1)) { "Next" } }
+                }
             }
-            nav.pager {
-                @if pg > 0 { a href=(format!("/patients?q={}&page={}", urlencode(&query), pg - 1)) { "Previous" } }
-                @if rows.len() == 50 { a href=(format!("/patients?q={}&page={}", urlencode(&query), pg + 1)) { "Next" } }
-            }
-        }
-    }))
+        },
+    ))
 }
 
 fn urlencode(s: &str) -> String {
-    s.bytes().map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") }).collect()
+    s.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
 }
 
 fn sex_options() -> Vec<(String, String)> {
@@ -217,14 +233,21 @@ fn demographics_form(p: &Principal, action: &str, values: &Fields, errors: &Fiel
 
 async fn register_form(State(state): State<AppState>, Auth(p): Auth) -> PageResult {
     state.app.authorize(&p, Permission::WriteDemographics, "Patient").await.map_err(ui)?;
-    Ok(page(&p, "Register patient", html! { h1 { "Register patient" } (demographics_form(&p, "/patients", &Fields::new(), &FieldErrors::new(), None)) }))
+    Ok(page(
+        &p,
+        "Register patient",
+        html! { h1 { "Register patient" } (demographics_form(&p, "/patients", &Fields::new(), &FieldErrors::new(), None)) },
+    ))
 }
 
 async fn register(State(state): State<AppState>, Auth(p): Auth, Form(form): Form<Fields>) -> PageResult {
     check_csrf(&p, &form)?;
     match state.app.register_patient(&p, &forms::demographics(&form)).await {
         Ok(v) => Ok(Redirect::to(&format!("/patients/{}", v.patient_id)).into_response()),
-        Err(AppError::Validation(e)) => Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, page(&p, "Register patient", html! { h1 { "Register patient" } (demographics_form(&p, "/patients", &form, &e, None)) }))
+        Err(AppError::Validation(e)) => Ok((
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            page(&p, "Register patient", html! { h1 { "Register patient" } (demographics_form(&p, "/patients", &form, &e, None)) }),
+        )
             .into_response()),
         Err(e) => Err(ui(e)),
     }
@@ -272,102 +295,110 @@ async fn chart(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<Stri
             }
         }
     };
-    Ok(page(&p, &d.name.display(), html! {
-        div.row-between {
-            div {
-                h1 { (d.name.display()) }
-                p.muted { "MRN " strong { (d.mrn.as_str()) } " · born " (d.date_of_birth.date().format("%Y-%m-%d")) " (" (d.date_of_birth.age_on(today)) " y) · " (d.sex.label()) }
-            }
-            div.actions {
-                @if p.can(Permission::WriteDemographics) { a.button href=(format!("{base}/edit")) { "Amend demographics" } }
-                a.button href=(format!("{base}/history")) { "Demographics history (v" (c.patient.version) ")" }
-            }
-        }
-        div.grid {
-            section.card #contact {
-                h2 { "Contact" }
-                dl {
-                    dt { "Phone" } dd { (d.contact.phone.as_deref().unwrap_or("—")) }
-                    dt { "E-mail" } dd { (d.contact.email.as_deref().unwrap_or("—")) }
-                    dt { "Address" } dd { (d.contact.address.as_deref().unwrap_or("—")) }
-                    dt { "Emergency contact" } dd {
-                        (d.emergency_contact.name.as_deref().unwrap_or("—"))
-                        @if let Some(r) = &d.emergency_contact.relationship { " (" (r) ")" }
-                        @if let Some(ph) = &d.emergency_contact.phone { " · " (ph) }
-                    }
+    Ok(page(
+        &p,
+        &d.name.display(),
+        html! {
+            div.row-between {
+                div {
+                    h1 { (d.name.display()) }
+                    p.muted { "MRN " strong { (d.mrn.as_str()) } " · born " (d.date_of_birth.date().format("%Y-%m-%d")) " (" (d.date_of_birth.age_on(today)) " y) · " (d.sex.label()) }
+                }
+                div.actions {
+                    @if p.can(Permission::WriteDemographics) { a.button href=(format!("{base}/edit")) { "Amend demographics" } }
+                    a.button href=(format!("{base}/history")) { "Demographics history (v" (c.patient.version) ")" }
                 }
             }
-            section.card #anthropometry {
-                div.row-between {
-                    h2 { "Weight and height" }
-                    @if write {
-                        div.actions {
-                            a.button href=(format!("{base}/measurements?type=weight")) { "Record weight" }
-                            a.button href=(format!("{base}/measurements?type=height")) { "Record height" }
+            div.grid {
+                section.card #contact {
+                    h2 { "Contact" }
+                    dl {
+                        dt { "Phone" } dd { (d.contact.phone.as_deref().unwrap_or("—")) }
+                        dt { "E-mail" } dd { (d.contact.email.as_deref().unwrap_or("—")) }
+                        dt { "Address" } dd { (d.contact.address.as_deref().unwrap_or("—")) }
+                        dt { "Emergency contact" } dd {
+                            (d.emergency_contact.name.as_deref().unwrap_or("—"))
+                            @if let Some(r) = &d.emergency_contact.relationship { " (" (r) ")" }
+                            @if let Some(ph) = &d.emergency_contact.phone { " · " (ph) }
                         }
                     }
                 }
-                p.summary {
-                    "Latest weight: " strong #latest-weight { @if let Some(w) = c.latest_weight() { (w.value.to_string()) } @else { "none recorded" } }
-                    @if let Some(w) = c.latest_weight() { " (" (w.effective.format("%Y-%m-%d %H:%M UTC")) ", " (w.version.provenance.username) ")" }
-                    br;
-                    "Latest height: " strong { @if let Some(h) = c.latest_height() { (h.value.to_string()) } @else { "none recorded" } }
-                    br;
-                    "BMI (derived): " strong { @if let Some(b) = c.bmi() { (b.normalize().to_string()) " kg/m²" } @else { "—" } }
-                }
-                (weight_chart(&c.weights))
-                @if !c.weights.is_empty() || !c.heights.is_empty() {
-                    table.list #weights {
-                        thead { tr { th { "Measured" } th { "Value" } th { "Recorded by" } th {} } }
-                        tbody {
-                            @for m in c.weights.iter().rev() {
-                                tr { td { (m.effective.format("%Y-%m-%d %H:%M")) } td { (m.value.to_string()) } td { (provenance(&m.version.provenance)) } td { (record_links(&m.version)) } }
+                section.card #anthropometry {
+                    div.row-between {
+                        h2 { "Weight and height" }
+                        @if write {
+                            div.actions {
+                                a.button href=(format!("{base}/measurements?type=weight")) { "Record weight" }
+                                a.button href=(format!("{base}/measurements?type=height")) { "Record height" }
                             }
-                            @for m in c.heights.iter().rev() {
-                                tr { td { (m.effective.format("%Y-%m-%d %H:%M")) } td { (m.value.to_string()) } td { (provenance(&m.version.provenance)) } td { (record_links(&m.version)) } }
+                        }
+                    }
+                    p.summary {
+                        "Latest weight: " strong #latest-weight { @if let Some(w) = c.latest_weight() { (w.value.to_string()) } @else { "none recorded" } }
+                        @if let Some(w) = c.latest_weight() { " (" (w.effective.format("%Y-%m-%d %H:%M UTC")) ", " (w.version.provenance.username) ")" }
+                        br;
+                        "Latest height: " strong { @if let Some(h) = c.latest_height() { (h.value.to_string()) } @else { "none recorded" } }
+                        br;
+                        "BMI (derived): " strong { @if let Some(b) = c.bmi() { (b.normalize().to_string()) " kg/m²" } @else { "—" } }
+                    }
+                    (weight_chart(&c.weights))
+                    @if !c.weights.is_empty() || !c.heights.is_empty() {
+                        table.list #weights {
+                            thead { tr { th { "Measured" } th { "Value" } th { "Recorded by" } th {} } }
+                            tbody {
+                                @for m in c.weights.iter().rev() {
+                                    tr { td { (m.effective.format("%Y-%m-%d %H:%M")) } td { (m.value.to_string()) } td { (provenance(&m.version.provenance)) } td { (record_links(&m.version)) } }
+                                }
+                                @for m in c.heights.iter().rev() {
+                                    tr { td { (m.effective.format("%Y-%m-%d %H:%M")) } td { (m.value.to_string()) } td { (provenance(&m.version.provenance)) } td { (record_links(&m.version)) } }
+                                }
                             }
                         }
                     }
                 }
             }
-        }
-        (section(RecordKind::Diagnosis, "Diagnoses", "No diagnoses recorded."))
-        (section(RecordKind::Medication, "Medications", "No medications recorded."))
-        (section(RecordKind::Allergy, "Allergies", "No known allergies recorded."))
-        (section(RecordKind::Encounter, "Encounters", "No encounters recorded."))
-        (section(RecordKind::Observation, "Other observations", "No other observations."))
-        @if !c.voided.is_empty() {
-            details.card #voided {
-                summary { "Voided records (" (c.voided.len()) ")" }
-                ul.records {
-                    @for r in &c.voided {
-                        li { s { (r.record.summary()) } " voided: " (r.reason.as_ref().map(|x| x.as_str()).unwrap_or("")) " " (provenance(&r.provenance)) " " (record_links(r)) }
+            (section(RecordKind::Diagnosis, "Diagnoses", "No diagnoses recorded."))
+            (section(RecordKind::Medication, "Medications", "No medications recorded."))
+            (section(RecordKind::Allergy, "Allergies", "No known allergies recorded."))
+            (section(RecordKind::Encounter, "Encounters", "No encounters recorded."))
+            (section(RecordKind::Observation, "Other observations", "No other observations."))
+            @if !c.voided.is_empty() {
+                details.card #voided {
+                    summary { "Voided records (" (c.voided.len()) ")" }
+                    ul.records {
+                        @for r in &c.voided {
+                            li { s { (r.record.summary()) } " voided: " (r.reason.as_ref().map(|x| x.as_str()).unwrap_or("")) " " (provenance(&r.provenance)) " " (record_links(r)) }
+                        }
                     }
                 }
             }
-        }
-        @if p.can(Permission::WriteDemographics) {
-            details.card.danger {
-                summary { "Void this registration" }
-                form method="post" action=(format!("{base}/void")) {
-                    (csrf(&p))
-                    input type="hidden" name="base_version" value=(c.patient.version);
-                    (textarea("reason", "Reason (for example: duplicate registration)", &Fields::new(), &FieldErrors::new()))
-                    button.danger type="submit" { "Void registration" }
+            @if p.can(Permission::WriteDemographics) {
+                details.card.danger {
+                    summary { "Void this registration" }
+                    form method="post" action=(format!("{base}/void")) {
+                        (csrf(&p))
+                        input type="hidden" name="base_version" value=(c.patient.version);
+                        (textarea("reason", "Reason (for example: duplicate registration)", &Fields::new(), &FieldErrors::new()))
+                        button.danger type="submit" { "Void registration" }
+                    }
                 }
             }
-        }
-    }))
+        },
+    ))
 }
 
 async fn edit_form(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> PageResult {
     let v = state.app.patient(&p, pid(&id)?).await.map_err(ui)?;
     let values = forms::demographics_fields(&DemographicsInput::from_demographics(&v.demographics));
-    Ok(page(&p, "Amend demographics", html! {
-        h1 { "Amend demographics" }
-        p.muted { "The current version stays in the history; this creates version " (v.version + 1) "." }
-        (demographics_form(&p, &format!("/patients/{id}/edit"), &values, &FieldErrors::new(), Some(v.version)))
-    }))
+    Ok(page(
+        &p,
+        "Amend demographics",
+        html! {
+            h1 { "Amend demographics" }
+            p.muted { "The current version stays in the history; this creates version " (v.version + 1) "." }
+            (demographics_form(&p, &format!("/patients/{id}/edit"), &values, &FieldErrors::new(), Some(v.version)))
+        },
+    ))
 }
 
 fn base_version(form: &Fields) -> u32 {
@@ -379,11 +410,18 @@ async fn edit(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<Strin
     let patient = pid(&id)?;
     match state.app.amend_patient(&p, patient, base_version(&form), &forms::demographics(&form), &f(&form, "reason")).await {
         Ok(_) => Ok(Redirect::to(&format!("/patients/{id}")).into_response()),
-        Err(AppError::Validation(e)) => Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, page(&p, "Amend demographics", html! {
-            h1 { "Amend demographics" }
-            (demographics_form(&p, &format!("/patients/{id}/edit"), &form, &e, Some(base_version(&form))))
-        }))
-        .into_response()),
+        Err(AppError::Validation(e)) => Ok((
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            page(
+                &p,
+                "Amend demographics",
+                html! {
+                    h1 { "Amend demographics" }
+                    (demographics_form(&p, &format!("/patients/{id}/edit"), &form, &e, Some(base_version(&form))))
+                },
+            ),
+        )
+            .into_response()),
         Err(e) => Err(ui(e)),
     }
 }
@@ -396,23 +434,27 @@ async fn void_patient(State(state): State<AppState>, Auth(p): Auth, Path(id): Pa
 
 async fn patient_history(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> PageResult {
     let h = state.app.patient_history(&p, pid(&id)?).await.map_err(ui)?;
-    Ok(page(&p, "Demographics history", html! {
-        h1 { "Demographics history" }
-        p { a href=(format!("/patients/{id}")) { "Back to the chart" } }
-        table.list #history {
-            thead { tr { th { "Version" } th { "Action" } th { "Name" } th { "MRN" } th { "Born" } th { "Sex" } th { "Phone" } th { "Reason" } th { "By" } } }
-            tbody {
-                @for v in h.iter().rev() {
-                    tr {
-                        td { (v.version) } td { (v.action.code()) } td { (v.demographics.name.display()) } td { (v.demographics.mrn.as_str()) }
-                        td { (v.demographics.date_of_birth.date().format("%Y-%m-%d")) } td { (v.demographics.sex.label()) }
-                        td { (v.demographics.contact.phone.as_deref().unwrap_or("—")) }
-                        td { (v.reason.as_ref().map(|r| r.as_str()).unwrap_or("")) } td { (provenance(&v.provenance)) }
+    Ok(page(
+        &p,
+        "Demographics history",
+        html! {
+            h1 { "Demographics history" }
+            p { a href=(format!("/patients/{id}")) { "Back to the chart" } }
+            table.list #history {
+                thead { tr { th { "Version" } th { "Action" } th { "Name" } th { "MRN" } th { "Born" } th { "Sex" } th { "Phone" } th { "Reason" } th { "By" } } }
+                tbody {
+                    @for v in h.iter().rev() {
+                        tr {
+                            td { (v.version) } td { (v.action.code()) } td { (v.demographics.name.display()) } td { (v.demographics.mrn.as_str()) }
+                            td { (v.demographics.date_of_birth.date().format("%Y-%m-%d")) } td { (v.demographics.sex.label()) }
+                            td { (v.demographics.contact.phone.as_deref().unwrap_or("—")) }
+                            td { (v.reason.as_ref().map(|r| r.as_str()).unwrap_or("")) } td { (provenance(&v.provenance)) }
+                        }
                     }
                 }
             }
-        }
-    }))
+        },
+    ))
 }
 
 // ---------- weight and height ----------
@@ -423,7 +465,15 @@ struct MeasureQuery {
     kind: Option<String>,
 }
 
-fn measurement_body(p: &Principal, action: &str, is_weight: bool, values: &Fields, errors: &FieldErrors, warnings: &[(String, String)], amend: Option<u32>) -> Markup {
+fn measurement_body(
+    p: &Principal,
+    action: &str,
+    is_weight: bool,
+    values: &Fields,
+    errors: &FieldErrors,
+    warnings: &[(String, String)],
+    amend: Option<u32>,
+) -> Markup {
     let (name, label, hint) = if is_weight {
         ("value", "Weight (kg)", "Kilograms only, measured today on the clinic scale, for example 72.4")
     } else {
@@ -457,14 +507,23 @@ fn measurement_body(p: &Principal, action: &str, is_weight: bool, values: &Field
     }
 }
 
-async fn measurement_form(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>, Query(q): Query<MeasureQuery>) -> PageResult {
+async fn measurement_form(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    Query(q): Query<MeasureQuery>,
+) -> PageResult {
     state.app.authorize(&p, Permission::WriteClinical, "Record").await.map_err(ui)?;
     let v = state.app.patient(&p, pid(&id)?).await.map_err(ui)?;
     let is_weight = q.kind.as_deref() != Some("height");
-    Ok(page(&p, "Record measurement", html! {
-        p.muted { (v.demographics.name.display()) " · MRN " (v.demographics.mrn.as_str()) }
-        (measurement_body(&p, &format!("/patients/{id}/measurements"), is_weight, &Fields::new(), &FieldErrors::new(), &[], None))
-    }))
+    Ok(page(
+        &p,
+        "Record measurement",
+        html! {
+            p.muted { (v.demographics.name.display()) " · MRN " (v.demographics.mrn.as_str()) }
+            (measurement_body(&p, &format!("/patients/{id}/measurements"), is_weight, &Fields::new(), &FieldErrors::new(), &[], None))
+        },
+    ))
 }
 
 /// Reads repeated `acknowledge` fields from a urlencoded body.
@@ -485,11 +544,19 @@ fn measurement_render(p: &Principal, action: &str, is_weight: bool, form: &Field
     match e {
         AppError::Validation(errs) => {
             let errs = rename_field(errs, if is_weight { "weight_kg" } else { "height_cm" }, "value");
-            Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, page(p, "Record measurement", measurement_body(p, action, is_weight, form, &errs, &[], amend))).into_response())
+            Ok((
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                page(p, "Record measurement", measurement_body(p, action, is_weight, form, &errs, &[], amend)),
+            )
+                .into_response())
         }
         AppError::NeedsConfirmation(w) => {
             let w: Vec<(String, String)> = w.iter().map(|w| (w.code().to_owned(), w.message())).collect();
-            Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, page(p, "Record measurement", measurement_body(p, action, is_weight, form, &FieldErrors::new(), &w, amend))).into_response())
+            Ok((
+                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+                page(p, "Record measurement", measurement_body(p, action, is_weight, form, &FieldErrors::new(), &w, amend)),
+            )
+                .into_response())
         }
         e => Err(ui(e)),
     }
@@ -523,7 +590,28 @@ struct KindQuery {
     kind: Option<String>,
 }
 
-fn record_form_body(state: &AppState, p: &Principal, kind: RecordKind, action: &str, values: &Fields, errors: &FieldErrors, amend: Option<u32>) -> Markup {
+fn diagnosis_choices(k: &ketacare_knowledge::Knowledge) -> Vec<(String, String)> {
+    let mut choices: Vec<(String, String)> = k
+        .diagnoses
+        .iter()
+        .map(|d| {
+            let icd = d.icd10.as_ref().map(|c| format!(", ICD-10-CM {}", c.code())).unwrap_or_default();
+            (d.key.clone(), format!("{} (SNOMED CT {}{icd})", d.snomed.display(), d.snomed.code()))
+        })
+        .collect();
+    choices.push(("other".into(), "Other (enter code system and code)".into()));
+    choices
+}
+
+fn record_form_body(
+    state: &AppState,
+    p: &Principal,
+    kind: RecordKind,
+    action: &str,
+    values: &Fields,
+    errors: &FieldErrors,
+    amend: Option<u32>,
+) -> Markup {
     let k = state.app.knowledge();
     let opts = |xs: Vec<(&str, &str)>| xs.into_iter().map(|(a, b)| (a.to_owned(), b.to_owned())).collect::<Vec<_>>();
     html! {
@@ -534,8 +622,7 @@ fn record_form_body(state: &AppState, p: &Principal, kind: RecordKind, action: &
             @if let Some(v) = amend { input type="hidden" name="base_version" value=(v); }
             @match kind {
                 RecordKind::Diagnosis => {
-                    @let mut choices: Vec<(String, String)> = k.diagnoses.iter().map(|d| (d.key.clone(), format!("{} (SNOMED CT {}{})", d.snomed.display(), d.snomed.code(), d.icd10.as_ref().map(|c| format!(", ICD-10-CM {}", c.code())).unwrap_or_default()))).collect();
-                    @let _ = choices.push(("other".into(), "Other (enter code system and code)".into()));
+                    @let choices = diagnosis_choices(k);
                     (select("choice", "Diagnosis", &choices, values, errors))
                     @for d in k.diagnoses.iter().filter(|d| d.caveat.is_some()) { p.hint { (d.snomed.display()) ": " (d.caveat.as_deref().unwrap_or("")) } }
                     fieldset {
@@ -588,11 +675,15 @@ async fn record_form(State(state): State<AppState>, Auth(p): Auth, Path(id): Pat
     let perm = if kind == RecordKind::Diagnosis { Permission::WriteDiagnoses } else { Permission::WriteClinical };
     state.app.authorize(&p, perm, "Record").await.map_err(ui)?;
     let v = state.app.patient(&p, pid(&id)?).await.map_err(ui)?;
-    Ok(page(&p, &format!("Add {}", kind.label().to_lowercase()), html! {
-        h1 { "Add " (kind.label().to_lowercase()) }
-        p.muted { (v.demographics.name.display()) " · MRN " (v.demographics.mrn.as_str()) }
-        (record_form_body(&state, &p, kind, &format!("/patients/{id}/records"), &Fields::new(), &FieldErrors::new(), None))
-    }))
+    Ok(page(
+        &p,
+        &format!("Add {}", kind.label().to_lowercase()),
+        html! {
+            h1 { "Add " (kind.label().to_lowercase()) }
+            p.muted { (v.demographics.name.display()) " · MRN " (v.demographics.mrn.as_str()) }
+            (record_form_body(&state, &p, kind, &format!("/patients/{id}/records"), &Fields::new(), &FieldErrors::new(), None))
+        },
+    ))
 }
 
 async fn add_record(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>, Form(form): Form<Fields>) -> PageResult {
@@ -600,11 +691,18 @@ async fn add_record(State(state): State<AppState>, Auth(p): Auth, Path(id): Path
     let kind = RecordKind::parse(&f(&form, "kind")).map_err(|m| ui(AppError::Validation(FieldErrors::single("kind", m))))?;
     match state.app.add_record(&p, pid(&id)?, &forms::record_input(kind, &form)).await {
         Ok(_) => Ok(Redirect::to(&format!("/patients/{id}#{}", kind.code())).into_response()),
-        Err(AppError::Validation(e)) => Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, page(&p, "Add record", html! {
-            h1 { "Add " (kind.label().to_lowercase()) }
-            (record_form_body(&state, &p, kind, &format!("/patients/{id}/records"), &form, &e, None))
-        }))
-        .into_response()),
+        Err(AppError::Validation(e)) => Ok((
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            page(
+                &p,
+                "Add record",
+                html! {
+                    h1 { "Add " (kind.label().to_lowercase()) }
+                    (record_form_body(&state, &p, kind, &format!("/patients/{id}/records"), &form, &e, None))
+                },
+            ),
+        )
+            .into_response()),
         Err(e) => Err(ui(e)),
     }
 }
@@ -620,37 +718,42 @@ fn is_measurement(r: &ClinicalRecord) -> Option<bool> {
 async fn record_page(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> PageResult {
     let h = state.app.record_history(&p, rid(&id)?).await.map_err(ui)?;
     let cur = h.last().ok_or_else(|| ui(AppError::NotFound))?;
-    let can_change = !cur.is_void() && if cur.record.kind() == RecordKind::Diagnosis { p.can(Permission::WriteDiagnoses) } else { p.can(Permission::WriteClinical) };
-    Ok(page(&p, "Record history", html! {
-        h1 { (cur.record.kind().label()) " history" }
-        p { a href=(format!("/patients/{}", cur.patient_id)) { "Back to the chart" } }
-        @if cur.is_void() { div.alert.alert-warning { "This record is voided. It no longer shows on the chart." } }
-        table.list #history {
-            thead { tr { th { "Version" } th { "Action" } th { "Content" } th { "Reason" } th { "By" } } }
-            tbody {
-                @for v in h.iter().rev() {
-                    tr {
-                        td { (v.version) } td { (v.action.code()) } td { (v.record.summary()) }
-                        td { (v.reason.as_ref().map(|r| r.as_str()).unwrap_or("")) } td { (provenance(&v.provenance)) }
+    let can_change = !cur.is_void()
+        && if cur.record.kind() == RecordKind::Diagnosis { p.can(Permission::WriteDiagnoses) } else { p.can(Permission::WriteClinical) };
+    Ok(page(
+        &p,
+        "Record history",
+        html! {
+            h1 { (cur.record.kind().label()) " history" }
+            p { a href=(format!("/patients/{}", cur.patient_id)) { "Back to the chart" } }
+            @if cur.is_void() { div.alert.alert-warning { "This record is voided. It no longer shows on the chart." } }
+            table.list #history {
+                thead { tr { th { "Version" } th { "Action" } th { "Content" } th { "Reason" } th { "By" } } }
+                tbody {
+                    @for v in h.iter().rev() {
+                        tr {
+                            td { (v.version) } td { (v.action.code()) } td { (v.record.summary()) }
+                            td { (v.reason.as_ref().map(|r| r.as_str()).unwrap_or("")) } td { (provenance(&v.provenance)) }
+                        }
                     }
                 }
             }
-        }
-        @if can_change {
-            div.actions {
-                a.button href=(format!("/records/{id}/amend")) { "Amend" }
-            }
-            details.card.danger {
-                summary { "Void this record" }
-                form method="post" action=(format!("/records/{id}/void")) {
-                    (csrf(&p))
-                    input type="hidden" name="base_version" value=(cur.version);
-                    (textarea("reason", "Reason (for example: entered in error)", &Fields::new(), &FieldErrors::new()))
-                    button.danger type="submit" { "Void record" }
+            @if can_change {
+                div.actions {
+                    a.button href=(format!("/records/{id}/amend")) { "Amend" }
+                }
+                details.card.danger {
+                    summary { "Void this record" }
+                    form method="post" action=(format!("/records/{id}/void")) {
+                        (csrf(&p))
+                        input type="hidden" name="base_version" value=(cur.version);
+                        (textarea("reason", "Reason (for example: entered in error)", &Fields::new(), &FieldErrors::new()))
+                        button.danger type="submit" { "Void record" }
+                    }
                 }
             }
-        }
-    }))
+        },
+    ))
 }
 
 async fn amend_form(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> PageResult {
@@ -689,11 +792,18 @@ async fn amend(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<Stri
     let kind = cur.record.kind();
     match state.app.amend_record(&p, record, bv, &forms::record_input(kind, &form), &f(&form, "reason")).await {
         Ok(_) => Ok(Redirect::to(&format!("/records/{id}")).into_response()),
-        Err(AppError::Validation(e)) => Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, page(&p, "Amend record", html! {
-            h1 { "Amend " (kind.label().to_lowercase()) }
-            (record_form_body(&state, &p, kind, &action, &form, &e, Some(bv)))
-        }))
-        .into_response()),
+        Err(AppError::Validation(e)) => Ok((
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            page(
+                &p,
+                "Amend record",
+                html! {
+                    h1 { "Amend " (kind.label().to_lowercase()) }
+                    (record_form_body(&state, &p, kind, &action, &form, &e, Some(bv)))
+                },
+            ),
+        )
+            .into_response()),
         Err(e) => Err(ui(e)),
     }
 }
@@ -702,12 +812,19 @@ async fn void_record(State(state): State<AppState>, Auth(p): Auth, Path(id): Pat
     check_csrf(&p, &form)?;
     match state.app.void_record(&p, rid(&id)?, base_version(&form), &f(&form, "reason")).await {
         Ok(_) => Ok(Redirect::to(&format!("/records/{id}")).into_response()),
-        Err(AppError::Validation(e)) => Ok((axum::http::StatusCode::UNPROCESSABLE_ENTITY, page(&p, "Void record", html! {
-            h1 { "Void record" }
-            (error_summary(&e))
-            p { a href=(format!("/records/{id}")) { "Back to the record" } }
-        }))
-        .into_response()),
+        Err(AppError::Validation(e)) => Ok((
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            page(
+                &p,
+                "Void record",
+                html! {
+                    h1 { "Void record" }
+                    (error_summary(&e))
+                    p { a href=(format!("/records/{id}")) { "Back to the record" } }
+                },
+            ),
+        )
+            .into_response()),
         Err(e) => Err(ui(e)),
     }
 }
@@ -745,7 +862,9 @@ pub(crate) fn audit_filter(q: &AuditQuery) -> Result<AuditFilter, FieldErrors> {
     let action = nz(&q.action).and_then(|s| e.check("action", AuditAction::parse(&s)));
     let outcome = nz(&q.outcome).and_then(|s| e.check("outcome", AuditOutcome::parse(&s)));
     let day = |s: String, field: &str, e: &mut FieldErrors| {
-        e.check(field, chrono::NaiveDate::parse_from_str(&s, "%Y-%m-%d").map_err(|_| "must be a date YYYY-MM-DD".to_owned())).and_then(|d| d.and_hms_opt(0, 0, 0)).map(|d| d.and_utc())
+        e.check(field, chrono::NaiveDate::parse_from_str(&s, "%Y-%m-%d").map_err(|_| "must be a date YYYY-MM-DD".to_owned()))
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|d| d.and_utc())
     };
     let from = nz(&q.from).and_then(|s| day(s, "from", &mut e));
     let to = nz(&q.to).and_then(|s| day(s, "to", &mut e)).map(|t| t + chrono::Duration::days(1));
@@ -768,7 +887,15 @@ pub(crate) fn audit_filter(q: &AuditQuery) -> Result<AuditFilter, FieldErrors> {
 async fn audit(State(state): State<AppState>, Auth(p): Auth, Query(q): Query<AuditQuery>) -> PageResult {
     state.app.authorize(&p, Permission::ReadAudit, "AuditEvent").await.map_err(ui)?;
     let mut values = Fields::new();
-    for (k, v) in [("user", &q.user), ("patient", &q.patient), ("action", &q.action), ("outcome", &q.outcome), ("from", &q.from), ("to", &q.to), ("sort", &q.sort)] {
+    for (k, v) in [
+        ("user", &q.user),
+        ("patient", &q.patient),
+        ("action", &q.action),
+        ("outcome", &q.outcome),
+        ("from", &q.from),
+        ("to", &q.to),
+        ("sort", &q.sort),
+    ] {
         values.insert(k.into(), v.clone().unwrap_or_default());
     }
     let (rows, errors) = match audit_filter(&q) {
@@ -776,33 +903,37 @@ async fn audit(State(state): State<AppState>, Auth(p): Auth, Query(q): Query<Aud
         Err(e) => (Vec::new(), e),
     };
     let opts = |xs: &[(&str, &str)]| xs.iter().map(|(a, b)| ((*a).to_owned(), (*b).to_owned())).collect::<Vec<_>>();
-    Ok(page(&p, "Audit trail", html! {
-        h1 { "Audit trail" }
-        form.card.filters method="get" action="/audit" {
-            (input("user", "Username", &values, &errors, "text", None))
-            (input("patient", "Patient id", &values, &errors, "text", None))
-            (select("action", "Action", &opts(&[("", "Any"), ("C", "Create"), ("R", "Read"), ("U", "Amend"), ("D", "Void"), ("E", "Execute (login, search)")]), &values, &errors))
-            (select("outcome", "Outcome", &opts(&[("", "Any"), ("success", "Success"), ("denied", "Denied"), ("not_found", "Not found")]), &values, &errors))
-            (input("from", "From", &values, &errors, "date", None))
-            (input("to", "To", &values, &errors, "date", None))
-            (select("sort", "Sort by", &opts(&[("time", "Time"), ("user", "User"), ("patient", "Patient"), ("action", "Action"), ("entity", "Entity"), ("outcome", "Outcome")]), &values, &errors))
-            button type="submit" { "Search" }
-        }
-        table.list #audit {
-            thead { tr { th { "#" } th { "When (UTC)" } th { "User" } th { "Role" } th { "Action" } th { "Outcome" } th { "What" } th { "Patient" } th { "From" } th { "Detail" } } }
-            tbody {
-                @for e in &rows {
-                    @let ev = &e.event;
-                    tr {
-                        td { (e.seq) } td { (ev.recorded_at.format("%Y-%m-%d %H:%M:%S")) } td { (ev.actor.username) }
-                        td { (ev.actor.role.map(|r| r.label()).unwrap_or("—")) } td { (ev.action.label()) } td { (ev.outcome.code()) }
-                        td { (ev.entity_type) } td { @if let Some(pid) = ev.patient_id { a href=(format!("/audit?patient={pid}")) { (pid.to_string()[..8]) } } }
-                        td { (ev.actor.client_addr.as_deref().unwrap_or("")) } td { (ev.detail.as_deref().unwrap_or("")) }
+    Ok(page(
+        &p,
+        "Audit trail",
+        html! {
+            h1 { "Audit trail" }
+            form.card.filters method="get" action="/audit" {
+                (input("user", "Username", &values, &errors, "text", None))
+                (input("patient", "Patient id", &values, &errors, "text", None))
+                (select("action", "Action", &opts(&[("", "Any"), ("C", "Create"), ("R", "Read"), ("U", "Amend"), ("D", "Void"), ("E", "Execute (login, search)")]), &values, &errors))
+                (select("outcome", "Outcome", &opts(&[("", "Any"), ("success", "Success"), ("denied", "Denied"), ("not_found", "Not found")]), &values, &errors))
+                (input("from", "From", &values, &errors, "date", None))
+                (input("to", "To", &values, &errors, "date", None))
+                (select("sort", "Sort by", &opts(&[("time", "Time"), ("user", "User"), ("patient", "Patient"), ("action", "Action"), ("entity", "Entity"), ("outcome", "Outcome")]), &values, &errors))
+                button type="submit" { "Search" }
+            }
+            table.list #audit {
+                thead { tr { th { "#" } th { "When (UTC)" } th { "User" } th { "Role" } th { "Action" } th { "Outcome" } th { "What" } th { "Patient" } th { "From" } th { "Detail" } } }
+                tbody {
+                    @for e in &rows {
+                        @let ev = &e.event;
+                        tr {
+                            td { (e.seq) } td { (ev.recorded_at.format("%Y-%m-%d %H:%M:%S")) } td { (ev.actor.username) }
+                            td { (ev.actor.role.map(|r| r.label()).unwrap_or("—")) } td { (ev.action.label()) } td { (ev.outcome.code()) }
+                            td { (ev.entity_type) } td { @if let Some(pid) = ev.patient_id { a href=(format!("/audit?patient={pid}")) { (pid.to_string()[..8]) } } }
+                            td { (ev.actor.client_addr.as_deref().unwrap_or("")) } td { (ev.detail.as_deref().unwrap_or("")) }
+                        }
                     }
                 }
             }
-        }
-    }))
+        },
+    ))
 }
 
 // ---------- admin ----------
@@ -810,70 +941,75 @@ async fn audit(State(state): State<AppState>, Auth(p): Auth, Query(q): Query<Aud
 async fn users_page(state: &AppState, p: &Principal, values: &Fields, errors: &FieldErrors, new_token: Option<String>) -> PageResult {
     let users = state.app.list_users(p).await.map_err(ui)?;
     let tokens = state.app.list_api_tokens(p).await.map_err(ui)?;
-    let user_opts: Vec<(String, String)> = users.iter().map(|u| (u.id.to_string(), format!("{} ({})", u.username.as_str(), u.role.label()))).collect();
-    Ok(page(p, "Users", html! {
-        h1 { "Users and API tokens" }
-        @if let Some(t) = new_token {
-            div.alert.alert-warning role="alert" #new-token { p { "New API token (shown once; store it now):" } code { (t) } }
-        }
-        table.list #users {
-            thead { tr { th { "Username" } th { "Name" } th { "Role" } th { "Status" } th {} } }
-            tbody {
-                @for u in &users {
-                    tr {
-                        td { (u.username.as_str()) } td { (u.display_name) } td { (u.role.label()) } td { @if u.active { "active" } @else { "inactive" } }
-                        td {
-                            @if u.id != p.user.id {
-                                form method="post" action=(format!("/admin/users/{}/active", u.id)) {
-                                    (csrf(p))
-                                    input type="hidden" name="active" value=(if u.active { "0" } else { "1" });
-                                    button.link type="submit" { @if u.active { "Deactivate" } @else { "Activate" } }
+    let user_opts: Vec<(String, String)> =
+        users.iter().map(|u| (u.id.to_string(), format!("{} ({})", u.username.as_str(), u.role.label()))).collect();
+    Ok(page(
+        p,
+        "Users",
+        html! {
+            h1 { "Users and API tokens" }
+            @if let Some(t) = new_token {
+                div.alert.alert-warning role="alert" #new-token { p { "New API token (shown once; store it now):" } code { (t) } }
+            }
+            table.list #users {
+                thead { tr { th { "Username" } th { "Name" } th { "Role" } th { "Status" } th {} } }
+                tbody {
+                    @for u in &users {
+                        tr {
+                            td { (u.username.as_str()) } td { (u.display_name) } td { (u.role.label()) } td { @if u.active { "active" } @else { "inactive" } }
+                            td {
+                                @if u.id != p.user.id {
+                                    form method="post" action=(format!("/admin/users/{}/active", u.id)) {
+                                        (csrf(p))
+                                        input type="hidden" name="active" value=(if u.active { "0" } else { "1" });
+                                        button.link type="submit" { @if u.active { "Deactivate" } @else { "Activate" } }
+                                    }
                                 }
                             }
                         }
                     }
                 }
             }
-        }
-        section.card {
-            h2 { "Create user" }
-            (error_summary(errors))
-            form method="post" action="/admin/users" novalidate {
-                (csrf(p))
-                (input("username", "Username", values, errors, "text", None))
-                (input("display_name", "Full name", values, errors, "text", None))
-                (select("role", "Role", &role_options(), values, errors))
-                (input("password", "Initial password", &Fields::new(), errors, "password", Some("At least 12 characters; a phrase of several words works well")))
-                button.primary type="submit" { "Create user" }
+            section.card {
+                h2 { "Create user" }
+                (error_summary(errors))
+                form method="post" action="/admin/users" novalidate {
+                    (csrf(p))
+                    (input("username", "Username", values, errors, "text", None))
+                    (input("display_name", "Full name", values, errors, "text", None))
+                    (select("role", "Role", &role_options(), values, errors))
+                    (input("password", "Initial password", &Fields::new(), errors, "password", Some("At least 12 characters; a phrase of several words works well")))
+                    button.primary type="submit" { "Create user" }
+                }
             }
-        }
-        section.card {
-            h2 { "API tokens" }
-            p.muted { "For scripts and device gateways. A token acts with the role of its account." }
-            table.list #tokens {
-                thead { tr { th { "Label" } th { "Account" } th { "Created" } th { "Status" } th {} } }
-                tbody {
-                    @for t in &tokens {
-                        tr {
-                            td { (t.label) }
-                            td { (users.iter().find(|u| u.id == t.user_id).map(|u| u.username.as_str()).unwrap_or("?")) }
-                            td { (t.created_at.format("%Y-%m-%d")) }
-                            td { @if t.revoked_at.is_some() { "revoked" } @else { "active" } }
-                            td { @if t.revoked_at.is_none() {
-                                form method="post" action=(format!("/admin/tokens/{}/revoke", t.id)) { (csrf(p)) button.link type="submit" { "Revoke" } }
-                            } }
+            section.card {
+                h2 { "API tokens" }
+                p.muted { "For scripts and device gateways. A token acts with the role of its account." }
+                table.list #tokens {
+                    thead { tr { th { "Label" } th { "Account" } th { "Created" } th { "Status" } th {} } }
+                    tbody {
+                        @for t in &tokens {
+                            tr {
+                                td { (t.label) }
+                                td { (users.iter().find(|u| u.id == t.user_id).map(|u| u.username.as_str()).unwrap_or("?")) }
+                                td { (t.created_at.format("%Y-%m-%d")) }
+                                td { @if t.revoked_at.is_some() { "revoked" } @else { "active" } }
+                                td { @if t.revoked_at.is_none() {
+                                    form method="post" action=(format!("/admin/tokens/{}/revoke", t.id)) { (csrf(p)) button.link type="submit" { "Revoke" } }
+                                } }
+                            }
                         }
                     }
                 }
+                form method="post" action="/admin/tokens" {
+                    (csrf(p))
+                    (select("user_id", "Account", &user_opts, &Fields::new(), &FieldErrors::new()))
+                    (input("label", "Label", &Fields::new(), &FieldErrors::new(), "text", Some("What the token is for")))
+                    button type="submit" { "Issue token" }
+                }
             }
-            form method="post" action="/admin/tokens" {
-                (csrf(p))
-                (select("user_id", "Account", &user_opts, &Fields::new(), &FieldErrors::new()))
-                (input("label", "Label", &Fields::new(), &FieldErrors::new(), "text", Some("What the token is for")))
-                button type="submit" { "Issue token" }
-            }
-        }
-    }))
+        },
+    ))
 }
 
 async fn users(State(state): State<AppState>, Auth(p): Auth) -> PageResult {
@@ -882,7 +1018,12 @@ async fn users(State(state): State<AppState>, Auth(p): Auth) -> PageResult {
 
 async fn create_user(State(state): State<AppState>, Auth(p): Auth, Form(form): Form<Fields>) -> PageResult {
     check_csrf(&p, &form)?;
-    let input = NewUserInput { username: f(&form, "username"), display_name: f(&form, "display_name"), role: f(&form, "role"), password: f(&form, "password") };
+    let input = NewUserInput {
+        username: f(&form, "username"),
+        display_name: f(&form, "display_name"),
+        role: f(&form, "role"),
+        password: f(&form, "password"),
+    };
     match state.app.create_user(&p, &input).await {
         Ok(_) => Ok(Redirect::to("/admin/users").into_response()),
         Err(AppError::Validation(e)) => {
@@ -920,42 +1061,50 @@ async fn revoke_token(State(state): State<AppState>, Auth(p): Auth, Path(id): Pa
 
 async fn research(State(state): State<AppState>, Auth(p): Auth) -> PageResult {
     let rows = state.app.research_cohort(&p).await.map_err(ui)?;
-    Ok(page(&p, "Research cohort", html! {
-        h1 { "De-identified cohort" }
-        p.muted { (rows.len()) " patients. No names, MRNs, dates of birth or contact details are shown; ages are in five-year bands and ids are pseudonyms." }
-        table.list #cohort {
-            thead { tr { th { "Research id" } th { "Age band" } th { "Sex" } th { "Diagnoses" } th { "BMI" } } }
-            tbody {
-                @for r in &rows {
-                    tr {
-                        td { (r.research_id) } td { (r.age_band) } td { (r.sex.label()) }
-                        td { (r.diagnoses.iter().map(|(c, d)| format!("{d} ({c})")).collect::<Vec<_>>().join("; ")) }
-                        td { (r.bmi.map(|b| b.normalize().to_string()).unwrap_or_else(|| "—".into())) }
+    Ok(page(
+        &p,
+        "Research cohort",
+        html! {
+            h1 { "De-identified cohort" }
+            p.muted { (rows.len()) " patients. No names, MRNs, dates of birth or contact details are shown; ages are in five-year bands and ids are pseudonyms." }
+            table.list #cohort {
+                thead { tr { th { "Research id" } th { "Age band" } th { "Sex" } th { "Diagnoses" } th { "BMI" } } }
+                tbody {
+                    @for r in &rows {
+                        tr {
+                            td { (r.research_id) } td { (r.age_band) } td { (r.sex.label()) }
+                            td { (r.diagnoses.iter().map(|(c, d)| format!("{d} ({c})")).collect::<Vec<_>>().join("; ")) }
+                            td { (r.bmi.map(|b| b.normalize().to_string()).unwrap_or_else(|| "—".into())) }
+                        }
                     }
                 }
             }
-        }
-    }))
+        },
+    ))
 }
 
 async fn knowledge(State(state): State<AppState>, Auth(p): Auth, _h: HeaderMap) -> PageResult {
     let k = state.app.knowledge();
     let _ = Role::ALL;
-    Ok(page(&p, "Clinical rules", html! {
-        h1 { "Clinical rules in force" }
-        p.muted { "Values marked policy are clinic defaults for the medical director to review." }
-        @for t in &k.tables {
-            section.card {
-                h2 { (t.title) " " small.muted { (t.file) " · version " (t.version) } }
-                table.list {
-                    thead { tr { th { "Rule" } th { "Value" } th { "Kind" } th { "Source" } } }
-                    tbody { @for (key, v) in &t.values { tr { td { (key) } td { (v.value) } td { @if v.policy { "policy" } @else { "constant" } } td { (v.source) } } } }
+    Ok(page(
+        &p,
+        "Clinical rules",
+        html! {
+            h1 { "Clinical rules in force" }
+            p.muted { "Values marked policy are clinic defaults for the medical director to review." }
+            @for t in &k.tables {
+                section.card {
+                    h2 { (t.title) " " small.muted { (t.file) " · version " (t.version) } }
+                    table.list {
+                        thead { tr { th { "Rule" } th { "Value" } th { "Kind" } th { "Source" } } }
+                        tbody { @for (key, v) in &t.values { tr { td { (key) } td { (v.value) } td { @if v.policy { "policy" } @else { "constant" } } td { (v.source) } } } }
+                    }
                 }
             }
-        }
-        section.card {
-            h2 { "Diagnosis codes " small.muted { "diagnoses.toml · version " (k.diagnoses_version) } }
-            ul { @for d in &k.diagnoses { li { (d.snomed.display()) " — SNOMED CT " (d.snomed.code()) @if let Some(i) = &d.icd10 { ", ICD-10-CM " (i.code()) } @if let Some(c) = &d.caveat { " (" (c) ")" } } } }
-        }
-    }))
+            section.card {
+                h2 { "Diagnosis codes " small.muted { "diagnoses.toml · version " (k.diagnoses_version) } }
+                ul { @for d in &k.diagnoses { li { (d.snomed.display()) " — SNOMED CT " (d.snomed.code()) @if let Some(i) = &d.icd10 { ", ICD-10-CM " (i.code()) } @if let Some(c) = &d.caveat { " (" (c) ")" } } } }
+            }
+        },
+    ))
 }

@@ -113,11 +113,15 @@ pub fn error_summary(errors: &FieldErrors) -> Markup {
 
 /// An error page.
 pub fn error_page(status: StatusCode, message: &str) -> Markup {
-    layout(None, status.canonical_reason().unwrap_or("Error"), html! {
-        h1 { (status.canonical_reason().unwrap_or("Error")) }
-        p { (message) }
-        p { a href="/" { "Back to the start page" } }
-    })
+    layout(
+        None,
+        status.canonical_reason().unwrap_or("Error"),
+        html! {
+            h1 { (status.canonical_reason().unwrap_or("Error")) }
+            p { (message) }
+            p { a href="/" { "Back to the start page" } }
+        },
+    )
 }
 
 /// Role options for selects.
@@ -139,7 +143,13 @@ pub fn weight_chart(weights: &[Measurement<BodyWeight>]) -> Markup {
     let x = |v: f64| pad + (v - t0) / (t1 - t0) * (w - 2.0 * pad);
     let y = |v: f64| h - pad + (lo - v) / (hi - lo) * (h - 2.0 * pad);
     let points: Vec<String> = t.iter().zip(&kg).map(|(&a, &b)| format!("{:.1},{:.1}", x(a), y(b))).collect();
-    let label = format!("Weight from {} to {}, between {:.1} and {:.1} kg", weights[0].effective.format("%Y-%m-%d"), weights[weights.len() - 1].effective.format("%Y-%m-%d"), kmin, kmax);
+    let label = format!(
+        "Weight from {} to {}, between {:.1} and {:.1} kg",
+        weights[0].effective.format("%Y-%m-%d"),
+        weights[weights.len() - 1].effective.format("%Y-%m-%d"),
+        kmin,
+        kmax
+    );
     html! {
         figure.chart {
             svg viewBox=(format!("0 0 {w} {h}")) role="img" aria-label=(label) {

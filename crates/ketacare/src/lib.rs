@@ -72,13 +72,17 @@ impl Config {
     /// Checks values that would make the server unsafe or unusable.
     pub fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
-            self.database_url.starts_with("sqlite:") || self.database_url.starts_with("postgres://") || self.database_url.starts_with("postgresql://"),
+            self.database_url.starts_with("sqlite:")
+                || self.database_url.starts_with("postgres://")
+                || self.database_url.starts_with("postgresql://"),
             "database_url must start with sqlite:// or postgres:// (got {})",
             redact_url(&self.database_url)
         );
         anyhow::ensure!((1..=240).contains(&self.session_idle_minutes), "session_idle_minutes must be 1–240");
         anyhow::ensure!((1..=24).contains(&self.session_absolute_hours), "session_absolute_hours must be 1–24");
-        self.listen.parse::<SocketAddr>().with_context(|| format!("listen must be an address such as 127.0.0.1:8080 (got {})", self.listen))?;
+        self.listen
+            .parse::<SocketAddr>()
+            .with_context(|| format!("listen must be an address such as 127.0.0.1:8080 (got {})", self.listen))?;
         Ok(())
     }
 }
@@ -89,7 +93,8 @@ pub async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
         let s = ketacare_db_sqlite::SqliteStore::open(url).await.with_context(|| format!("opening SQLite database {url}"))?;
         Ok(Arc::new(s))
     } else {
-        let s = ketacare_db_postgres::PgStore::open(url).await.with_context(|| format!("opening PostgreSQL database {}", redact_url(url)))?;
+        let s =
+            ketacare_db_postgres::PgStore::open(url).await.with_context(|| format!("opening PostgreSQL database {}", redact_url(url)))?;
         Ok(Arc::new(s))
     }
 }
@@ -138,10 +143,11 @@ impl Server {
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
             let svc = router.into_make_service_with_connect_info::<SocketAddr>();
-            if let Err(e) = axum::serve(listener, svc).with_graceful_shutdown(async move {
-                let _ = rx.await;
-            })
-            .await
+            if let Err(e) = axum::serve(listener, svc)
+                .with_graceful_shutdown(async move {
+                    let _ = rx.await;
+                })
+                .await
             {
                 tracing::error!(error = %e, "server stopped with an error");
             }
