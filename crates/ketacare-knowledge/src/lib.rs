@@ -160,9 +160,7 @@ impl Knowledge {
             bmi_warn_below: anth.decimal("bmi_warn_below")?,
             bmi_warn_above: anth.decimal("bmi_warn_above")?,
         };
-        anthropometry
-            .validate()
-            .map_err(|problem| KnowledgeError::Inconsistent { file: "anthropometry.toml", problem })?;
+        anthropometry.validate().map_err(|problem| KnowledgeError::Inconsistent { file: "anthropometry.toml", problem })?;
 
         let pat = table("patients.toml")?;
         let years = |k: &str| -> Result<u32, KnowledgeError> {
@@ -179,8 +177,7 @@ impl Knowledge {
         }
 
         let dtext = FILES.iter().find(|(n, _)| *n == "diagnoses.toml").map(|(_, t)| *t).unwrap_or_default();
-        let dfile: DiagnosisFile =
-            toml::from_str(dtext).map_err(|source| KnowledgeError::Parse { file: "diagnoses.toml", source })?;
+        let dfile: DiagnosisFile = toml::from_str(dtext).map_err(|source| KnowledgeError::Parse { file: "diagnoses.toml", source })?;
         let mut diagnoses = Vec::new();
         let mut diagnosis_sources = BTreeMap::new();
         for d in &dfile.diagnosis {
@@ -196,8 +193,7 @@ impl Knowledge {
             diagnoses.push(DiagnosisChoice { key: d.key.clone(), snomed, icd10, caveat: d.caveat.clone() });
         }
         let _ = dfile.title;
-        let common_passwords =
-            COMMON_PASSWORDS.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+        let common_passwords = COMMON_PASSWORDS.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
         Ok(Self {
             anthropometry,
             age_limits,

@@ -57,12 +57,13 @@ pub fn csrf(p: &Principal) -> Markup {
 pub fn input(name: &str, label: &str, values: &Fields, errors: &FieldErrors, kind: &str, hint: Option<&str>) -> Markup {
     let err = errors.for_field(name);
     let id = format!("f-{name}");
-    let described = format!("{id}-hint {id}-err");
+    let described: Vec<String> = [hint.map(|_| format!("{id}-hint")), err.map(|_| format!("{id}-err"))].into_iter().flatten().collect();
+    let described = (!described.is_empty()).then(|| described.join(" "));
     html! {
         div.field.invalid[err.is_some()] {
             label for=(id) { (label) }
             @if let Some(h) = hint { small.hint id=(format!("{id}-hint")) { (h) } }
-            input id=(id) name=(name) type=(if kind == "decimal" { "text" } else { kind }) value=(f(values, name)) aria-invalid=[err.map(|_| "true")] aria-describedby=(described) inputmode=[(kind == "decimal").then_some("decimal")];
+            input id=(id) name=(name) type=(if kind == "decimal" { "text" } else { kind }) value=(f(values, name)) aria-invalid=[err.map(|_| "true")] aria-describedby=[described] inputmode=[(kind == "decimal").then_some("decimal")];
             @if let Some(e) = err { p.error id=(format!("{id}-err")) role="alert" { (label) " " (e) } }
         }
     }
