@@ -31,7 +31,11 @@ pub(crate) const TRIAL_DRUGS: &[Drug] = &[
 pub(crate) const ADJUNCT_DRUGS: &[Drug] = &[
     Drug { name: "Clonazepam", rxnorm: "2598", doses: &["0.5 mg twice daily", "0.5 mg at night"] },
     Drug { name: "Lorazepam", rxnorm: "6470", doses: &["0.5 mg as needed, at most twice daily", "1 mg as needed, at most twice daily"] },
-    Drug { name: "Propranolol", rxnorm: "8787", doses: &["10 mg up to three times daily as needed", "40 mg before performance situations"] },
+    Drug {
+        name: "Propranolol",
+        rxnorm: "8787",
+        doses: &["10 mg up to three times daily as needed", "40 mg before performance situations"],
+    },
 ];
 
 /// Substance, reaction and severity code.
@@ -55,22 +59,58 @@ pub(crate) const COMORBIDITIES: &[(&str, &str)] = &[
 ];
 
 pub(crate) const FEMALE_GIVEN: &[&str] = &[
-    "Amara", "Siobhan", "Mei", "Priya", "Fatima", "Ingrid", "Lucía", "Yuki", "Ngozi", "Olga", "Aisha", "Chloé",
-    "Hannah", "Leilani", "Zainab", "Marta", "Anika", "Rosa", "Thandiwe", "Saoirse", "Keiko", "Beatriz", "Noor", "Freya",
+    "Amara", "Siobhan", "Mei", "Priya", "Fatima", "Ingrid", "Lucía", "Yuki", "Ngozi", "Olga", "Aisha", "Chloé", "Hannah", "Leilani",
+    "Zainab", "Marta", "Anika", "Rosa", "Thandiwe", "Saoirse", "Keiko", "Beatriz", "Noor", "Freya",
 ];
 
 pub(crate) const MALE_GIVEN: &[&str] = &[
-    "Kwame", "Mateus", "Arjun", "Tomasz", "Hiroshi", "Oliver", "Diego", "Yusuf", "Emeka", "Lars", "Rafael", "Dmitri",
-    "Samir", "Callum", "Jin-ho", "Tariq", "Matteo", "Kofi", "Andrés", "Finn", "Ravi", "Bogdan", "Malik", "Eoin",
+    "Kwame", "Mateus", "Arjun", "Tomasz", "Hiroshi", "Oliver", "Diego", "Yusuf", "Emeka", "Lars", "Rafael", "Dmitri", "Samir", "Callum",
+    "Jin-ho", "Tariq", "Matteo", "Kofi", "Andrés", "Finn", "Ravi", "Bogdan", "Malik", "Eoin",
 ];
 
 pub(crate) const NEUTRAL_GIVEN: &[&str] = &["Alex", "Robin", "Sasha", "Jordan", "Kai", "Noa", "Rowan", "Ash"];
 
 pub(crate) const FAMILY: &[&str] = &[
-    "Okonkwo", "Lindqvist", "Tanaka", "Fernández", "Kowalski", "Nakamura", "Haddad", "O'Brien", "Mensah", "Papadopoulos",
-    "Novak", "Singh", "Moreau", "Nguyen", "Kim", "Castillo", "Byrne", "Müller", "Rossi", "Horvath", "Chowdhury", "Larsen",
-    "Silva", "Yilmaz", "Mwangi", "Dubois", "Hughes", "Bianchi", "Ferreira", "Sato", "Kaplan", "Jovanović", "Nieminen",
-    "Quispe", "Tembo", "Walsh", "Zhou", "Rahman", "Eriksen", "Abara",
+    "Okonkwo",
+    "Lindqvist",
+    "Tanaka",
+    "Fernández",
+    "Kowalski",
+    "Nakamura",
+    "Haddad",
+    "O'Brien",
+    "Mensah",
+    "Papadopoulos",
+    "Novak",
+    "Singh",
+    "Moreau",
+    "Nguyen",
+    "Kim",
+    "Castillo",
+    "Byrne",
+    "Müller",
+    "Rossi",
+    "Horvath",
+    "Chowdhury",
+    "Larsen",
+    "Silva",
+    "Yilmaz",
+    "Mwangi",
+    "Dubois",
+    "Hughes",
+    "Bianchi",
+    "Ferreira",
+    "Sato",
+    "Kaplan",
+    "Jovanović",
+    "Nieminen",
+    "Quispe",
+    "Tembo",
+    "Walsh",
+    "Zhou",
+    "Rahman",
+    "Eriksen",
+    "Abara",
 ];
 
 /// An emergency contact's relationship to the patient.

@@ -77,7 +77,12 @@ pub async fn seed(app: &App) -> Result<DemoSummary, AppError> {
     let plans = plan::plan_clinic(PATIENTS)?;
     let (mut logins, mut prescriber, mut nurse) = (Vec::new(), None, None);
     for (role, username, display_name) in STAFF {
-        let input = NewUserInput { username: username.into(), display_name: display_name.into(), role: role.code().into(), password: PASSWORD.into() };
+        let input = NewUserInput {
+            username: username.into(),
+            display_name: display_name.into(),
+            role: role.code().into(),
+            password: PASSWORD.into(),
+        };
         let user = app.create_user_as_system(&input).await?;
         match role {
             Role::Prescriber => prescriber = Some(app.system_principal(user)),

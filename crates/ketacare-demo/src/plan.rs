@@ -89,7 +89,8 @@ fn ymd((y, m, d): (i32, u32, u32)) -> Result<NaiveDate, AppError> {
 
 fn shift_years(d: NaiveDate, years: u32, forward: bool) -> Result<NaiveDate, AppError> {
     let m = Months::new(12 * years);
-    if forward { d.checked_add_months(m) } else { d.checked_sub_months(m) }.ok_or_else(|| AppError::Internal("demo date out of range".into()))
+    if forward { d.checked_add_months(m) } else { d.checked_sub_months(m) }
+        .ok_or_else(|| AppError::Internal("demo date out of range".into()))
 }
 
 fn days(n: i64) -> TimeDelta {
@@ -147,11 +148,14 @@ fn plan_patient(rng: &mut ChaCha8Rng, n: usize, cutoff: NaiveDate, opening: Naiv
     // Who.
     let sexes = WeightedIndex::new(SEXES.iter().map(|s| s.1)).map_err(|e| AppError::Internal(e.to_string()))?;
     let sex = SEXES[sexes.sample(rng)].0;
-    let given = *pick(rng, match sex {
-        "female" => FEMALE_GIVEN,
-        "male" => MALE_GIVEN,
-        _ => NEUTRAL_GIVEN,
-    });
+    let given = *pick(
+        rng,
+        match sex {
+            "female" => FEMALE_GIVEN,
+            "male" => MALE_GIVEN,
+            _ => NEUTRAL_GIVEN,
+        },
+    );
     let family = *pick(rng, FAMILY);
     let age = rng.gen_range(AGE_YEARS);
     let dob = shift_years(cutoff, age, false)? - days(rng.gen_range(1..365));
@@ -180,7 +184,8 @@ fn plan_patient(rng: &mut ChaCha8Rng, n: usize, cutoff: NaiveDate, opening: Naiv
     let earliest = opening.max(shift_years(dob, ADULT_YEARS, true)? + days(30));
     let screening_day = between(rng, earliest, cutoff - days(LAST_SCREENING_DAYS_BEFORE_CUTOFF));
     let at = |day: NaiveDate, rng: &mut ChaCha8Rng| -> Result<NaiveDateTime, AppError> {
-        let t = NaiveTime::from_hms_opt(rng.gen_range(8..=15), *pick(rng, &[0, 30]), 0).ok_or_else(|| AppError::Internal("bad demo time".into()))?;
+        let t = NaiveTime::from_hms_opt(rng.gen_range(8..=15), *pick(rng, &[0, 30]), 0)
+            .ok_or_else(|| AppError::Internal("bad demo time".into()))?;
         Ok(day.and_time(t))
     };
     let mut visits = vec![("screening", at(screening_day, rng)?, SCREENING_MINUTES, "Screening and eligibility assessment".to_owned())];
@@ -213,8 +218,18 @@ fn plan_patient(rng: &mut ChaCha8Rng, n: usize, cutoff: NaiveDate, opening: Naiv
         Ok(d.max(youngest_onset).format(D).to_string())
     };
     for (i, key) in keys.iter().enumerate() {
-        let note = if i == 0 { format!("Referred for ketamine treatment after {failed} adequate medication trials without remission.") } else { String::new() };
-        records.push(RecordInput::Diagnosis(DiagnosisInput { choice: (*key).into(), onset: onset(rng)?, status: "active".into(), note, ..Default::default() }));
+        let note = if i == 0 {
+            format!("Referred for ketamine treatment after {failed} adequate medication trials without remission.")
+        } else {
+            String::new()
+        };
+        records.push(RecordInput::Diagnosis(DiagnosisInput {
+            choice: (*key).into(),
+            onset: onset(rng)?,
+            status: "active".into(),
+            note,
+            ..Default::default()
+        }));
     }
     if rng.gen_bool(COMORBIDITY_SHARE) {
         let (code, display) = *pick(rng, COMORBIDITIES);
@@ -263,7 +278,11 @@ fn plan_patient(rng: &mut ChaCha8Rng, n: usize, cutoff: NaiveDate, opening: Naiv
     if rng.gen_bool(ALLERGY_SHARE) {
         let count = if rng.gen_bool(0.1) { 2 } else { 1 };
         for (substance, reaction, severity) in ALLERGIES.choose_multiple(rng, count) {
-            records.push(RecordInput::Allergy(AllergyInput { substance: (*substance).into(), reaction: (*reaction).into(), severity: (*severity).into() }));
+            records.push(RecordInput::Allergy(AllergyInput {
+                substance: (*substance).into(),
+                reaction: (*reaction).into(),
+                severity: (*severity).into(),
+            }));
         }
     }
 
@@ -279,7 +298,11 @@ fn plan_patient(rng: &mut ChaCha8Rng, n: usize, cutoff: NaiveDate, opening: Naiv
     }
 
     // Height at screening; weights at the first visits with a small drift inside the BMI band.
-    let measured = |start: &NaiveDateTime, after: i64| MeasurementInput { value: String::new(), measured_at: (*start + TimeDelta::minutes(after)).format(DT).to_string(), acknowledged: Vec::new() };
+    let measured = |start: &NaiveDateTime, after: i64| MeasurementInput {
+        value: String::new(),
+        measured_at: (*start + TimeDelta::minutes(after)).format(DT).to_string(),
+        acknowledged: Vec::new(),
+    };
     let heights = HEIGHT_MM.iter().find(|h| h.0 == sex).ok_or_else(|| AppError::Internal(format!("no demo heights for {sex}")))?;
     let height_mm = rng.gen_range(heights.1.clone());
     let height = MeasurementInput { value: tenths(height_mm), ..measured(&visits[0].1, 5) };
@@ -300,7 +323,11 @@ fn plan_patient(rng: &mut ChaCha8Rng, n: usize, cutoff: NaiveDate, opening: Naiv
             Some(Showcase {
                 medication: first_medication + meds.len() - 1,
                 corrected: RecordInput::Medication(medication(&fixed)),
-                wrong_allergy: RecordInput::Allergy(AllergyInput { substance: "Amoxicillin".into(), reaction: "Rash".into(), severity: "mild".into() }),
+                wrong_allergy: RecordInput::Allergy(AllergyInput {
+                    substance: "Amoxicillin".into(),
+                    reaction: "Rash".into(),
+                    severity: "mild".into(),
+                }),
             })
         }
         _ => None,
