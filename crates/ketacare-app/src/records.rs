@@ -171,8 +171,8 @@ impl App {
 
     /// Voids a record with a reason; it leaves the chart and stays in the history.
     pub async fn void_record(&self, p: &Principal, id: RecordId, base_version: u32, reason: &str) -> Result<RecordVersion, AppError> {
-        let reason = Reason::parse(reason).map_err(|m| FieldErrors::single("reason", m))?;
         let cur = self.current_for_change(p, id, base_version).await?;
+        let reason = Reason::parse(reason).map_err(|m| FieldErrors::single("reason", m))?;
         let v = self.next(p, &cur, VersionAction::Void, cur.record.clone(), reason);
         self.store.append_record_version(&self.ctx(p, "treatment"), &v).await?;
         Ok(v)
@@ -289,8 +289,8 @@ impl App {
         input: &MeasurementInput,
         reason: &str,
     ) -> Result<RecordVersion, AppError> {
-        let reason = Reason::parse(reason).map_err(|m| FieldErrors::single("reason", m))?;
         let cur = self.current_for_change(p, id, base_version).await?;
+        let reason = Reason::parse(reason).map_err(|m| FieldErrors::single("reason", m))?;
         let is_weight = match &cur.record {
             ClinicalRecord::Observation(o) if o.code.code() == loinc::BODY_WEIGHT => true,
             ClinicalRecord::Observation(o) if o.code.code() == loinc::BODY_HEIGHT => false,

@@ -131,7 +131,7 @@ pub fn check_new_password(pw: &str, username: &str, common: &[&str]) -> Result<(
         return Err("must be at most 128 characters".to_owned());
     }
     let lower = pw.to_lowercase();
-    if lower.contains(&username.to_lowercase()) {
+    if !username.is_empty() && lower.contains(&username.to_lowercase()) {
         return Err("must not contain the username".to_owned());
     }
     if common.iter().any(|c| c.eq_ignore_ascii_case(pw)) {

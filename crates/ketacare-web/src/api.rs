@@ -10,6 +10,7 @@ use crate::extract::{client_addr, Auth};
 use crate::forms::{self, Fields};
 use crate::pages::{audit_filter, AuditQuery};
 use crate::AppState;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -429,6 +430,18 @@ pub struct SearchQuery {
 
 // ---------- handlers ----------
 
+/// A malformed query string as a validation problem naming the parameter.
+fn query_problem(rej: QueryRejection) -> WebError {
+    let text = rej.body_text();
+    let detail = text.split_once("query string: ").map(|(_, d)| d).unwrap_or(&text);
+    let field = detail
+        .split_once(':')
+        .map(|(f, _)| f.trim())
+        .filter(|f| f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or("query");
+    bad(field, &format!("is not valid ({detail}); numbers must be whole numbers such as 50"))
+}
+
 fn pid(s: &str) -> ApiResult<PatientId> {
     PatientId::parse(s).map_err(|_| WebError::api(AppError::NotFound))
 }
@@ -465,7 +478,12 @@ async fn me(Auth(p): Auth) -> Json<UserDto> {
 }
 
 #[utoipa::path(get, path = "/api/patients", params(SearchQuery), responses((status = 200, body = [PatientDto]), (status = 401, body = Problem), (status = 403, body = Problem)), tag = "patients")]
-async fn search_patients(State(state): State<AppState>, Auth(p): Auth, Query(q): Query<SearchQuery>) -> ApiResult<Json<Vec<PatientDto>>> {
+async fn search_patients(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    q: Result<Query<SearchQuery>, QueryRejection>,
+) -> ApiResult<Json<Vec<PatientDto>>> {
+    let Query(q) = q.map_err(query_problem)?;
     let page = Page { limit: q.limit.unwrap_or(50).clamp(1, 500), offset: q.offset.unwrap_or(0).max(0) };
     let rows = state.app.search_patients(&p, q.q.as_deref().unwrap_or(""), page).await?;
     Ok(Json(rows.iter().map(PatientDto::from).collect()))
@@ -606,7 +624,12 @@ async fn void_record(State(state): State<AppState>, Auth(p): Auth, Path(id): Pat
 }
 
 #[utoipa::path(get, path = "/api/audit", params(AuditQuery), responses((status = 200, body = [AuditEntryDto]), (status = 403, body = Problem)), tag = "audit")]
-async fn search_audit(State(state): State<AppState>, Auth(p): Auth, Query(q): Query<AuditQuery>) -> ApiResult<Json<Vec<AuditEntryDto>>> {
+async fn search_audit(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    q: Result<Query<AuditQuery>, QueryRejection>,
+) -> ApiResult<Json<Vec<AuditEntryDto>>> {
+    let Query(q) = q.map_err(query_problem)?;
     let f = audit_filter(&q).map_err(|e| WebError::api(AppError::Validation(e)))?;
     let rows = state.app.search_audit(&p, &f).await?;
     Ok(Json(rows.iter().map(AuditEntryDto::from).collect()))

@@ -1,0 +1,17 @@
+//! HTTP-level tests of the Ketacare server: a real server on port 0 over a fresh database per
+//! test, driven through its JSON API and staff UI exactly as clients use them. Every test runs
+//! on SQLite and, when `KETACARE_TEST_POSTGRES_URL` is set, on PostgreSQL.
+
+mod helpers;
+
+mod admin;
+mod amendments;
+mod audit;
+mod auth;
+mod concurrency;
+mod patients;
+mod roles;
+mod sessions;
+mod tokens;
+mod ui;
+mod weights;
