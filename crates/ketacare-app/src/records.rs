@@ -228,7 +228,8 @@ impl App {
         replacing: Option<RecordId>,
     ) -> Result<ClinicalRecord, AppError> {
         let policy = &self.knowledge.anthropometry;
-        let field = if is_weight { "weight_kg" } else { "height_cm" };
+        // Named after `MeasurementInput::value`, the field the forms and the API send.
+        let field = "value";
         let mut e = FieldErrors::new();
         let w = if is_weight { e.check(field, BodyWeight::parse(&input.value, policy)) } else { None };
         let h = if is_weight { None } else { e.check(field, Height::parse(&input.value, policy)) };

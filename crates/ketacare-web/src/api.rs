@@ -16,7 +16,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use ketacare_app::{AppError, MeasurementInput, NewUserInput, Principal};
+use ketacare_app::{AppError, MeasurementInput, NewUserInput};
 use ketacare_db::{ApiToken, Page, User};
 use ketacare_domain::audit::AuditEntry;
 use ketacare_domain::ids::{PatientId, RecordId, TokenId, UserId};
@@ -456,19 +456,14 @@ async fn login(State(state): State<AppState>, req: Request) -> ApiResult<Respons
     let addr = client_addr(&parts);
     let r: LoginRequest = json(Request::from_parts(parts, body), &state).await?;
     let (token, p) = state.app.login(&r.username, &r.password, addr).await?;
-    let secure = if state.config.secure_cookies { "; Secure" } else { "" };
-    let cookie = format!(
-        "{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}",
-        state.cookie_name(),
-        state.app.settings().session_absolute.num_seconds()
-    );
+    let cookie = state.session_cookie(&token, state.app.settings().session_absolute.num_seconds());
     Ok(([(header::SET_COOKIE, cookie)], Json(UserDto::from(&p.user))).into_response())
 }
 
 #[utoipa::path(post, path = "/api/logout", responses((status = 204, description = "Session ended")), tag = "session")]
 async fn logout(State(state): State<AppState>, Auth(p): Auth) -> ApiResult<Response> {
     state.app.logout(&p).await?;
-    let cookie = format!("{}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0", state.cookie_name());
+    let cookie = state.session_cookie("", 0);
     Ok(([(header::SET_COOKIE, cookie)], StatusCode::NO_CONTENT).into_response())
 }
 
@@ -544,28 +539,15 @@ async fn patient_history(State(state): State<AppState>, Auth(p): Auth, Path(id):
     responses((status = 201, body = RecordDto), (status = 422, body = Problem, description = "validation (e.g. outside 20–400 kg) or needs_confirmation (e.g. possible_pounds)")), tag = "measurements")]
 async fn record_weight(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>, req: Request) -> ApiResult<Response> {
     let r: MeasurementRequest = json(req, &state).await?;
-    let v = state.app.record_weight(&p, pid(&id)?, &r.input()).await.map_err(|e| rename(e, "weight_kg", "value"))?;
+    let v = state.app.record_weight(&p, pid(&id)?, &r.input()).await?;
     Ok((StatusCode::CREATED, Json(record_dto(&state, &v))).into_response())
 }
 
 #[utoipa::path(post, path = "/api/patients/{id}/heights", params(("id" = String, Path)), request_body = MeasurementRequest, responses((status = 201, body = RecordDto), (status = 422, body = Problem)), tag = "measurements")]
 async fn record_height(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>, req: Request) -> ApiResult<Response> {
     let r: MeasurementRequest = json(req, &state).await?;
-    let v = state.app.record_height(&p, pid(&id)?, &r.input()).await.map_err(|e| rename(e, "height_cm", "value"))?;
+    let v = state.app.record_height(&p, pid(&id)?, &r.input()).await?;
     Ok((StatusCode::CREATED, Json(record_dto(&state, &v))).into_response())
-}
-
-fn rename(e: AppError, from: &str, to: &str) -> WebError {
-    match e {
-        AppError::Validation(errs) => {
-            let mut out = ketacare_domain::validation::FieldErrors::new();
-            for x in errs.iter() {
-                out.add(if x.field == from { to } else { &x.field }, x.message.clone());
-            }
-            WebError::api(AppError::Validation(out))
-        }
-        e => WebError::api(e),
-    }
 }
 
 fn fields(m: &HashMap<String, String>) -> Fields {
@@ -605,11 +587,7 @@ async fn amend_record(State(state): State<AppState>, Auth(p): Auth, Path(id): Pa
             measured_at: forms::f(&f, "measured_at"),
             acknowledged: r.acknowledge.clone(),
         };
-        state
-            .app
-            .amend_measurement(&p, record, r.base_version, &input, &r.reason)
-            .await
-            .map_err(|e| rename(rename(e, "weight_kg", "value").inner, "height_cm", "value"))?
+        state.app.amend_measurement(&p, record, r.base_version, &input, &r.reason).await?
     } else {
         state.app.amend_record(&p, record, r.base_version, &forms::record_input(cur.record.kind(), &f), &r.reason).await?
     };
@@ -720,6 +698,3 @@ pub fn documented_routes() -> Vec<(String, String)> {
 async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }
-
-#[allow(dead_code, reason = "keeps the principal type visible to rustdoc readers of this module")]
-fn _principal_doc(_: &Principal) {}

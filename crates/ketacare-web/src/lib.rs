@@ -55,6 +55,12 @@ impl AppState {
             "ketacare_session"
         }
     }
+
+    /// The `Set-Cookie` value for a session token (`max_age` 0 with an empty token ends it).
+    pub fn session_cookie(&self, token: &str, max_age: i64) -> String {
+        let secure = if self.config.secure_cookies { "; Secure" } else { "" };
+        format!("{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}", self.cookie_name())
+    }
 }
 
 const CSS: &str = include_str!("../static/app.css");

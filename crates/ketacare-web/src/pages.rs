@@ -5,14 +5,14 @@ use crate::extract::{client_addr, Auth};
 use crate::forms::{self, f, Fields};
 use crate::views::*;
 use crate::AppState;
-use axum::extract::{Path, Query, Request, State};
-use axum::http::{header, HeaderMap};
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::header;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use ketacare_app::{AppError, MeasurementInput, NewUserInput, Principal};
 use ketacare_db::{AuditFilter, AuditSort, Page};
-use ketacare_domain::access::{Permission, Role};
+use ketacare_domain::access::Permission;
 use ketacare_domain::audit::{AuditAction, AuditOutcome};
 use ketacare_domain::ids::{PatientId, RecordId, TokenId, UserId};
 use ketacare_domain::patient::{DemographicsInput, Sex};
@@ -103,11 +103,6 @@ async fn login_form(Query(q): Query<LoginQuery>) -> Markup {
     login_page(q.expired.as_ref().map(|_| "Please log in. Your session has ended or you are not logged in."), "")
 }
 
-fn session_cookie(state: &AppState, token: &str, max_age: i64) -> String {
-    let secure = if state.config.secure_cookies { "; Secure" } else { "" };
-    format!("{}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}", state.cookie_name())
-}
-
 async fn login(State(state): State<AppState>, req: Request) -> PageResult {
     let (parts, body) = req.into_parts();
     let addr = client_addr(&parts);
@@ -117,7 +112,7 @@ async fn login(State(state): State<AppState>, req: Request) -> PageResult {
     let (user, pw) = (f(&form, "username"), f(&form, "password"));
     match state.app.login(&user, &pw, addr).await {
         Ok((token, _)) => {
-            let cookie = session_cookie(&state, &token, state.app.settings().session_absolute.num_seconds());
+            let cookie = state.session_cookie(&token, state.app.settings().session_absolute.num_seconds());
             Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response())
         }
         Err(AppError::Unauthenticated) => Ok((
@@ -129,12 +124,10 @@ async fn login(State(state): State<AppState>, req: Request) -> PageResult {
     }
 }
 
-use axum::extract::FromRequest;
-
 async fn logout(State(state): State<AppState>, Auth(p): Auth, Form(form): Form<Fields>) -> PageResult {
     check_csrf(&p, &form)?;
     state.app.logout(&p).await.map_err(ui)?;
-    Ok(([(header::SET_COOKIE, session_cookie(&state, "", 0))], Redirect::to("/login")).into_response())
+    Ok(([(header::SET_COOKIE, state.session_cookie("", 0))], Redirect::to("/login")).into_response())
 }
 
 // ---------- patients ----------
@@ -542,14 +535,11 @@ fn serde_urlencoded_like(body: &str) -> Fields {
 
 fn measurement_render(p: &Principal, action: &str, is_weight: bool, form: &Fields, e: AppError, amend: Option<u32>) -> PageResult {
     match e {
-        AppError::Validation(errs) => {
-            let errs = rename_field(errs, if is_weight { "weight_kg" } else { "height_cm" }, "value");
-            Ok((
-                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-                page(p, "Record measurement", measurement_body(p, action, is_weight, form, &errs, &[], amend)),
-            )
-                .into_response())
-        }
+        AppError::Validation(errs) => Ok((
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            page(p, "Record measurement", measurement_body(p, action, is_weight, form, &errs, &[], amend)),
+        )
+            .into_response()),
         AppError::NeedsConfirmation(w) => {
             let w: Vec<(String, String)> = w.iter().map(|w| (w.code().to_owned(), w.message())).collect();
             Ok((
@@ -560,14 +550,6 @@ fn measurement_render(p: &Principal, action: &str, is_weight: bool, form: &Field
         }
         e => Err(ui(e)),
     }
-}
-
-fn rename_field(errs: FieldErrors, from: &str, to: &str) -> FieldErrors {
-    let mut out = FieldErrors::new();
-    for e in errs.iter() {
-        out.add(if e.field == from { to } else { &e.field }, e.message.clone());
-    }
-    out
 }
 
 async fn measurement(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>, body: String) -> PageResult {
@@ -1083,9 +1065,8 @@ async fn research(State(state): State<AppState>, Auth(p): Auth) -> PageResult {
     ))
 }
 
-async fn knowledge(State(state): State<AppState>, Auth(p): Auth, _h: HeaderMap) -> PageResult {
+async fn knowledge(State(state): State<AppState>, Auth(p): Auth) -> PageResult {
     let k = state.app.knowledge();
-    let _ = Role::ALL;
     Ok(page(
         &p,
         "Clinical rules",
