@@ -11,6 +11,8 @@
 //!   encounters, observations) and its versions.
 //! - [`anthropometry`]: body weight and height, BMI, and the plausibility rules that guard
 //!   every weight-based dose.
+//! - [`instrument`]: rating scales: validation, scoring, bands, flags, response, remission
+//!   and the reliable change index.
 //! - [`access`]: roles, permissions and the de-identified view.
 //! - [`audit`]: the audit entry model (mirrors FHIR AuditEvent).
 //! - [`validation`]: field-level error reports used by every constructor.
@@ -21,6 +23,7 @@ pub mod anthropometry;
 pub mod audit;
 pub mod coding;
 pub mod ids;
+pub mod instrument;
 pub mod patient;
 pub mod record;
 pub mod validation;

@@ -5,8 +5,11 @@
 //! UI can show them as reviewable defaults. Parsing is pure (the files are compiled in), so this
 //! crate does no IO; a knowledge file that does not parse is a build-time bug caught by the tests.
 
+pub mod instruments;
+
 use ketacare_domain::anthropometry::AnthropometryPolicy;
 use ketacare_domain::coding::{CodeSystem, Coding};
+use ketacare_domain::instrument::Instrument;
 use ketacare_domain::patient::AgeLimits;
 use ketacare_domain::record::DiagnosisChoice;
 use rust_decimal::Decimal;
@@ -140,6 +143,8 @@ pub struct Knowledge {
     pub diagnoses_version: String,
     /// Sources of the diagnosis catalogue entries, by key.
     pub diagnosis_sources: BTreeMap<String, String>,
+    /// Rating instruments, in catalogue order.
+    pub instruments: Vec<Instrument>,
     common_passwords: Vec<&'static str>,
 }
 
@@ -201,8 +206,14 @@ impl Knowledge {
             tables: vec![anth, pat],
             diagnoses_version: dfile.version,
             diagnosis_sources,
+            instruments: instruments::load_instruments()?,
             common_passwords,
         })
+    }
+
+    /// The instrument with `key`.
+    pub fn instrument(&self, key: &str) -> Option<&Instrument> {
+        self.instruments.iter().find(|i| i.key == key)
     }
 
     /// Passwords refused for accounts.
