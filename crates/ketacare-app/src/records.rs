@@ -23,6 +23,8 @@ pub enum RecordInput {
     Encounter(EncounterInput),
     /// General observation (not weight or height).
     Observation(ObservationInput),
+    /// Administration of a rating instrument.
+    Assessment(ketacare_domain::assessment::AssessmentInput),
 }
 
 impl RecordInput {
@@ -33,6 +35,7 @@ impl RecordInput {
             RecordInput::Allergy(_) => RecordKind::Allergy,
             RecordInput::Encounter(_) => RecordKind::Encounter,
             RecordInput::Observation(_) => RecordKind::Observation,
+            RecordInput::Assessment(_) => RecordKind::Assessment,
         }
     }
 }
@@ -74,6 +77,7 @@ impl App {
                 }
                 ClinicalRecord::Observation(obs)
             }
+            RecordInput::Assessment(_) => return Err(AppError::Internal("assessments are validated by record_assessment".into())),
         })
     }
 
@@ -99,6 +103,9 @@ impl App {
 
     /// Adds a record to a patient's chart.
     pub async fn add_record(&self, p: &Principal, patient: PatientId, input: &RecordInput) -> Result<RecordVersion, AppError> {
+        if let RecordInput::Assessment(a) = input {
+            return self.record_assessment(p, patient, a).await.map(|(v, _, _)| v);
+        }
         self.authorize(p, permission_for(input.kind()), "Record").await?;
         let record = self.validate_record(input)?;
         self.patient(p, patient).await?;
@@ -146,6 +153,9 @@ impl App {
         input: &RecordInput,
         reason: &str,
     ) -> Result<RecordVersion, AppError> {
+        if let RecordInput::Assessment(a) = input {
+            return self.amend_assessment(p, id, base_version, a, reason).await;
+        }
         let cur = self.current_for_change(p, id, base_version).await?;
         if cur.record.kind() != input.kind() {
             return Err(FieldErrors::single("kind", format!("this record is a {}", cur.record.kind().code())).into());

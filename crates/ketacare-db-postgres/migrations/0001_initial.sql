@@ -69,7 +69,7 @@ CREATE TABLE record_versions (
     version BIGINT NOT NULL CHECK (version >= 1),
     supersedes TEXT REFERENCES record_versions(version_id),
     patient_id TEXT NOT NULL REFERENCES patients(id),
-    kind TEXT NOT NULL CHECK (kind IN ('diagnosis', 'medication', 'allergy', 'encounter', 'observation')),
+    kind TEXT NOT NULL CHECK (kind IN ('diagnosis', 'medication', 'allergy', 'encounter', 'observation', 'assessment')),
     action TEXT NOT NULL CHECK (action IN ('create', 'amend', 'void')),
     body TEXT NOT NULL,
     reason TEXT,

@@ -7,9 +7,10 @@
 use crate::{ApiToken, DbError, StoredSession, User};
 use chrono::{DateTime, NaiveDate, Utc};
 use ketacare_domain::access::{Role, Username};
+use ketacare_domain::assessment::{Acknowledgement, Anchor, Assessment, FilledBy, QuestionnaireRequest, SafetyAlert, Schedule};
 use ketacare_domain::audit::{Actor, AuditAction, AuditEntry, AuditEvent, AuditOutcome};
 use ketacare_domain::coding::{CodeSystem, Coding};
-use ketacare_domain::ids::{PatientId, RecordId, SessionId, TokenId, UserId, VersionId};
+use ketacare_domain::ids::{AlertId, PatientId, RecordId, RequestId, ScheduleId, SessionId, TokenId, UserId, VersionId};
 use ketacare_domain::patient::{Contact, DateOfBirth, Demographics, EmergencyContact, Mrn, PersonName, Sex};
 use ketacare_domain::record::*;
 use rust_decimal::Decimal;
@@ -95,6 +96,17 @@ enum RecordJson {
         #[serde(default)]
         acknowledged_warnings: Vec<String>,
     },
+    Assessment {
+        instrument: String,
+        instrument_version: String,
+        answers: Vec<Option<u32>>,
+        taken_at: DateTime<Utc>,
+        filled_by: String,
+        session: Option<String>,
+        timepoint: Option<String>,
+        request: Option<String>,
+        note: Option<String>,
+    },
 }
 
 /// Encodes record content as the stored JSON document.
@@ -131,6 +143,17 @@ pub fn encode_record(r: &ClinicalRecord) -> String {
             effective: o.effective,
             acknowledged_warnings: o.acknowledged_warnings.clone(),
         },
+        ClinicalRecord::Assessment(a) => RecordJson::Assessment {
+            instrument: a.instrument.clone(),
+            instrument_version: a.instrument_version.clone(),
+            answers: a.answers.clone(),
+            taken_at: a.taken_at,
+            filled_by: a.filled_by.code().to_owned(),
+            session: a.session.map(|s| s.to_string()),
+            timepoint: a.timepoint.clone(),
+            request: a.request.map(|r| r.to_string()),
+            note: a.note.clone(),
+        },
     };
     serde_json::to_string(&j).unwrap_or_default()
 }
@@ -166,6 +189,19 @@ pub fn decode_record(s: &str) -> Result<ClinicalRecord, DbError> {
             effective,
             acknowledged_warnings,
         }),
+        RecordJson::Assessment { instrument, instrument_version, answers, taken_at, filled_by, session, timepoint, request, note } => {
+            ClinicalRecord::Assessment(Assessment {
+                instrument,
+                instrument_version,
+                answers,
+                taken_at,
+                filled_by: FilledBy::parse(&filled_by).map_err(corrupt)?,
+                session: session.as_deref().map(|s| id(s, RecordId::parse)).transpose()?,
+                timepoint,
+                request: request.as_deref().map(|s| id(s, RequestId::parse)).transpose()?,
+                note,
+            })
+        }
     })
 }
 
@@ -485,4 +521,168 @@ pub fn like_pattern(q: &str) -> String {
     }
     s.push('%');
     s
+}
+
+/// A `questionnaire_requests` row.
+#[derive(sqlx::FromRow)]
+pub struct RequestRow {
+    /// Column.
+    pub id: String,
+    /// Column.
+    pub patient_id: String,
+    /// Column.
+    pub instrument: String,
+    /// Column.
+    pub token_hash: String,
+    /// Column.
+    pub session_record_id: Option<String>,
+    /// Column.
+    pub timepoint: Option<String>,
+    /// Column.
+    pub sent_by: String,
+    /// Column.
+    pub sent_by_name: String,
+    /// Column.
+    pub sent_at: String,
+    /// Column.
+    pub expires_at: String,
+    /// Column.
+    pub completed_at: Option<String>,
+    /// Column.
+    pub response_record_id: Option<String>,
+    /// Column.
+    pub cancelled_at: Option<String>,
+}
+
+fn opt_ts(s: Option<String>) -> Result<Option<DateTime<Utc>>, DbError> {
+    s.as_deref().map(parse_ts).transpose()
+}
+
+impl RequestRow {
+    /// Into the domain type.
+    pub fn into_domain(self) -> Result<QuestionnaireRequest, DbError> {
+        Ok(QuestionnaireRequest {
+            id: id(&self.id, RequestId::parse)?,
+            patient_id: id(&self.patient_id, PatientId::parse)?,
+            instrument: self.instrument,
+            token_hash: self.token_hash,
+            session: self.session_record_id.as_deref().map(|s| id(s, RecordId::parse)).transpose()?,
+            timepoint: self.timepoint,
+            sent_by: id(&self.sent_by, UserId::parse)?,
+            sent_by_name: self.sent_by_name,
+            sent_at: parse_ts(&self.sent_at)?,
+            expires_at: parse_ts(&self.expires_at)?,
+            completed_at: opt_ts(self.completed_at)?,
+            response: self.response_record_id.as_deref().map(|s| id(s, RecordId::parse)).transpose()?,
+            cancelled_at: opt_ts(self.cancelled_at)?,
+        })
+    }
+}
+
+/// A `safety_alerts` row.
+#[derive(sqlx::FromRow)]
+pub struct AlertRow {
+    /// Column.
+    pub id: String,
+    /// Column.
+    pub patient_id: String,
+    /// Column.
+    pub code: String,
+    /// Column.
+    pub label: String,
+    /// Column.
+    pub source_record_id: String,
+    /// Column.
+    pub raised_at: String,
+    /// Column.
+    pub assigned_to: Option<String>,
+    /// Column.
+    pub acknowledged_by: Option<String>,
+    /// Column.
+    pub acknowledged_by_name: Option<String>,
+    /// Column.
+    pub acknowledged_at: Option<String>,
+    /// Column.
+    pub action_taken: Option<String>,
+}
+
+impl AlertRow {
+    /// Into the domain type.
+    pub fn into_domain(self) -> Result<SafetyAlert, DbError> {
+        let acknowledgement = match (self.acknowledged_by, self.acknowledged_by_name, self.acknowledged_at, self.action_taken) {
+            (Some(by), Some(by_name), Some(at), Some(action_taken)) => {
+                Some(Acknowledgement { by: id(&by, UserId::parse)?, by_name, at: parse_ts(&at)?, action_taken })
+            }
+            (None, None, None, None) => None,
+            _ => return Err(corrupt("partial alert acknowledgement")),
+        };
+        Ok(SafetyAlert {
+            id: id(&self.id, AlertId::parse)?,
+            patient_id: id(&self.patient_id, PatientId::parse)?,
+            code: self.code,
+            label: self.label,
+            source_record: id(&self.source_record_id, RecordId::parse)?,
+            raised_at: parse_ts(&self.raised_at)?,
+            assigned_to: self.assigned_to.as_deref().map(|s| id(s, UserId::parse)).transpose()?,
+            acknowledgement,
+        })
+    }
+}
+
+/// An `assessment_schedules` row.
+#[derive(sqlx::FromRow)]
+pub struct ScheduleRow {
+    /// Column.
+    pub id: String,
+    /// Column.
+    pub patient_id: String,
+    /// Column.
+    pub instrument: String,
+    /// Column.
+    pub anchor: String,
+    /// Column.
+    pub timepoints: Option<String>,
+    /// Column.
+    pub interval_days: Option<i64>,
+    /// Column.
+    pub start_date: Option<String>,
+    /// Column.
+    pub created_by_name: String,
+    /// Column.
+    pub created_at: String,
+    /// Column.
+    pub ended_at: Option<String>,
+}
+
+/// The anchor as stored: (anchor, timepoints, interval_days, start_date).
+pub fn encode_anchor(a: &Anchor) -> (&'static str, Option<String>, Option<i64>, Option<String>) {
+    match a {
+        Anchor::Session { timepoints } => ("session", Some(timepoints.join(",")), None, None),
+        Anchor::Calendar { interval_days, start } => {
+            ("calendar", None, Some(i64::from(*interval_days)), Some(start.format("%Y-%m-%d").to_string()))
+        }
+    }
+}
+
+impl ScheduleRow {
+    /// Into the domain type.
+    pub fn into_domain(self) -> Result<Schedule, DbError> {
+        let anchor = match (self.anchor.as_str(), self.timepoints, self.interval_days, self.start_date) {
+            ("session", Some(t), _, _) => Anchor::Session { timepoints: t.split(',').map(str::to_owned).collect() },
+            ("calendar", _, Some(d), Some(start)) => Anchor::Calendar {
+                interval_days: u32::try_from(d).map_err(|_| corrupt("interval_days"))?,
+                start: NaiveDate::parse_from_str(&start, "%Y-%m-%d").map_err(|_| corrupt("start_date"))?,
+            },
+            _ => return Err(corrupt("schedule anchor")),
+        };
+        Ok(Schedule {
+            id: id(&self.id, ScheduleId::parse)?,
+            patient_id: id(&self.patient_id, PatientId::parse)?,
+            instrument: self.instrument,
+            anchor,
+            created_by: self.created_by_name,
+            created_at: parse_ts(&self.created_at)?,
+            ended_at: opt_ts(self.ended_at)?,
+        })
+    }
 }

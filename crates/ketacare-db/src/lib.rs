@@ -9,6 +9,9 @@
 //! Invariants the implementations keep:
 //! - Clinical tables (`patients`, `patient_mrns`, `patient_versions`, `record_versions`) and
 //!   `audit_log` are append-only; database triggers refuse UPDATE and DELETE on them.
+//! - Workflow tables change state once and are never deleted: a questionnaire request is
+//!   completed or cancelled once, a safety alert acknowledged once, a schedule ended once
+//!   (triggers refuse anything else).
 //! - Every method that reads or writes patient data takes an [`AuditCtx`] and writes the audit
 //!   row in the same transaction; if the audit row cannot be written the call fails and returns
 //!   no data.
@@ -26,8 +29,9 @@ pub use async_trait::async_trait as __async_trait;
 #[doc(hidden)]
 pub use sqlx as __sqlx;
 
+use ketacare_domain::assessment::{Acknowledgement, QuestionnaireRequest, SafetyAlert, Schedule};
 use ketacare_domain::audit::{AuditEntry, AuditEvent};
-use ketacare_domain::ids::{PatientId, RecordId, SessionId, TokenId, UserId};
+use ketacare_domain::ids::{AlertId, PatientId, RecordId, RequestId, ScheduleId, SessionId, TokenId, UserId};
 use ketacare_domain::record::{PatientVersion, RecordVersion};
 
 /// What went wrong in storage, named for the caller.
@@ -143,4 +147,36 @@ pub trait Store: Send + Sync + 'static {
     async fn get_record(&self, ctx: &AuditCtx, id: RecordId) -> DbResult<Option<RecordVersion>>;
     /// Every version of one record, oldest first, audited.
     async fn record_history(&self, ctx: &AuditCtx, id: RecordId) -> DbResult<Vec<RecordVersion>>;
+
+    // ---- measurement-based care ----
+    /// Appends an assessment record version together with the safety alerts it raises and,
+    /// for a patient's answer, the completion of the questionnaire request: all or nothing.
+    /// A request that is already completed, cancelled or expired (at `ctx.at`) is a conflict.
+    async fn append_assessment(
+        &self,
+        ctx: &AuditCtx,
+        v: &RecordVersion,
+        alerts: &[SafetyAlert],
+        complete_request: Option<RequestId>,
+    ) -> DbResult<()>;
+    /// Stores a new questionnaire request; audited.
+    async fn create_request(&self, ctx: &AuditCtx, r: &QuestionnaireRequest) -> DbResult<()>;
+    /// The request whose link token hashes to `token_hash`; audited (the actor is the link).
+    async fn find_request_by_token(&self, ctx: &AuditCtx, token_hash: &str) -> DbResult<Option<QuestionnaireRequest>>;
+    /// A patient's requests, newest first; audited.
+    async fn list_requests(&self, ctx: &AuditCtx, patient: PatientId) -> DbResult<Vec<QuestionnaireRequest>>;
+    /// Withdraws an open request; audited.
+    async fn cancel_request(&self, ctx: &AuditCtx, id: RequestId, by: UserId) -> DbResult<()>;
+    /// Safety alerts, newest first: of one patient or of all, open only or all; audited.
+    async fn list_alerts(&self, ctx: &AuditCtx, patient: Option<PatientId>, open_only: bool) -> DbResult<Vec<SafetyAlert>>;
+    /// Number of unacknowledged alerts (no patient data).
+    async fn count_open_alerts(&self) -> DbResult<i64>;
+    /// Acknowledges an open alert (once); audited.
+    async fn acknowledge_alert(&self, ctx: &AuditCtx, id: AlertId, ack: &Acknowledgement) -> DbResult<SafetyAlert>;
+    /// Stores a schedule; audited.
+    async fn create_schedule(&self, ctx: &AuditCtx, s: &Schedule, created_by: UserId) -> DbResult<()>;
+    /// A patient's schedules (ended ones included), oldest first; audited.
+    async fn list_schedules(&self, ctx: &AuditCtx, patient: PatientId) -> DbResult<Vec<Schedule>>;
+    /// Ends a schedule (once); audited.
+    async fn end_schedule(&self, ctx: &AuditCtx, id: ScheduleId, by: UserId) -> DbResult<()>;
 }

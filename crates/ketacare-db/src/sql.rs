@@ -27,6 +27,16 @@ pub const SESSION_COLS: &str = "id, token_hash, user_id, csrf_token, created_at,
 /// Columns of `api_tokens`.
 pub const TOKEN_COLS: &str = "id, user_id, label, token_hash, created_at, created_by, revoked_at";
 
+/// Columns of `questionnaire_requests`, in [`crate::codec::RequestRow`] order.
+pub const REQUEST_COLS: &str = "id, patient_id, instrument, token_hash, session_record_id, timepoint, sent_by, sent_by_name, sent_at, expires_at, completed_at, response_record_id, cancelled_at";
+
+/// Columns of `safety_alerts`.
+pub const ALERT_COLS: &str = "id, patient_id, code, label, source_record_id, raised_at, assigned_to, acknowledged_by, acknowledged_by_name, acknowledged_at, action_taken";
+
+/// Columns of `assessment_schedules`.
+pub const SCHEDULE_COLS: &str =
+    "id, patient_id, instrument, anchor, timepoints, interval_days, start_date, created_by_name, created_at, ended_at";
+
 /// Columns of `audit_log`.
 pub const AUDIT_COLS: &str =
     "seq, recorded_at, user_id, username, role, session_ref, client_addr, action, outcome, entity_type, entity_id, patient_id, detail";
@@ -137,6 +147,68 @@ macro_rules! impl_sql_store {
                         Ok(())
                     }
                 }
+            }
+            async fn __insert_record_version(
+                conn: &mut <$db as $crate::__sqlx::Database>::Connection,
+                v: &::ketacare_domain::record::RecordVersion,
+            ) -> $crate::DbResult<()> {
+                use ::ketacare_domain::record::VersionAction;
+                if v.version == 1 {
+                    if v.action != VersionAction::Create || v.supersedes.is_some() {
+                        return Err($crate::DbError::Conflict("version 1 must be a create".into()));
+                    }
+                } else {
+                    if v.action == VersionAction::Create || v.reason.is_none() {
+                        return Err($crate::DbError::Conflict("an amendment or void needs a reason".into()));
+                    }
+                    let prev: Option<(String, String, String, String)> = $crate::__sqlx::query_as("SELECT version_id, action, patient_id, kind FROM record_versions WHERE record_id = $1 AND version = $2")
+                        .bind(v.record_id.to_string())
+                        .bind(i64::from(v.version) - 1)
+                        .fetch_optional(&mut *conn)
+                        .await
+                        .map_err($crate::DbError::from_sqlx)?;
+                    match prev {
+                        None => return Err($crate::DbError::Conflict("the record changed since it was opened; reload and try again".into())),
+                        Some((vid, action, pid, kind)) => {
+                            if Some(vid) != v.supersedes.map(|s| s.to_string()) {
+                                return Err($crate::DbError::Conflict("the record changed since it was opened; reload and try again".into()));
+                            }
+                            if action == "void" {
+                                return Err($crate::DbError::Conflict("the record is voided".into()));
+                            }
+                            if pid != v.patient_id.to_string() || kind != v.record.kind().code() {
+                                return Err($crate::DbError::Conflict("an amendment must keep the patient and kind of the record".into()));
+                            }
+                        }
+                    }
+                }
+                $crate::__sqlx::query("INSERT INTO record_versions (version_id, record_id, version, supersedes, patient_id, kind, action, body, reason, recorded_by, recorded_by_name, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
+                    .bind(v.version_id.to_string())
+                    .bind(v.record_id.to_string())
+                    .bind(i64::from(v.version))
+                    .bind(v.supersedes.map(|s| s.to_string()))
+                    .bind(v.patient_id.to_string())
+                    .bind(v.record.kind().code())
+                    .bind(v.action.code())
+                    .bind($crate::codec::encode_record(&v.record))
+                    .bind(v.reason.as_ref().map(|r| r.as_str().to_owned()))
+                    .bind(v.provenance.user_id.to_string())
+                    .bind(v.provenance.username.clone())
+                    .bind($crate::codec::ts(v.provenance.recorded_at))
+                    .execute(&mut *conn)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?;
+                Ok(())
+            }
+
+            fn __record_event(ctx: &$crate::AuditCtx, v: &::ketacare_domain::record::RecordVersion) -> ::ketacare_domain::audit::AuditEvent {
+                use ::ketacare_domain::record::VersionAction;
+                let action = match v.action {
+                    VersionAction::Create => ::ketacare_domain::audit::AuditAction::Create,
+                    VersionAction::Amend => ::ketacare_domain::audit::AuditAction::Update,
+                    VersionAction::Void => ::ketacare_domain::audit::AuditAction::Delete,
+                };
+                $crate::sql::event(ctx, action, ::ketacare_domain::audit::AuditOutcome::Success, &format!("Record/{}", v.record.kind().code()), Some(v.record_id.to_string()), Some(v.patient_id), Some(format!("version={}", v.version)))
             }
         }
 
@@ -455,60 +527,9 @@ macro_rules! impl_sql_store {
             }
 
             async fn append_record_version(&self, ctx: &$crate::AuditCtx, v: &::ketacare_domain::record::RecordVersion) -> $crate::DbResult<()> {
-                use ::ketacare_domain::record::VersionAction;
                 let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
-                if v.version == 1 {
-                    if v.action != VersionAction::Create || v.supersedes.is_some() {
-                        return Err($crate::DbError::Conflict("version 1 must be a create".into()));
-                    }
-                } else {
-                    if v.action == VersionAction::Create || v.reason.is_none() {
-                        return Err($crate::DbError::Conflict("an amendment or void needs a reason".into()));
-                    }
-                    let prev: Option<(String, String, String, String)> = $crate::__sqlx::query_as("SELECT version_id, action, patient_id, kind FROM record_versions WHERE record_id = $1 AND version = $2")
-                        .bind(v.record_id.to_string())
-                        .bind(i64::from(v.version) - 1)
-                        .fetch_optional(&mut *tx)
-                        .await
-                        .map_err($crate::DbError::from_sqlx)?;
-                    match prev {
-                        None => return Err($crate::DbError::Conflict("the record changed since it was opened; reload and try again".into())),
-                        Some((vid, action, pid, kind)) => {
-                            if Some(vid) != v.supersedes.map(|s| s.to_string()) {
-                                return Err($crate::DbError::Conflict("the record changed since it was opened; reload and try again".into()));
-                            }
-                            if action == "void" {
-                                return Err($crate::DbError::Conflict("the record is voided".into()));
-                            }
-                            if pid != v.patient_id.to_string() || kind != v.record.kind().code() {
-                                return Err($crate::DbError::Conflict("an amendment must keep the patient and kind of the record".into()));
-                            }
-                        }
-                    }
-                }
-                $crate::__sqlx::query("INSERT INTO record_versions (version_id, record_id, version, supersedes, patient_id, kind, action, body, reason, recorded_by, recorded_by_name, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)")
-                    .bind(v.version_id.to_string())
-                    .bind(v.record_id.to_string())
-                    .bind(i64::from(v.version))
-                    .bind(v.supersedes.map(|s| s.to_string()))
-                    .bind(v.patient_id.to_string())
-                    .bind(v.record.kind().code())
-                    .bind(v.action.code())
-                    .bind($crate::codec::encode_record(&v.record))
-                    .bind(v.reason.as_ref().map(|r| r.as_str().to_owned()))
-                    .bind(v.provenance.user_id.to_string())
-                    .bind(v.provenance.username.clone())
-                    .bind($crate::codec::ts(v.provenance.recorded_at))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err($crate::DbError::from_sqlx)?;
-                let action = match v.action {
-                    VersionAction::Create => ::ketacare_domain::audit::AuditAction::Create,
-                    VersionAction::Amend => ::ketacare_domain::audit::AuditAction::Update,
-                    VersionAction::Void => ::ketacare_domain::audit::AuditAction::Delete,
-                };
-                let e = $crate::sql::event(ctx, action, ::ketacare_domain::audit::AuditOutcome::Success, &format!("Record/{}", v.record.kind().code()), Some(v.record_id.to_string()), Some(v.patient_id), Some(format!("version={}", v.version)));
-                Self::__audit(&mut *tx, &e).await?;
+                Self::__insert_record_version(&mut *tx, v).await?;
+                Self::__audit(&mut *tx, &Self::__record_event(ctx, v)).await?;
                 tx.commit().await.map_err($crate::DbError::from_sqlx)
             }
 
@@ -548,6 +569,217 @@ macro_rules! impl_sql_store {
                 Self::__audit(&mut *tx, &e).await?;
                 tx.commit().await.map_err($crate::DbError::from_sqlx)?;
                 Ok(versions)
+            }
+
+            async fn append_assessment(
+                &self,
+                ctx: &$crate::AuditCtx,
+                v: &::ketacare_domain::record::RecordVersion,
+                alerts: &[::ketacare_domain::assessment::SafetyAlert],
+                complete_request: Option<::ketacare_domain::ids::RequestId>,
+            ) -> $crate::DbResult<()> {
+                use ::ketacare_domain::audit::{AuditAction, AuditOutcome};
+                if v.record.kind() != ::ketacare_domain::record::RecordKind::Assessment {
+                    return Err($crate::DbError::Conflict("not an assessment".into()));
+                }
+                let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
+                Self::__insert_record_version(&mut *tx, v).await?;
+                Self::__audit(&mut *tx, &Self::__record_event(ctx, v)).await?;
+                if let Some(rid) = complete_request {
+                    let done = $crate::__sqlx::query("UPDATE questionnaire_requests SET completed_at = $1, response_record_id = $2 WHERE id = $3 AND patient_id = $4 AND completed_at IS NULL AND cancelled_at IS NULL AND expires_at > $1")
+                        .bind($crate::codec::ts(ctx.at))
+                        .bind(v.record_id.to_string())
+                        .bind(rid.to_string())
+                        .bind(v.patient_id.to_string())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err($crate::DbError::from_sqlx)?;
+                    if done.rows_affected() != 1 {
+                        return Err($crate::DbError::Conflict("this questionnaire link has already been used, was withdrawn or has expired".into()));
+                    }
+                    let e = $crate::sql::event(ctx, AuditAction::Update, AuditOutcome::Success, "QuestionnaireRequest", Some(rid.to_string()), Some(v.patient_id), Some("completed".into()));
+                    Self::__audit(&mut *tx, &e).await?;
+                }
+                for a in alerts {
+                    $crate::__sqlx::query("INSERT INTO safety_alerts (id, patient_id, code, label, source_record_id, raised_at, assigned_to) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                        .bind(a.id.to_string())
+                        .bind(a.patient_id.to_string())
+                        .bind(a.code.clone())
+                        .bind(a.label.clone())
+                        .bind(a.source_record.to_string())
+                        .bind($crate::codec::ts(a.raised_at))
+                        .bind(a.assigned_to.map(|u| u.to_string()))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err($crate::DbError::from_sqlx)?;
+                    let e = $crate::sql::event(ctx, AuditAction::Create, AuditOutcome::Success, "SafetyAlert", Some(a.id.to_string()), Some(a.patient_id), Some(format!("code={}", a.code)));
+                    Self::__audit(&mut *tx, &e).await?;
+                }
+                tx.commit().await.map_err($crate::DbError::from_sqlx)
+            }
+
+            async fn create_request(&self, ctx: &$crate::AuditCtx, r: &::ketacare_domain::assessment::QuestionnaireRequest) -> $crate::DbResult<()> {
+                let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
+                $crate::__sqlx::query("INSERT INTO questionnaire_requests (id, patient_id, instrument, token_hash, session_record_id, timepoint, sent_by, sent_by_name, sent_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+                    .bind(r.id.to_string())
+                    .bind(r.patient_id.to_string())
+                    .bind(r.instrument.clone())
+                    .bind(r.token_hash.clone())
+                    .bind(r.session.map(|s| s.to_string()))
+                    .bind(r.timepoint.clone())
+                    .bind(r.sent_by.to_string())
+                    .bind(r.sent_by_name.clone())
+                    .bind($crate::codec::ts(r.sent_at))
+                    .bind($crate::codec::ts(r.expires_at))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?;
+                let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Create, ::ketacare_domain::audit::AuditOutcome::Success, "QuestionnaireRequest", Some(r.id.to_string()), Some(r.patient_id), Some(format!("instrument={}", r.instrument)));
+                Self::__audit(&mut *tx, &e).await?;
+                tx.commit().await.map_err($crate::DbError::from_sqlx)
+            }
+
+            async fn find_request_by_token(&self, ctx: &$crate::AuditCtx, token_hash: &str) -> $crate::DbResult<Option<::ketacare_domain::assessment::QuestionnaireRequest>> {
+                let sql = format!("SELECT {} FROM questionnaire_requests WHERE token_hash = $1", $crate::sql::REQUEST_COLS);
+                let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
+                let row: Option<$crate::codec::RequestRow> = $crate::__sqlx::query_as(&sql).bind(token_hash.to_owned()).fetch_optional(&mut *tx).await.map_err($crate::DbError::from_sqlx)?;
+                let r = row.map(|r| r.into_domain()).transpose()?;
+                let (outcome, pid, eid) = match &r {
+                    Some(r) => (::ketacare_domain::audit::AuditOutcome::Success, Some(r.patient_id), Some(r.id.to_string())),
+                    None => (::ketacare_domain::audit::AuditOutcome::NotFound, None, None),
+                };
+                let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Read, outcome, "QuestionnaireRequest", eid, pid, Some("opened by link".into()));
+                Self::__audit(&mut *tx, &e).await?;
+                tx.commit().await.map_err($crate::DbError::from_sqlx)?;
+                Ok(r)
+            }
+
+            async fn list_requests(&self, ctx: &$crate::AuditCtx, patient: ::ketacare_domain::ids::PatientId) -> $crate::DbResult<Vec<::ketacare_domain::assessment::QuestionnaireRequest>> {
+                let sql = format!("SELECT {} FROM questionnaire_requests WHERE patient_id = $1 ORDER BY sent_at DESC, id", $crate::sql::REQUEST_COLS);
+                let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
+                let rows: Vec<$crate::codec::RequestRow> = $crate::__sqlx::query_as(&sql).bind(patient.to_string()).fetch_all(&mut *tx).await.map_err($crate::DbError::from_sqlx)?;
+                let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Read, ::ketacare_domain::audit::AuditOutcome::Success, "QuestionnaireRequest", None, Some(patient), Some(format!("{} requests", rows.len())));
+                Self::__audit(&mut *tx, &e).await?;
+                tx.commit().await.map_err($crate::DbError::from_sqlx)?;
+                rows.into_iter().map(|r| r.into_domain()).collect()
+            }
+
+            async fn cancel_request(&self, ctx: &$crate::AuditCtx, id: ::ketacare_domain::ids::RequestId, by: ::ketacare_domain::ids::UserId) -> $crate::DbResult<()> {
+                let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
+                let pid: Option<String> = $crate::__sqlx::query_scalar("SELECT patient_id FROM questionnaire_requests WHERE id = $1").bind(id.to_string()).fetch_optional(&mut *tx).await.map_err($crate::DbError::from_sqlx)?;
+                let Some(pid) = pid else { return Err($crate::DbError::NotFound) };
+                let done = $crate::__sqlx::query("UPDATE questionnaire_requests SET cancelled_at = $1, cancelled_by = $2 WHERE id = $3 AND completed_at IS NULL AND cancelled_at IS NULL")
+                    .bind($crate::codec::ts(ctx.at))
+                    .bind(by.to_string())
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?;
+                if done.rows_affected() != 1 {
+                    return Err($crate::DbError::Conflict("the request was already answered or withdrawn".into()));
+                }
+                let pid = ::ketacare_domain::ids::PatientId::parse(&pid).map_err(|_| $crate::DbError::Corrupt("identifier".into()))?;
+                let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Update, ::ketacare_domain::audit::AuditOutcome::Success, "QuestionnaireRequest", Some(id.to_string()), Some(pid), Some("cancelled".into()));
+                Self::__audit(&mut *tx, &e).await?;
+                tx.commit().await.map_err($crate::DbError::from_sqlx)
+            }
+
+            async fn list_alerts(&self, ctx: &$crate::AuditCtx, patient: Option<::ketacare_domain::ids::PatientId>, open_only: bool) -> $crate::DbResult<Vec<::ketacare_domain::assessment::SafetyAlert>> {
+                let sql = format!(
+                    "SELECT {} FROM safety_alerts WHERE ($1 = '' OR patient_id = $1) AND ($2 = 0 OR acknowledged_at IS NULL) ORDER BY raised_at DESC, id LIMIT 500",
+                    $crate::sql::ALERT_COLS
+                );
+                let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
+                let rows: Vec<$crate::codec::AlertRow> = $crate::__sqlx::query_as(&sql)
+                    .bind(patient.map(|p| p.to_string()).unwrap_or_default())
+                    .bind(i64::from(open_only))
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?;
+                let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Read, ::ketacare_domain::audit::AuditOutcome::Success, "SafetyAlert", None, patient, Some(format!("{} alerts", rows.len())));
+                Self::__audit(&mut *tx, &e).await?;
+                tx.commit().await.map_err($crate::DbError::from_sqlx)?;
+                rows.into_iter().map(|r| r.into_domain()).collect()
+            }
+
+            async fn count_open_alerts(&self) -> $crate::DbResult<i64> {
+                $crate::__sqlx::query_scalar("SELECT COUNT(*) FROM safety_alerts WHERE acknowledged_at IS NULL").fetch_one(&self.pool).await.map_err($crate::DbError::from_sqlx)
+            }
+
+            async fn acknowledge_alert(&self, ctx: &$crate::AuditCtx, id: ::ketacare_domain::ids::AlertId, ack: &::ketacare_domain::assessment::Acknowledgement) -> $crate::DbResult<::ketacare_domain::assessment::SafetyAlert> {
+                let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
+                let sql = format!("SELECT {} FROM safety_alerts WHERE id = $1", $crate::sql::ALERT_COLS);
+                let row: Option<$crate::codec::AlertRow> = $crate::__sqlx::query_as(&sql).bind(id.to_string()).fetch_optional(&mut *tx).await.map_err($crate::DbError::from_sqlx)?;
+                let Some(mut alert) = row.map(|r| r.into_domain()).transpose()? else { return Err($crate::DbError::NotFound) };
+                let done = $crate::__sqlx::query("UPDATE safety_alerts SET acknowledged_by = $1, acknowledged_by_name = $2, acknowledged_at = $3, action_taken = $4 WHERE id = $5 AND acknowledged_at IS NULL")
+                    .bind(ack.by.to_string())
+                    .bind(ack.by_name.clone())
+                    .bind($crate::codec::ts(ack.at))
+                    .bind(ack.action_taken.clone())
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?;
+                if done.rows_affected() != 1 {
+                    return Err($crate::DbError::Conflict("the alert was already acknowledged".into()));
+                }
+                let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Update, ::ketacare_domain::audit::AuditOutcome::Success, "SafetyAlert", Some(id.to_string()), Some(alert.patient_id), Some("acknowledged".into()));
+                Self::__audit(&mut *tx, &e).await?;
+                tx.commit().await.map_err($crate::DbError::from_sqlx)?;
+                alert.acknowledgement = Some(ack.clone());
+                Ok(alert)
+            }
+
+            async fn create_schedule(&self, ctx: &$crate::AuditCtx, s: &::ketacare_domain::assessment::Schedule, created_by: ::ketacare_domain::ids::UserId) -> $crate::DbResult<()> {
+                let (anchor, tps, days, start) = $crate::codec::encode_anchor(&s.anchor);
+                let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
+                $crate::__sqlx::query("INSERT INTO assessment_schedules (id, patient_id, instrument, anchor, timepoints, interval_days, start_date, created_by, created_by_name, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+                    .bind(s.id.to_string())
+                    .bind(s.patient_id.to_string())
+                    .bind(s.instrument.clone())
+                    .bind(anchor)
+                    .bind(tps)
+                    .bind(days)
+                    .bind(start)
+                    .bind(created_by.to_string())
+                    .bind(s.created_by.clone())
+                    .bind($crate::codec::ts(s.created_at))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?;
+                let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Create, ::ketacare_domain::audit::AuditOutcome::Success, "AssessmentSchedule", Some(s.id.to_string()), Some(s.patient_id), Some(format!("instrument={}", s.instrument)));
+                Self::__audit(&mut *tx, &e).await?;
+                tx.commit().await.map_err($crate::DbError::from_sqlx)
+            }
+
+            async fn list_schedules(&self, ctx: &$crate::AuditCtx, patient: ::ketacare_domain::ids::PatientId) -> $crate::DbResult<Vec<::ketacare_domain::assessment::Schedule>> {
+                let sql = format!("SELECT {} FROM assessment_schedules WHERE patient_id = $1 ORDER BY created_at, id", $crate::sql::SCHEDULE_COLS);
+                let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
+                let rows: Vec<$crate::codec::ScheduleRow> = $crate::__sqlx::query_as(&sql).bind(patient.to_string()).fetch_all(&mut *tx).await.map_err($crate::DbError::from_sqlx)?;
+                let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Read, ::ketacare_domain::audit::AuditOutcome::Success, "AssessmentSchedule", None, Some(patient), Some(format!("{} schedules", rows.len())));
+                Self::__audit(&mut *tx, &e).await?;
+                tx.commit().await.map_err($crate::DbError::from_sqlx)?;
+                rows.into_iter().map(|r| r.into_domain()).collect()
+            }
+
+            async fn end_schedule(&self, ctx: &$crate::AuditCtx, id: ::ketacare_domain::ids::ScheduleId, by: ::ketacare_domain::ids::UserId) -> $crate::DbResult<()> {
+                let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
+                let pid: Option<String> = $crate::__sqlx::query_scalar("SELECT patient_id FROM assessment_schedules WHERE id = $1").bind(id.to_string()).fetch_optional(&mut *tx).await.map_err($crate::DbError::from_sqlx)?;
+                let Some(pid) = pid else { return Err($crate::DbError::NotFound) };
+                let done = $crate::__sqlx::query("UPDATE assessment_schedules SET ended_at = $1, ended_by = $2 WHERE id = $3 AND ended_at IS NULL")
+                    .bind($crate::codec::ts(ctx.at))
+                    .bind(by.to_string())
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?;
+                if done.rows_affected() != 1 {
+                    return Err($crate::DbError::Conflict("the schedule was already stopped".into()));
+                }
+                let pid = ::ketacare_domain::ids::PatientId::parse(&pid).map_err(|_| $crate::DbError::Corrupt("identifier".into()))?;
+                let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Update, ::ketacare_domain::audit::AuditOutcome::Success, "AssessmentSchedule", Some(id.to_string()), Some(pid), Some("ended".into()));
+                Self::__audit(&mut *tx, &e).await?;
+                tx.commit().await.map_err($crate::DbError::from_sqlx)
             }
         }
     };

@@ -59,3 +59,15 @@ id_type!(
     /// An API token issued by an administrator.
     TokenId
 );
+id_type!(
+    /// A questionnaire request sent to a patient.
+    RequestId
+);
+id_type!(
+    /// A safety alert.
+    AlertId
+);
+id_type!(
+    /// An assessment schedule.
+    ScheduleId
+);

@@ -13,6 +13,8 @@
 //!   every weight-based dose.
 //! - [`instrument`]: rating scales: validation, scoring, bands, flags, response, remission
 //!   and the reliable change index.
+//! - [`assessment`]: administrations, time points, schedules and what is due, questionnaire
+//!   requests and safety alerts.
 //! - [`access`]: roles, permissions and the de-identified view.
 //! - [`audit`]: the audit entry model (mirrors FHIR AuditEvent).
 //! - [`validation`]: field-level error reports used by every constructor.
@@ -20,6 +22,7 @@
 
 pub mod access;
 pub mod anthropometry;
+pub mod assessment;
 pub mod audit;
 pub mod coding;
 pub mod ids;

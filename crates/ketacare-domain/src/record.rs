@@ -103,12 +103,20 @@ pub enum RecordKind {
     Encounter,
     /// Measurement or finding (FHIR Observation).
     Observation,
+    /// Administration of a rating instrument (FHIR QuestionnaireResponse + score Observations).
+    Assessment,
 }
 
 impl RecordKind {
     /// All kinds.
-    pub const ALL: [RecordKind; 5] =
-        [RecordKind::Diagnosis, RecordKind::Medication, RecordKind::Allergy, RecordKind::Encounter, RecordKind::Observation];
+    pub const ALL: [RecordKind; 6] = [
+        RecordKind::Diagnosis,
+        RecordKind::Medication,
+        RecordKind::Allergy,
+        RecordKind::Encounter,
+        RecordKind::Observation,
+        RecordKind::Assessment,
+    ];
     /// Stable code.
     pub fn code(self) -> &'static str {
         match self {
@@ -117,6 +125,7 @@ impl RecordKind {
             RecordKind::Allergy => "allergy",
             RecordKind::Encounter => "encounter",
             RecordKind::Observation => "observation",
+            RecordKind::Assessment => "assessment",
         }
     }
     /// Parses a stable code.
@@ -124,7 +133,7 @@ impl RecordKind {
         Self::ALL
             .into_iter()
             .find(|k| k.code() == s)
-            .ok_or_else(|| "must be one of diagnosis, medication, allergy, encounter, observation".to_owned())
+            .ok_or_else(|| "must be one of diagnosis, medication, allergy, encounter, observation, assessment".to_owned())
     }
     /// Display label.
     pub fn label(self) -> &'static str {
@@ -134,6 +143,7 @@ impl RecordKind {
             RecordKind::Allergy => "Allergy",
             RecordKind::Encounter => "Encounter",
             RecordKind::Observation => "Observation",
+            RecordKind::Assessment => "Rating scale",
         }
     }
 }
@@ -372,6 +382,8 @@ pub enum ClinicalRecord {
     Encounter(Encounter),
     /// Observation.
     Observation(Observation),
+    /// Administration of a rating instrument.
+    Assessment(crate::assessment::Assessment),
 }
 
 impl ClinicalRecord {
@@ -383,6 +395,7 @@ impl ClinicalRecord {
             ClinicalRecord::Allergy(_) => RecordKind::Allergy,
             ClinicalRecord::Encounter(_) => RecordKind::Encounter,
             ClinicalRecord::Observation(_) => RecordKind::Observation,
+            ClinicalRecord::Assessment(_) => RecordKind::Assessment,
         }
     }
     /// One-line summary for lists and history.
@@ -396,6 +409,7 @@ impl ClinicalRecord {
             ClinicalRecord::Allergy(a) => format!("{} ({})", a.substance, a.severity.code()),
             ClinicalRecord::Encounter(e) => format!("{} {}", e.kind.label(), e.start.format("%Y-%m-%d %H:%M")),
             ClinicalRecord::Observation(o) => format!("{}: {}", o.code.display(), value_text(&o.value)),
+            ClinicalRecord::Assessment(a) => format!("{} {}", a.instrument, a.taken_at.format("%Y-%m-%d %H:%M")),
         }
     }
 }

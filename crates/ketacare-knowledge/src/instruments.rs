@@ -10,7 +10,20 @@ use serde::Deserialize;
 use std::str::FromStr;
 
 /// The embedded instrument files, by file name (one instrument per file).
-pub const INSTRUMENT_FILES: &[(&str, &str)] = &[("gad7.toml", include_str!("../../../knowledge/instruments/gad7.toml"))];
+pub const INSTRUMENT_FILES: &[(&str, &str)] = &[
+    ("gad7.toml", include_str!("../../../knowledge/instruments/gad7.toml")),
+    ("phq9.toml", include_str!("../../../knowledge/instruments/phq9.toml")),
+    ("hama.toml", include_str!("../../../knowledge/instruments/hama.toml")),
+    ("lsas.toml", include_str!("../../../knowledge/instruments/lsas.toml")),
+    ("fq.toml", include_str!("../../../knowledge/instruments/fq.toml")),
+    ("vas_anxiety.toml", include_str!("../../../knowledge/instruments/vas_anxiety.toml")),
+    ("sds.toml", include_str!("../../../knowledge/instruments/sds.toml")),
+    ("qlesq_sf.toml", include_str!("../../../knowledge/instruments/qlesq_sf.toml")),
+    ("cadss.toml", include_str!("../../../knowledge/instruments/cadss.toml")),
+    ("moaas.toml", include_str!("../../../knowledge/instruments/moaas.toml")),
+    ("cssrs_screener.toml", include_str!("../../../knowledge/instruments/cssrs_screener.toml")),
+    ("icsi.toml", include_str!("../../../knowledge/instruments/icsi.toml")),
+];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -8,6 +8,7 @@
 pub mod instruments;
 
 use ketacare_domain::anthropometry::AnthropometryPolicy;
+use ketacare_domain::assessment::TimePoint;
 use ketacare_domain::coding::{CodeSystem, Coding};
 use ketacare_domain::instrument::Instrument;
 use ketacare_domain::patient::AgeLimits;
@@ -22,6 +23,7 @@ pub const FILES: &[(&str, &str)] = &[
     ("anthropometry.toml", include_str!("../../../knowledge/anthropometry.toml")),
     ("patients.toml", include_str!("../../../knowledge/patients.toml")),
     ("diagnoses.toml", include_str!("../../../knowledge/diagnoses.toml")),
+    ("assessment-schedule.toml", include_str!("../../../knowledge/assessment-schedule.toml")),
 ];
 
 const COMMON_PASSWORDS: &str = include_str!("../../../knowledge/common-passwords.txt");
@@ -94,6 +96,89 @@ struct DiagnosisEntry {
     source: String,
 }
 
+#[derive(Deserialize)]
+struct ScheduleFile {
+    version: String,
+    title: String,
+    timepoints: Vec<TimePointToml>,
+    link_expiry_hours: SourcedValue,
+    calendar_grace_days: SourcedValue,
+}
+
+#[derive(Deserialize)]
+struct TimePointToml {
+    key: String,
+    label: String,
+    offset_minutes: i64,
+    window_before_minutes: i64,
+    window_after_minutes: i64,
+    source: String,
+}
+
+/// Rating-scale time points and the timings of schedules and questionnaire links.
+#[derive(Clone, Debug)]
+pub struct AssessmentTiming {
+    /// Time points relative to a session, in order.
+    pub timepoints: Vec<TimePoint>,
+    /// Source of each time point, by key.
+    pub timepoint_sources: BTreeMap<String, String>,
+    /// How long a questionnaire link works.
+    pub link_expiry_hours: i64,
+    /// How long a calendar item stays due before it is overdue.
+    pub calendar_grace_days: i64,
+}
+
+fn assessment_timing() -> Result<(AssessmentTiming, ValueTable), KnowledgeError> {
+    const FILE: &str = "assessment-schedule.toml";
+    let text = FILES.iter().find(|(n, _)| *n == FILE).map(|(_, t)| *t).unwrap_or_default();
+    let f: ScheduleFile = toml::from_str(text).map_err(|source| KnowledgeError::Parse { file: FILE, source })?;
+    let whole = |key: &str, v: &SourcedValue, lo: i64, hi: i64| {
+        v.value.parse::<i64>().ok().filter(|n| (lo..=hi).contains(n)).ok_or_else(|| KnowledgeError::Value {
+            file: FILE,
+            key: key.to_owned(),
+            problem: format!("must be a whole number from {lo} to {hi}"),
+        })
+    };
+    let link_expiry_hours = whole("link_expiry_hours", &f.link_expiry_hours, 1, 24 * 30)?;
+    let calendar_grace_days = whole("calendar_grace_days", &f.calendar_grace_days, 0, 60)?;
+    let mut values = BTreeMap::new();
+    let mut timepoint_sources = BTreeMap::new();
+    let mut timepoints = Vec::new();
+    for t in f.timepoints {
+        if t.window_before_minutes < 0 || t.window_after_minutes < 0 || timepoints.iter().any(|p: &TimePoint| p.key == t.key) {
+            return Err(KnowledgeError::Inconsistent {
+                file: FILE,
+                problem: format!("time point {} is duplicated or has a negative window", t.key),
+            });
+        }
+        values.insert(
+            format!("timepoint_{}", t.key),
+            SourcedValue {
+                value: format!(
+                    "{} min after start (window {} min before, {} min after)",
+                    t.offset_minutes, t.window_before_minutes, t.window_after_minutes
+                ),
+                policy: true,
+                source: t.source.clone(),
+            },
+        );
+        timepoint_sources.insert(t.key.clone(), t.source);
+        timepoints.push(TimePoint {
+            key: t.key,
+            label: t.label,
+            offset_minutes: t.offset_minutes,
+            window_before_minutes: t.window_before_minutes,
+            window_after_minutes: t.window_after_minutes,
+        });
+    }
+    values.insert("link_expiry_hours".into(), f.link_expiry_hours);
+    values.insert("calendar_grace_days".into(), f.calendar_grace_days);
+    Ok((
+        AssessmentTiming { timepoints, timepoint_sources, link_expiry_hours, calendar_grace_days },
+        ValueTable { file: FILE, version: f.version, title: f.title, values },
+    ))
+}
+
 /// A parsed knowledge file of sourced values, for display ("where does this number come from").
 #[derive(Clone, Debug)]
 pub struct ValueTable {
@@ -143,6 +228,8 @@ pub struct Knowledge {
     pub diagnoses_version: String,
     /// Sources of the diagnosis catalogue entries, by key.
     pub diagnosis_sources: BTreeMap<String, String>,
+    /// Rating-scale time points and link/schedule timings.
+    pub assessment_timing: AssessmentTiming,
     /// Rating instruments, in catalogue order.
     pub instruments: Vec<Instrument>,
     common_passwords: Vec<&'static str>,
@@ -198,15 +285,17 @@ impl Knowledge {
             diagnoses.push(DiagnosisChoice { key: d.key.clone(), snomed, icd10, caveat: d.caveat.clone() });
         }
         let _ = dfile.title;
+        let (assessment_timing, timing_table) = assessment_timing()?;
         let common_passwords = COMMON_PASSWORDS.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
         Ok(Self {
             anthropometry,
             age_limits,
             diagnoses,
-            tables: vec![anth, pat],
+            tables: vec![anth, pat, timing_table],
             diagnoses_version: dfile.version,
             diagnosis_sources,
             instruments: instruments::load_instruments()?,
+            assessment_timing,
             common_passwords,
         })
     }

@@ -64,6 +64,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/users/{id}/active", post(set_user_active))
         .route("/admin/tokens", get(list_tokens).post(issue_token))
         .route("/admin/tokens/{id}/revoke", post(revoke_token))
+        .merge(crate::api_outcomes::routes())
 }
 
 // ---------- DTOs ----------
@@ -675,9 +676,15 @@ async fn revoke_token(State(state): State<AppState>, Auth(p): Auth, Path(id): Pa
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Ketacare API", description = "JSON API of Ketacare. Clinical decision support; it does not replace clinical judgement. Authenticate with POST /api/login (session cookie) or an administrator-issued bearer token."),
-    paths(login, logout, me, search_patients, register_patient, get_chart, amend_patient, void_patient, patient_history, record_weight, record_height, add_record, get_record, record_history, amend_record, void_record, search_audit, cohort, list_users, create_user, set_user_active, list_tokens, issue_token, revoke_token),
+    paths(login, logout, me, search_patients, register_patient, get_chart, amend_patient, void_patient, patient_history, record_weight, record_height, add_record, get_record, record_history, amend_record, void_record, search_audit, cohort, list_users, create_user, set_user_active, list_tokens, issue_token, revoke_token,
+        crate::api_outcomes::list_instruments, crate::api_outcomes::get_instrument, crate::api_outcomes::score, crate::api_outcomes::outcome,
+        crate::api_outcomes::patient_assessments, crate::api_outcomes::record_assessment, crate::api_outcomes::send_questionnaire,
+        crate::api_outcomes::cancel_questionnaire, crate::api_outcomes::list_alerts, crate::api_outcomes::acknowledge_alert,
+        crate::api_outcomes::list_schedules, crate::api_outcomes::create_schedule, crate::api_outcomes::end_schedule),
     components(schemas(Problem, FieldProblem, WarningDto)),
-    tags((name = "session"), (name = "patients"), (name = "measurements"), (name = "records"), (name = "audit"), (name = "research"), (name = "admin"))
+    tags((name = "session"), (name = "patients"), (name = "measurements"), (name = "records"), (name = "audit"), (name = "research"), (name = "admin"),
+        (name = "instruments", description = "Rating-scale catalogue and calculators (nothing stored)"),
+        (name = "outcomes", description = "Measurement-based care: assessments, outcome series, questionnaire links, schedules, safety alerts"))
 )]
 pub struct ApiDoc;
 

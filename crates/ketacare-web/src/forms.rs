@@ -81,6 +81,14 @@ pub fn record_input(kind: RecordKind, m: &Fields) -> RecordInput {
             reason: f(m, "reason_for_visit"),
             note: f(m, "note"),
         }),
+        RecordKind::Assessment => RecordInput::Assessment(ketacare_domain::assessment::AssessmentInput {
+            instrument: f(m, "instrument"),
+            answers: ketacare_domain::assessment::AssessmentInput::answers_from_fields(m.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+            taken_at: f(m, "taken_at"),
+            session: f(m, "session"),
+            timepoint: f(m, "timepoint"),
+            note: f(m, "note"),
+        }),
         RecordKind::Observation => RecordInput::Observation(ObservationInput {
             code: f(m, "code"),
             system: f(m, "system"),
@@ -141,6 +149,16 @@ pub fn record_fields(r: &ClinicalRecord, catalogue: &[DiagnosisChoice]) -> Field
             put("end", e.end.map(dt).unwrap_or_default());
             put("reason_for_visit", e.reason.clone().unwrap_or_default());
             put("note", e.note.clone().unwrap_or_default());
+        }
+        ClinicalRecord::Assessment(a) => {
+            put("instrument", a.instrument.clone());
+            put("taken_at", dt(a.taken_at));
+            put("session", a.session.map(|s| s.to_string()).unwrap_or_default());
+            put("timepoint", a.timepoint.clone().unwrap_or_default());
+            put("note", a.note.clone().unwrap_or_default());
+            for (n, v) in a.answers.iter().enumerate() {
+                put(&format!("item_{}", n + 1), v.map(|v| v.to_string()).unwrap_or_default());
+            }
         }
         ClinicalRecord::Observation(o) => {
             put("system", o.code.system().uri().to_owned());

@@ -13,9 +13,11 @@
 //!   endpoints only accept `application/json` bodies (which a cross-site form cannot send).
 
 pub mod api;
+mod api_outcomes;
 pub mod error;
 pub mod extract;
 mod forms;
+mod outcomes;
 mod pages;
 mod views;
 
@@ -123,6 +125,7 @@ async fn security_headers(req: Request, next: Next) -> Response {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(pages::routes())
+        .merge(outcomes::routes())
         .nest("/api", api::routes())
         .route("/health", get(health))
         .route("/static/app.css", get(css))
@@ -131,8 +134,11 @@ pub fn router(state: AppState) -> Router {
         .layer(tower_http::limit::RequestBodyLimitLayer::new(256 * 1024))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
         .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &Request| {
-            // Path only: no query string (it may hold a searched name).
-            tracing::info_span!("request", method = %req.method(), path = %req.uri().path())
+            // Path only: no query string (it may hold a searched name), and never a
+            // questionnaire link token.
+            let path = req.uri().path();
+            let path = if path.starts_with("/q/") { "/q/{token}" } else { path };
+            tracing::info_span!("request", method = %req.method(), path = %path)
         }))
         .with_state(state)
 }

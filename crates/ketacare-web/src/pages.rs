@@ -143,10 +143,17 @@ async fn patient_list(State(state): State<AppState>, Auth(p): Auth, Query(q): Qu
     let pg = q.page.unwrap_or(0).max(0);
     let rows = state.app.search_patients(&p, &query, Page { limit: 50, offset: pg * 50 }).await.map_err(ui)?;
     let today = state.app.clock().now().date_naive();
+    let open_alerts = state.app.open_alert_count(&p).await;
     Ok(page(
         &p,
         "Patients",
         html! {
+            @if open_alerts > 0 {
+                div.alert.alert-error role="alert" #open-alerts {
+                    strong { (open_alerts) " open safety alert" @if open_alerts != 1 { "s" } } " need acknowledging. "
+                    a href="/alerts" { "Review safety alerts" }
+                }
+            }
             div.row-between {
                 h1 { "Patients" }
                 @if p.can(Permission::WriteDemographics) { a.button.primary href="/patients/new" { "Register patient" } }
@@ -298,6 +305,7 @@ async fn chart(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<Stri
                     p.muted { "MRN " strong { (d.mrn.as_str()) } " · born " (d.date_of_birth.date().format("%Y-%m-%d")) " (" (d.date_of_birth.age_on(today)) " y) · " (d.sex.label()) }
                 }
                 div.actions {
+                    a.button.primary href=(format!("{base}/outcomes")) { "Outcomes and rating scales" }
                     @if p.can(Permission::WriteDemographics) { a.button href=(format!("{base}/edit")) { "Amend demographics" } }
                     a.button href=(format!("{base}/history")) { "Demographics history (v" (c.patient.version) ")" }
                 }
@@ -637,6 +645,9 @@ fn record_form_body(
                     (input("reason_for_visit", "Reason for visit", values, errors, "text", None))
                     (textarea("note", "Note", values, errors))
                 }
+                RecordKind::Assessment => {
+                    (crate::outcomes::assessment_fields(k, &f(values, "instrument"), values, errors))
+                }
                 RecordKind::Observation => {
                     (input("code", "LOINC code", values, errors, "text", Some("For example 8310-5 (body temperature)")))
                     (input("display", "What was observed", values, errors, "text", None))
@@ -709,6 +720,10 @@ async fn record_page(State(state): State<AppState>, Auth(p): Auth, Path(id): Pat
             h1 { (cur.record.kind().label()) " history" }
             p { a href=(format!("/patients/{}", cur.patient_id)) { "Back to the chart" } }
             @if cur.is_void() { div.alert.alert-warning { "This record is voided. It no longer shows on the chart." } }
+            @if let ClinicalRecord::Assessment(a) = &cur.record {
+                p { a href=(format!("/patients/{}/outcomes", cur.patient_id)) { "Outcomes of this patient" } }
+                (crate::outcomes::assessment_detail(state.app.knowledge(), a))
+            }
             table.list #history {
                 thead { tr { th { "Version" } th { "Action" } th { "Content" } th { "Reason" } th { "By" } } }
                 tbody {
@@ -1073,6 +1088,7 @@ async fn knowledge(State(state): State<AppState>, Auth(p): Auth) -> PageResult {
         html! {
             h1 { "Clinical rules in force" }
             p.muted { "Values marked policy are clinic defaults for the medical director to review." }
+            p { a href="/instruments" { "Rating scales: definitions, bands, response and remission rules, with their sources" } }
             @for t in &k.tables {
                 section.card {
                     h2 { (t.title) " " small.muted { (t.file) " · version " (t.version) } }
