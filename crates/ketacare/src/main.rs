@@ -1,5 +1,7 @@
 //! `ketacare`: the single server binary. See `ketacare --help`.
 
+mod calc;
+
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -51,6 +53,40 @@ enum Command {
     },
     /// Load and check the configuration and the database, print the result and exit.
     CheckConfig,
+    /// Score a rating scale: total, subscales, severity band, triage and flags. No database.
+    ///
+    /// Example: ketacare score gad7 --items 3,2,2,1,3,2,1 --json
+    Score {
+        /// Instrument: gad7, phq9, hama, lsas, fq, vas_anxiety, sds, qlesq_sf, cadss, moaas,
+        /// cssrs_screener or icsi.
+        instrument: String,
+        /// Answers in the instrument's published order, separated by commas (y/n/- for the
+        /// C-SSRS screener); see --describe.
+        #[arg(long, required_unless_present = "describe")]
+        items: Option<String>,
+        /// Print the item order and accepted answers instead of scoring.
+        #[arg(long)]
+        describe: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Change from baseline: points, percent, response, remission, reliable change. No database.
+    ///
+    /// Example: ketacare outcome hama --baseline 24 --current 11 --json
+    Outcome {
+        /// Instrument key (as for `score`).
+        instrument: String,
+        /// Baseline total.
+        #[arg(long)]
+        baseline: String,
+        /// Current total.
+        #[arg(long)]
+        current: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -155,6 +191,21 @@ async fn run() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match &cli.command {
+        Command::Score { instrument, items, describe, json } => {
+            let k = ketacare_knowledge::Knowledge::load().context("loading the clinical knowledge files")?;
+            let text = if *describe {
+                calc::describe(&k, instrument, *json)
+            } else {
+                calc::score(&k, instrument, items.as_deref().unwrap_or(""), *json)
+            };
+            out(&text.map_err(|e| anyhow::anyhow!(e))?);
+            Ok(())
+        }
+        Command::Outcome { instrument, baseline, current, json } => {
+            let k = ketacare_knowledge::Knowledge::load().context("loading the clinical knowledge files")?;
+            out(&calc::outcome(&k, instrument, baseline, current, *json).map_err(|e| anyhow::anyhow!(e))?);
+            Ok(())
+        }
         Command::Demo { port, data_dir } => demo(*port, data_dir).await,
         Command::Serve { listen } => {
             let mut config = load_config(&cli)?;

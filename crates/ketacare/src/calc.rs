@@ -1,0 +1,231 @@
+//! Command-line calculators: `ketacare score` and `ketacare outcome`. They use the same
+//! knowledge files and domain rules as the server and need no database.
+
+use ketacare_domain::instrument::{AnswerKind, Instrument, Outcome, Score};
+use ketacare_domain::validation::FieldErrors;
+use ketacare_knowledge::Knowledge;
+use rust_decimal::Decimal;
+use serde_json::{json, Value};
+
+fn unknown(k: &Knowledge, key: &str) -> String {
+    let keys: Vec<&str> = k.instruments.iter().map(|i| i.key.as_str()).collect();
+    format!("unknown instrument {key:?}; use one of {}", keys.join(", "))
+}
+
+fn errors_text(e: &FieldErrors) -> String {
+    e.iter().map(|x| x.message.clone()).collect::<Vec<_>>().join("; ")
+}
+
+fn num(d: Decimal) -> Value {
+    // Exact decimals are printed as JSON numbers from their exact text.
+    serde_json::from_str(&d.normalize().to_string()).unwrap_or(Value::Null)
+}
+
+/// The published item order and accepted answers of an instrument.
+pub fn describe(k: &Knowledge, key: &str, as_json: bool) -> Result<String, String> {
+    let inst = k.instrument(key).ok_or_else(|| unknown(k, key))?;
+    if as_json {
+        let items: Vec<Value> = inst
+            .items
+            .iter()
+            .enumerate()
+            .map(|(n, i)| {
+                json!({"position": n + 1, "key": i.key, "label": i.label, "accepted": i.accepted(), "scored": i.scored, "optional": i.optional,
+                       "skipped_when": i.skip.as_ref().map(|s| json!({"item": s.when_item, "equals": s.equals}))})
+            })
+            .collect();
+        return Ok(serde_json::to_string_pretty(
+            &json!({"instrument": inst.key, "name": inst.name, "title": inst.title, "version": inst.version,
+            "respondent": inst.respondent.code(), "items": items, "caveats": inst.caveats}),
+        )
+        .unwrap_or_default());
+    }
+    let mut out = format!("{} — {} (definition {})\nFilled in by: {}\n", inst.name, inst.title, inst.version, inst.respondent.code());
+    let yes_no = inst.items.iter().any(|i| i.kind == AnswerKind::YesNo);
+    out.push_str(&format!(
+        "Give --items as {} values in this order, separated by commas{}:\n",
+        inst.items.len(),
+        if yes_no { " (y, n, or - when skipped)" } else { " (- or nothing for an optional item)" }
+    ));
+    for (n, i) in inst.items.iter().enumerate() {
+        let mut extra = Vec::new();
+        if !i.scored {
+            extra.push("not in the total".to_owned());
+        }
+        if i.optional {
+            extra.push("optional".to_owned());
+        }
+        if let Some(s) = &i.skip {
+            extra.push(format!("skipped when {} is {}", s.when_item, if s.equals == 0 { "n" } else { "y" }));
+        }
+        let extra = if extra.is_empty() { String::new() } else { format!(" [{}]", extra.join("; ")) };
+        out.push_str(&format!("{:>3}. {:<14} {} — {}{}\n", n + 1, i.key, i.label, i.accepted(), extra));
+    }
+    for c in &inst.caveats {
+        out.push_str(&format!("Note: {c}\n"));
+    }
+    Ok(out)
+}
+
+fn score_json(inst: &Instrument, s: &Score) -> Value {
+    json!({
+        "instrument": inst.key,
+        "name": inst.name,
+        "version": inst.version,
+        "total": s.total.map(num),
+        "total_min": num(s.total_min),
+        "total_max": num(s.total_max),
+        "percent_max": s.percent_max.map(num),
+        "band": s.band.as_ref().map(|b| json!({"code": b.code, "label": b.label})),
+        "subscales": s.subscales.iter().map(|x| json!({"key": x.key, "label": x.label, "value": num(x.value), "min": num(x.min), "max": num(x.max)})).collect::<Vec<_>>(),
+        "triage": s.triage,
+        "flags": s.flags.iter().map(|f| json!({"code": f.code, "label": f.label, "urgent": f.urgent})).collect::<Vec<_>>(),
+    })
+}
+
+/// Scores `items` (`3,2,1` or `y,n,-`).
+pub fn score(k: &Knowledge, key: &str, items: &str, as_json: bool) -> Result<String, String> {
+    let inst = k.instrument(key).ok_or_else(|| unknown(k, key))?;
+    let answers = inst.parse_answers(items).map_err(|e| errors_text(&e))?;
+    let needed = inst.items.iter().rposition(|i| !i.optional && i.skip.is_none()).map_or(0, |p| p + 1);
+    if answers.len() < needed {
+        return Err(format!(
+            "{} needs {} values in its published order (see: ketacare score {} --describe); {} were given",
+            inst.name,
+            inst.items.len(),
+            inst.key,
+            answers.len()
+        ));
+    }
+    let s = inst.score(&answers, None).map_err(|e| errors_text(&e))?;
+    if as_json {
+        return Ok(serde_json::to_string_pretty(&score_json(inst, &s)).unwrap_or_default());
+    }
+    let mut out = format!("{} ({})\n", inst.name, inst.title);
+    if let Some(t) = s.total {
+        out.push_str(&format!("Total: {} (range {}–{})\n", t.normalize(), s.total_min.normalize(), s.total_max.normalize()));
+    }
+    if let Some(p) = s.percent_max {
+        out.push_str(&format!("Percent of maximum: {} %\n", p.normalize()));
+    }
+    match &s.band {
+        Some(b) => out.push_str(&format!("Band: {} ({})\n", b.label, inst.default_band_set().map(|x| x.label.as_str()).unwrap_or(""))),
+        None if inst.has_total => out.push_str("Band: none defined for this instrument\n"),
+        None => {}
+    }
+    for x in &s.subscales {
+        out.push_str(&format!("{}: {} (range {}–{})\n", x.label, x.value.normalize(), x.min.normalize(), x.max.normalize()));
+    }
+    if let Some(t) = &s.triage {
+        let label = inst.triage.iter().find(|r| &r.level == t).map(|r| r.label.clone()).unwrap_or_else(|| t.clone());
+        out.push_str(&format!("Triage: {t} ({label})\n"));
+    }
+    if s.flags.is_empty() {
+        out.push_str("Flags: none\n");
+    }
+    for f in &s.flags {
+        out.push_str(&format!("Flag{}: {} — {}\n", if f.urgent { " (URGENT)" } else { "" }, f.code, f.label));
+    }
+    Ok(out)
+}
+
+fn outcome_json(inst: &Instrument, o: &Outcome) -> Value {
+    let rules = &inst.default_rules;
+    json!({
+        "instrument": inst.key,
+        "baseline": num(o.baseline),
+        "current": num(o.current),
+        "change": num(o.change),
+        "change_percent": o.change_percent.map(num),
+        "response": o.response,
+        "remission": o.remission,
+        "rci": o.rci.map(num),
+        "reliable_change": o.reliable_change.map(|r| r.code()),
+        "rules": {
+            "response": rules.response.as_ref().map(|r| json!({"percent": num(r.percent), "strict": r.strict, "source": r.source})),
+            "remission": rules.remission.as_ref().map(|r| json!({"total_at_most": num(r.total_at_most), "no_item_above": r.no_item_above, "source": r.source})),
+        }
+    })
+}
+
+/// Change from baseline to current.
+pub fn outcome(k: &Knowledge, key: &str, baseline: &str, current: &str, as_json: bool) -> Result<String, String> {
+    let inst = k.instrument(key).ok_or_else(|| unknown(k, key))?;
+    let mut e = FieldErrors::new();
+    let parse = |s: &str| s.trim().parse::<Decimal>().map_err(|_| format!("must be a whole number; got {:?}", s.trim()));
+    let b = e.check("baseline", parse(baseline).map_err(|m| format!("--baseline {m}")));
+    let c = e.check("current", parse(current).map_err(|m| format!("--current {m}")));
+    let (Some(b), Some(c)) = (b, c) else { return Err(errors_text(&e)) };
+    let o = inst
+        .outcome(&inst.default_rules, b, c, None)
+        .map_err(|e| errors_text(&e).replace("baseline must", "--baseline must").replace("current must", "--current must"))?;
+    if as_json {
+        return Ok(serde_json::to_string_pretty(&outcome_json(inst, &o)).unwrap_or_default());
+    }
+    let yn = |v: Option<bool>| match v {
+        Some(true) => "yes",
+        Some(false) => "no",
+        None => "not defined",
+    };
+    let mut out = format!("{}: baseline {} → current {}\n", inst.name, o.baseline.normalize(), o.current.normalize());
+    out.push_str(&format!(
+        "Change: {} points{}\n",
+        o.change.normalize(),
+        o.change_percent.map(|p| format!(" ({} %)", p.normalize())).unwrap_or_else(|| " (percent undefined: baseline is 0)".into())
+    ));
+    let resp_rule = inst
+        .default_rules
+        .response
+        .as_ref()
+        .map(|r| format!(" (rule: {} {} % improvement)", if r.strict { "more than" } else { "at least" }, r.percent.normalize()))
+        .unwrap_or_default();
+    out.push_str(&format!("Response: {}{resp_rule}\n", yn(o.response)));
+    let rem_rule = inst
+        .default_rules
+        .remission
+        .as_ref()
+        .map(|r| format!(" (rule: total at most {})", r.total_at_most.normalize()))
+        .unwrap_or_default();
+    let rem = match (&inst.default_rules.remission, o.remission) {
+        (Some(r), None) if r.no_item_above.is_some() => "needs the item answers (rule has an item condition)",
+        _ => yn(o.remission),
+    };
+    out.push_str(&format!("Remission: {rem}{rem_rule}\n"));
+    match (o.rci, o.reliable_change) {
+        (Some(r), Some(c)) => out.push_str(&format!("Reliable change index: {} ({})\n", r.normalize(), c.code().replace('_', " "))),
+        _ => out.push_str("Reliable change index: not available (no published reliability and SD on file)\n"),
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scores_and_compares_as_documented() {
+        let k = Knowledge::load().unwrap();
+        let v: Value = serde_json::from_str(&score(&k, "gad7", "3,2,2,1,3,2,1", true).unwrap()).unwrap();
+        assert_eq!(v["instrument"], "gad7");
+        assert_eq!(v["total"], 14);
+        assert_eq!(v["band"]["code"], "moderate");
+        assert!(v["subscales"].is_array() && v["flags"].is_array());
+        let v: Value = serde_json::from_str(&score(&k, "qlesq_sf", "3,3,3,3,3,3,3,3,3,3,3,3,3,3,-,4", true).unwrap()).unwrap();
+        assert_eq!(v["percent_max"], 50);
+        let v: Value = serde_json::from_str(&score(&k, "cssrs_screener", "y,n,-,-,-,y,n", true).unwrap()).unwrap();
+        assert_eq!(v["triage"], "moderate");
+        assert_eq!(v["flags"][0]["urgent"], true);
+        let e = score(&k, "gad7", "3,2,2,1,3,2,7", false).unwrap_err();
+        assert!(e.contains("item 7") && e.contains("from 0 to 3"), "{e}");
+        let e = score(&k, "nope", "1", false).unwrap_err();
+        assert!(e.contains("gad7"));
+        let v: Value = serde_json::from_str(&outcome(&k, "lsas", "100", "65", true).unwrap()).unwrap();
+        assert_eq!(v["response"], false);
+        assert_eq!(v["change_percent"], -35);
+        let t = outcome(&k, "hama", "24", "12", false).unwrap();
+        assert!(t.contains("Response: yes"), "{t}");
+        let e = outcome(&k, "gad7", "abc", "x", false).unwrap_err();
+        assert!(e.contains("--baseline") && e.contains("--current"), "{e}");
+        assert!(describe(&k, "lsas", false).unwrap().contains("48 values"));
+    }
+}
