@@ -5,7 +5,7 @@
 use crate::{token_hash, App, AppError, Principal};
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
-use ketacare_db::AuditCtx;
+use ketacare_db::{AuditCtx, PolicyVersion};
 use ketacare_domain::access::Permission;
 use ketacare_domain::assessment::{
     action_taken, due_items, Acknowledgement, Assessment, AssessmentInput, DueItem, FilledBy, QuestionnaireRequest, RequestState,
@@ -120,6 +120,42 @@ impl LinkProblem {
     }
 }
 
+/// Applies the clinic's policy versions to an instrument's default rules.
+pub fn apply_policies(inst: &Instrument, policies: &[PolicyVersion]) -> OutcomeRules {
+    let mut rules = inst.default_rules.clone();
+    let get = |field: &str| {
+        let key = format!("instrument.{}.{field}", inst.key);
+        policies.iter().find(|p| p.key == key && p.value.is_some())
+    };
+    let note = |p: &PolicyVersion, default_source: &str| {
+        format!("Clinic policy set by {} on {}: {} (default: {default_source})", p.set_by_name, p.set_at.format("%Y-%m-%d"), p.reason)
+    };
+    if let Some(r) = rules.response.as_mut() {
+        if let Some(p) = get("response_percent") {
+            if let Some(d) = p.value.as_deref().and_then(|v| v.parse::<Decimal>().ok()) {
+                r.percent = d;
+                r.source = note(p, &r.source);
+                r.policy = true;
+            }
+        }
+        if let Some(p) = get("response_strict") {
+            r.strict = p.value.as_deref() == Some("true");
+            r.source = note(p, &r.source);
+            r.policy = true;
+        }
+    }
+    if let Some(r) = rules.remission.as_mut() {
+        if let Some(p) = get("remission_total_at_most") {
+            if let Some(d) = p.value.as_deref().and_then(|v| v.parse::<Decimal>().ok()) {
+                r.total_at_most = d;
+                r.source = note(p, &r.source);
+                r.policy = true;
+            }
+        }
+    }
+    rules
+}
+
 fn link_actor() -> Actor {
     Actor { user_id: None, username: "patient-link".into(), role: None, session_ref: None, client_addr: None }
 }
@@ -132,9 +168,91 @@ impl App {
         })
     }
 
-    /// The response and remission rules in force for an instrument (the knowledge defaults).
+    /// The knowledge-file default response and remission rules of an instrument.
     pub fn outcome_rules(&self, instrument: &Instrument) -> OutcomeRules {
         instrument.default_rules.clone()
+    }
+
+    /// The rules in force: the knowledge defaults with the clinic's policy choices applied
+    /// (keys `instrument.<key>.response_percent`, `.response_strict`, `.remission_total_at_most`).
+    pub async fn rules_in_force(&self, instrument: &Instrument) -> Result<OutcomeRules, AppError> {
+        let policies = self.store.current_policies().await?;
+        Ok(apply_policies(instrument, &policies))
+    }
+
+    /// The clinic's policy versions for an instrument's rules (current value of each key).
+    pub async fn instrument_policies(&self, instrument: &Instrument) -> Result<Vec<PolicyVersion>, AppError> {
+        let prefix = format!("instrument.{}.", instrument.key);
+        Ok(self.store.current_policies().await?.into_iter().filter(|p| p.key.starts_with(&prefix)).collect())
+    }
+
+    /// Sets (or, with an empty value, returns to the default) one of an instrument's outcome
+    /// rules. Medical director only; a reason is required; the change is audited and versioned.
+    pub async fn set_instrument_rule(
+        &self,
+        p: &Principal,
+        instrument: &str,
+        field: &str,
+        value: &str,
+        reason: &str,
+    ) -> Result<(), AppError> {
+        self.authorize(p, Permission::ManagePolicy, "ClinicPolicy").await?;
+        let inst = self.instrument_def(instrument, "instrument")?;
+        let mut e = FieldErrors::new();
+        let v = value.trim();
+        let value = if v.is_empty() {
+            None
+        } else {
+            match field {
+                "response_percent" => match v.parse::<Decimal>() {
+                    Ok(d) if d > Decimal::ZERO && d < Decimal::ONE_HUNDRED => Some(d.normalize().to_string()),
+                    _ => {
+                        e.add("value", "must be a percentage above 0 and below 100, for example 50");
+                        None
+                    }
+                },
+                "response_strict" => match v {
+                    "true" | "false" => Some(v.to_owned()),
+                    _ => {
+                        e.add("value", "must be true (more than the percentage) or false (at least the percentage)");
+                        None
+                    }
+                },
+                "remission_total_at_most" => {
+                    let (lo, hi) = inst.total_range();
+                    match v.parse::<Decimal>() {
+                        Ok(d) if d >= lo && d <= hi && d.fract().is_zero() => Some(d.normalize().to_string()),
+                        _ => {
+                            e.add("value", format!("must be a whole-number {} total from {lo} to {hi}", inst.name));
+                            None
+                        }
+                    }
+                }
+                _ => {
+                    e.add("field", "must be response_percent, response_strict or remission_total_at_most");
+                    None
+                }
+            }
+        };
+        if field.starts_with("response") && inst.default_rules.response.is_none() && value.is_some() {
+            e.add("field", format!("{} has no response rule to change", inst.name));
+        }
+        if field.starts_with("remission") && inst.default_rules.remission.is_none() && value.is_some() {
+            e.add("field", format!("{} has no remission rule to change", inst.name));
+        }
+        let reason = e.check("reason", ketacare_domain::record::Reason::parse(reason));
+        let Some(reason) = reason else { return Err(e.into()) };
+        e.into_result()?;
+        let v = PolicyVersion {
+            key: format!("instrument.{}.{field}", inst.key),
+            value,
+            reason: reason.as_str().to_owned(),
+            set_by: p.user.id,
+            set_by_name: p.user.username.as_str().to_owned(),
+            set_at: self.clock.now(),
+        };
+        self.store.set_policy(&self.ctx(p, "operations"), &v).await?;
+        Ok(())
     }
 
     /// Scores typed answers (`3,2,1` or `y,n,-`) without storing anything (calculator).
@@ -487,8 +605,9 @@ impl App {
             .collect();
         assessments.sort_by_key(|(_, a)| a.taken_at);
         let mut series = Vec::new();
+        let policies = self.store.current_policies().await?;
         for inst in &self.knowledge.instruments {
-            let rules = self.outcome_rules(inst);
+            let rules = apply_policies(inst, &policies);
             let mut points: Vec<ScoredAssessment> = Vec::new();
             for (v, a) in assessments.iter().filter(|(_, a)| a.instrument == inst.key) {
                 let Ok(score) = inst.score(&a.answers, None) else {

@@ -28,6 +28,8 @@ pub use model::*;
 pub use async_trait::async_trait as __async_trait;
 #[doc(hidden)]
 pub use sqlx as __sqlx;
+#[doc(hidden)]
+pub use uuid as __uuid;
 
 use ketacare_domain::assessment::{Acknowledgement, QuestionnaireRequest, SafetyAlert, Schedule};
 use ketacare_domain::audit::{AuditEntry, AuditEvent};
@@ -179,4 +181,10 @@ pub trait Store: Send + Sync + 'static {
     async fn list_schedules(&self, ctx: &AuditCtx, patient: PatientId) -> DbResult<Vec<Schedule>>;
     /// Ends a schedule (once); audited.
     async fn end_schedule(&self, ctx: &AuditCtx, id: ScheduleId, by: UserId) -> DbResult<()>;
+
+    // ---- clinic policy ----
+    /// Appends a policy version; audited.
+    async fn set_policy(&self, ctx: &AuditCtx, v: &PolicyVersion) -> DbResult<()>;
+    /// The latest version of every policy key that has one.
+    async fn current_policies(&self) -> DbResult<Vec<PolicyVersion>>;
 }

@@ -173,3 +173,20 @@ impl AuditSort {
         }
     }
 }
+
+/// One version of a clinic-policy value (`value` `None` = back to the knowledge default).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyVersion {
+    /// Key, e.g. `instrument.gad7.response_percent`.
+    pub key: String,
+    /// The value as text, or `None` to return to the default.
+    pub value: Option<String>,
+    /// Why it was changed.
+    pub reason: String,
+    /// Who changed it.
+    pub set_by: ketacare_domain::ids::UserId,
+    /// Their username.
+    pub set_by_name: String,
+    /// When.
+    pub set_at: chrono::DateTime<chrono::Utc>,
+}

@@ -781,6 +781,45 @@ macro_rules! impl_sql_store {
                 Self::__audit(&mut *tx, &e).await?;
                 tx.commit().await.map_err($crate::DbError::from_sqlx)
             }
+
+            async fn set_policy(&self, ctx: &$crate::AuditCtx, v: &$crate::PolicyVersion) -> $crate::DbResult<()> {
+                let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
+                $crate::__sqlx::query("INSERT INTO policy_versions (id, key, value, reason, set_by, set_by_name, set_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                    .bind($crate::__uuid::Uuid::new_v4().to_string())
+                    .bind(v.key.clone())
+                    .bind(v.value.clone())
+                    .bind(v.reason.clone())
+                    .bind(v.set_by.to_string())
+                    .bind(v.set_by_name.clone())
+                    .bind($crate::codec::ts(v.set_at))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?;
+                let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Update, ::ketacare_domain::audit::AuditOutcome::Success, "ClinicPolicy", Some(v.key.clone()), None, Some(format!("value={}", v.value.as_deref().unwrap_or("default"))));
+                Self::__audit(&mut *tx, &e).await?;
+                tx.commit().await.map_err($crate::DbError::from_sqlx)
+            }
+
+            async fn current_policies(&self) -> $crate::DbResult<Vec<$crate::PolicyVersion>> {
+                let rows: Vec<(String, Option<String>, String, String, String, String)> = $crate::__sqlx::query_as(
+                    "SELECT p.key, p.value, p.reason, p.set_by, p.set_by_name, p.set_at FROM policy_versions p WHERE p.set_at = (SELECT MAX(q.set_at) FROM policy_versions q WHERE q.key = p.key) ORDER BY p.key",
+                )
+                .fetch_all(&self.pool)
+                .await
+                .map_err($crate::DbError::from_sqlx)?;
+                rows.into_iter()
+                    .map(|(key, value, reason, by, by_name, at)| {
+                        Ok($crate::PolicyVersion {
+                            key,
+                            value,
+                            reason,
+                            set_by: ::ketacare_domain::ids::UserId::parse(&by).map_err(|_| $crate::DbError::Corrupt("identifier".into()))?,
+                            set_by_name: by_name,
+                            set_at: $crate::codec::parse_ts(&at)?,
+                        })
+                    })
+                    .collect()
+            }
         }
     };
 }

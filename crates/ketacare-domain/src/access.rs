@@ -38,6 +38,8 @@ pub enum Permission {
     ReadAudit,
     /// Create and deactivate users, issue and revoke API tokens.
     ManageUsers,
+    /// Change clinic-policy values (replace a knowledge-file default, with a reason).
+    ManagePolicy,
 }
 
 impl Role {
@@ -79,7 +81,9 @@ impl Role {
         use Permission::*;
         match self {
             Role::Admin => &[ManageUsers, ReadAudit],
-            Role::MedicalDirector => &[ReadPatients, WriteDemographics, WriteDiagnoses, WriteClinical, ReadDeidentified, ReadAudit],
+            Role::MedicalDirector => {
+                &[ReadPatients, WriteDemographics, WriteDiagnoses, WriteClinical, ReadDeidentified, ReadAudit, ManagePolicy]
+            }
             Role::Prescriber => &[ReadPatients, WriteDemographics, WriteDiagnoses, WriteClinical],
             Role::Nurse => &[ReadPatients, WriteDemographics, WriteClinical],
             Role::Researcher => &[ReadDeidentified],

@@ -184,6 +184,8 @@ pub struct ResponseRule {
     pub percent: Decimal,
     /// `true`: more than `percent` (LSAS, Taylor 2018); `false`: at least `percent`.
     pub strict: bool,
+    /// Whether the default is clinic policy (a local choice) rather than the instrument's rule.
+    pub policy: bool,
     /// Source.
     pub source: String,
 }
@@ -195,6 +197,8 @@ pub struct RemissionRule {
     pub total_at_most: Decimal,
     /// If set, no scored item may be above this.
     pub no_item_above: Option<u32>,
+    /// Whether the default is clinic policy (a local choice).
+    pub policy: bool,
     /// Source.
     pub source: String,
 }
@@ -824,8 +828,13 @@ mod tests {
             }],
             direction: Direction::HigherIsWorse,
             default_rules: OutcomeRules {
-                response: Some(ResponseRule { percent: Decimal::from(35), strict: true, source: "s".into() }),
-                remission: Some(RemissionRule { total_at_most: Decimal::from(2), no_item_above: Some(1), source: "s".into() }),
+                response: Some(ResponseRule { percent: Decimal::from(35), strict: true, policy: false, source: "s".into() }),
+                remission: Some(RemissionRule {
+                    total_at_most: Decimal::from(2),
+                    no_item_above: Some(1),
+                    policy: false,
+                    source: "s".into(),
+                }),
             },
             reliability: Some(Reliability {
                 coefficient: Decimal::new(84, 2),

@@ -131,7 +131,6 @@ struct Response {
     percent: String,
     strict: bool,
     #[serde(default)]
-    #[allow(dead_code)]
     policy: bool,
     source: String,
 }
@@ -142,7 +141,6 @@ struct Remission {
     total_at_most: String,
     no_item_above: Option<u32>,
     #[serde(default)]
-    #[allow(dead_code)]
     policy: bool,
     source: String,
 }
@@ -244,13 +242,16 @@ pub fn parse_instrument(file: &'static str, text: &str) -> Result<Instrument, Kn
         band_sets.push(BandSet { key: s.key, label: s.label, source: s.source, bands });
     }
     let response = match f.response {
-        Some(r) => Some(ResponseRule { percent: dec("response.percent", &r.percent)?, strict: r.strict, source: r.source }),
+        Some(r) => {
+            Some(ResponseRule { percent: dec("response.percent", &r.percent)?, strict: r.strict, policy: r.policy, source: r.source })
+        }
         None => None,
     };
     let remission = match f.remission {
         Some(r) => Some(RemissionRule {
             total_at_most: dec("remission.total_at_most", &r.total_at_most)?,
             no_item_above: r.no_item_above,
+            policy: r.policy,
             source: r.source,
         }),
         None => None,

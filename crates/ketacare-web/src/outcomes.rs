@@ -53,6 +53,7 @@ pub fn routes() -> Router<AppState> {
         .route("/alerts/{aid}/acknowledge", post(acknowledge))
         .route("/instruments", get(catalogue))
         .route("/instruments/{key}", get(instrument_page))
+        .route("/instruments/{key}/rules", post(set_rule))
         .route("/q/{token}", get(questionnaire).post(submit_questionnaire))
 }
 
@@ -735,9 +736,27 @@ async fn catalogue(State(state): State<AppState>, Auth(p): Auth) -> PageResult {
 }
 
 async fn instrument_page(State(state): State<AppState>, Auth(p): Auth, Path(key): Path<String>) -> PageResult {
+    let body = instrument_body(&state, &p, &key, &Fields::new(), &FieldErrors::new()).await?;
+    Ok(layout(Some(&p), "Rating scale", body).into_response())
+}
+
+async fn set_rule(State(state): State<AppState>, Auth(p): Auth, Path(key): Path<String>, Form(form): Form<Fields>) -> PageResult {
+    check_csrf(&p, &form)?;
+    match state.app.set_instrument_rule(&p, &key, &f(&form, "field"), &f(&form, "value"), &f(&form, "reason")).await {
+        Ok(()) => Ok(Redirect::to(&format!("/instruments/{key}#clinic-rules")).into_response()),
+        Err(AppError::Validation(e)) => {
+            let body = instrument_body(&state, &p, &key, &form, &e).await?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, layout(Some(&p), "Rating scale", body)).into_response())
+        }
+        Err(e) => Err(ui(e)),
+    }
+}
+
+async fn instrument_body(state: &AppState, p: &Principal, key: &str, values: &Fields, errors: &FieldErrors) -> Result<Markup, WebError> {
     let k = state.app.knowledge();
-    let i = k.instrument(&key).ok_or_else(|| ui(AppError::NotFound))?;
-    let rules = state.app.outcome_rules(i);
+    let i = k.instrument(key).ok_or_else(|| ui(AppError::NotFound))?;
+    let rules = state.app.rules_in_force(i).await.map_err(ui)?;
+    let policies = state.app.instrument_policies(i).await.map_err(ui)?;
     let body = html! {
         p { a href="/instruments" { "← Rating scales" } }
         h1 { (i.name) " " small.muted { (i.title) } }
@@ -775,8 +794,31 @@ async fn instrument_page(State(state): State<AppState>, Auth(p): Auth, Path(key)
         }
         @if !i.triage.is_empty() { h2 { "Triage" } ol { @for t in &i.triage { li { strong { (t.label) } } } } }
         @if !i.flags.is_empty() { h2 { "Flags" } ul { @for fl in &i.flags { li { @if fl.urgent { strong { "Urgent: " } } (fl.label) span.source { " Source: " (fl.source) } } } } }
+        section #clinic-rules {
+            h2 { "Clinic rules" }
+            @if policies.is_empty() { p.muted { "The clinic uses the defaults above." } } @else {
+                table { thead { tr { th { "Rule" } th { "Clinic value" } th { "Set by" } th { "When (UTC)" } th { "Why" } } }
+                    tbody { @for pv in &policies { tr { td { (pv.key) } td { (pv.value.as_deref().unwrap_or("default")) } td { (pv.set_by_name) } td { (when(pv.set_at)) } td { (pv.reason) } } } } }
+            }
+            @if p.can(Permission::ManagePolicy) && (i.default_rules.response.is_some() || i.default_rules.remission.is_some()) {
+                (error_summary(errors))
+                form.card method="post" action=(format!("/instruments/{}/rules", i.key)) {
+                    (csrf(p))
+                    @let mut fields: Vec<(String, String)> = Vec::new();
+                    @if i.default_rules.response.is_some() {
+                        @let _ = fields.push(("response_percent".into(), "Response: percent improvement".into()));
+                        @let _ = fields.push(("response_strict".into(), "Response: strict (true = more than, false = at least)".into()));
+                    }
+                    @if i.default_rules.remission.is_some() { @let _ = fields.push(("remission_total_at_most".into(), "Remission: highest total".into())); }
+                    (select("field", "Rule", &fields, values, errors))
+                    (input("value", "Clinic value (empty = back to the default)", values, errors, "text", None))
+                    (textarea("reason", "Why the clinic chooses this", values, errors))
+                    button.primary type="submit" { "Save clinic rule" }
+                }
+            }
+        }
     };
-    Ok(layout(Some(&p), &i.name, body).into_response())
+    Ok(body)
 }
 
 // ---------------------------------------------------------------- patient link

@@ -1,0 +1,15 @@
+-- Clinic policy: the medical director's choices that replace a knowledge-file default (for
+-- example an instrument's response cut-off). Append-only: the value in force is the latest
+-- version of each key; every change keeps who, when and why.
+CREATE TABLE policy_versions (
+    id TEXT PRIMARY KEY,
+    key TEXT NOT NULL,
+    value TEXT,
+    reason TEXT NOT NULL,
+    set_by TEXT NOT NULL REFERENCES users(id),
+    set_by_name TEXT NOT NULL,
+    set_at TEXT NOT NULL
+);
+CREATE INDEX policy_versions_key ON policy_versions(key, set_at);
+CREATE TRIGGER policy_versions_no_update BEFORE UPDATE ON policy_versions BEGIN SELECT RAISE(ABORT, 'policy_versions is append-only'); END;
+CREATE TRIGGER policy_versions_no_delete BEFORE DELETE ON policy_versions BEGIN SELECT RAISE(ABORT, 'policy_versions is append-only'); END;
