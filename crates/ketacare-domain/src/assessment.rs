@@ -541,8 +541,12 @@ pub struct Acknowledgement {
 
 /// Validates the "what was done" text of an acknowledgement.
 pub fn action_taken(raw: &str) -> Result<String, String> {
-    crate::validation::bounded_text(raw, 3, 1000)
-        .map_err(|e| format!("{e}; say what was done, for example \"called the patient, safety plan reviewed, no current intent\""))
+    let hint = "; say what was done, for example \"called the patient, safety plan reviewed, no current intent\"";
+    match optional_note(raw, 1000) {
+        Ok(Some(t)) if t.chars().count() >= 3 => Ok(t),
+        Ok(_) => Err(format!("must be at least 3 characters{hint}")),
+        Err(e) => Err(format!("{e}{hint}")),
+    }
 }
 
 #[cfg(test)]

@@ -187,7 +187,12 @@ async fn assessment_form(state: &AppState, p: &Principal, id: &str, values: &Fie
             }
         } @else {
             @let inst = k.instrument(&key).unwrap_or(&k.instruments[0]);
-            (error_summary(errors))
+            @if !errors.is_empty() {
+                div.alert.alert-error role="alert" {
+                    p { strong { "Nothing was saved. Please correct the following:" } }
+                    ul { @for e in errors.iter() { li { (e.message) } } }
+                }
+            }
             form.card.assessment method="post" action=(format!("/patients/{id}/assessments")) novalidate {
                 (csrf(p))
                 input type="hidden" name="kind" value="assessment";
@@ -296,9 +301,15 @@ fn outcome_body(
     name: &str,
     mrn: &str,
     view: &OutcomeView,
-    sent: Option<(&str, &str)>,
+    sent: Option<Sent<'_>>,
     headers: &HeaderMap,
 ) -> Markup {
+    let empty_fields = Fields::new();
+    let empty_errors = FieldErrors::new();
+    let (req_values, req_errors) = match &sent {
+        Some(Sent::Refused(e, v)) => (*v, *e),
+        _ => (&empty_fields, &empty_errors),
+    };
     let k = state.app.knowledge();
     let write = p.can(Permission::WriteClinical);
     let now = state.app.now();
@@ -313,7 +324,7 @@ fn outcome_body(
                 @if write { p { a href="/alerts" { "Acknowledge on the alerts page" } } }
             }
         }
-        @if let Some((instrument, link)) = sent {
+        @if let Some(Sent::Link(instrument, link)) = sent {
             div.alert.alert-ok role="status" {
                 p { strong { "Questionnaire link created (" (instrument) ")." } " Give this link to the patient; it works once and is shown only now:" }
                 p { code.link #sent-link { (public_base(state, headers)) (link) } }
@@ -376,7 +387,7 @@ fn outcome_body(
                     summary { "Add a schedule" }
                     form.card method="post" action=(format!("/patients/{id}/schedules")) {
                         (csrf(p))
-                        (select("instrument", "Instrument", &instrument_options(k, false), &Fields::new(), &FieldErrors::new()))
+                        (select("schedule_instrument", "Instrument", &instrument_options(k, false), &Fields::new(), &FieldErrors::new()))
                         (select("anchor", "Anchored to", &[("session".into(), "Each treatment session (restarts at every session)".into()), ("calendar".into(), "The calendar".into())], &Fields::new(), &FieldErrors::new()))
                         fieldset { legend { "Time points (session anchor)" }
                             @for t in &k.assessment_timing.timepoints { label.choice { input type="checkbox" name="timepoints" value=(t.key); " " (t.label) } }
@@ -391,13 +402,16 @@ fn outcome_body(
         section #requests {
             h2 { "Questionnaires sent to the patient" }
             @if write {
-                form.card method="post" action=(format!("/patients/{id}/questionnaire-requests")) {
+                form.card #send-form method="post" action=(format!("/patients/{id}/questionnaire-requests")) {
                     (csrf(p))
-                    (select("instrument", "Questionnaire", &instrument_options(k, true), &Fields::new(), &FieldErrors::new()))
+                    @if !req_errors.is_empty() {
+                        div.alert.alert-error role="alert" { p { strong { "No link was created. Please correct the following:" } } ul { @for e in req_errors.iter() { li { (e.message) } } } }
+                    }
+                    (select("instrument", "Questionnaire", &instrument_options(k, true), req_values, req_errors))
                     @let sessions: Vec<(String, String)> = std::iter::once((String::new(), "— not tied to a session —".to_owned())).chain(view.sessions.iter().rev().map(|s| (s.session.id.to_string(), format!("{} · {}", when(s.session.start), s.label)))).collect();
-                    (select("session", "Treatment session", &sessions, &Fields::new(), &FieldErrors::new()))
-                    (select("timepoint", "Time point", &timepoint_options(k), &Fields::new(), &FieldErrors::new()))
-                    p.hint { "The link works once and expires after " (k.assessment_timing.link_expiry_hours) " hours. It shows the patient this questionnaire only." }
+                    (select("session", "Treatment session", &sessions, req_values, req_errors))
+                    (select("timepoint", "Time point", &timepoint_options(k), req_values, req_errors))
+                    p.hint { "A time point needs the treatment session it is relative to. The link works once and expires after " (k.assessment_timing.link_expiry_hours) " hours. It shows the patient this questionnaire only." }
                     button.primary type="submit" { "Create link" }
                 }
             }
@@ -426,6 +440,14 @@ fn outcome_body(
             }
         }
     }
+}
+
+/// What happened to the send-a-link form on this render.
+enum Sent<'a> {
+    /// A link was created: instrument name and path.
+    Link(&'a str, &'a str),
+    /// Refused: errors and the submitted values.
+    Refused(&'a FieldErrors, &'a Fields),
 }
 
 fn public_base(state: &AppState, headers: &HeaderMap) -> String {
@@ -507,9 +529,10 @@ pub fn outcome_chart(s: &Series, sessions: &[SessionMarker]) -> Markup {
         sessions.iter().filter(|m| m.session.start.timestamp() >= t0 && m.session.start.timestamp() <= t1).collect();
     let last = pts[pts.len() - 1].1;
     let desc = format!(
-        "{} total over time: {} administrations from {} to {}, baseline {}, latest {}{}",
+        "{} total over time: {} administration{} from {} to {}, baseline {}, latest {}{}",
         inst.name,
         pts.len(),
+        if pts.len() == 1 { "" } else { "s" },
         chrono::DateTime::from_timestamp(pts[0].0, 0).map(|d| d.format("%Y-%m-%d").to_string()).unwrap_or_default(),
         chrono::DateTime::from_timestamp(pts[pts.len() - 1].0, 0).map(|d| d.format("%Y-%m-%d").to_string()).unwrap_or_default(),
         baseline,
@@ -609,18 +632,23 @@ async fn send_request(
 ) -> PageResult {
     check_csrf(&p, &form)?;
     let patient = pid(&id)?;
-    let sent = state
-        .app
-        .send_questionnaire(&p, patient, &f(&form, "instrument"), &f(&form, "session"), &f(&form, "timepoint"))
-        .await
-        .map_err(ui)?;
+    let result = state.app.send_questionnaire(&p, patient, &f(&form, "instrument"), &f(&form, "session"), &f(&form, "timepoint")).await;
     let v = state.app.patient(&p, patient).await.map_err(ui)?;
     let view = state.app.outcomes(&p, patient).await.map_err(ui)?;
-    let name = state.app.knowledge().instrument(&sent.request.instrument).map(|i| i.name.clone()).unwrap_or_default();
-    let link = format!("/q/{}", sent.token);
-    let body =
-        outcome_body(&state, &p, &id, &v.demographics.name.display(), v.demographics.mrn.as_str(), &view, Some((&name, &link)), &headers);
-    Ok((StatusCode::CREATED, layout(Some(&p), "Outcomes", body)).into_response())
+    let (name, mrn) = (v.demographics.name.display(), v.demographics.mrn.as_str().to_owned());
+    match result {
+        Ok(sent) => {
+            let inst = state.app.knowledge().instrument(&sent.request.instrument).map(|i| i.name.clone()).unwrap_or_default();
+            let link = format!("/q/{}", sent.token);
+            let body = outcome_body(&state, &p, &id, &name, &mrn, &view, Some(Sent::Link(&inst, &link)), &headers);
+            Ok((StatusCode::CREATED, layout(Some(&p), "Outcomes", body)).into_response())
+        }
+        Err(AppError::Validation(e)) => {
+            let body = outcome_body(&state, &p, &id, &name, &mrn, &view, Some(Sent::Refused(&e, &form)), &headers);
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, layout(Some(&p), "Outcomes", body)).into_response())
+        }
+        Err(e) => Err(ui(e)),
+    }
 }
 
 async fn cancel_request(State(state): State<AppState>, Auth(p): Auth, Path(rid): Path<String>, Form(form): Form<Fields>) -> PageResult {
@@ -639,7 +667,7 @@ async fn create_schedule(
     let form: Fields = pairs.iter().cloned().collect();
     check_csrf(&p, &form)?;
     let input = ScheduleInput {
-        instrument: f(&form, "instrument"),
+        instrument: f(&form, "schedule_instrument"),
         anchor: f(&form, "anchor"),
         timepoints: pairs.iter().filter(|(k, _)| k == "timepoints").map(|(_, v)| v.clone()).collect(),
         interval_days: f(&form, "interval_days"),
@@ -661,7 +689,13 @@ struct AlertQuery {
     all: Option<String>,
 }
 
-async fn alerts_body(state: &AppState, p: &Principal, all: bool, errors: &FieldErrors, failed: Option<&str>) -> Result<Markup, WebError> {
+async fn alerts_body(
+    state: &AppState,
+    p: &Principal,
+    all: bool,
+    errors: &FieldErrors,
+    failed: Option<(&str, &Fields)>,
+) -> Result<Markup, WebError> {
     let alerts = state.app.alerts(p, !all).await.map_err(ui)?;
     let write = p.can(Permission::WriteClinical);
     Ok(html! {
@@ -681,8 +715,10 @@ async fn alerts_body(state: &AppState, p: &Principal, all: bool, errors: &FieldE
                     Some(ack) => p { "Acknowledged by " (ack.by_name) " at " (when(ack.at)) " UTC: " (ack.action_taken) },
                     None if write => form method="post" action=(format!("/alerts/{}/acknowledge", a.id)) {
                         (csrf(p))
-                        @let errs = if failed == Some(a.id.to_string().as_str()) { errors.clone() } else { FieldErrors::new() };
-                        (textarea("action_taken", "What was done", &Fields::new(), &errs))
+                        @let mine = failed.filter(|(id, _)| *id == a.id.to_string());
+                        @let errs = if mine.is_some() { errors.clone() } else { FieldErrors::new() };
+                        @let empty = Fields::new();
+                        (textarea("action_taken", "What was done", mine.map(|(_, v)| v).unwrap_or(&empty), &errs))
                         button.primary type="submit" { "Acknowledge" }
                     },
                     None => p.muted { "Open. A clinician must acknowledge it." },
@@ -703,7 +739,7 @@ async fn acknowledge(State(state): State<AppState>, Auth(p): Auth, Path(aid): Pa
     match state.app.acknowledge_alert(&p, id, &f(&form, "action_taken")).await {
         Ok(_) => Ok(Redirect::to("/alerts").into_response()),
         Err(AppError::Validation(e)) => {
-            let body = alerts_body(&state, &p, false, &e, Some(&aid)).await?;
+            let body = alerts_body(&state, &p, false, &e, Some((&aid, &form))).await?;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, layout(Some(&p), "Safety alerts", body)).into_response())
         }
         Err(e) => Err(ui(e)),
