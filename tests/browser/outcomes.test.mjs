@@ -534,7 +534,6 @@ uiTest('outcome page fits a 768px tablet and prints the charts without navigatio
 //    in its own form, so clicking the label (or a screen reader) finds the right control.
 test('every field on the outcome page has a unique id and its own label', {
   timeout: TEST_TIMEOUT_MS,
-  todo: 'UI bug: the "Create link" form\'s select and the "Add a schedule" form\'s select both have id="f-instrument"',
 }, () =>
   withPage(browser, server, 'outcome page labels', async (page) => {
     await login(page, 'prescriber');
@@ -556,7 +555,6 @@ test('every field on the outcome page has a unique id and its own label', {
 // 9. A refused acknowledgement keeps what the clinician typed.
 test('a refused alert acknowledgement keeps the text typed into "What was done"', {
   timeout: TEST_TIMEOUT_MS,
-  todo: 'UI bug: after a validation error the /alerts page renders the textarea empty',
 }, () =>
   withPage(browser, server, 'alert acknowledgement keeps text', async (page) => {
     await login(page, 'nurse');
@@ -574,7 +572,6 @@ test('a refused alert acknowledgement keeps the text typed into "What was done"'
 // 10. A link form that cannot be sent is explained on the outcome page, beside the form.
 test('a questionnaire link with a time point but no session is refused on the outcome page itself', {
   timeout: TEST_TIMEOUT_MS,
-  todo: 'UI bug: the refusal is a generic "Unprocessable Entity" error page naming the raw field "timepoint"',
 }, () =>
   withPage(browser, server, 'link form error in place', async (page) => {
     await login(page, 'prescriber');

@@ -303,7 +303,7 @@ impl App {
         let bad = || AppError::Validation(FieldErrors::single("session", "must be a treatment session (encounter) of this patient"));
         let v = self.store.get_record(&self.ctx(p, "treatment"), sid).await?.ok_or_else(bad)?;
         match &v.record {
-            ClinicalRecord::Encounter(_) if v.patient_id == patient && !v.is_void() => Ok(()),
+            ClinicalRecord::Encounter(e) if e.kind == EncounterKind::Treatment && v.patient_id == patient && !v.is_void() => Ok(()),
             _ => Err(bad()),
         }
     }

@@ -355,6 +355,8 @@ pub struct ResponseRuleDto {
     percent: String,
     /// true: more than percent; false: at least percent.
     strict: bool,
+    /// Whether this is clinic policy (a local choice, or set by the medical director) rather than the instrument's published rule.
+    policy: bool,
     source: String,
 }
 
@@ -366,10 +368,12 @@ pub struct RemissionRuleDto {
     total_at_most: String,
     /// If not null, no scored item may be above this.
     no_item_above: Option<u32>,
+    /// Whether this is clinic policy (a local choice, or set by the medical director).
+    policy: bool,
     source: String,
 }
 
-/// Response and remission rules in force.
+/// Response and remission rules; null where the instrument has no such rule.
 #[derive(Serialize, ToSchema)]
 pub struct RulesDto {
     response: Option<ResponseRuleDto>,
@@ -379,10 +383,16 @@ pub struct RulesDto {
 impl From<&OutcomeRules> for RulesDto {
     fn from(r: &OutcomeRules) -> Self {
         Self {
-            response: r.response.as_ref().map(|x| ResponseRuleDto { percent: dec(x.percent), strict: x.strict, source: x.source.clone() }),
+            response: r.response.as_ref().map(|x| ResponseRuleDto {
+                percent: dec(x.percent),
+                strict: x.strict,
+                policy: x.policy,
+                source: x.source.clone(),
+            }),
             remission: r.remission.as_ref().map(|x| RemissionRuleDto {
                 total_at_most: dec(x.total_at_most),
                 no_item_above: x.no_item_above,
+                policy: x.policy,
                 source: x.source.clone(),
             }),
         }
@@ -515,8 +525,10 @@ pub struct InstrumentDto {
     items: Vec<ItemDto>,
     subscales: Vec<SubscaleDefDto>,
     band_sets: Vec<BandSetDto>,
-    /// Response and remission rules in force.
+    /// Response and remission rules in force (the defaults with the clinic's policy choices applied).
     rules: RulesDto,
+    /// The knowledge-file defaults the clinic's choices replace.
+    default_rules: RulesDto,
     reliability: Option<ReliabilityDto>,
     triage: Vec<TriageRuleDto>,
     /// Triage level when no rule matches.
@@ -526,7 +538,7 @@ pub struct InstrumentDto {
     caveats: Vec<String>,
 }
 
-fn instrument_dto(state: &AppState, i: &Instrument) -> InstrumentDto {
+fn instrument_dto(state: &AppState, i: &Instrument, rules: &OutcomeRules) -> InstrumentDto {
     let (lo, hi) = i.total_range();
     InstrumentDto {
         key: i.key.clone(),
@@ -563,7 +575,8 @@ fn instrument_dto(state: &AppState, i: &Instrument) -> InstrumentDto {
             })
             .collect(),
         band_sets: i.band_sets.iter().enumerate().map(|(n, s)| band_set_dto(s, n == 0)).collect(),
-        rules: RulesDto::from(&state.app.outcome_rules(i)),
+        rules: RulesDto::from(rules),
+        default_rules: RulesDto::from(&state.app.outcome_rules(i)),
         reliability: i.reliability.as_ref().map(ReliabilityDto::from),
         triage: i.triage.iter().map(TriageRuleDto::from).collect(),
         triage_none: i.triage_none.clone(),
@@ -699,7 +712,7 @@ pub struct OutcomeDto {
     rci: Option<String>,
     /// improved, deteriorated or no_reliable_change.
     reliable_change: Option<String>,
-    /// The rules applied.
+    /// The rules applied: those in force (the clinic's policy choices over the knowledge defaults).
     rules: RulesDto,
 }
 
@@ -1121,7 +1134,8 @@ async fn list_instruments(State(state): State<AppState>, Auth(_p): Auth) -> Json
     responses((status = 200, body = InstrumentDto), (status = 401, body = Problem), (status = 404, body = Problem)), tag = "instruments")]
 async fn get_instrument(State(state): State<AppState>, Auth(_p): Auth, Path(key): Path<String>) -> ApiResult<Json<InstrumentDto>> {
     let i = instrument(&state, &key)?;
-    Ok(Json(instrument_dto(&state, i)))
+    let rules = state.app.rules_in_force(i).await?;
+    Ok(Json(instrument_dto(&state, i, &rules)))
 }
 
 #[utoipa::path(post, path = "/api/instruments/{key}/score", params(("key" = String, Path)), request_body = ScoreRequest,
@@ -1149,6 +1163,14 @@ async fn outcome(State(state): State<AppState>, Auth(_p): Auth, Path(key): Path<
     let inst = instrument(&state, &key)?;
     let r: OutcomeRequest = json(req, &state).await?;
     let (inst, o) = state.app.compare_totals(&inst.key, &opt_text(&r.baseline), &opt_text(&r.current))?;
+    // The totals are validated by the application; the verdict uses the rules in force, as the
+    // patient's outcome series does (compare_totals applies the knowledge defaults only).
+    let rules = state.app.rules_in_force(&inst).await?;
+    let o = if rules == state.app.outcome_rules(&inst) {
+        o
+    } else {
+        inst.outcome(&rules, o.baseline, o.current, None).map_err(|e| WebError::api(e.into()))?
+    };
     Ok(Json(OutcomeDto {
         instrument: inst.key.clone(),
         baseline: dec(o.baseline),
@@ -1159,7 +1181,7 @@ async fn outcome(State(state): State<AppState>, Auth(_p): Auth, Path(key): Path<
         remission: o.remission,
         rci: o.rci.map(dec),
         reliable_change: o.reliable_change.map(|r| r.code().into()),
-        rules: RulesDto::from(&state.app.outcome_rules(&inst)),
+        rules: RulesDto::from(&rules),
     }))
 }
 

@@ -793,6 +793,14 @@ async fn instrument_body(state: &AppState, p: &Principal, key: &str, values: &Fi
     let i = k.instrument(key).ok_or_else(|| ui(AppError::NotFound))?;
     let rules = state.app.rules_in_force(i).await.map_err(ui)?;
     let policies = state.app.instrument_policies(i).await.map_err(ui)?;
+    let mut fields: Vec<(String, String)> = Vec::new();
+    if i.default_rules.response.is_some() {
+        fields.push(("response_percent".into(), "Response: percent improvement".into()));
+        fields.push(("response_strict".into(), "Response: strict (true = more than, false = at least)".into()));
+    }
+    if i.default_rules.remission.is_some() {
+        fields.push(("remission_total_at_most".into(), "Remission: highest total".into()));
+    }
     let body = html! {
         p { a href="/instruments" { "← Rating scales" } }
         h1 { (i.name) " " small.muted { (i.title) } }
@@ -840,12 +848,6 @@ async fn instrument_body(state: &AppState, p: &Principal, key: &str, values: &Fi
                 (error_summary(errors))
                 form.card method="post" action=(format!("/instruments/{}/rules", i.key)) {
                     (csrf(p))
-                    @let mut fields: Vec<(String, String)> = Vec::new();
-                    @if i.default_rules.response.is_some() {
-                        @let _ = fields.push(("response_percent".into(), "Response: percent improvement".into()));
-                        @let _ = fields.push(("response_strict".into(), "Response: strict (true = more than, false = at least)".into()));
-                    }
-                    @if i.default_rules.remission.is_some() { @let _ = fields.push(("remission_total_at_most".into(), "Remission: highest total".into())); }
                     (select("field", "Rule", &fields, values, errors))
                     (input("value", "Clinic value (empty = back to the default)", values, errors, "text", None))
                     (textarea("reason", "Why the clinic chooses this", values, errors))

@@ -9,6 +9,7 @@ mod amendments;
 mod audit;
 mod auth;
 mod concurrency;
+mod outcomes;
 mod patients;
 mod roles;
 mod sessions;
