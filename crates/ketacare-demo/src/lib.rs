@@ -15,19 +15,61 @@
 //! - medication histories of at least two failed adequate trials (eight weeks or more) of
 //!   antidepressants or anxiolytics, often a current one and sometimes an add-on, coded in RxNorm;
 //! - allergies for about one patient in five;
-//! - a screening visit for everyone, then a ketamine course or follow-up reviews, all in 2025
-//!   and 2026 before 1 November 2026;
+//! - a screening visit for everyone, then follow-up reviews or, for 40 patients, a ketamine
+//!   course, all in 2025 and 2026 before 1 November 2026. Most courses are three weekly
+//!   ascending subcutaneous doses (0.25, 0.5 and 1 mg/kg, as in Glue 2017), a few are six
+//!   intravenous infusions (0.5 mg/kg over 40 minutes, twice weekly); about a third of the
+//!   responders to the subcutaneous doses go on to 1 mg/kg maintenance, weekly or twice weekly,
+//!   for four to twelve weeks (as in Glue 2018); a review follows each course. Every treatment
+//!   encounter's reason states the route and dose (e.g. `SC ketamine 0.5 mg/kg (ascending dose
+//!   2 of 3)`), which labels the session on the outcome charts;
+//! - rating-scale histories (about 1,000 administrations) for every patient on a course,
+//!   recorded through the application's own use case, clinician-rated scales by the prescriber
+//!   and self-reports as paper forms entered by the nurse, with answers item by item:
+//!   - at screening GAD-7, PHQ-9 and HAM-A (above 20 in generalised anxiety), LSAS (above 60)
+//!     in social anxiety, and SDS, Q-LES-Q-SF and ICSI for the maintenance patients and those
+//!     with schedules;
+//!   - at the ascending doses HAM-A an hour after each dose and before the 0.5 and 1 mg/kg
+//!     doses (the screening rating stands before the first), CADSS an hour after each dose
+//!     (rising with the dose), GAD-7 the day after the 0.5 and 1 mg/kg doses and a week after
+//!     the last one, MOAA/S after 1 mg/kg (mostly 5, some 4); at infusions CADSS each time and
+//!     HAM-A, GAD-7 and MOAA/S around the first and last;
+//!   - during maintenance a pre-dose GAD-7 every week, CADSS at the first sessions and then
+//!     monthly (falling from about 20 to about 9), and every four weeks PHQ-9, HAM-A, SDS,
+//!     Q-LES-Q-SF and MOAA/S (LSAS in social anxiety), with ICSI every eight weeks;
+//!   - at the review after the course GAD-7, and PHQ-9 with comorbid depression or after
+//!     maintenance (with ICSI);
+//!
+//!   About two patients in three respond (half or more off the baseline an hour after the 0.5
+//!   and 1 mg/kg doses, some of it gone by the next session, pre-dose scores falling over
+//!   maintenance); maintenance holds the benefit, half the other responders keep it and the
+//!   rest fade back; a few remit; the others do not respond. One maintenance patient's bladder
+//!   symptoms (ICSI) rise over maintenance (1, 4, 7, with a note on the urology referral);
+//! - three open safety alerts, raised by `record_assessment` itself and left unacknowledged: a
+//!   PHQ-9 with item 9 at 1 on `KC-000001` (followed by a low-risk C-SSRS screener), and on the
+//!   non-responder reviewed most recently, whose C-SSRS screener is moderate risk (the second
+//!   alert on that patient);
+//! - a session-anchored GAD-7 schedule (pre-dose, +1 h, +24 h, +7 days) and a calendar SDS
+//!   schedule every 28 days on `KC-000001` and on the two other patients treated most recently
+//!   (ascending doses in September and October 2026), whose GAD-7 is given at all four time
+//!   points;
 //! - a height at screening and two to five weights with small drift, recorded by the nurse;
-//! - on patient `KC-000001`, an amended medication and a voided allergy, to show the history.
+//! - on patient `KC-000001` (generalised and social anxiety, screened on 22 June 2026, a
+//!   responder on weekly maintenance until the end of October) an amended medication and a
+//!   voided allergy to show the history, about 150 administrations of every scale above plus
+//!   the Fear Questionnaire and the anxiety visual analogue scale, and an SDS questionnaire
+//!   link sent when the clinic is seeded (open for 72 hours; its token is not kept).
 //!
 //! The same seed always gives the same clinic (record ids and timestamps of recording differ).
 //! All codes are for synthetic data only: see the `data` module.
 
 mod data;
+mod outcomes;
 mod plan;
 
 use ketacare_app::{App, AppError, NewUserInput, Principal};
 use ketacare_domain::access::Role;
+use ketacare_domain::assessment::AssessmentInput;
 
 /// Password of every demo account.
 pub const PASSWORD: &str = "demo-clinic-2026";
@@ -63,6 +105,10 @@ pub struct DemoSummary {
     pub logins: Vec<DemoLogin>,
     /// Number of patients registered.
     pub patients: usize,
+    /// Number of rating-scale administrations recorded.
+    pub assessments: usize,
+    /// Number of safety alerts the rating scales raised (all left open).
+    pub alerts: usize,
 }
 
 /// Seeds an empty, migrated store through the application's own use cases.
@@ -74,7 +120,7 @@ pub async fn seed(app: &App) -> Result<DemoSummary, AppError> {
     if app.store().count_patients().await? > 0 || !app.store().list_users().await?.is_empty() {
         return Err(AppError::Conflict("the demo clinic can only be seeded into an empty database".into()));
     }
-    let plans = plan::plan_clinic(PATIENTS)?;
+    let plans = plan::plan_clinic(PATIENTS, &app.knowledge().instruments)?;
     let (mut logins, mut prescriber, mut nurse) = (Vec::new(), None, None);
     for (role, username, display_name) in STAFF {
         let input = NewUserInput {
@@ -94,15 +140,18 @@ pub async fn seed(app: &App) -> Result<DemoSummary, AppError> {
     let (Some(prescriber), Some(nurse)) = (prescriber, nurse) else {
         return Err(AppError::Internal("demo staff lacks a prescriber or a nurse".into()));
     };
+    let (mut assessments, mut alerts) = (0, 0);
     for p in &plans {
-        seed_patient(app, &prescriber, &nurse, p).await?;
+        alerts += seed_patient(app, &prescriber, &nurse, p).await?;
+        assessments += p.assessments.len();
     }
-    Ok(DemoSummary { logins, patients: plans.len() })
+    Ok(DemoSummary { logins, patients: plans.len(), assessments, alerts })
 }
 
 /// Registers one patient and writes their chart: clinical records as the prescriber, weights and
-/// heights as the nurse.
-async fn seed_patient(app: &App, prescriber: &Principal, nurse: &Principal, p: &plan::PatientPlan) -> Result<(), AppError> {
+/// heights as the nurse, then rating scales, schedules and a questionnaire link. Returns the
+/// number of safety alerts raised.
+async fn seed_patient(app: &App, prescriber: &Principal, nurse: &Principal, p: &plan::PatientPlan) -> Result<usize, AppError> {
     let id = app.register_patient(prescriber, &p.demographics).await?.patient_id;
     let mut saved = Vec::with_capacity(p.records.len());
     for r in &p.records {
@@ -118,5 +167,31 @@ async fn seed_patient(app: &App, prescriber: &Principal, nurse: &Principal, p: &
         let wrong = app.add_record(prescriber, id, &s.wrong_allergy).await?;
         app.void_record(prescriber, wrong.record_id, wrong.version, VOID_REASON).await?;
     }
-    Ok(())
+    let mut alerts = 0;
+    for a in &p.assessments {
+        let session = match a.session {
+            Some(i) => saved.get(i).ok_or_else(|| AppError::Internal("demo session missing".into()))?.record_id.to_string(),
+            None => String::new(),
+        };
+        let input = AssessmentInput {
+            instrument: a.instrument.into(),
+            answers: a.answers.clone(),
+            taken_at: a.at.format(plan::DT).to_string(),
+            session,
+            timepoint: a.timepoint.unwrap_or_default().into(),
+            note: a.note.clone(),
+        };
+        let who = match a.rater {
+            outcomes::Rater::Prescriber => prescriber,
+            outcomes::Rater::Nurse => nurse,
+        };
+        alerts += app.record_assessment(who, id, &input).await?.2.len();
+    }
+    for s in &p.schedules {
+        app.create_schedule(prescriber, id, s).await?;
+    }
+    if let Some(instrument) = p.link {
+        app.send_questionnaire(nurse, id, instrument, "", "").await?;
+    }
+    Ok(alerts)
 }

@@ -2,8 +2,11 @@
 //! it reaches the application. Same seed, same clinic.
 
 use crate::data::{Drug, ADJUNCT_DRUGS, ALLERGIES, COMORBIDITIES, FAMILY, FEMALE_GIVEN, MALE_GIVEN, NEUTRAL_GIVEN, RELATIONS, TRIAL_DRUGS};
+use crate::outcomes::{self, Course, Dosing, PlannedAssessment, Roles, Screen, Session, INFUSIONS};
 use chrono::{Months, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta};
 use ketacare_app::{AppError, MeasurementInput, RecordInput};
+use ketacare_domain::assessment::ScheduleInput;
+use ketacare_domain::instrument::Instrument;
 use ketacare_domain::patient::DemographicsInput;
 use ketacare_domain::record::{AllergyInput, DiagnosisInput, EncounterInput, MedicationInput};
 use rand::distributions::{Distribution, WeightedIndex};
@@ -52,15 +55,36 @@ const EMAIL_SHARE: f64 = 0.6;
 const EMERGENCY_CONTACT_SHARE: f64 = 0.85;
 /// Patients old enough that an adult child is a plausible emergency contact.
 const PARENT_AGE_YEARS: u32 = 45;
-/// Share who start a ketamine course (the rest have follow-up reviews), and its length.
-const TREATMENT_SHARE: f64 = 0.7;
-const SESSIONS: RangeInclusive<usize> = 2..=6;
+/// Share who start a ketamine course (the rest have follow-up reviews): 40 of 64. A fixed count,
+/// because every course adds rating scales and so time to seeding.
+const TREATMENT_SHARE: f64 = 0.625;
+/// Share of courses given as a series of intravenous infusions (twice weekly) instead of the
+/// weekly ascending subcutaneous doses.
+const INFUSION_SHARE: f64 = 0.1;
+/// Days from screening to the first dose.
+const FIRST_DOSE_DAYS: RangeInclusive<i64> = 14..=35;
+/// About two patients in three respond; some of them remit.
+const RESPONDER_SHARE: f64 = 0.67;
+const REMITTER_SHARE: f64 = 0.3;
+/// Share of subcutaneous responders who go on to maintenance (Glue 2018), how often and how long.
+const MAINTENANCE_SHARE: f64 = 0.35;
+const TWICE_WEEKLY_SHARE: f64 = 0.3;
+const MAINTENANCE_WEEKS: RangeInclusive<i64> = 6..=12;
+const TWICE_WEEKLY_WEEKS: RangeInclusive<i64> = 4..=8;
+/// Days from the last session to the review after the course.
+const REVIEW_AFTER_DAYS: RangeInclusive<i64> = 14..=35;
 const FOLLOW_UPS: RangeInclusive<usize> = 1..=2;
+/// Patient KC-000001 (the showcase) is screened on this day and stays on weekly maintenance
+/// until the cutoff: over four months of rating scales.
+const SHOWCASE_SCREENING: (i32, u32, u32) = (2026, 6, 22);
+/// How many other patients treated recently get assessment schedules like the showcase.
+const SCHEDULED_OTHERS: usize = 2;
 /// Visit lengths in minutes.
 const SCREENING_MINUTES: i64 = 60;
 const SESSION_MINUTES: i64 = 120;
 const FOLLOW_UP_MINUTES: i64 = 30;
-const DT: &str = "%Y-%m-%dT%H:%M";
+/// Date-time format of the application's inputs.
+pub(crate) const DT: &str = "%Y-%m-%dT%H:%M";
 const D: &str = "%Y-%m-%d";
 
 /// One patient as raw input.
@@ -73,6 +97,23 @@ pub(crate) struct PatientPlan {
     pub weights: Vec<MeasurementInput>,
     /// Only for the first patient: a record history to show.
     pub showcase: Option<Showcase>,
+    /// The ketamine course, if the patient started one.
+    pub course: Option<Course>,
+    /// Rating scales, oldest first (sessions refer to [`PatientPlan::records`]).
+    pub assessments: Vec<PlannedAssessment>,
+    /// Standing orders for rating scales.
+    pub schedules: Vec<ScheduleInput>,
+    /// A questionnaire link sent when the clinic is seeded (instrument key), left open.
+    pub link: Option<&'static str>,
+}
+
+/// One visit before it becomes an encounter.
+struct Visit {
+    kind: &'static str,
+    start: NaiveDateTime,
+    minutes: i64,
+    reason: String,
+    dosing: Option<Dosing>,
 }
 
 /// An amended medication and a voided allergy.
@@ -137,14 +178,86 @@ fn tenths(v: i64) -> String {
     format!("{}.{}", v / 10, v % 10)
 }
 
-/// The whole demo clinic.
-pub(crate) fn plan_clinic(patients: usize) -> Result<Vec<PatientPlan>, AppError> {
+/// The whole demo clinic; `instruments` are the rating-scale definitions in force, so every
+/// planned answer fits its item.
+pub(crate) fn plan_clinic(patients: usize, instruments: &[Instrument]) -> Result<Vec<PatientPlan>, AppError> {
     let mut rng = ChaCha8Rng::seed_from_u64(SEED);
     let (cutoff, opening) = (ymd(CUTOFF)?, ymd(OPENING)?);
-    (1..=patients).map(|n| plan_patient(&mut rng, n, cutoff, opening)).collect()
+    // Who starts a course: the showcase and a fixed number of the others.
+    let mut others: Vec<usize> = (2..=patients).collect();
+    others.shuffle(&mut rng);
+    others.truncate(((patients as f64 * TREATMENT_SHARE).round() as usize).saturating_sub(1));
+    let mut plans =
+        (1..=patients).map(|n| plan_patient(&mut rng, n, n == 1 || others.contains(&n), cutoff, opening)).collect::<Result<Vec<_>, _>>()?;
+    let cutoff_start = cutoff.and_time(NaiveTime::MIN);
+    let roles = assign_roles(&plans, cutoff_start);
+    for (i, (p, roles)) in plans.iter_mut().zip(roles).enumerate() {
+        let Some(course) = &p.course else { continue };
+        // Each patient's rating scales come from their own stream of the same seed.
+        let mut stream = ChaCha8Rng::seed_from_u64(SEED);
+        stream.set_stream(i as u64 + 1);
+        p.assessments = outcomes::plan_assessments(&mut stream, course, roles, instruments, cutoff_start)?;
+        if roles.full_protocol {
+            let first_maintenance = course.sessions.iter().find(|s| matches!(s.dosing, Dosing::Maintenance { .. }));
+            p.schedules = vec![
+                ScheduleInput {
+                    instrument: "gad7".into(),
+                    anchor: "session".into(),
+                    timepoints: ["pre", "1h", "24h", "7d"].map(String::from).to_vec(),
+                    ..Default::default()
+                },
+                ScheduleInput {
+                    instrument: "sds".into(),
+                    anchor: "calendar".into(),
+                    interval_days: "28".into(),
+                    start: first_maintenance.map_or(course.screening, |s| s.start).format(D).to_string(),
+                    ..Default::default()
+                },
+            ];
+        }
+        if roles.showcase {
+            p.link = Some("sds");
+        }
+    }
+    Ok(plans)
 }
 
-fn plan_patient(rng: &mut ChaCha8Rng, n: usize, cutoff: NaiveDate, opening: NaiveDate) -> Result<PatientPlan, AppError> {
+/// Gives the stories to patients once the clinic is planned: the showcase (the first patient,
+/// with a PHQ-9 item 9 followed by a low-risk screen), rising bladder symptoms for the longest
+/// maintenance, a moderate-risk screen for the non-responder reviewed most recently, and
+/// session and calendar schedules for the other patients treated most recently.
+fn assign_roles(plans: &[PatientPlan], cutoff: NaiveDateTime) -> Vec<Roles> {
+    let mut roles = vec![Roles::default(); plans.len()];
+    let courses: Vec<(usize, &Course)> =
+        plans.iter().enumerate().filter_map(|(i, p)| p.course.as_ref().map(|c| (i, c))).filter(|(_, c)| !c.sessions.is_empty()).collect();
+    if let Some(r) = roles.first_mut().filter(|_| courses.first().is_some_and(|c| c.0 == 0)) {
+        *r = Roles { showcase: true, full_protocol: true, ideation: Some(Screen::Low), icsi_rising: false };
+    }
+    let others = || courses.iter().filter(|(i, _)| *i != 0);
+    // Days from the first to the last maintenance session.
+    let maintained = |c: &Course| {
+        let mut m = c.sessions.iter().filter(|s| matches!(s.dosing, Dosing::Maintenance { .. })).map(|s| s.start);
+        m.next().map_or(0, |first| m.next_back().map_or(0, |last| (last - first).num_days()))
+    };
+    if let Some((i, _)) = others().filter(|(_, c)| c.maintenance).max_by_key(|(i, c)| (maintained(c), std::cmp::Reverse(*i))) {
+        roles[*i].icsi_rising = true;
+    }
+    let reviewed = others().filter(|(_, c)| !c.responder && !c.reviews.is_empty());
+    if let Some((i, _)) = reviewed.max_by_key(|(i, c)| (c.reviews.last().copied(), std::cmp::Reverse(*i))) {
+        roles[*i].ideation = Some(Screen::Moderate);
+    }
+    let last = |c: &Course| c.sessions.last().map(|s| s.start);
+    let mut recent: Vec<&(usize, &Course)> = others()
+        .filter(|(i, c)| roles[*i].ideation.is_none() && last(c).is_some_and(|l| (cutoff - l).num_days() <= outcomes::SCHEDULED_DAYS))
+        .collect();
+    recent.sort_by_key(|(i, c)| (std::cmp::Reverse(last(c)), *i));
+    for (i, _) in recent.into_iter().take(SCHEDULED_OTHERS) {
+        roles[*i].full_protocol = true;
+    }
+    roles
+}
+
+fn plan_patient(rng: &mut ChaCha8Rng, n: usize, on_course: bool, cutoff: NaiveDate, opening: NaiveDate) -> Result<PatientPlan, AppError> {
     // Who.
     let sexes = WeightedIndex::new(SEXES.iter().map(|s| s.1)).map_err(|e| AppError::Internal(e.to_string()))?;
     let sex = SEXES[sexes.sample(rng)].0;
@@ -182,34 +295,91 @@ fn plan_patient(rng: &mut ChaCha8Rng, n: usize, cutoff: NaiveDate, opening: Naiv
 
     // When: a screening visit, then a ketamine course or follow-up reviews, all before the cutoff.
     let earliest = opening.max(shift_years(dob, ADULT_YEARS, true)? + days(30));
-    let screening_day = between(rng, earliest, cutoff - days(LAST_SCREENING_DAYS_BEFORE_CUTOFF));
+    let mut screening_day = between(rng, earliest, cutoff - days(LAST_SCREENING_DAYS_BEFORE_CUTOFF));
+    let showcase_patient = n == 1;
+    if showcase_patient {
+        screening_day = ymd(SHOWCASE_SCREENING)?.max(earliest);
+    }
     let at = |day: NaiveDate, rng: &mut ChaCha8Rng| -> Result<NaiveDateTime, AppError> {
         let t = NaiveTime::from_hms_opt(rng.gen_range(8..=15), *pick(rng, &[0, 30]), 0)
             .ok_or_else(|| AppError::Internal("bad demo time".into()))?;
         Ok(day.and_time(t))
     };
-    let mut visits = vec![("screening", at(screening_day, rng)?, SCREENING_MINUTES, "Screening and eligibility assessment".to_owned())];
-    let mut day = screening_day + days(rng.gen_range(14..=35));
-    if rng.gen_bool(TREATMENT_SHARE) {
-        let total = rng.gen_range(SESSIONS);
-        for k in 1..=total {
-            visits.push(("treatment", at(day, rng)?, SESSION_MINUTES, format!("Ketamine treatment session {k} of {total}")));
-            day += days(rng.gen_range(3..=7));
+    let visit = |kind, start, minutes, reason: &str| Visit { kind, start, minutes, reason: reason.to_owned(), dosing: None };
+    let mut visits = vec![visit("screening", at(screening_day, rng)?, SCREENING_MINUTES, "Screening and eligibility assessment")];
+    let mut day = screening_day + days(if showcase_patient { 14 } else { rng.gen_range(FIRST_DOSE_DAYS) });
+    let cutoff_start = cutoff.and_time(NaiveTime::MIN);
+    // A ketamine course: who responds is decided up front, as the rating scales follow it.
+    let mut course = None;
+    if on_course {
+        let infusions = !showcase_patient && rng.gen_bool(INFUSION_SHARE);
+        let responder = showcase_patient || rng.gen_bool(RESPONDER_SHARE);
+        let remitter = responder && rng.gen_bool(REMITTER_SHARE);
+        let maintenance = showcase_patient || (responder && !infusions && rng.gen_bool(MAINTENANCE_SHARE));
+        let twice_weekly = maintenance && !showcase_patient && rng.gen_bool(TWICE_WEEKLY_SHARE);
+        // Sessions at the patient's usual time of day.
+        let slot = at(day, rng)?.time();
+        let mut doses = Vec::new();
+        if infusions {
+            for k in 0..INFUSIONS {
+                doses.push((day, Dosing::Infusion(k)));
+                day += days(if k % 2 == 0 { 3 } else { 4 });
+            }
+        } else {
+            for step in 0..3 {
+                doses.push((day, Dosing::Ascending(step)));
+                day += days(7);
+            }
+            if maintenance {
+                let end = if showcase_patient {
+                    cutoff
+                } else {
+                    day + days(7 * rng.gen_range(if twice_weekly { TWICE_WEEKLY_WEEKS } else { MAINTENANCE_WEEKS }))
+                };
+                let mut n = 0;
+                while day < end {
+                    doses.push((day, Dosing::Maintenance { n, twice_weekly }));
+                    day += days(if !twice_weekly {
+                        7
+                    } else if n % 2 == 0 {
+                        3
+                    } else {
+                        4
+                    });
+                    n += 1;
+                }
+            }
         }
+        for (d, dosing) in &doses {
+            visits.push(Visit { dosing: Some(*dosing), ..visit("treatment", d.and_time(slot), SESSION_MINUTES, &dosing.reason()) });
+        }
+        let last = doses.last().map_or(day, |d| d.0);
+        let reason = match (infusions, maintenance) {
+            (true, _) => "Review after the intravenous ketamine series",
+            (_, true) => "Review after maintenance ketamine",
+            _ => "Review after the ascending-dose ketamine course",
+        };
+        visits.push(visit("follow_up", at(last + days(rng.gen_range(REVIEW_AFTER_DAYS)), rng)?, FOLLOW_UP_MINUTES, reason));
+        course = Some((responder, remitter, maintenance));
     } else {
         for _ in 0..rng.gen_range(FOLLOW_UPS) {
-            visits.push(("follow_up", at(day, rng)?, FOLLOW_UP_MINUTES, "Review of treatment options".to_owned()));
+            visits.push(visit("follow_up", at(day, rng)?, FOLLOW_UP_MINUTES, "Review of treatment options"));
             day += days(rng.gen_range(21..=42));
         }
     }
-    let cutoff_start = cutoff.and_time(NaiveTime::MIN);
-    visits.retain(|v| v.1 < cutoff_start);
+    visits.retain(|v| v.start < cutoff_start);
 
     // Diagnoses.
     let mut records = Vec::new();
     let mut keys: Vec<&str> = DIAGNOSIS_SHARES.iter().filter(|d| rng.gen_bool(d.1)).map(|d| d.0).collect();
     if !keys.iter().any(|k| ["gad", "sad"].contains(k)) {
         keys.insert(0, if rng.gen_bool(0.5) { "gad" } else { "sad" });
+    }
+    // The showcase has both, so every anxiety scale applies.
+    for key in ["sad", "gad"] {
+        if showcase_patient && !keys.contains(&key) {
+            keys.insert(0, key);
+        }
     }
     let failed = rng.gen_range(FAILED_TRIALS);
     let youngest_onset = shift_years(dob, EARLIEST_ONSET_YEARS, true)?;
@@ -231,8 +401,10 @@ fn plan_patient(rng: &mut ChaCha8Rng, n: usize, cutoff: NaiveDate, opening: Naiv
             ..Default::default()
         }));
     }
+    let mut depression = false;
     if rng.gen_bool(COMORBIDITY_SHARE) {
         let (code, display) = *pick(rng, COMORBIDITIES);
+        depression = code.starts_with("F33");
         records.push(RecordInput::Diagnosis(DiagnosisInput {
             choice: "other".into(),
             system: "icd10".into(),
@@ -287,15 +459,32 @@ fn plan_patient(rng: &mut ChaCha8Rng, n: usize, cutoff: NaiveDate, opening: Naiv
     }
 
     // Encounters.
-    for (kind, start, minutes, reason) in &visits {
+    let first_encounter = records.len();
+    for v in &visits {
         records.push(RecordInput::Encounter(EncounterInput {
-            kind: (*kind).into(),
-            start: start.format(DT).to_string(),
-            end: (*start + TimeDelta::minutes(*minutes)).format(DT).to_string(),
-            reason: reason.clone(),
+            kind: v.kind.into(),
+            start: v.start.format(DT).to_string(),
+            end: (v.start + TimeDelta::minutes(v.minutes)).format(DT).to_string(),
+            reason: v.reason.clone(),
             note: String::new(),
         }));
     }
+    let course = course.map(|(responder, remitter, maintenance)| Course {
+        screening: visits[0].start,
+        sessions: visits
+            .iter()
+            .enumerate()
+            .filter_map(|(i, v)| v.dosing.map(|dosing| Session { record: first_encounter + i, start: v.start, dosing }))
+            .collect(),
+        reviews: visits.iter().skip(1).filter(|v| v.kind == "follow_up").map(|v| v.start).collect(),
+        responder,
+        remitter,
+        maintenance,
+        gad: keys.contains(&"gad"),
+        sad: keys.contains(&"sad"),
+        depression,
+        on_medication: meds.iter().any(|m| m.3.is_none()),
+    });
 
     // Height at screening; weights at the first visits with a small drift inside the BMI band.
     let measured = |start: &NaiveDateTime, after: i64| MeasurementInput {
@@ -305,12 +494,12 @@ fn plan_patient(rng: &mut ChaCha8Rng, n: usize, cutoff: NaiveDate, opening: Naiv
     };
     let heights = HEIGHT_MM.iter().find(|h| h.0 == sex).ok_or_else(|| AppError::Internal(format!("no demo heights for {sex}")))?;
     let height_mm = rng.gen_range(heights.1.clone());
-    let height = MeasurementInput { value: tenths(height_mm), ..measured(&visits[0].1, 5) };
+    let height = MeasurementInput { value: tenths(height_mm), ..measured(&visits[0].start, 5) };
     let (lo, hi) = (weight_tenths(BMI_BAND_TENTHS.0, height_mm) + 1, weight_tenths(BMI_BAND_TENTHS.1, height_mm) - 1);
     let mut w = weight_tenths(rng.gen_range(START_BMI_TENTHS), height_mm);
     let mut weights = Vec::new();
     for visit in visits.iter().take(rng.gen_range(WEIGHINGS)) {
-        weights.push(MeasurementInput { value: tenths(w), ..measured(&visit.1, 10) });
+        weights.push(MeasurementInput { value: tenths(w), ..measured(&visit.start, 10) });
         let drift = rng.gen_range(WEIGHT_DRIFT_PER_MILLE);
         w = (w * (1000 + drift) / 1000).clamp(lo, hi);
     }
@@ -332,28 +521,34 @@ fn plan_patient(rng: &mut ChaCha8Rng, n: usize, cutoff: NaiveDate, opening: Naiv
         }
         _ => None,
     };
-    Ok(PatientPlan { demographics, records, height, weights, showcase })
+    Ok(PatientPlan { demographics, records, height, weights, showcase, course, assessments: Vec::new(), schedules: Vec::new(), link: None })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ketacare_domain::assessment::FilledBy;
+
+    fn instruments() -> Vec<Instrument> {
+        ketacare_knowledge::Knowledge::load().unwrap().instruments
+    }
 
     #[test]
     fn same_seed_same_clinic() {
-        let a = plan_clinic(10).unwrap();
-        let b = plan_clinic(10).unwrap();
+        let a = plan_clinic(10, &instruments()).unwrap();
+        let b = plan_clinic(10, &instruments()).unwrap();
         for (x, y) in a.iter().zip(&b) {
             assert_eq!(format!("{:?}", x.demographics), format!("{:?}", y.demographics));
             assert_eq!(format!("{:?}", x.records), format!("{:?}", y.records));
             assert_eq!(format!("{:?}{:?}", x.height, x.weights), format!("{:?}{:?}", y.height, y.weights));
+            assert_eq!(format!("{:?}{:?}", x.assessments, x.schedules), format!("{:?}{:?}", y.assessments, y.schedules));
         }
         assert!(a[0].showcase.is_some() && a[1..].iter().all(|p| p.showcase.is_none()));
     }
 
     #[test]
     fn weights_drift_little_and_everything_is_before_the_cutoff() {
-        for p in plan_clinic(200).unwrap() {
+        for p in plan_clinic(200, &instruments()).unwrap() {
             assert!((2..=5).contains(&p.weights.len()));
             let kg: Vec<f64> = p.weights.iter().map(|w| w.value.parse().unwrap()).collect();
             for pair in kg.windows(2) {
@@ -379,6 +574,57 @@ mod tests {
                     }
                 }
             }
+            for a in &p.assessments {
+                assert!(a.at < ymd(CUTOFF).unwrap().and_time(NaiveTime::MIN), "{}", a.at);
+            }
         }
+    }
+
+    /// Every planned form passes the application's validation and scoring, sessions point at
+    /// treatment encounters whose reason states the dose, and only the planned stories raise
+    /// urgent flags.
+    #[test]
+    fn planned_rating_scales_are_valid_and_tell_the_stories() {
+        let knowledge = ketacare_knowledge::Knowledge::load().unwrap();
+        let now = chrono::DateTime::parse_from_rfc3339("2026-11-26T12:00:00Z").unwrap().to_utc();
+        let plans = plan_clinic(crate::PATIENTS, &knowledge.instruments).unwrap();
+        let (mut urgent, mut treated, mut total) = (Vec::new(), 0, 0);
+        for (i, p) in plans.iter().enumerate() {
+            treated += usize::from(p.course.is_some());
+            total += p.assessments.len();
+            for a in &p.assessments {
+                let inst = knowledge.instrument(a.instrument).unwrap();
+                let input = ketacare_domain::assessment::AssessmentInput {
+                    instrument: a.instrument.into(),
+                    answers: a.answers.clone(),
+                    taken_at: a.at.format(DT).to_string(),
+                    session: a.session.map(|_| uuid_like()).unwrap_or_default(),
+                    timepoint: a.timepoint.unwrap_or_default().into(),
+                    note: a.note.clone(),
+                };
+                let v = input
+                    .validate(inst, &knowledge.assessment_timing.timepoints, FilledBy::Clinician, now)
+                    .unwrap_or_else(|e| panic!("{a:?}: {e:?}"));
+                let score = inst.score(&v.answers, None).unwrap();
+                for f in score.flags.iter().filter(|f| f.urgent) {
+                    urgent.push((i + 1, f.code.clone()));
+                }
+                if let Some(s) = a.session {
+                    let RecordInput::Encounter(e) = &p.records[s] else { panic!("session {s} is not an encounter") };
+                    assert_eq!(e.kind, "treatment");
+                    assert!(e.reason.contains("mg/kg"), "{}", e.reason);
+                }
+            }
+            let starts: Vec<_> = p.assessments.iter().map(|a| a.at).collect();
+            assert!(starts.windows(2).all(|w| w[0] <= w[1]), "oldest first");
+        }
+        assert!(treated >= 40, "{treated} patients on a course");
+        assert_eq!(urgent.iter().filter(|u| u.0 == 1).count(), 1, "{urgent:?}");
+        assert_eq!(urgent.len(), 3, "{urgent:?}");
+        eprintln!("{total} planned administrations for {treated} patients on a course");
+    }
+
+    fn uuid_like() -> String {
+        "6f1c1a52-6f0e-4d2a-9a4f-0d8b9c3e2a11".into()
     }
 }

@@ -1,8 +1,10 @@
 //! Seeds fresh SQLite databases with the demo clinic.
 
+use chrono::{DateTime, Utc};
 use ketacare_app::{App, Settings, SystemClock};
 use ketacare_db::Page;
 use ketacare_domain::access::Role;
+use ketacare_domain::assessment::Anchor;
 use ketacare_domain::record::{RecordKind, VersionAction};
 use std::sync::Arc;
 use std::time::Instant;
@@ -36,7 +38,7 @@ async fn seeds_a_clinic_with_one_login_per_role() {
     let app = app(&db);
     let t = Instant::now();
     let summary = ketacare_demo::seed(&app).await.unwrap();
-    eprintln!("seed took {:?}", t.elapsed());
+    eprintln!("seed took {:?} ({} rating scales, {} alerts)", t.elapsed(), summary.assessments, summary.alerts);
 
     assert!(db.store().count_patients().await.unwrap() >= 60);
     assert_eq!(summary.patients, ketacare_demo::PATIENTS);
@@ -84,4 +86,87 @@ async fn the_same_clinic_every_time() {
     assert_eq!(ra.len(), ketacare_demo::PATIENTS);
     assert_eq!(ra.first().map(|r| r.0.as_str()), Some("KC-000001"));
     assert_eq!(ra, rb);
+}
+
+/// Months between two instants, roughly (30.44-day months).
+fn months(a: DateTime<Utc>, b: DateTime<Utc>) -> f64 {
+    (b - a).num_days() as f64 / 30.44
+}
+
+#[tokio::test]
+async fn seeds_months_of_rating_scales_with_responders_non_responders_and_alerts() {
+    let db = ketacare_db_tests::fresh_sqlite().await;
+    let app = app(&db);
+    let summary = ketacare_demo::seed(&app).await.unwrap();
+    let p = director(&app).await;
+    let cutoff: DateTime<Utc> = "2026-11-01T00:00:00Z".parse().unwrap();
+
+    // The showcase: months of GAD-7 around dosed sessions, every instrument, schedules, an open link.
+    let first = app.find_by_mrn(&p, "KC-000001").await.unwrap();
+    let view = app.outcomes(&p, first.patient_id).await.unwrap();
+    let gad7 = view.series.iter().find(|s| s.instrument.key == "gad7").expect("a GAD-7 series");
+    assert!(gad7.points.len() >= 10, "{} GAD-7 administrations", gad7.points.len());
+    let (from, to) = (gad7.points[0].assessment.taken_at, gad7.points.last().unwrap().assessment.taken_at);
+    assert!(months(from, to) >= 3.0, "GAD-7 from {from} to {to}");
+    assert!(gad7.points.iter().filter(|pt| pt.assessment.session.is_some()).count() >= 10);
+    let keys: Vec<&str> = view.series.iter().map(|s| s.instrument.key.as_str()).collect();
+    for key in ["gad7", "phq9", "hama", "lsas", "cadss", "moaas", "sds", "qlesq_sf", "icsi", "cssrs_screener", "fq", "vas_anxiety"] {
+        assert!(keys.contains(&key), "KC-000001 has no {key}: {keys:?}");
+    }
+    assert!(view.sessions.len() >= 10, "{} sessions", view.sessions.len());
+    assert!(view.sessions.iter().all(|s| s.label.contains("ketamine") && s.label.contains("mg/kg")), "{:?}", view.sessions);
+    assert!(view.sessions.iter().any(|s| s.label.starts_with("SC ketamine 0.25 mg/kg")));
+    assert!(view.sessions.iter().any(|s| s.label.starts_with("SC ketamine 1 mg/kg (maintenance")));
+    assert_eq!(gad7.points.last().unwrap().outcome.as_ref().and_then(|o| o.response), Some(true), "KC-000001 responds");
+    let anchors: Vec<&Anchor> = view.schedules.iter().map(|s| &s.anchor).collect();
+    assert!(anchors.iter().any(|a| matches!(a, Anchor::Session { timepoints } if timepoints.len() == 4)), "{anchors:?}");
+    assert!(anchors.iter().any(|a| matches!(a, Anchor::Calendar { interval_days: 28, .. })), "{anchors:?}");
+    assert_eq!(view.requests.len(), 1, "one open questionnaire link");
+    assert_eq!(view.alerts.len(), 1, "KC-000001's PHQ-9 item 9");
+    // Dissociation rises with the dose and falls over maintenance.
+    let cadss = view.series.iter().find(|s| s.instrument.key == "cadss").unwrap();
+    let totals: Vec<i64> = cadss.points.iter().map(|pt| pt.score.total.unwrap().to_string().parse().unwrap()).collect();
+    assert!(totals[0] < totals[2], "CADSS by dose {totals:?}");
+    assert!(totals.last().unwrap() < &totals[2], "CADSS over maintenance {totals:?}");
+
+    // Safety alerts raised by the rating scales themselves, left open.
+    let open = app.alerts(&p, true).await.unwrap();
+    assert!(open.len() >= 2, "{} open alerts", open.len());
+    assert_eq!(open.len(), summary.alerts);
+    assert!(open.iter().any(|a| a.code == "phq9_item9") && open.iter().any(|a| a.code == "cssrs_risk"), "{open:?}");
+
+    // Across the clinic: histories for most patients on a course, responders and non-responders.
+    let (mut with_history, mut responders, mut non_responders, mut remitters, mut administrations) = (0, 0, 0, 0, 0);
+    let (mut icsi_rises, mut lethargic) = (0, 0);
+    let total = |pt: &ketacare_app::ScoredAssessment| -> i64 { pt.score.total.unwrap().to_string().parse().unwrap() };
+    for patient in app.search_patients(&p, "", Page { limit: 500, offset: 0 }).await.unwrap() {
+        let view = app.outcomes(&p, patient.patient_id).await.unwrap();
+        for s in &view.series {
+            administrations += s.points.len();
+            assert!(s.points.iter().all(|pt| pt.assessment.taken_at < cutoff), "{}", s.instrument.key);
+            match s.instrument.key.as_str() {
+                "icsi" => icsi_rises += usize::from(total(s.points.last().unwrap()) - total(&s.points[0]) >= 6),
+                "moaas" => lethargic += s.points.iter().filter(|pt| total(pt) == 4).count(),
+                _ => {}
+            }
+        }
+        let Some(gad7) = view.series.iter().find(|s| s.instrument.key == "gad7") else { continue };
+        with_history += 1;
+        let hama = view.series.iter().find(|s| s.instrument.key == "hama").expect("HAM-A with GAD-7");
+        if hama.baseline().is_some() && gad7.points.len() > 1 {
+            match gad7.points.last().and_then(|pt| pt.outcome.as_ref()) {
+                Some(o) if o.response == Some(true) => responders += 1,
+                Some(o) if o.response == Some(false) => non_responders += 1,
+                _ => {}
+            }
+            remitters += usize::from(gad7.points.last().and_then(|pt| pt.outcome.as_ref()).and_then(|o| o.remission) == Some(true));
+        }
+    }
+    eprintln!("{with_history} patients with rating scales, {administrations} administrations; by the last GAD-7: {responders} responders ({remitters} in remission), {non_responders} not responding");
+    assert_eq!(administrations, summary.assessments);
+    assert!(with_history >= 40, "{with_history} patients with a GAD-7 history");
+    assert!(responders >= 5 && non_responders >= 5, "{responders} responders, {non_responders} non-responders");
+    assert!(remitters >= 1);
+    assert_eq!(icsi_rises, 1, "one patient's bladder symptoms rise");
+    assert!(lethargic >= 1, "some MOAA/S ratings are 4");
 }
