@@ -40,6 +40,8 @@ pub struct Series {
     pub instrument: Instrument,
     /// Rules in force.
     pub rules: OutcomeRules,
+    /// Band set in force (the clinic's choice, or the default).
+    pub band_set: Option<String>,
     /// Administrations, oldest first; the first is the baseline.
     pub points: Vec<ScoredAssessment>,
 }
@@ -118,6 +120,12 @@ impl LinkProblem {
             LinkProblem::Expired => "This link has expired. Please ask the clinic for a new one.",
         }
     }
+}
+
+/// The clinic's chosen band set of an instrument (key `instrument.<key>.band_set`), if any.
+pub fn band_set_policy(inst: &Instrument, policies: &[PolicyVersion]) -> Option<String> {
+    let key = format!("instrument.{}.band_set", inst.key);
+    policies.iter().find(|p| p.key == key).and_then(|p| p.value.clone()).filter(|v| inst.band_sets.iter().any(|b| &b.key == v))
 }
 
 /// Applies the clinic's policy versions to an instrument's default rules.
@@ -218,6 +226,15 @@ impl App {
                         None
                     }
                 },
+                "band_set" => {
+                    if inst.band_sets.iter().any(|b| b.key == v) {
+                        Some(v.to_owned())
+                    } else {
+                        let keys: Vec<&str> = inst.band_sets.iter().map(|b| b.key.as_str()).collect();
+                        e.add("value", format!("must be one of {}", keys.join(", ")));
+                        None
+                    }
+                }
                 "remission_total_at_most" => {
                     let (lo, hi) = inst.total_range();
                     match v.parse::<Decimal>() {
@@ -229,7 +246,7 @@ impl App {
                     }
                 }
                 _ => {
-                    e.add("field", "must be response_percent, response_strict or remission_total_at_most");
+                    e.add("field", "must be response_percent, response_strict, remission_total_at_most or band_set");
                     None
                 }
             }
@@ -608,9 +625,10 @@ impl App {
         let policies = self.store.current_policies().await?;
         for inst in &self.knowledge.instruments {
             let rules = apply_policies(inst, &policies);
+            let band_set = band_set_policy(inst, &policies);
             let mut points: Vec<ScoredAssessment> = Vec::new();
             for (v, a) in assessments.iter().filter(|(_, a)| a.instrument == inst.key) {
-                let Ok(score) = inst.score(&a.answers, None) else {
+                let Ok(score) = inst.score(&a.answers, band_set.as_deref()) else {
                     tracing::warn!(record = %v.record_id, "stored assessment no longer scores under the current definition");
                     continue;
                 };
@@ -621,7 +639,7 @@ impl App {
                 points.push(ScoredAssessment { version: v.clone(), assessment: a.clone(), score, outcome });
             }
             if !points.is_empty() {
-                series.push(Series { instrument: inst.clone(), rules, points });
+                series.push(Series { instrument: inst.clone(), rules, band_set, points });
             }
         }
         let mut schedules = self.store.list_schedules(&ctx, patient).await?;
@@ -654,5 +672,44 @@ impl App {
     /// The time of now, for views that show request states.
     pub fn now(&self) -> DateTime<Utc> {
         self.clock.now()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ketacare_domain::ids::UserId;
+
+    fn policy(key: &str, value: Option<&str>) -> PolicyVersion {
+        PolicyVersion {
+            key: key.into(),
+            value: value.map(str::to_owned),
+            reason: "clinic choice".into(),
+            set_by: UserId::from_uuid(Uuid::from_u128(1)),
+            set_by_name: "director".into(),
+            set_at: DateTime::from_timestamp(1_790_000_000, 0).unwrap_or_default(),
+        }
+    }
+
+    #[test]
+    fn clinic_policy_replaces_rules_and_band_set() {
+        let k = ketacare_knowledge::Knowledge::load().unwrap();
+        let lsas = k.instrument("lsas").unwrap();
+        let hama = k.instrument("hama").unwrap();
+        let ps = vec![
+            policy("instrument.lsas.response_strict", Some("false")),
+            policy("instrument.hama.remission_total_at_most", Some("10")),
+            policy("instrument.hama.band_set", Some("training")),
+            policy("instrument.gad7.band_set", Some("no-such-set")),
+        ];
+        let r = apply_policies(lsas, &ps);
+        let o = lsas.outcome(&r, Decimal::from(100), Decimal::from(65), None).unwrap();
+        assert_eq!(o.response, Some(true), "at least 35 % once the clinic drops strictness");
+        assert!(r.response.unwrap().source.starts_with("Clinic policy set by director"));
+        let r = apply_policies(hama, &ps);
+        assert_eq!(r.remission.unwrap().total_at_most, Decimal::from(10));
+        assert_eq!(band_set_policy(hama, &ps).as_deref(), Some("training"));
+        assert_eq!(band_set_policy(k.instrument("gad7").unwrap(), &ps), None, "an unknown band set falls back to the default");
+        assert_eq!(apply_policies(hama, &[]), hama.default_rules);
     }
 }

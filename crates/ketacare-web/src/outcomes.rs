@@ -503,7 +503,7 @@ pub fn outcome_chart(s: &Series, sessions: &[SessionMarker]) -> Markup {
     let (t0, t1) = (t0 - pad, t1 + pad);
     let x = |t: i64| left + (t - t0) as f64 / (t1 - t0) as f64 * (w - left - right);
     let y = |v: f64| top + (ymax - v) / (ymax - ymin).max(1.0) * (h - top - bottom);
-    let band_set = inst.default_band_set();
+    let band_set = inst.band_set(s.band_set.as_deref());
     let shades = ["#eef6ee", "#f6f3e4", "#f8eadb", "#f6dede", "#efd6e4", "#e6dcef"];
     let baseline = pts[0].1;
     let threshold = s.rules.response.as_ref().map(|r| {
@@ -801,6 +801,10 @@ async fn instrument_body(state: &AppState, p: &Principal, key: &str, values: &Fi
     if i.default_rules.remission.is_some() {
         fields.push(("remission_total_at_most".into(), "Remission: highest total".into()));
     }
+    if i.band_sets.len() > 1 {
+        let keys: Vec<&str> = i.band_sets.iter().map(|b| b.key.as_str()).collect();
+        fields.push(("band_set".into(), format!("Severity bands: {}", keys.join(" or "))));
+    }
     let body = html! {
         p { a href="/instruments" { "← Rating scales" } }
         h1 { (i.name) " " small.muted { (i.title) } }
@@ -844,7 +848,7 @@ async fn instrument_body(state: &AppState, p: &Principal, key: &str, values: &Fi
                 table { thead { tr { th { "Rule" } th { "Clinic value" } th { "Set by" } th { "When (UTC)" } th { "Why" } } }
                     tbody { @for pv in &policies { tr { td { (pv.key) } td { (pv.value.as_deref().unwrap_or("default")) } td { (pv.set_by_name) } td { (when(pv.set_at)) } td { (pv.reason) } } } } }
             }
-            @if p.can(Permission::ManagePolicy) && (i.default_rules.response.is_some() || i.default_rules.remission.is_some()) {
+            @if p.can(Permission::ManagePolicy) && !fields.is_empty() {
                 (error_summary(errors))
                 form.card method="post" action=(format!("/instruments/{}/rules", i.key)) {
                     (csrf(p))
