@@ -12,7 +12,7 @@ use ketacare_domain::assessment::{
     SafetyAlert, Schedule, ScheduleInput, SessionRef, Taken,
 };
 use ketacare_domain::audit::Actor;
-use ketacare_domain::ids::{AlertId, PatientId, RecordId, RequestId, ScheduleId, VersionId};
+use ketacare_domain::ids::{AlertId, PatientId, RecordId, RequestId, ScheduleId};
 use ketacare_domain::instrument::{Instrument, Outcome, OutcomeRules, Respondent, Score};
 use ketacare_domain::record::{ClinicalRecord, EncounterKind, Provenance, RecordKind, RecordVersion, VersionAction};
 use ketacare_domain::validation::FieldErrors;
@@ -339,17 +339,7 @@ impl App {
         self.patient(p, patient).await?;
         self.check_session(p, patient, a.session).await?;
         let score = inst.score(&a.answers, None)?;
-        let v = RecordVersion {
-            record_id: RecordId::from_uuid(Uuid::new_v4()),
-            version_id: VersionId::from_uuid(Uuid::new_v4()),
-            version: 1,
-            supersedes: None,
-            patient_id: patient,
-            action: VersionAction::Create,
-            record: ClinicalRecord::Assessment(a),
-            reason: None,
-            provenance: self.provenance_of(p),
-        };
+        let v = Self::first_version(patient, ClinicalRecord::Assessment(a), self.provenance(p));
         let alerts = self.alerts_for(v.record_id, patient, &score, Some(p.user.id), &[]);
         self.store.append_assessment(&self.ctx(p, "treatment"), &v, &alerts, None).await?;
         Ok((v, score, alerts))
@@ -393,24 +383,10 @@ impl App {
         new.request = old.request;
         let before: Vec<String> = inst.score(&old.answers, None).map(|s| s.flags.into_iter().map(|f| f.code).collect()).unwrap_or_default();
         let score = inst.score(&new.answers, None)?;
-        let v = RecordVersion {
-            record_id: cur.record_id,
-            version_id: VersionId::from_uuid(Uuid::new_v4()),
-            version: cur.version + 1,
-            supersedes: Some(cur.version_id),
-            patient_id: cur.patient_id,
-            action: VersionAction::Amend,
-            record: ClinicalRecord::Assessment(new),
-            reason: Some(reason),
-            provenance: self.provenance_of(p),
-        };
+        let v = self.next(p, &cur, VersionAction::Amend, ClinicalRecord::Assessment(new), reason);
         let alerts = self.alerts_for(v.record_id, v.patient_id, &score, Some(p.user.id), &before);
         self.store.append_assessment(&self.ctx(p, "treatment"), &v, &alerts, None).await?;
         Ok(v)
-    }
-
-    fn provenance_of(&self, p: &Principal) -> Provenance {
-        Provenance { user_id: p.user.id, username: p.user.username.as_str().to_owned(), recorded_at: self.clock.now() }
     }
 
     /// Sends a questionnaire to a patient: stores the request and returns the single-use link
@@ -508,22 +484,10 @@ impl App {
             Ok(s) => s,
             Err(e) => return Ok(Err(e)),
         };
-        let v = RecordVersion {
-            record_id: RecordId::from_uuid(Uuid::new_v4()),
-            version_id: VersionId::from_uuid(Uuid::new_v4()),
-            version: 1,
-            supersedes: None,
-            patient_id: r.patient_id,
-            action: VersionAction::Create,
-            record: ClinicalRecord::Assessment(a),
-            reason: None,
-            // The stored author of a self-report is the clinician who sent the link, named as such.
-            provenance: Provenance {
-                user_id: r.sent_by,
-                username: format!("patient (link from {})", r.sent_by_name),
-                recorded_at: self.clock.now(),
-            },
-        };
+        // The stored author of a self-report is the clinician who sent the link, named as such.
+        let author =
+            Provenance { user_id: r.sent_by, username: format!("patient (link from {})", r.sent_by_name), recorded_at: self.clock.now() };
+        let v = Self::first_version(r.patient_id, ClinicalRecord::Assessment(a), author);
         let alerts = self.alerts_for(v.record_id, r.patient_id, &score, Some(r.sent_by), &[]);
         match self.store.append_assessment(&self.link_ctx(), &v, &alerts, Some(r.id)).await {
             Ok(()) => Ok(Ok(score)),

@@ -81,12 +81,13 @@ impl App {
         })
     }
 
-    fn provenance(&self, p: &Principal) -> Provenance {
+    pub(crate) fn provenance(&self, p: &Principal) -> Provenance {
         Provenance { user_id: p.user.id, username: p.user.username.as_str().to_owned(), recorded_at: self.clock.now() }
     }
 
-    async fn append_first(&self, p: &Principal, patient: PatientId, record: ClinicalRecord) -> Result<RecordVersion, AppError> {
-        let v = RecordVersion {
+    /// Version 1 of a new record, authored by `provenance`.
+    pub(crate) fn first_version(patient: PatientId, record: ClinicalRecord, provenance: Provenance) -> RecordVersion {
+        RecordVersion {
             record_id: RecordId::from_uuid(Uuid::new_v4()),
             version_id: VersionId::from_uuid(Uuid::new_v4()),
             version: 1,
@@ -95,8 +96,12 @@ impl App {
             action: VersionAction::Create,
             record,
             reason: None,
-            provenance: self.provenance(p),
-        };
+            provenance,
+        }
+    }
+
+    async fn append_first(&self, p: &Principal, patient: PatientId, record: ClinicalRecord) -> Result<RecordVersion, AppError> {
+        let v = Self::first_version(patient, record, self.provenance(p));
         self.store.append_record_version(&self.ctx(p, "treatment"), &v).await?;
         Ok(v)
     }
@@ -130,7 +135,14 @@ impl App {
         Ok(cur)
     }
 
-    fn next(&self, p: &Principal, cur: &RecordVersion, action: VersionAction, record: ClinicalRecord, reason: Reason) -> RecordVersion {
+    pub(crate) fn next(
+        &self,
+        p: &Principal,
+        cur: &RecordVersion,
+        action: VersionAction,
+        record: ClinicalRecord,
+        reason: Reason,
+    ) -> RecordVersion {
         RecordVersion {
             record_id: cur.record_id,
             version_id: VersionId::from_uuid(Uuid::new_v4()),

@@ -26,14 +26,14 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
-type ApiResult<T> = Result<T, WebError>;
+pub(crate) type ApiResult<T> = Result<T, WebError>;
 
-fn bad(field: &str, msg: &str) -> WebError {
+pub(crate) fn bad(field: &str, msg: &str) -> WebError {
     WebError::api(AppError::Validation(ketacare_domain::validation::FieldErrors::single(field, msg)))
 }
 
 /// Parses a JSON body, turning serde's message into a field error.
-async fn json<T: serde::de::DeserializeOwned>(req: Request, state: &AppState) -> ApiResult<T> {
+pub(crate) async fn json<T: serde::de::DeserializeOwned>(req: Request, state: &AppState) -> ApiResult<T> {
     match Json::<T>::from_request(req, state).await {
         Ok(Json(v)) => Ok(v),
         Err(e) => Err(bad("body", &format!("must be a JSON object with Content-Type: application/json ({})", e.body_text()))),
@@ -264,7 +264,7 @@ pub enum NumberOrText {
 }
 
 impl NumberOrText {
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         match self {
             NumberOrText::Number(n) => n.to_string(),
             NumberOrText::Text(t) => t.clone(),
@@ -433,6 +433,11 @@ pub struct SearchQuery {
 
 /// A malformed query string as a validation problem naming the parameter.
 fn query_problem(rej: QueryRejection) -> WebError {
+    query_problem_with(rej, "numbers must be whole numbers such as 50")
+}
+
+/// A malformed query string as a validation problem naming the parameter, with what is accepted.
+pub(crate) fn query_problem_with(rej: QueryRejection, accepted: &str) -> WebError {
     let text = rej.body_text();
     let detail = text.split_once("query string: ").map(|(_, d)| d).unwrap_or(&text);
     let field = detail
@@ -440,10 +445,10 @@ fn query_problem(rej: QueryRejection) -> WebError {
         .map(|(f, _)| f.trim())
         .filter(|f| f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
         .unwrap_or("query");
-    bad(field, &format!("is not valid ({detail}); numbers must be whole numbers such as 50"))
+    bad(field, &format!("is not valid ({detail}); {accepted}"))
 }
 
-fn pid(s: &str) -> ApiResult<PatientId> {
+pub(crate) fn pid(s: &str) -> ApiResult<PatientId> {
     PatientId::parse(s).map_err(|_| WebError::api(AppError::NotFound))
 }
 

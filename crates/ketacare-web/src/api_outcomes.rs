@@ -14,7 +14,7 @@ use crate::error::{Problem, WebError};
 use crate::extract::Auth;
 use crate::AppState;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -33,38 +33,15 @@ use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Schema, Type};
 use utoipa::openapi::RefOr;
 use utoipa::{IntoParams, PartialSchema, ToSchema};
 
-type ApiResult<T> = Result<T, WebError>;
-
-fn bad(field: &str, msg: &str) -> WebError {
-    WebError::api(AppError::Validation(FieldErrors::single(field, msg)))
-}
-
-/// Parses a JSON body, turning serde's message into a field error (as in [`crate::api`]).
-async fn json<T: serde::de::DeserializeOwned>(req: Request, state: &AppState) -> ApiResult<T> {
-    match Json::<T>::from_request(req, state).await {
-        Ok(Json(v)) => Ok(v),
-        Err(e) => Err(bad("body", &format!("must be a JSON object with Content-Type: application/json ({})", e.body_text()))),
-    }
-}
+use crate::api::{bad, json, pid, ApiResult, NumberOrText};
 
 /// A malformed query string as a validation problem naming the parameter.
 fn query_problem(rej: QueryRejection) -> WebError {
-    let text = rej.body_text();
-    let detail = text.split_once("query string: ").map(|(_, d)| d).unwrap_or(&text);
-    let field = detail
-        .split_once(':')
-        .map(|(f, _)| f.trim())
-        .filter(|f| f.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
-        .unwrap_or("query");
-    bad(field, &format!("is not valid ({detail}); use true or false"))
+    crate::api::query_problem_with(rej, "use true or false")
 }
 
 fn not_found() -> WebError {
     WebError::api(AppError::NotFound)
-}
-
-fn pid(s: &str) -> ApiResult<PatientId> {
-    PatientId::parse(s).map_err(|_| not_found())
 }
 
 /// The instrument named in the path, or 404.
@@ -93,25 +70,6 @@ pub fn routes() -> Router<AppState> {
 }
 
 // ---------- request values ----------
-
-/// A number given as JSON number or text.
-#[derive(Deserialize)]
-#[serde(untagged)]
-pub enum NumberOrText {
-    /// Number.
-    Number(serde_json::Number),
-    /// Text.
-    Text(String),
-}
-
-impl NumberOrText {
-    fn text(&self) -> String {
-        match self {
-            NumberOrText::Number(n) => n.to_string(),
-            NumberOrText::Text(t) => t.clone(),
-        }
-    }
-}
 
 fn opt_text(v: &Option<NumberOrText>) -> String {
     v.as_ref().map(NumberOrText::text).unwrap_or_default()

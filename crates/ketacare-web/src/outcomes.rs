@@ -23,22 +23,7 @@ use maud::{html, Markup};
 use rust_decimal::prelude::ToPrimitive;
 use rust_decimal::Decimal;
 
-type PageResult = Result<Response, WebError>;
-
-fn ui(e: AppError) -> WebError {
-    WebError::ui(e)
-}
-
-fn check_csrf(p: &Principal, form: &Fields) -> Result<(), WebError> {
-    match p.csrf_token() {
-        Some(t) if form.get("_csrf").map(String::as_str) == Some(t) => Ok(()),
-        _ => Err(ui(AppError::Forbidden)),
-    }
-}
-
-fn pid(s: &str) -> Result<PatientId, WebError> {
-    PatientId::parse(s).map_err(|_| ui(AppError::NotFound))
-}
+use crate::pages::{check_csrf, pid, ui, PageResult};
 
 pub fn routes() -> Router<AppState> {
     Router::new()

@@ -20,14 +20,14 @@ use ketacare_domain::record::*;
 use ketacare_domain::validation::FieldErrors;
 use maud::{html, Markup};
 
-type PageResult = Result<Response, WebError>;
+pub(crate) type PageResult = Result<Response, WebError>;
 
-fn ui(e: AppError) -> WebError {
+pub(crate) fn ui(e: AppError) -> WebError {
     WebError::ui(e)
 }
 
 /// Checks the form's anti-forgery token against the session's.
-fn check_csrf(p: &Principal, form: &Fields) -> Result<(), WebError> {
+pub(crate) fn check_csrf(p: &Principal, form: &Fields) -> Result<(), WebError> {
     match p.csrf_token() {
         Some(t) if form.get("_csrf").map(String::as_str) == Some(t) => Ok(()),
         _ => Err(ui(AppError::Forbidden)),
@@ -253,7 +253,7 @@ async fn register(State(state): State<AppState>, Auth(p): Auth, Form(form): Form
     }
 }
 
-fn pid(s: &str) -> Result<PatientId, WebError> {
+pub(crate) fn pid(s: &str) -> Result<PatientId, WebError> {
     PatientId::parse(s).map_err(|_| ui(AppError::NotFound))
 }
 
