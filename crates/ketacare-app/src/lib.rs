@@ -16,7 +16,7 @@ mod records;
 pub use auth::{token_hash, NewUserInput, Principal, PrincipalKind};
 pub use clock::{Clock, FixedClock, SystemClock};
 pub use error::AppError;
-pub use outcomes::{LinkProblem, OpenQuestionnaire, OutcomeView, ScoredAssessment, SentRequest, Series, SessionMarker};
+pub use outcomes::{LinkProblem, LoadedWording, OpenQuestionnaire, OutcomeView, ScoredAssessment, SentRequest, Series, SessionMarker};
 pub use patients::{Chart, DeidentifiedPatient, Measurement};
 pub use records::{MeasurementInput, RecordInput};
 

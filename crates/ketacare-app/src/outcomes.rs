@@ -16,6 +16,7 @@ use ketacare_domain::ids::{AlertId, PatientId, RecordId, RequestId, ScheduleId};
 use ketacare_domain::instrument::{Instrument, Outcome, OutcomeRules, Respondent, Score};
 use ketacare_domain::record::{ClinicalRecord, EncounterKind, Provenance, RecordKind, RecordVersion, VersionAction};
 use ketacare_domain::validation::FieldErrors;
+use ketacare_domain::wording::Wording;
 use rand::RngCore;
 use rust_decimal::Decimal;
 use uuid::Uuid;
@@ -93,8 +94,10 @@ pub struct SentRequest {
 pub struct OpenQuestionnaire {
     /// The request.
     pub request: QuestionnaireRequest,
-    /// The instrument.
+    /// The instrument (with the clinic's wording, when loaded).
     pub instrument: Instrument,
+    /// The clinic's wording, when loaded (instructions and rights notice).
+    pub wording: Option<Wording>,
 }
 
 /// Why a link cannot be used; shown to the patient.
@@ -164,6 +167,36 @@ pub fn apply_policies(inst: &Instrument, policies: &[PolicyVersion]) -> OutcomeR
     rules
 }
 
+/// A clinic's loaded wording file and whether it still fits the instrument.
+#[derive(Clone, Debug)]
+pub struct LoadedWording {
+    /// The checked wording, or `None` when the file no longer fits the instrument's current
+    /// definition (forms then show the short labels).
+    pub wording: Option<Wording>,
+    /// Why it no longer fits (empty when it does).
+    pub problems: Vec<String>,
+    /// The file as loaded.
+    pub text: String,
+    /// Who loaded it, when and why.
+    pub policy: PolicyVersion,
+}
+
+fn loaded_wording(instrument: &Instrument, policies: &[PolicyVersion]) -> Option<LoadedWording> {
+    let key = wording_key(instrument);
+    let pv = policies.iter().find(|p| p.key == key)?.clone();
+    let text = pv.value.clone()?;
+    Some(match ketacare_knowledge::wording::parse_wording(&text, instrument) {
+        Ok(w) => LoadedWording { wording: Some(w), problems: Vec::new(), text, policy: pv },
+        Err(e) => {
+            LoadedWording { wording: None, problems: e.iter().map(|x| format!("{}: {}", x.field, x.message)).collect(), text, policy: pv }
+        }
+    })
+}
+
+fn wording_key(inst: &Instrument) -> String {
+    format!("instrument.{}.wording", inst.key)
+}
+
 fn link_actor() -> Actor {
     Actor { user_id: None, username: "patient-link".into(), role: None, session_ref: None, client_addr: None }
 }
@@ -191,7 +224,86 @@ impl App {
     /// The clinic's policy versions for an instrument's rules (current value of each key).
     pub async fn instrument_policies(&self, instrument: &Instrument) -> Result<Vec<PolicyVersion>, AppError> {
         let prefix = format!("instrument.{}.", instrument.key);
-        Ok(self.store.current_policies().await?.into_iter().filter(|p| p.key.starts_with(&prefix)).collect())
+        let wording = wording_key(instrument);
+        Ok(self.store.current_policies().await?.into_iter().filter(|p| p.key.starts_with(&prefix) && p.key != wording).collect())
+    }
+
+    /// The clinic's licensed wording of an instrument, if one is loaded (key
+    /// `instrument.<key>.wording`, whose value is the wording file's text).
+    pub async fn clinic_wording(&self, instrument: &Instrument) -> Result<Option<LoadedWording>, AppError> {
+        let policies = self.store.current_policies().await?;
+        Ok(loaded_wording(instrument, &policies))
+    }
+
+    /// The clinic's loaded wording of every instrument that has one, by instrument key.
+    pub async fn clinic_wordings(&self) -> Result<std::collections::BTreeMap<String, LoadedWording>, AppError> {
+        let policies = self.store.current_policies().await?;
+        Ok(self.knowledge.instruments.iter().filter_map(|i| loaded_wording(i, &policies).map(|l| (i.key.clone(), l))).collect())
+    }
+
+    /// The instrument as forms show it: with the clinic's licensed wording when one is loaded
+    /// and still matches the definition, else with Ketacare's short labels.
+    pub async fn worded_instrument(&self, key: &str) -> Result<(Instrument, Option<Wording>), AppError> {
+        let inst = self.instrument_def(key, "instrument")?;
+        match self.clinic_wording(inst).await?.and_then(|l| l.wording) {
+            Some(w) => Ok((inst.with_wording(&w), Some(w))),
+            None => Ok((inst.clone(), None)),
+        }
+    }
+
+    /// Loads the clinic's licensed wording of an instrument (medical director only). The file
+    /// is checked against the instrument first: a file with any problem is refused whole, with
+    /// every problem named. The previous wording stays in the version history.
+    pub async fn load_wording(&self, p: &Principal, instrument: &str, text: &str, reason: &str) -> Result<Wording, AppError> {
+        self.authorize(p, Permission::ManagePolicy, "ClinicPolicy").await?;
+        let inst = self.instrument_def(instrument, "instrument")?;
+        let mut e = FieldErrors::new();
+        let parsed = match ketacare_knowledge::wording::parse_wording(text, inst) {
+            Ok(w) => Some(w),
+            Err(errs) => {
+                for x in errs.iter() {
+                    e.add(&x.field, x.message.clone());
+                }
+                None
+            }
+        };
+        let reason = e.check("reason", ketacare_domain::record::Reason::parse(reason));
+        let (Some(w), Some(reason)) = (parsed, reason) else { return Err(e.into()) };
+        let v = PolicyVersion {
+            key: wording_key(inst),
+            value: Some(text.to_owned()),
+            reason: reason.as_str().to_owned(),
+            set_by: p.user.id,
+            set_by_name: p.user.username.as_str().to_owned(),
+            set_at: self.clock.now(),
+        };
+        self.store.set_policy(&self.ctx(p, "operations"), &v).await?;
+        Ok(w)
+    }
+
+    /// Withdraws the clinic's wording (forms return to the short labels); kept in the history.
+    pub async fn withdraw_wording(&self, p: &Principal, instrument: &str, reason: &str) -> Result<(), AppError> {
+        self.authorize(p, Permission::ManagePolicy, "ClinicPolicy").await?;
+        let inst = self.instrument_def(instrument, "instrument")?;
+        let mut e = FieldErrors::new();
+        let reason = e.check("reason", ketacare_domain::record::Reason::parse(reason));
+        let Some(reason) = reason else { return Err(e.into()) };
+        if self.clinic_wording(inst).await?.is_none() {
+            return Err(AppError::Validation(FieldErrors::single(
+                "instrument",
+                format!("{} has no clinic wording to withdraw", inst.name),
+            )));
+        }
+        let v = PolicyVersion {
+            key: wording_key(inst),
+            value: None,
+            reason: reason.as_str().to_owned(),
+            set_by: p.user.id,
+            set_by_name: p.user.username.as_str().to_owned(),
+            set_at: self.clock.now(),
+        };
+        self.store.set_policy(&self.ctx(p, "operations"), &v).await?;
+        Ok(())
     }
 
     /// Sets (or, with an empty value, returns to the default) one of an instrument's outcome
@@ -462,8 +574,8 @@ impl App {
             RequestState::Cancelled => return Err(LinkProblem::Withdrawn),
             RequestState::Expired => return Err(LinkProblem::Expired),
         }
-        let instrument = self.knowledge.instrument(&r.instrument).cloned().ok_or(LinkProblem::Unknown)?;
-        Ok(OpenQuestionnaire { request: r, instrument })
+        let (instrument, wording) = self.worded_instrument(&r.instrument).await.map_err(|_| LinkProblem::Unknown)?;
+        Ok(OpenQuestionnaire { request: r, instrument, wording })
     }
 
     /// Submits a patient's answers through the link: stores the assessment, completes the

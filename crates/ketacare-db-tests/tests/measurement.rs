@@ -258,6 +258,7 @@ both_backends!(
     schedules_round_trip_and_end_once,
     workflow_tables_refuse_delete_and_second_changes,
     workflow_calls_that_cannot_be_audited_fail,
+    policy_versions_are_numbered_and_the_latest_wins_even_at_one_instant,
 );
 
 async fn append_assessment_stores_record_alerts_and_audit(db: &TestDb) {
@@ -701,4 +702,44 @@ async fn workflow_calls_that_cannot_be_audited_fail(db: &TestDb) {
         .create_schedule(&ctx(&u), &schedule(p, "phq9", Anchor::Session { timepoints: vec!["pre".into()] }, t0()), u.id)
         .await
         .is_err());
+}
+
+async fn policy_versions_are_numbered_and_the_latest_wins_even_at_one_instant(db: &TestDb) {
+    let s = db.store();
+    let u = user(db, "dr.mira", Role::MedicalDirector).await;
+    let pv = |key: &str, value: Option<&str>, reason: &str| ketacare_db::PolicyVersion {
+        key: key.into(),
+        value: value.map(str::to_owned),
+        reason: reason.into(),
+        set_by: u.id,
+        set_by_name: "dr.mira".into(),
+        set_at: t0(),
+    };
+    assert!(s.current_policies().await.unwrap().is_empty());
+    // Three changes of one key at the same instant (a fixed clock, or two servers): the last wins.
+    s.set_policy(&ctx(&u), &pv("instrument.gad7.wording", Some("v1"), "first")).await.unwrap();
+    s.set_policy(&ctx(&u), &pv("instrument.gad7.response_percent", Some("40"), "local")).await.unwrap();
+    s.set_policy(&ctx(&u), &pv("instrument.gad7.wording", Some("v2"), "second")).await.unwrap();
+    s.set_policy(&ctx(&u), &pv("instrument.gad7.wording", None, "withdrawn")).await.unwrap();
+    let cur = s.current_policies().await.unwrap();
+    assert_eq!(cur.len(), 2, "one current version per key: {cur:?}");
+    let w = cur.iter().find(|p| p.key == "instrument.gad7.wording").unwrap();
+    assert_eq!((w.value.as_deref(), w.reason.as_str()), (None, "withdrawn"));
+    assert_eq!(cur.iter().find(|p| p.key == "instrument.gad7.response_percent").unwrap().value.as_deref(), Some("40"));
+    // A long value is audited by its size, not copied into the audit trail.
+    let long = "x".repeat(500);
+    s.set_policy(&ctx(&u), &pv("instrument.phq9.wording", Some(&long), "licence 7")).await.unwrap();
+    let f = AuditFilter { entity_type: Some("ClinicPolicy".into()), page: Page { limit: 50, offset: 0 }, ..Default::default() };
+    let page = s.search_audit(&ctx(&u), &f).await.unwrap();
+    let details: Vec<String> = page.iter().filter_map(|e| e.event.detail.clone()).collect();
+    assert_eq!(details.len(), 5, "every change audited: {details:?}");
+    assert!(details.iter().any(|d| d.ends_with("value=(500 characters)")), "{details:?}");
+    // Append-only, and numbered.
+    for sql in ["UPDATE policy_versions SET value = 'x'", "DELETE FROM policy_versions"] {
+        let r = db.exec_raw(sql).await;
+        assert!(r.as_ref().is_err_and(|e| e.contains("append-only")), "{sql} must be refused on {}: {r:?}", db.backend());
+    }
+    let dup = "INSERT INTO policy_versions (id, key, value, reason, set_by, set_by_name, set_at, version) \
+               SELECT 'dup', key, value, reason, set_by, set_by_name, set_at, version FROM policy_versions WHERE key = 'instrument.gad7.response_percent'";
+    assert!(db.exec_raw(dup).await.is_err(), "a version number is used once per key on {}", db.backend());
 }

@@ -784,7 +784,7 @@ macro_rules! impl_sql_store {
 
             async fn set_policy(&self, ctx: &$crate::AuditCtx, v: &$crate::PolicyVersion) -> $crate::DbResult<()> {
                 let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
-                $crate::__sqlx::query("INSERT INTO policy_versions (id, key, value, reason, set_by, set_by_name, set_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                $crate::__sqlx::query("INSERT INTO policy_versions (id, key, value, reason, set_by, set_by_name, set_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, (SELECT COALESCE(MAX(q.version), 0) + 1 FROM policy_versions q WHERE q.key = $2))")
                     .bind($crate::__uuid::Uuid::new_v4().to_string())
                     .bind(v.key.clone())
                     .bind(v.value.clone())
@@ -795,14 +795,19 @@ macro_rules! impl_sql_store {
                     .execute(&mut *tx)
                     .await
                     .map_err($crate::DbError::from_sqlx)?;
-                let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Update, ::ketacare_domain::audit::AuditOutcome::Success, "ClinicPolicy", Some(v.key.clone()), None, Some(format!("value={}", v.value.as_deref().unwrap_or("default"))));
+                let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Update, ::ketacare_domain::audit::AuditOutcome::Success, "ClinicPolicy", Some(v.key.clone()), None, Some(match v.value.as_deref() {
+                    None => "value=default".to_owned(),
+                    // Long values (a wording file) are recorded by size; the policy table keeps the text.
+                    Some(x) if x.chars().count() > 120 => format!("value=({} characters)", x.chars().count()),
+                    Some(x) => format!("value={x}"),
+                }));
                 Self::__audit(&mut *tx, &e).await?;
                 tx.commit().await.map_err($crate::DbError::from_sqlx)
             }
 
             async fn current_policies(&self) -> $crate::DbResult<Vec<$crate::PolicyVersion>> {
                 let rows: Vec<(String, Option<String>, String, String, String, String)> = $crate::__sqlx::query_as(
-                    "SELECT p.key, p.value, p.reason, p.set_by, p.set_by_name, p.set_at FROM policy_versions p WHERE p.set_at = (SELECT MAX(q.set_at) FROM policy_versions q WHERE q.key = p.key) ORDER BY p.key",
+                    "SELECT p.key, p.value, p.reason, p.set_by, p.set_by_name, p.set_at FROM policy_versions p WHERE p.version = (SELECT MAX(q.version) FROM policy_versions q WHERE q.key = p.key) ORDER BY p.key",
                 )
                 .fetch_all(&self.pool)
                 .await

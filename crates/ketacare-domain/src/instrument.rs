@@ -780,7 +780,7 @@ impl Instrument {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use proptest::prelude::*;
 
@@ -801,7 +801,7 @@ mod tests {
         }
     }
 
-    fn three_item() -> Instrument {
+    pub(crate) fn three_item() -> Instrument {
         Instrument {
             key: "t3".into(),
             name: "T-3".into(),

@@ -17,6 +17,7 @@
 //!   requests and safety alerts.
 //! - [`access`]: roles, permissions and the de-identified view.
 //! - [`audit`]: the audit entry model (mirrors FHIR AuditEvent).
+//! - [`wording`]: a clinic's licensed item wording, checked against its instrument.
 //! - [`validation`]: field-level error reports used by every constructor.
 #![deny(missing_docs)]
 
@@ -30,3 +31,4 @@ pub mod instrument;
 pub mod patient;
 pub mod record;
 pub mod validation;
+pub mod wording;

@@ -6,6 +6,7 @@
 //! crate does no IO; a knowledge file that does not parse is a build-time bug caught by the tests.
 
 pub mod instruments;
+pub mod wording;
 
 use ketacare_domain::anthropometry::AnthropometryPolicy;
 use ketacare_domain::assessment::TimePoint;

@@ -60,6 +60,8 @@ pub fn routes() -> Router<AppState> {
         .route("/instruments/{key}", get(get_instrument))
         .route("/instruments/{key}/score", post(score))
         .route("/instruments/{key}/outcome", post(outcome))
+        .route("/instruments/{key}/wording", get(get_wording).post(load_wording))
+        .route("/instruments/{key}/wording/withdraw", post(withdraw_wording))
         .route("/patients/{id}/assessments", get(patient_assessments).post(record_assessment))
         .route("/patients/{id}/questionnaire-requests", post(send_questionnaire))
         .route("/questionnaire-requests/{id}/cancel", post(cancel_questionnaire))
@@ -1282,4 +1284,127 @@ async fn end_schedule(State(state): State<AppState>, Auth(p): Auth, Path(id): Pa
     let sid = ScheduleId::parse(&id).map_err(|_| not_found())?;
     state.app.end_schedule(&p, sid).await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+// ---------- licensed wording ----------
+
+/// The clinic's licensed wording of an instrument.
+#[derive(Serialize, ToSchema)]
+pub struct WordingDto {
+    /// Instrument key.
+    instrument: String,
+    /// Whether a wording file is loaded.
+    loaded: bool,
+    /// Whether forms use it (`false` when none is loaded or it no longer fits the definition).
+    in_use: bool,
+    /// Why a loaded file no longer fits the instrument's current definition.
+    problems: Vec<String>,
+    /// Language tag.
+    language: Option<String>,
+    /// Rights notice shown under the form.
+    notice: Option<String>,
+    /// The clinic's licence reference.
+    licence_reference: Option<String>,
+    /// Instructions shown above the items.
+    instructions: Option<String>,
+    /// Item texts in published order.
+    items: Vec<ItemWordingDto>,
+    /// Who loaded it.
+    loaded_by: Option<String>,
+    /// When (UTC, RFC 3339).
+    loaded_at: Option<String>,
+    /// Why (licence and reason).
+    reason: Option<String>,
+    /// The wording file as loaded (TOML).
+    content: Option<String>,
+}
+
+/// One item's licensed text.
+#[derive(Serialize, ToSchema)]
+pub struct ItemWordingDto {
+    /// Item key.
+    key: String,
+    /// Text.
+    text: String,
+    /// Answer labels, lowest answer first (empty: the definition's labels).
+    choice_labels: Vec<String>,
+}
+
+/// A wording file to load.
+#[derive(Deserialize, ToSchema)]
+pub struct LoadWordingRequest {
+    /// The wording file's text (TOML; format in docs/wording-format.md).
+    #[serde(default)]
+    content: String,
+    /// The licence and the reason (who granted it, agreement reference).
+    #[serde(default)]
+    reason: String,
+}
+
+/// Why the wording is withdrawn.
+#[derive(Deserialize, ToSchema)]
+pub struct WithdrawWordingRequest {
+    /// Reason.
+    #[serde(default)]
+    reason: String,
+}
+
+async fn wording_dto(state: &AppState, i: &Instrument) -> ApiResult<WordingDto> {
+    let l = state.app.clinic_wording(i).await?;
+    let w = l.as_ref().and_then(|l| l.wording.as_ref());
+    Ok(WordingDto {
+        instrument: i.key.clone(),
+        loaded: l.is_some(),
+        in_use: w.is_some(),
+        problems: l.as_ref().map(|l| l.problems.clone()).unwrap_or_default(),
+        language: w.map(|w| w.language.clone()),
+        notice: w.map(|w| w.notice.clone()),
+        licence_reference: w.and_then(|w| w.licence_reference.clone()),
+        instructions: w.and_then(|w| w.instructions.clone()),
+        items: w
+            .map(|w| {
+                w.items
+                    .iter()
+                    .map(|it| ItemWordingDto { key: it.key.clone(), text: it.text.clone(), choice_labels: it.choice_labels.clone() })
+                    .collect()
+            })
+            .unwrap_or_default(),
+        loaded_by: l.as_ref().map(|l| l.policy.set_by_name.clone()),
+        loaded_at: l.as_ref().map(|l| l.policy.set_at.to_rfc3339()),
+        reason: l.as_ref().map(|l| l.policy.reason.clone()),
+        content: l.map(|l| l.text),
+    })
+}
+
+#[utoipa::path(get, path = "/api/instruments/{key}/wording", params(("key" = String, Path, description = "Instrument key, e.g. gad7")),
+    responses((status = 200, body = WordingDto), (status = 401, body = Problem), (status = 404, body = Problem)), tag = "instruments")]
+async fn get_wording(State(state): State<AppState>, Auth(_p): Auth, Path(key): Path<String>) -> ApiResult<Json<WordingDto>> {
+    let i = instrument(&state, &key)?;
+    Ok(Json(wording_dto(&state, i).await?))
+}
+
+#[utoipa::path(post, path = "/api/instruments/{key}/wording", params(("key" = String, Path)), request_body = LoadWordingRequest,
+    responses((status = 200, body = WordingDto), (status = 403, body = Problem, description = "medical director only"), (status = 404, body = Problem),
+        (status = 422, body = Problem, description = "the file does not fit the instrument: each problem named (item key, notice, language, ...)")),
+    tag = "instruments")]
+async fn load_wording(State(state): State<AppState>, Auth(p): Auth, Path(key): Path<String>, req: Request) -> ApiResult<Json<WordingDto>> {
+    let i = instrument(&state, &key)?;
+    let r: LoadWordingRequest = json(req, &state).await?;
+    state.app.load_wording(&p, &i.key, &r.content, &r.reason).await?;
+    Ok(Json(wording_dto(&state, i).await?))
+}
+
+#[utoipa::path(post, path = "/api/instruments/{key}/wording/withdraw", params(("key" = String, Path)), request_body = WithdrawWordingRequest,
+    responses((status = 200, body = WordingDto), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)),
+    tag = "instruments")]
+async fn withdraw_wording(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    Path(key): Path<String>,
+    req: Request,
+) -> ApiResult<Json<WordingDto>> {
+    let i = instrument(&state, &key)?;
+    let r: WithdrawWordingRequest = json(req, &state).await?;
+    state.app.withdraw_wording(&p, &i.key, &r.reason).await?;
+    Ok(Json(wording_dto(&state, i).await?))
 }

@@ -18,6 +18,7 @@ use ketacare_domain::assessment::{AssessmentInput, DueStatus, ScheduleInput};
 use ketacare_domain::ids::{AlertId, PatientId, RequestId, ScheduleId};
 use ketacare_domain::instrument::{AnswerKind, Direction, Instrument, Respondent, Score};
 use ketacare_domain::validation::FieldErrors;
+use ketacare_domain::wording::Wording;
 use ketacare_knowledge::Knowledge;
 use maud::{html, Markup};
 use rust_decimal::prelude::ToPrimitive;
@@ -39,6 +40,8 @@ pub fn routes() -> Router<AppState> {
         .route("/instruments", get(catalogue))
         .route("/instruments/{key}", get(instrument_page))
         .route("/instruments/{key}/rules", post(set_rule))
+        .route("/instruments/{key}/wording", post(load_wording))
+        .route("/instruments/{key}/wording/withdraw", post(withdraw_wording))
         .route("/q/{token}", get(questionnaire).post(submit_questionnaire))
 }
 
@@ -162,6 +165,7 @@ async fn assessment_form(state: &AppState, p: &Principal, id: &str, values: &Fie
     let k = state.app.knowledge();
     let key = f(values, "instrument");
     let sessions = session_options(state, p, patient).await;
+    let worded = if k.instrument(&key).is_some() { Some(state.app.worded_instrument(&key).await.map_err(ui)?) } else { None };
     Ok(html! {
         h1 { "Record a rating scale" }
         p.muted { (v.demographics.name.display()) " · MRN " (v.demographics.mrn.as_str()) }
@@ -171,7 +175,8 @@ async fn assessment_form(state: &AppState, p: &Principal, id: &str, values: &Fie
                 button.primary type="submit" { "Open the form" }
             }
         } @else {
-            @let inst = k.instrument(&key).unwrap_or(&k.instruments[0]);
+            @let inst = worded.as_ref().map(|(i, _)| i).or(k.instrument(&key)).unwrap_or(&k.instruments[0]);
+            @let wording = worded.as_ref().and_then(|(_, w)| w.as_ref());
             @if !errors.is_empty() {
                 div.alert.alert-error role="alert" {
                     p { strong { "Nothing was saved. Please correct the following:" } }
@@ -183,7 +188,10 @@ async fn assessment_form(state: &AppState, p: &Principal, id: &str, values: &Fie
                 input type="hidden" name="kind" value="assessment";
                 h2 { (inst.name) " · " (inst.title) }
                 @for c in &inst.caveats { p.hint.caveat { (c) } }
-                (assessment_fields(k, &key, values, errors))
+                @if let Some(w) = wording { @if let Some(t) = &w.instructions { p.instructions { (t) } } }
+                input type="hidden" name="instrument" value=(inst.key);
+                (items_markup(inst, values, errors))
+                @if let Some(w) = wording { p.notice.small { (w.notice) } }
                 (input("taken_at", "Taken at (UTC; empty = now)", values, errors, "datetime-local", None))
                 (select("session", "Treatment session", &sessions, values, errors))
                 (select("timepoint", "Time point", &timepoint_options(k), values, errors))
@@ -735,11 +743,12 @@ async fn acknowledge(State(state): State<AppState>, Auth(p): Auth, Path(aid): Pa
 
 async fn catalogue(State(state): State<AppState>, Auth(p): Auth) -> PageResult {
     let k = state.app.knowledge();
+    let wordings = state.app.clinic_wordings().await.map_err(ui)?;
     let body = html! {
         h1 { "Rating scales" }
-        p { "Definitions in force, from the versioned knowledge files. Item wording of licensed instruments is not shipped; only short labels." }
+        p { "Definitions in force, from the versioned knowledge files. Item wording of licensed instruments is not shipped, only short labels; a clinic that holds a licence loads its wording on the instrument's page." }
         table {
-            thead { tr { th { "Instrument" } th { "Filled in by" } th { "Items" } th { "Total" } th { "Version" } } }
+            thead { tr { th { "Instrument" } th { "Filled in by" } th { "Items" } th { "Total" } th { "Version" } th { "Item wording" } } }
             tbody {
                 @for i in &k.instruments {
                     tr {
@@ -748,6 +757,13 @@ async fn catalogue(State(state): State<AppState>, Auth(p): Auth) -> PageResult {
                         td { (i.items.len()) }
                         td { @if i.has_total { (dec(i.total_range().0)) "–" (dec(i.total_range().1)) } @else { "—" } }
                         td { (i.version) }
+                        td { @match wordings.get(&i.key) {
+                            None => span.muted { "short labels" },
+                            Some(l) => @match &l.wording {
+                                Some(w) => { "clinic's licensed wording (" (w.language) ")" },
+                                None => strong.error { "clinic wording no longer fits" },
+                            },
+                        } }
                     }
                 }
             }
@@ -773,11 +789,111 @@ async fn set_rule(State(state): State<AppState>, Auth(p): Auth, Path(key): Path<
     }
 }
 
+async fn load_wording(State(state): State<AppState>, Auth(p): Auth, Path(key): Path<String>, Form(form): Form<Fields>) -> PageResult {
+    check_csrf(&p, &form)?;
+    match state.app.load_wording(&p, &key, &f(&form, "wording"), &f(&form, "wording_reason")).await {
+        Ok(_) => Ok(Redirect::to(&format!("/instruments/{key}#wording")).into_response()),
+        Err(AppError::Validation(e)) => {
+            // Field names from the file (item keys, `notice`, ...) are shown against the text area.
+            let mut shown = FieldErrors::new();
+            for x in e.iter() {
+                let field = if x.field == "reason" { "wording_reason" } else { "wording_file" };
+                let msg =
+                    if x.field == "reason" || x.field == "wording" { x.message.clone() } else { format!("{}: {}", x.field, x.message) };
+                shown.add(field, msg);
+            }
+            let body = instrument_body(&state, &p, &key, &form, &shown).await?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, layout(Some(&p), "Rating scale", body)).into_response())
+        }
+        Err(e) => Err(ui(e)),
+    }
+}
+
+async fn withdraw_wording(State(state): State<AppState>, Auth(p): Auth, Path(key): Path<String>, Form(form): Form<Fields>) -> PageResult {
+    check_csrf(&p, &form)?;
+    match state.app.withdraw_wording(&p, &key, &f(&form, "withdraw_reason")).await {
+        Ok(()) => Ok(Redirect::to(&format!("/instruments/{key}#wording")).into_response()),
+        Err(AppError::Validation(e)) => {
+            let mut shown = FieldErrors::new();
+            for x in e.iter() {
+                shown.add("withdraw_reason", x.message.clone());
+            }
+            let body = instrument_body(&state, &p, &key, &form, &shown).await?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, layout(Some(&p), "Rating scale", body)).into_response())
+        }
+        Err(e) => Err(ui(e)),
+    }
+}
+
+fn wording_section(
+    i: &Instrument,
+    loaded: Option<&ketacare_app::LoadedWording>,
+    p: &Principal,
+    values: &Fields,
+    errors: &FieldErrors,
+) -> Markup {
+    html! {
+        section #wording {
+            h2 { "Licensed wording" }
+            @match loaded {
+                None => p.muted { "No clinic wording is loaded: forms show Ketacare's short item labels. A clinic that holds a licence for " (i.name) " can load its wording here (a TOML wording file; see the documentation for the format)." },
+                Some(l) => {
+                    p { "Loaded by " strong { (l.policy.set_by_name) } " on " (when(l.policy.set_at)) " UTC: " (l.policy.reason) }
+                    @if let Some(w) = &l.wording {
+                        dl {
+                            dt { "Language" } dd { (w.language) }
+                            dt { "Rights notice (shown under the form)" } dd { (w.notice) }
+                            @if let Some(r) = &w.licence_reference { dt { "Licence reference" } dd { (r) } }
+                            @if let Some(t) = &w.instructions { dt { "Instructions" } dd { (t) } }
+                        }
+                        details {
+                            summary { "Item wording in force (" (w.items.len()) " items)" }
+                            ol.wording { @for it in &w.items { li { (it.text) @if !it.choice_labels.is_empty() { br; small.muted { (it.choice_labels.join(" · ")) } } } } }
+                        }
+                    } @else {
+                        div.alert.alert-error role="alert" {
+                            p { strong { "The loaded wording no longer fits this definition (version " (i.version) "), so forms show the short labels. Load a corrected file:" } }
+                            ul { @for pr in &l.problems { li { (pr) } } }
+                        }
+                    }
+                }
+            }
+            @if p.can(Permission::ManagePolicy) {
+                form.card method="post" action=(format!("/instruments/{}/wording", i.key)) {
+                    (csrf(p))
+                    @let file_errors: Vec<&str> = errors.iter().filter(|e| e.field == "wording_file").map(|e| e.message.as_str()).collect();
+                    @if !file_errors.is_empty() {
+                        div.alert.alert-error role="alert" #wording-errors {
+                            p { strong { "Nothing was loaded. The file has " (file_errors.len()) " problem" (if file_errors.len() == 1 { "" } else { "s" }) ":" } }
+                            ul { @for m in &file_errors { li { (m) } } }
+                        }
+                    }
+                    (textarea("wording", "Wording file (TOML): paste the whole file", values, errors))
+                    (textarea("wording_reason", "Licence and reason (who granted it, agreement reference)", values, errors))
+                    button.primary type="submit" { "Check and load wording" }
+                }
+                @if loaded.is_some() {
+                    form.card method="post" action=(format!("/instruments/{}/wording/withdraw", i.key)) {
+                        (csrf(p))
+                        (textarea("withdraw_reason", "Why withdraw the wording", values, errors))
+                        button type="submit" { "Withdraw wording" }
+                    }
+                }
+            }
+        }
+    }
+}
+
 async fn instrument_body(state: &AppState, p: &Principal, key: &str, values: &Fields, errors: &FieldErrors) -> Result<Markup, WebError> {
     let k = state.app.knowledge();
     let i = k.instrument(key).ok_or_else(|| ui(AppError::NotFound))?;
     let rules = state.app.rules_in_force(i).await.map_err(ui)?;
     let policies = state.app.instrument_policies(i).await.map_err(ui)?;
+    let loaded = state.app.clinic_wording(i).await.map_err(ui)?;
+    let mut rule_errors = FieldErrors::new();
+    for e in errors.iter().filter(|e| !e.field.starts_with("wording") && !e.field.starts_with("withdraw")) {
+        rule_errors.add(&e.field, e.message.clone());
+    }
     let mut fields: Vec<(String, String)> = Vec::new();
     if i.default_rules.response.is_some() {
         fields.push(("response_percent".into(), "Response: percent improvement".into()));
@@ -834,7 +950,7 @@ async fn instrument_body(state: &AppState, p: &Principal, key: &str, values: &Fi
                     tbody { @for pv in &policies { tr { td { (pv.key) } td { (pv.value.as_deref().unwrap_or("default")) } td { (pv.set_by_name) } td { (when(pv.set_at)) } td { (pv.reason) } } } } }
             }
             @if p.can(Permission::ManagePolicy) && !fields.is_empty() {
-                (error_summary(errors))
+                (error_summary(&rule_errors))
                 form.card method="post" action=(format!("/instruments/{}/rules", i.key)) {
                     (csrf(p))
                     (select("field", "Rule", &fields, values, errors))
@@ -844,6 +960,7 @@ async fn instrument_body(state: &AppState, p: &Principal, key: &str, values: &Fi
                 }
             }
         }
+        (wording_section(i, loaded.as_ref(), p, values, errors))
     };
     Ok(body)
 }
@@ -878,10 +995,11 @@ fn link_problem(p: LinkProblem) -> Response {
     (status, patient_layout("Questionnaire", html! { h1 { "Questionnaire" } p.notice { (p.message()) } })).into_response()
 }
 
-fn questionnaire_form(token: &str, inst: &Instrument, values: &Fields, errors: &FieldErrors) -> Markup {
+fn questionnaire_form(token: &str, inst: &Instrument, wording: Option<&Wording>, values: &Fields, errors: &FieldErrors) -> Markup {
     html! {
         h1 { (inst.name) }
         p { (inst.title) }
+        @if let Some(t) = wording.and_then(|w| w.instructions.as_ref()) { p.instructions { (t) } }
         p.hint { "Choose one answer for each question, then press Send. Your answers go to your clinic only." }
         @if !errors.is_empty() {
             div.alert.alert-error role="alert" {
@@ -893,13 +1011,17 @@ fn questionnaire_form(token: &str, inst: &Instrument, values: &Fields, errors: &
             (items_markup(inst, values, errors))
             button.primary.big type="submit" { "Send" }
         }
+        @if let Some(w) = wording { p.notice.small lang=(w.language) { (w.notice) } }
     }
 }
 
 async fn questionnaire(State(state): State<AppState>, Path(token): Path<String>) -> Response {
     match state.app.open_questionnaire(&token).await {
-        Ok(q) => patient_layout(&q.instrument.name, questionnaire_form(&token, &q.instrument, &Fields::new(), &FieldErrors::new()))
-            .into_response(),
+        Ok(q) => patient_layout(
+            &q.instrument.name,
+            questionnaire_form(&token, &q.instrument, q.wording.as_ref(), &Fields::new(), &FieldErrors::new()),
+        )
+        .into_response(),
         Err(p) => link_problem(p),
     }
 }
@@ -917,7 +1039,7 @@ async fn submit_questionnaire(State(state): State<AppState>, Path(token): Path<S
         )
         .into_response(),
         Ok(Err(errors)) => match state.app.open_questionnaire(&token).await {
-            Ok(q) => (StatusCode::UNPROCESSABLE_ENTITY, patient_layout(&q.instrument.name, questionnaire_form(&token, &q.instrument, &form, &errors))).into_response(),
+            Ok(q) => (StatusCode::UNPROCESSABLE_ENTITY, patient_layout(&q.instrument.name, questionnaire_form(&token, &q.instrument, q.wording.as_ref(), &form, &errors))).into_response(),
             Err(p) => link_problem(p),
         },
         Err(p) => link_problem(p),

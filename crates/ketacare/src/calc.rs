@@ -1,4 +1,4 @@
-//! Command-line calculators: `ketacare score` and `ketacare outcome`. They use the same
+//! Command-line calculators: `ketacare score`, `ketacare outcome` and `ketacare wording check`. They use the same
 //! knowledge files and domain rules as the server and need no database.
 
 use ketacare_domain::instrument::{AnswerKind, Instrument, Outcome, Score};
@@ -198,9 +198,64 @@ pub fn outcome(k: &Knowledge, key: &str, baseline: &str, current: &str, as_json:
     Ok(out)
 }
 
+/// Checks a clinic's wording file against its instrument (named in the file).
+pub fn check_wording(k: &Knowledge, text: &str, as_json: bool) -> Result<String, String> {
+    let input = ketacare_knowledge::wording::parse_wording_input(text).map_err(|e| errors_text(&e))?;
+    let inst = k.instrument(input.instrument.trim()).ok_or_else(|| format!("instrument: {}", unknown(k, input.instrument.trim())))?;
+    let w = inst.check_wording(&input).map_err(|e| {
+        let lines: Vec<String> = e.iter().map(|x| format!("{}: {}", x.field, x.message)).collect();
+        format!(
+            "the wording file does not fit {} ({} problem{}):\n  {}",
+            inst.name,
+            lines.len(),
+            if lines.len() == 1 { "" } else { "s" },
+            lines.join("\n  ")
+        )
+    })?;
+    if as_json {
+        let items: Vec<Value> = w.items.iter().map(|i| json!({"key": i.key, "text": i.text, "choice_labels": i.choice_labels})).collect();
+        return Ok(serde_json::to_string_pretty(&json!({
+            "instrument": w.instrument, "valid": true, "language": w.language, "notice": w.notice,
+            "licence_reference": w.licence_reference, "instructions": w.instructions, "items": items,
+        }))
+        .unwrap_or_default());
+    }
+    let mut out = format!("{}: the wording file fits ({} items, language {}).\n", inst.name, w.items.len(), w.language);
+    if let Some(t) = &w.instructions {
+        out.push_str(&format!("Instructions: {t}\n"));
+    }
+    let worded = inst.with_wording(&w);
+    for (n, item) in worded.items.iter().enumerate() {
+        let labels: Vec<String> = item.choices().iter().filter_map(|c| item.choice_label(*c).map(|l| format!("{c} {l}"))).collect();
+        out.push_str(&format!(
+            "{:>3}. {}{}\n",
+            n + 1,
+            item.label,
+            if labels.is_empty() { String::new() } else { format!("  [{}]", labels.join(" | ")) }
+        ));
+    }
+    out.push_str(&format!("Notice: {}\n", w.notice));
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wording_check_accepts_the_example_and_names_each_problem() {
+        let k = Knowledge::load().unwrap();
+        let ok = ketacare_knowledge::wording::GAD7_EXAMPLE;
+        let v: Value = serde_json::from_str(&check_wording(&k, ok, true).unwrap()).unwrap();
+        assert_eq!((v["instrument"].as_str(), v["valid"].as_bool()), (Some("gad7"), Some(true)));
+        assert_eq!(v["items"].as_array().unwrap().len(), 7);
+        assert!(check_wording(&k, ok, false).unwrap().contains("7. Feeling afraid, as if something awful might happen"));
+        let bad = ok.replace("key = \"q7\"", "key = \"q9\"");
+        let e = check_wording(&k, &bad, false).unwrap_err();
+        assert!(e.contains("\"q9\" is not an item of GAD-7") && e.contains("q7: GAD-7 item 7 (q7) has no text"), "{e}");
+        let e = check_wording(&k, &ok.replace("\"gad7\"", "\"gad8\""), false).unwrap_err();
+        assert!(e.starts_with("instrument: unknown instrument \"gad8\""), "{e}");
+    }
 
     #[test]
     fn scores_and_compares_as_documented() {

@@ -87,6 +87,26 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Licensed item wording of a rating scale (a clinic's wording file).
+    Wording {
+        #[command(subcommand)]
+        command: WordingCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum WordingCommand {
+    /// Check a wording file against its instrument and print what forms would show. Stores
+    /// nothing; load the file in the web UI or with POST /api/instruments/{key}/wording.
+    ///
+    /// Example: ketacare wording check docs/examples/gad7-wording.toml
+    Check {
+        /// The wording file (TOML; format in docs/wording-format.md).
+        file: PathBuf,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -204,6 +224,12 @@ async fn run() -> anyhow::Result<()> {
         Command::Outcome { instrument, baseline, current, json } => {
             let k = ketacare_knowledge::Knowledge::load().context("loading the clinical knowledge files")?;
             out(&calc::outcome(&k, instrument, baseline, current, *json).map_err(|e| anyhow::anyhow!(e))?);
+            Ok(())
+        }
+        Command::Wording { command: WordingCommand::Check { file, json } } => {
+            let k = ketacare_knowledge::Knowledge::load().context("loading the clinical knowledge files")?;
+            let text = std::fs::read_to_string(file).with_context(|| format!("reading the wording file {}", file.display()))?;
+            out(&calc::check_wording(&k, &text, *json).map_err(|e| anyhow::anyhow!(e))?);
             Ok(())
         }
         Command::Demo { port, data_dir } => demo(*port, data_dir).await,

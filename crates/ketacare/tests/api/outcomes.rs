@@ -15,9 +15,10 @@ http_tests!(
     questionnaire_link_is_revealed_once_and_never_listed,
     schedules_are_created_listed_due_and_ended,
     openapi_documents_every_outcome_route_and_each_needs_credentials,
+    licensed_wording_is_checked_loaded_shown_on_forms_and_withdrawn,
 );
 
-const OUTCOME_ROUTES: [(&str, &str); 13] = [
+const OUTCOME_ROUTES: [(&str, &str); 16] = [
     ("GET", "/api/instruments"),
     ("GET", "/api/instruments/{key}"),
     ("POST", "/api/instruments/{key}/score"),
@@ -31,6 +32,9 @@ const OUTCOME_ROUTES: [(&str, &str); 13] = [
     ("GET", "/api/patients/{id}/schedules"),
     ("POST", "/api/patients/{id}/schedules"),
     ("POST", "/api/schedules/{id}/end"),
+    ("GET", "/api/instruments/{key}/wording"),
+    ("POST", "/api/instruments/{key}/wording"),
+    ("POST", "/api/instruments/{key}/wording/withdraw"),
 ];
 
 fn ids(list: &Value) -> Vec<String> {
@@ -669,4 +673,88 @@ async fn openapi_documents_every_outcome_route_and_each_needs_credentials(app: &
         r.assert_status(401, &format!("{m} {url} anonymous"));
         assert_eq!(r.json()["error"], "unauthenticated");
     }
+}
+
+const GAD7_WORDING: &str = include_str!("../../../../docs/examples/gad7-wording.toml");
+
+async fn licensed_wording_is_checked_loaded_shown_on_forms_and_withdrawn(app: &TestApp) {
+    let director = app.login(Role::MedicalDirector).await;
+    let nurse = app.login(Role::Nurse).await;
+    let url = "/api/instruments/gad7/wording";
+    let none = nurse.get(url).await;
+    none.assert_status(200, "GET wording");
+    assert_eq!(none.json()["loaded"], false);
+
+    // Only the medical director loads wording.
+    let r = nurse.post_json(url, &json!({"content": GAD7_WORDING, "reason": "public domain"})).await;
+    r.assert_status(403, "nurse loads wording");
+
+    // A file that does not fit is refused whole, naming every problem.
+    let broken = GAD7_WORDING.replace("key = \"q7\"", "key = \"q8\"").replace("choice_labels = [\"Not at all\", ", "choice_labels = [");
+    let r = director.post_json(url, &json!({"content": broken, "reason": ""})).await;
+    r.assert_status(422, "broken wording");
+    let fields = r.problem_fields();
+    for f in ["items[6].key", "q7", "q1", "reason"] {
+        assert!(fields.contains(&f.to_owned()), "{f} named: {fields:?}");
+    }
+    assert!(r.field_message("q1").contains("needs 4 answer labels"), "{}", r.field_message("q1"));
+    assert!(
+        r.field_message("items[6].key").contains("q1 to q7") || r.field_message("items[6].key").contains("q1, q2"),
+        "{}",
+        r.field_message("items[6].key")
+    );
+    let r = director.post_json(url, &json!({"content": "instrument = ", "reason": "licence 42"})).await;
+    r.assert_status(422, "not TOML");
+    assert!(r.field_message("wording").contains("line 1"), "{}", r.field_message("wording"));
+    assert_eq!(nurse.get(url).await.json()["loaded"], false, "nothing half-loaded");
+
+    let r =
+        director.post_json(url, &json!({"content": GAD7_WORDING, "reason": "Public domain (PHQ screeners site); no licence needed"})).await;
+    r.assert_status(200, "load wording");
+    let w = r.json();
+    assert_eq!((w["loaded"].as_bool(), w["in_use"].as_bool()), (Some(true), Some(true)));
+    assert_eq!(w["items"].as_array().unwrap().len(), 7);
+    assert_eq!(w["items"][6]["text"], "Feeling afraid, as if something awful might happen");
+    assert_eq!(w["loaded_by"], "mira.director");
+    assert!(w["instructions"].as_str().unwrap().contains("2 weeks"));
+
+    // The patient's link shows the wording, instructions and the rights notice; scoring is unchanged.
+    let pid = register(&nurse, "MB-0101", "Treloar", "Bryher", "1980-02-11", "female").await;
+    let sent = nurse.post_json(&format!("/api/patients/{pid}/questionnaire-requests"), &json!({"instrument": "gad7"})).await.json();
+    let link = sent["link_path"].as_str().unwrap().to_owned();
+    let page = app.anon().get(&link).await;
+    page.assert_status(200, "open link");
+    assert!(page.text.contains("Feeling afraid, as if something awful might happen"), "licensed text on the patient page");
+    assert!(page.text.contains("Over the last 2 weeks, how often have you been bothered"), "instructions");
+    assert!(page.text.contains("No permission required to reproduce"), "rights notice");
+    // The staff form shows it too.
+    let form = nurse.get(&format!("/patients/{pid}/assessments/new?instrument=gad7")).await;
+    assert!(form.text.contains("Feeling nervous, anxious, or on edge"), "staff form worded");
+    // Other instruments keep their labels.
+    let phq = nurse.get(&format!("/patients/{pid}/assessments/new?instrument=phq9")).await;
+    assert!(!phq.text.contains("No permission required to reproduce"));
+
+    // The rules in force are unaffected; the audit trail records the change.
+    let d = nurse.get("/api/instruments/gad7").await.json();
+    assert_eq!(d["rules"]["response"]["percent"], "50");
+    let audit = director.get("/api/audit?user=mira.director&action=U").await;
+    audit.assert_status(200, "audit search");
+    let entries = audit.json();
+    let e = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["entity_id"] == "instrument.gad7.wording")
+        .unwrap_or_else(|| panic!("audited: {entries}"));
+    assert!(e["detail"].as_str().unwrap().contains("characters"), "the file is recorded by size, not copied: {e}");
+
+    // Withdrawal needs a reason, then forms return to the labels; the history keeps who and why.
+    director.post_json(&format!("{url}/withdraw"), &json!({"reason": ""})).await.assert_status(422, "withdraw without reason");
+    let r = director.post_json(&format!("{url}/withdraw"), &json!({"reason": "licence ended"})).await;
+    r.assert_status(200, "withdraw");
+    assert_eq!(r.json()["loaded"], false);
+    let page = app.anon().get(&link).await;
+    assert!(!page.text.contains("No permission required to reproduce"), "labels again after withdrawal");
+    director.post_json(&format!("{url}/withdraw"), &json!({"reason": "again"})).await.assert_status(422, "nothing to withdraw");
+    nurse.get("/api/instruments/nope/wording").await.assert_status(404, "unknown instrument");
 }
