@@ -15,6 +15,8 @@
 //!   and the reliable change index.
 //! - [`assessment`]: administrations, time points, schedules and what is due, questionnaire
 //!   requests and safety alerts.
+//! - [`screening`]: eligibility for ketamine therapy: treatment resistance, contraindications,
+//!   interactions, baseline severity, blood pressure, liver tests and missing data, to a verdict.
 //! - [`access`]: roles, permissions and the de-identified view.
 //! - [`audit`]: the audit entry model (mirrors FHIR AuditEvent).
 //! - [`wording`]: a clinic's licensed item wording, checked against its instrument.
@@ -30,5 +32,6 @@ pub mod ids;
 pub mod instrument;
 pub mod patient;
 pub mod record;
+pub mod screening;
 pub mod validation;
 pub mod wording;

@@ -6,6 +6,7 @@
 //! crate does no IO; a knowledge file that does not parse is a build-time bug caught by the tests.
 
 pub mod instruments;
+pub mod screening;
 pub mod wording;
 
 use ketacare_domain::anthropometry::AnthropometryPolicy;
@@ -14,6 +15,7 @@ use ketacare_domain::coding::{CodeSystem, Coding};
 use ketacare_domain::instrument::Instrument;
 use ketacare_domain::patient::AgeLimits;
 use ketacare_domain::record::DiagnosisChoice;
+use ketacare_domain::screening::ScreeningRules;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -68,6 +70,9 @@ pub struct SourcedValue {
     /// Whether it is clinic policy (reviewable default) rather than a constant.
     #[serde(default)]
     pub policy: bool,
+    /// Whether the sources do not confirm it (shown as UNVERIFIED).
+    #[serde(default)]
+    pub unverified: bool,
     /// Where it comes from.
     pub source: String,
 }
@@ -94,6 +99,9 @@ struct DiagnosisEntry {
     display: String,
     icd10: Option<String>,
     caveat: Option<String>,
+    /// Other names that mean this diagnosis (for the screening).
+    #[serde(default)]
+    names: Vec<String>,
     source: String,
 }
 
@@ -160,6 +168,7 @@ fn assessment_timing() -> Result<(AssessmentTiming, ValueTable), KnowledgeError>
                     t.offset_minutes, t.window_before_minutes, t.window_after_minutes
                 ),
                 policy: true,
+                unverified: false,
                 source: t.source.clone(),
             },
         );
@@ -233,6 +242,10 @@ pub struct Knowledge {
     pub assessment_timing: AssessmentTiming,
     /// Rating instruments, in catalogue order.
     pub instruments: Vec<Instrument>,
+    /// Screening rules: conditions, interactions, treatment resistance, eligibility limits.
+    pub screening: ScreeningRules,
+    /// Versions and titles of the screening files.
+    pub screening_files: screening::ScreeningFiles,
     common_passwords: Vec<&'static str>,
 }
 
@@ -287,15 +300,22 @@ impl Knowledge {
         }
         let _ = dfile.title;
         let (assessment_timing, timing_table) = assessment_timing()?;
+        let instruments = instruments::load_instruments()?;
+        let diagnosis_names: BTreeMap<String, String> = dfile.diagnosis.iter().map(|d| (d.key.clone(), d.names.join(";"))).collect();
+        let min_age_source = pat.values.get("minimum_age_years").map(|v| v.source.clone()).unwrap_or_default();
+        let (screening, screening_files, eligibility_table) =
+            screening::load_screening(&diagnoses, &diagnosis_names, (&age_limits, &min_age_source), &instruments)?;
         let common_passwords = COMMON_PASSWORDS.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
         Ok(Self {
             anthropometry,
             age_limits,
             diagnoses,
-            tables: vec![anth, pat, timing_table],
+            tables: vec![anth, pat, timing_table, eligibility_table],
             diagnoses_version: dfile.version,
             diagnosis_sources,
-            instruments: instruments::load_instruments()?,
+            instruments,
+            screening,
+            screening_files,
             assessment_timing,
             common_passwords,
         })

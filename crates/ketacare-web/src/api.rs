@@ -254,7 +254,7 @@ pub struct VoidRequest {
 }
 
 /// A number given as JSON number or text.
-#[derive(Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(untagged)]
 pub enum NumberOrText {
     /// Number.

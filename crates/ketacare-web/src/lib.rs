@@ -19,6 +19,7 @@ pub mod extract;
 mod forms;
 mod outcomes;
 mod pages;
+pub mod screening_doc;
 mod views;
 
 use axum::extract::{Request, State};

@@ -1,4 +1,5 @@
-//! Command-line calculators: `ketacare score`, `ketacare outcome` and `ketacare wording check`. They use the same
+//! Command-line calculators: `ketacare score`, `ketacare outcome`, `ketacare screen` and
+//! `ketacare wording check`. They use the same
 //! knowledge files and domain rules as the server and need no database.
 
 use ketacare_domain::instrument::{AnswerKind, Instrument, Outcome, Score};
@@ -238,9 +239,138 @@ pub fn check_wording(k: &Knowledge, text: &str, as_json: bool) -> Result<String,
     Ok(out)
 }
 
+/// Screens an intake document (JSON, `docs/intake.schema.json`).
+pub fn screen(k: &Knowledge, text: &str, as_json: bool) -> Result<String, String> {
+    use ketacare_domain::screening::Severity;
+    let intake = ketacare_web::screening_doc::parse_intake_json(text, k).map_err(|e| {
+        let lines: Vec<String> = e.iter().map(|x| format!("{}: {}", x.field, x.message)).collect();
+        format!("the intake has {} problem{}:\n  {}", lines.len(), if lines.len() == 1 { "" } else { "s" }, lines.join("\n  "))
+    })?;
+    let s = ketacare_domain::screening::screen(&intake, &k.screening, &[]);
+    if as_json {
+        let dto = ketacare_web::screening_doc::ScreeningDto::new(&s, &k.screening.version);
+        return Ok(serde_json::to_string_pretty(&dto).unwrap_or_default());
+    }
+    let mut out = format!("Verdict: {} ({})\n", s.verdict.label(), s.verdict.code());
+    for sev in [Severity::Exclusion, Severity::Review, Severity::Caution, Severity::Info] {
+        let fs: Vec<_> = s.findings.iter().filter(|f| f.severity == sev).collect();
+        if fs.is_empty() {
+            continue;
+        }
+        out.push_str(&format!("\n{} ({}):\n", sev.label(), fs.len()));
+        for f in fs {
+            out.push_str(&format!("- {}{}\n", f.title, if f.unverified { " [UNVERIFIED]" } else { "" }));
+            out.push_str(&format!("    because: {}\n", f.trigger));
+            if !f.effect.is_empty() {
+                out.push_str(&format!("    why it matters: {}\n", f.effect));
+            }
+            if f.action != "None." {
+                out.push_str(&format!("    do: {}\n", f.action));
+            }
+            if let Some(c) = &f.conflict {
+                out.push_str(&format!("    sources conflict: {c}\n"));
+            }
+            out.push_str(&format!("    source: {}\n", f.source));
+        }
+    }
+    if !s.trials.is_empty() {
+        out.push_str(&format!("\nPrior trials ({}):\n", s.resistance_definition));
+        for t in &s.trials {
+            out.push_str(&format!("- {} [{}]: {}\n", t.name, t.status.code(), t.explanation));
+        }
+    }
+    Ok(out)
+}
+
+/// The conditions and medicines the screening knows (`ketacare screen --list`).
+pub fn screening_lists(k: &Knowledge, as_json: bool) -> String {
+    let r = &k.screening;
+    if as_json {
+        let conditions: Vec<Value> = r
+            .conditions
+            .iter()
+            .map(|c| json!({"key": c.key, "label": c.label, "synonyms": c.synonyms, "grade": c.grade.code(), "grade_if_controlled": c.grade_if_controlled.map(|g| g.code()), "unverified": c.unverified}))
+            .collect();
+        let interactions: Vec<Value> = r
+            .interactions
+            .iter()
+            .map(|i| json!({"key": i.key, "class": i.class, "grade": i.grade.code(), "unverified": i.unverified, "members": i.members.iter().map(|m| json!({"name": m.name, "rxnorm": m.rxnorm, "brands": m.brands})).collect::<Vec<_>>()}))
+            .collect();
+        let none: Vec<&str> = r.no_interaction.iter().map(|m| m.name.as_str()).collect();
+        return serde_json::to_string_pretty(
+            &json!({"version": r.version, "conditions": conditions, "interactions": interactions, "no_listed_interaction": none}),
+        )
+        .unwrap_or_default();
+    }
+    let mut out = format!("Screening knowledge ({})\n\nConditions (key: label [grade]):\n", r.version);
+    for c in &r.conditions {
+        let g = match c.grade_if_controlled {
+            Some(gc) => format!("{}; {} when controlled", c.grade.code(), gc.code()),
+            None => c.grade.code().to_owned(),
+        };
+        out.push_str(&format!("  {}: {} [{g}]{}\n", c.key, c.label, if c.unverified { " UNVERIFIED" } else { "" }));
+    }
+    out.push_str("\nInteractions (class [grade]: medicines):\n");
+    for i in &r.interactions {
+        let m: Vec<String> = i.members.iter().map(|m| m.name.clone()).collect();
+        out.push_str(&format!("  {} [{}]{}: {}\n", i.class, i.grade.code(), if i.unverified { " UNVERIFIED" } else { "" }, m.join(", ")));
+    }
+    let none: Vec<&str> = r.no_interaction.iter().map(|m| m.name.as_str()).collect();
+    out.push_str(&format!("\nNo listed interaction: {}\n", none.join(", ")));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const EXAMPLE_INTAKE: &str = include_str!("../../../docs/examples/intake.json");
+
+    #[test]
+    fn screen_gives_the_verdict_and_findings_and_names_bad_fields() {
+        let k = Knowledge::load().unwrap();
+        let v: Value = serde_json::from_str(&screen(&k, EXAMPLE_INTAKE, true).unwrap()).unwrap();
+        assert_eq!(v["verdict"], "eligible_with_cautions");
+        let codes: Vec<&str> = v["findings"].as_array().unwrap().iter().map(|f| f["code"].as_str().unwrap()).collect();
+        for c in ["interaction:lamotrigine", "interaction:benzodiazepines", "condition:hypertension", "resistance:met"] {
+            assert!(codes.contains(&c), "{c} in {codes:?}");
+        }
+        assert_eq!(v["findings"][0]["severity"], "caution");
+        assert!(v["findings"][0]["source"].as_str().unwrap().len() > 20);
+        assert_eq!(v["trials"].as_array().unwrap().len(), 3);
+        let psychosis = EXAMPLE_INTAKE.replace(r#""conditions": ["#, r#""conditions": ["schizophrenia", "#);
+        let v: Value = serde_json::from_str(&screen(&k, &psychosis, true).unwrap()).unwrap();
+        assert_eq!(v["verdict"], "not_eligible");
+        let text = screen(&k, EXAMPLE_INTAKE, false).unwrap();
+        assert!(text.starts_with("Verdict: Eligible with cautions (eligible_with_cautions)"), "{text}");
+        assert!(
+            text.contains("sertraline [adequate_failure]: adequate (12 weeks); HAM-A 27 -> 22 is a 18.5 % reduction, below 50 %"),
+            "{text}"
+        );
+        // Bad input: every field named with what is accepted; unknown keys and names refused or reported.
+        let bad = r#"{"weight_kg": "176 lb", "bp_systolic": 80, "bp_diastolic": 120, "sex": "f", "baseline_ratings": {"hamd": 20}, "prior_treatments": [{"kind": "drug", "name": "x"}]}"#;
+        let e = screen(&k, bad, false).unwrap_err();
+        for f in [
+            "weight_kg: must be a number in kg (kilograms, not pounds)",
+            "bp_diastolic: must be below the systolic",
+            "sex: must be female, male, other or unknown",
+            "baseline_ratings.hamd:",
+            "prior_treatments[0].kind: must be pharmacological or psychotherapy",
+        ] {
+            assert!(e.contains(f), "{f} in {e}");
+        }
+        let e = screen(&k, r#"{"wieght_kg": 70}"#, false).unwrap_err();
+        assert!(e.contains("unknown field `wieght_kg`"), "{e}");
+        let v: Value =
+            serde_json::from_str(&screen(&k, r#"{"medications": ["Zorbex 5 mg"], "conditions": ["levitation"]}"#, true).unwrap()).unwrap();
+        let titles: Vec<&str> = v["findings"].as_array().unwrap().iter().map(|f| f["title"].as_str().unwrap()).collect();
+        assert!(
+            titles.contains(&"Medicine not recognised: Zorbex 5 mg") && titles.contains(&"Condition not recognised: levitation"),
+            "{titles:?}"
+        );
+        let lists = screening_lists(&k, false);
+        assert!(lists.contains("psychosis: Psychotic disorder") && lists.contains("Benzodiazepines [caution]"), "{lists}");
+    }
 
     #[test]
     fn wording_check_accepts_the_example_and_names_each_problem() {

@@ -87,6 +87,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Screen a candidate for ketamine therapy: verdict (eligible, eligible_with_cautions,
+    /// needs_review, not_eligible) and findings with their sources. No database.
+    ///
+    /// The intake format is documented in docs/intake.schema.json; an example is
+    /// docs/examples/intake.json. Example: ketacare screen --input intake.json --json
+    Screen {
+        /// The intake file (JSON); `-` reads standard input.
+        #[arg(long, required_unless_present = "list")]
+        input: Option<PathBuf>,
+        /// List the conditions and medicines the screening knows, with their grades.
+        #[arg(long)]
+        list: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Licensed item wording of a rating scale (a clinic's wording file).
     Wording {
         #[command(subcommand)]
@@ -230,6 +246,21 @@ async fn run() -> anyhow::Result<()> {
             let k = ketacare_knowledge::Knowledge::load().context("loading the clinical knowledge files")?;
             let text = std::fs::read_to_string(file).with_context(|| format!("reading the wording file {}", file.display()))?;
             out(&calc::check_wording(&k, &text, *json).map_err(|e| anyhow::anyhow!(e))?);
+            Ok(())
+        }
+        Command::Screen { input, json, list } => {
+            let k = ketacare_knowledge::Knowledge::load().context("loading the clinical knowledge files")?;
+            if *list {
+                out(&calc::screening_lists(&k, *json));
+                return Ok(());
+            }
+            let input = input.as_ref().context("--input is required")?;
+            let text = if input.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin()).context("reading the intake from standard input")?
+            } else {
+                std::fs::read_to_string(input).with_context(|| format!("reading the intake file {}", input.display()))?
+            };
+            out(&calc::screen(&k, &text, *json).map_err(|e| anyhow::anyhow!(e))?);
             Ok(())
         }
         Command::Demo { port, data_dir } => demo(*port, data_dir).await,
