@@ -25,6 +25,12 @@ pub enum RecordInput {
     Observation(ObservationInput),
     /// Administration of a rating instrument.
     Assessment(ketacare_domain::assessment::AssessmentInput),
+    /// A treatment tried before.
+    PriorTreatment(ketacare_domain::screening::PriorTreatmentInput),
+    /// A comorbid condition or status.
+    Condition(ketacare_domain::screening::ConditionInput),
+    /// A screening verdict: signed on the screening page only, never typed as a record.
+    Screening,
 }
 
 impl RecordInput {
@@ -36,6 +42,9 @@ impl RecordInput {
             RecordInput::Encounter(_) => RecordKind::Encounter,
             RecordInput::Observation(_) => RecordKind::Observation,
             RecordInput::Assessment(_) => RecordKind::Assessment,
+            RecordInput::PriorTreatment(_) => RecordKind::PriorTreatment,
+            RecordInput::Condition(_) => RecordKind::Condition,
+            RecordInput::Screening => RecordKind::Screening,
         }
     }
 }
@@ -78,6 +87,11 @@ impl App {
                 ClinicalRecord::Observation(obs)
             }
             RecordInput::Assessment(_) => return Err(AppError::Internal("assessments are validated by record_assessment".into())),
+            RecordInput::PriorTreatment(t) => ClinicalRecord::PriorTreatment(t.validate()?),
+            RecordInput::Condition(c) => ClinicalRecord::Condition(c.validate(&self.knowledge.screening)?),
+            RecordInput::Screening => {
+                return Err(FieldErrors::single("kind", "a screening verdict is signed on the patient's screening page (or POST /api/patients/{id}/screening/sign), not entered as a record").into())
+            }
         })
     }
 

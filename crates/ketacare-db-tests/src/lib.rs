@@ -82,10 +82,19 @@ impl Drop for TestDb {
 
 /// A fresh, migrated SQLite database in a temporary directory.
 pub async fn fresh_sqlite() -> TestDb {
+    fresh_sqlite_at(None).await
+}
+
+/// A fresh SQLite database migrated up to `schema` only (`None`: every shipped migration),
+/// for upgrade tests; `store().migrate()` then brings it to the latest schema.
+pub async fn fresh_sqlite_at(schema: Option<i64>) -> TestDb {
     let dir = tempfile::tempdir().expect("temporary directory");
     let url = format!("sqlite://{}", dir.path().join("ketacare.db").display());
     let store = SqliteStore::open(&url).await.expect("open sqlite");
-    store.migrate().await.expect("migrate sqlite");
+    match schema {
+        Some(v) => store.migrate_to(v).await.expect("migrate sqlite to the older schema"),
+        None => store.migrate().await.expect("migrate sqlite"),
+    }
     TestDb { store: Arc::new(store), url, cleanup: Cleanup::Sqlite(dir) }
 }
 
@@ -98,6 +107,11 @@ pub fn postgres_required() -> bool {
 ///
 /// Panics when a server is configured but unreachable, or when one is required and not configured.
 pub async fn fresh_postgres() -> Option<TestDb> {
+    fresh_postgres_at(None).await
+}
+
+/// A fresh PostgreSQL database migrated up to `schema` only (`None`: all); see [`fresh_sqlite_at`].
+pub async fn fresh_postgres_at(schema: Option<i64>) -> Option<TestDb> {
     let admin_url = match std::env::var(PG_URL_VAR) {
         Ok(u) if !u.trim().is_empty() => u,
         _ => {
@@ -119,7 +133,10 @@ pub async fn fresh_postgres() -> Option<TestDb> {
         _ => format!("{}/{name}", admin_url.trim_end_matches('/')),
     };
     let store = PgStore::open(&url).await.expect("open postgres test database");
-    store.migrate().await.expect("migrate postgres");
+    match schema {
+        Some(v) => store.migrate_to(v).await.expect("migrate postgres to the older schema"),
+        None => store.migrate().await.expect("migrate postgres"),
+    }
     Some(TestDb { store: Arc::new(store), url, cleanup: Cleanup::Postgres { admin_url, name } })
 }
 

@@ -13,6 +13,10 @@ use ketacare_domain::coding::{CodeSystem, Coding};
 use ketacare_domain::ids::{AlertId, PatientId, RecordId, RequestId, ScheduleId, SessionId, TokenId, UserId, VersionId};
 use ketacare_domain::patient::{Contact, DateOfBirth, Demographics, EmergencyContact, Mrn, PersonName, Sex};
 use ketacare_domain::record::*;
+use ketacare_domain::screening::{
+    Acceptance, Category, ConditionRecord, Finding, PriorTreatment, PriorTreatmentRecord, ResistanceStatus, ScreeningRecord, Severity,
+    TreatmentKind, TrialJudgement, TrialStatus, Verdict,
+};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -107,6 +111,65 @@ enum RecordJson {
         request: Option<String>,
         note: Option<String>,
     },
+    PriorTreatment {
+        treatment_kind: String,
+        name: String,
+        dose: Option<String>,
+        weeks: Option<Decimal>,
+        adequate: Option<bool>,
+        instrument: Option<String>,
+        baseline: Option<Decimal>,
+        final_score: Option<Decimal>,
+        stop_reason: Option<String>,
+    },
+    Condition {
+        condition: String,
+        present: bool,
+        controlled: Option<bool>,
+        note: Option<String>,
+    },
+    Screening {
+        verdict: String,
+        findings: Vec<FindingJson>,
+        trials: Vec<TrialJson>,
+        resistance: String,
+        resistance_definition: String,
+        acceptances: Vec<AcceptanceJson>,
+        knowledge_version: String,
+        note: Option<String>,
+    },
+}
+
+#[derive(Serialize, Deserialize)]
+struct FindingJson {
+    code: String,
+    severity: String,
+    category: String,
+    title: String,
+    trigger: String,
+    #[serde(default)]
+    effect: String,
+    action: String,
+    source: String,
+    unverified: bool,
+    conflict: Option<String>,
+    accepted: bool,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TrialJson {
+    index: usize,
+    name: String,
+    treatment_kind: Option<String>,
+    status: String,
+    reduction_percent: Option<Decimal>,
+    explanation: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct AcceptanceJson {
+    code: String,
+    reason: String,
 }
 
 /// Encodes record content as the stored JSON document.
@@ -154,6 +217,60 @@ pub fn encode_record(r: &ClinicalRecord) -> String {
             request: a.request.map(|r| r.to_string()),
             note: a.note.clone(),
         },
+        ClinicalRecord::PriorTreatment(p) => {
+            let t = &p.treatment;
+            RecordJson::PriorTreatment {
+                treatment_kind: t.kind.map(|k| k.code()).unwrap_or("").to_owned(),
+                name: t.name.clone(),
+                dose: t.dose.clone(),
+                weeks: t.weeks,
+                adequate: t.adequate,
+                instrument: t.instrument.clone(),
+                baseline: t.baseline,
+                final_score: t.final_score,
+                stop_reason: t.stop_reason.clone(),
+            }
+        }
+        ClinicalRecord::Condition(c) => {
+            RecordJson::Condition { condition: c.condition.clone(), present: c.present, controlled: c.controlled, note: c.note.clone() }
+        }
+        ClinicalRecord::Screening(x) => RecordJson::Screening {
+            verdict: x.verdict.code().to_owned(),
+            findings: x
+                .findings
+                .iter()
+                .map(|f| FindingJson {
+                    code: f.code.clone(),
+                    severity: f.severity.code().to_owned(),
+                    category: f.category.code().to_owned(),
+                    title: f.title.clone(),
+                    trigger: f.trigger.clone(),
+                    effect: f.effect.clone(),
+                    action: f.action.clone(),
+                    source: f.source.clone(),
+                    unverified: f.unverified,
+                    conflict: f.conflict.clone(),
+                    accepted: f.accepted,
+                })
+                .collect(),
+            trials: x
+                .trials
+                .iter()
+                .map(|t| TrialJson {
+                    index: t.index,
+                    name: t.name.clone(),
+                    treatment_kind: t.kind.map(|k| k.code().to_owned()),
+                    status: t.status.code().to_owned(),
+                    reduction_percent: t.reduction_percent,
+                    explanation: t.explanation.clone(),
+                })
+                .collect(),
+            resistance: x.resistance.code().to_owned(),
+            resistance_definition: x.resistance_definition.clone(),
+            acceptances: x.acceptances.iter().map(|a| AcceptanceJson { code: a.code.clone(), reason: a.reason.clone() }).collect(),
+            knowledge_version: x.knowledge_version.clone(),
+            note: x.note.clone(),
+        },
     };
     serde_json::to_string(&j).unwrap_or_default()
 }
@@ -199,6 +316,63 @@ pub fn decode_record(s: &str) -> Result<ClinicalRecord, DbError> {
                 session: session.as_deref().map(|s| id(s, RecordId::parse)).transpose()?,
                 timepoint,
                 request: request.as_deref().map(|s| id(s, RequestId::parse)).transpose()?,
+                note,
+            })
+        }
+        RecordJson::PriorTreatment { treatment_kind, name, dose, weeks, adequate, instrument, baseline, final_score, stop_reason } => {
+            ClinicalRecord::PriorTreatment(PriorTreatmentRecord {
+                treatment: PriorTreatment {
+                    kind: Some(TreatmentKind::parse(&treatment_kind).map_err(corrupt)?),
+                    name,
+                    dose,
+                    weeks,
+                    adequate,
+                    instrument,
+                    baseline,
+                    final_score,
+                    stop_reason,
+                },
+            })
+        }
+        RecordJson::Condition { condition, present, controlled, note } => {
+            ClinicalRecord::Condition(ConditionRecord { condition, present, controlled, note })
+        }
+        RecordJson::Screening { verdict, findings, trials, resistance, resistance_definition, acceptances, knowledge_version, note } => {
+            let mut fs = Vec::with_capacity(findings.len());
+            for f in findings {
+                fs.push(Finding {
+                    code: f.code,
+                    severity: Severity::parse(&f.severity).map_err(corrupt)?,
+                    category: Category::parse(&f.category).map_err(corrupt)?,
+                    title: f.title,
+                    trigger: f.trigger,
+                    effect: f.effect,
+                    action: f.action,
+                    source: f.source,
+                    unverified: f.unverified,
+                    conflict: f.conflict,
+                    accepted: f.accepted,
+                });
+            }
+            let mut ts = Vec::with_capacity(trials.len());
+            for t in trials {
+                ts.push(TrialJudgement {
+                    index: t.index,
+                    name: t.name,
+                    kind: t.treatment_kind.as_deref().map(TreatmentKind::parse).transpose().map_err(corrupt)?,
+                    status: TrialStatus::parse(&t.status).map_err(corrupt)?,
+                    reduction_percent: t.reduction_percent,
+                    explanation: t.explanation,
+                });
+            }
+            ClinicalRecord::Screening(ScreeningRecord {
+                verdict: Verdict::parse(&verdict).map_err(corrupt)?,
+                findings: fs,
+                trials: ts,
+                resistance: ResistanceStatus::parse(&resistance).map_err(corrupt)?,
+                resistance_definition,
+                acceptances: acceptances.into_iter().map(|a| Acceptance { code: a.code, reason: a.reason }).collect(),
+                knowledge_version,
                 note,
             })
         }

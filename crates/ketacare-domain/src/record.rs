@@ -105,17 +105,26 @@ pub enum RecordKind {
     Observation,
     /// Administration of a rating instrument (FHIR QuestionnaireResponse + score Observations).
     Assessment,
+    /// A treatment tried before (FHIR MedicationStatement or Procedure, with its outcome).
+    PriorTreatment,
+    /// A comorbid condition or status that bears on eligibility (FHIR Condition).
+    Condition,
+    /// A signed screening verdict (FHIR RiskAssessment).
+    Screening,
 }
 
 impl RecordKind {
     /// All kinds.
-    pub const ALL: [RecordKind; 6] = [
+    pub const ALL: [RecordKind; 9] = [
         RecordKind::Diagnosis,
         RecordKind::Medication,
         RecordKind::Allergy,
         RecordKind::Encounter,
         RecordKind::Observation,
         RecordKind::Assessment,
+        RecordKind::PriorTreatment,
+        RecordKind::Condition,
+        RecordKind::Screening,
     ];
     /// Stable code.
     pub fn code(self) -> &'static str {
@@ -126,14 +135,17 @@ impl RecordKind {
             RecordKind::Encounter => "encounter",
             RecordKind::Observation => "observation",
             RecordKind::Assessment => "assessment",
+            RecordKind::PriorTreatment => "prior_treatment",
+            RecordKind::Condition => "condition",
+            RecordKind::Screening => "screening",
         }
     }
     /// Parses a stable code.
     pub fn parse(s: &str) -> Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.code() == s)
-            .ok_or_else(|| "must be one of diagnosis, medication, allergy, encounter, observation, assessment".to_owned())
+        Self::ALL.into_iter().find(|k| k.code() == s).ok_or_else(|| {
+            "must be one of diagnosis, medication, allergy, encounter, observation, assessment, prior_treatment, condition, screening"
+                .to_owned()
+        })
     }
     /// Display label.
     pub fn label(self) -> &'static str {
@@ -144,6 +156,9 @@ impl RecordKind {
             RecordKind::Encounter => "Encounter",
             RecordKind::Observation => "Observation",
             RecordKind::Assessment => "Rating scale",
+            RecordKind::PriorTreatment => "Prior treatment",
+            RecordKind::Condition => "Comorbid condition",
+            RecordKind::Screening => "Screening verdict",
         }
     }
 }
@@ -384,6 +399,12 @@ pub enum ClinicalRecord {
     Observation(Observation),
     /// Administration of a rating instrument.
     Assessment(crate::assessment::Assessment),
+    /// A treatment tried before.
+    PriorTreatment(crate::screening::PriorTreatmentRecord),
+    /// A comorbid condition or status.
+    Condition(crate::screening::ConditionRecord),
+    /// A signed screening verdict.
+    Screening(crate::screening::ScreeningRecord),
 }
 
 impl ClinicalRecord {
@@ -396,6 +417,9 @@ impl ClinicalRecord {
             ClinicalRecord::Encounter(_) => RecordKind::Encounter,
             ClinicalRecord::Observation(_) => RecordKind::Observation,
             ClinicalRecord::Assessment(_) => RecordKind::Assessment,
+            ClinicalRecord::PriorTreatment(_) => RecordKind::PriorTreatment,
+            ClinicalRecord::Condition(_) => RecordKind::Condition,
+            ClinicalRecord::Screening(_) => RecordKind::Screening,
         }
     }
     /// One-line summary for lists and history.
@@ -410,6 +434,9 @@ impl ClinicalRecord {
             ClinicalRecord::Encounter(e) => format!("{} {}", e.kind.label(), e.start.format("%Y-%m-%d %H:%M")),
             ClinicalRecord::Observation(o) => format!("{}: {}", o.code.display(), value_text(&o.value)),
             ClinicalRecord::Assessment(a) => format!("{} {}", a.instrument, a.taken_at.format("%Y-%m-%d %H:%M")),
+            ClinicalRecord::PriorTreatment(t) => t.summary(),
+            ClinicalRecord::Condition(c) => c.summary(),
+            ClinicalRecord::Screening(s) => format!("{} ({} findings)", s.verdict.label(), s.findings.len()),
         }
     }
 }

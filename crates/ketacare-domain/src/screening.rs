@@ -1495,6 +1495,259 @@ pub fn judge_trial(index: usize, t: &PriorTreatment, def: &ResistanceDefinition,
     }
 }
 
+// ---------------------------------------------------------------- chart records
+
+use crate::validation::{bounded_text, optional_note, optional_text, FieldErrors};
+
+/// A prior treatment as kept in the chart (record kind `prior_treatment`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PriorTreatmentRecord {
+    /// The treatment (kind is always set in a record).
+    pub treatment: PriorTreatment,
+}
+
+impl PriorTreatmentRecord {
+    /// One line for lists.
+    pub fn summary(&self) -> String {
+        let t = &self.treatment;
+        let mut s = format!("{} ({})", t.name, t.kind.map(|k| k.code()).unwrap_or("?"));
+        if let Some(w) = t.weeks {
+            s.push_str(&format!(", {} weeks", w.normalize()));
+        }
+        match t.adequate {
+            Some(true) => s.push_str(", adequate"),
+            Some(false) => s.push_str(", not adequate"),
+            None => {}
+        }
+        if let (Some(i), Some(b), Some(f)) = (&t.instrument, t.baseline, t.final_score) {
+            s.push_str(&format!(", {} {} -> {}", i, b.normalize(), f.normalize()));
+        }
+        s
+    }
+}
+
+/// Raw input of a prior treatment (forms and API fields).
+#[derive(Clone, Debug, Default)]
+pub struct PriorTreatmentInput {
+    /// `pharmacological` or `psychotherapy`.
+    pub kind: String,
+    /// Medicine or therapy.
+    pub name: String,
+    /// Dose.
+    pub dose: String,
+    /// Weeks.
+    pub weeks: String,
+    /// `yes`, `no` or empty (not known).
+    pub adequate: String,
+    /// Instrument key.
+    pub instrument: String,
+    /// Rating before.
+    pub baseline: String,
+    /// Rating at the end.
+    pub final_score: String,
+    /// Why it stopped.
+    pub stop_reason: String,
+}
+
+fn opt_decimal(raw: &str, lo: Decimal, hi: Decimal, what: &str) -> Result<Option<Decimal>, String> {
+    let t = raw.trim();
+    if t.is_empty() {
+        return Ok(None);
+    }
+    match t.parse::<Decimal>() {
+        Ok(d) if d >= lo && d <= hi => Ok(Some(d)),
+        _ => Err(format!("must be {what} from {lo} to {hi}, or empty; got {t:?}")),
+    }
+}
+
+fn yes_no(raw: &str) -> Result<Option<bool>, String> {
+    match raw.trim().to_lowercase().as_str() {
+        "" | "unknown" => Ok(None),
+        "yes" | "true" | "y" => Ok(Some(true)),
+        "no" | "false" | "n" => Ok(Some(false)),
+        _ => Err("must be yes, no or empty (not known)".into()),
+    }
+}
+
+impl PriorTreatmentInput {
+    /// Validates, naming every bad field.
+    pub fn validate(&self) -> Result<PriorTreatmentRecord, FieldErrors> {
+        let mut e = FieldErrors::new();
+        let kind = e.check("kind", TreatmentKind::parse(&self.kind));
+        let name = e.check("name", bounded_text(&self.name, 1, 200));
+        let dose = e.check("dose", optional_text(&self.dose, 200));
+        let weeks = e.check("weeks", opt_decimal(&self.weeks, Decimal::ZERO, Decimal::from(520), "a number of weeks"));
+        let adequate = e.check("adequate", yes_no(&self.adequate));
+        let instrument = e.check(
+            "instrument",
+            match self.instrument.trim() {
+                "" => Ok(None),
+                t if t.len() <= 30 && t.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => Ok(Some(t.to_lowercase())),
+                _ => Err("must be an instrument key such as hama, bai or cgi_i".to_owned()),
+            },
+        );
+        let baseline = e.check("baseline", opt_decimal(&self.baseline, Decimal::ZERO, Decimal::from(1000), "a rating"));
+        let final_score = e.check("final", opt_decimal(&self.final_score, Decimal::ZERO, Decimal::from(1000), "a rating"));
+        let stop_reason = e.check("stop_reason", optional_note(&self.stop_reason, 500));
+        let rated = baseline.flatten().is_some() || final_score.flatten().is_some();
+        if instrument == Some(None) && rated {
+            e.add("instrument", "name the scale of the ratings before and after (for example hama, bai or cgi_i)");
+        }
+        e.into_result()?;
+        Ok(PriorTreatmentRecord {
+            treatment: PriorTreatment {
+                kind,
+                name: name.unwrap_or_default(),
+                dose: dose.flatten(),
+                weeks: weeks.flatten(),
+                adequate: adequate.flatten(),
+                instrument: instrument.flatten(),
+                baseline: baseline.flatten(),
+                final_score: final_score.flatten(),
+                stop_reason: stop_reason.flatten(),
+            },
+        })
+    }
+}
+
+/// A comorbid condition or status as kept in the chart (record kind `condition`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConditionRecord {
+    /// Key from the conditions list, or a free-text name.
+    pub condition: String,
+    /// Present (`false`: asked and absent, e.g. not pregnant).
+    pub present: bool,
+    /// Controlled or treated, where that applies.
+    pub controlled: Option<bool>,
+    /// Note.
+    pub note: Option<String>,
+}
+
+impl ConditionRecord {
+    /// One line for lists.
+    pub fn summary(&self) -> String {
+        let state = match (self.present, self.controlled) {
+            (false, _) => " (absent)",
+            (true, Some(true)) => " (controlled)",
+            (true, Some(false)) => " (not controlled)",
+            (true, None) => "",
+        };
+        format!("{}{state}", self.condition.replace('_', " "))
+    }
+}
+
+/// Raw input of a condition.
+#[derive(Clone, Debug, Default)]
+pub struct ConditionInput {
+    /// Key from the list, or `other`.
+    pub condition: String,
+    /// Name when `other`.
+    pub other: String,
+    /// `present` or `absent`.
+    pub status: String,
+    /// `yes`, `no` or empty.
+    pub controlled: String,
+    /// Note.
+    pub note: String,
+}
+
+impl ConditionInput {
+    /// Validates against the conditions list; `other` takes a free-text name.
+    pub fn validate(&self, rules: &ScreeningRules) -> Result<ConditionRecord, FieldErrors> {
+        let mut e = FieldErrors::new();
+        let key = self.condition.trim();
+        let condition = if key == "other" {
+            e.check("other", bounded_text(&self.other, 2, 200))
+        } else if rules.conditions.iter().any(|c| c.key == key) {
+            Some(key.to_owned())
+        } else {
+            let keys: Vec<&str> = rules.conditions.iter().map(|c| c.key.as_str()).collect();
+            e.add("condition", format!("must be one of {}, or other (with its name)", keys.join(", ")));
+            None
+        };
+        let present = e.check(
+            "status",
+            match self.status.trim() {
+                "" | "present" => Ok(true),
+                "absent" => Ok(false),
+                _ => Err("must be present or absent".to_owned()),
+            },
+        );
+        let controlled = e.check("controlled", yes_no(&self.controlled));
+        let note = e.check("note", optional_note(&self.note, 1000));
+        e.into_result()?;
+        Ok(ConditionRecord {
+            condition: condition.unwrap_or_default(),
+            present: present.unwrap_or(true),
+            controlled: controlled.flatten(),
+            note: note.flatten(),
+        })
+    }
+}
+
+/// A finding the medical director accepted, with the reason.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Acceptance {
+    /// Finding code.
+    pub code: String,
+    /// Why.
+    pub reason: String,
+}
+
+/// A signed screening verdict (record kind `screening`): the findings as they were when it was
+/// signed, the acceptances, and the knowledge version. The signer is the record's author.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScreeningRecord {
+    /// Verdict when signed.
+    pub verdict: Verdict,
+    /// Findings when signed.
+    pub findings: Vec<Finding>,
+    /// Prior trials when signed.
+    pub trials: Vec<TrialJudgement>,
+    /// Treatment resistance.
+    pub resistance: ResistanceStatus,
+    /// Definition used.
+    pub resistance_definition: String,
+    /// Review findings accepted by the medical director, with reasons.
+    pub acceptances: Vec<Acceptance>,
+    /// Knowledge version.
+    pub knowledge_version: String,
+    /// Signer's note.
+    pub note: Option<String>,
+}
+
+impl TrialStatus {
+    /// Parses a code.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        [TrialStatus::AdequateFailure, TrialStatus::Responded, TrialStatus::NotAdequate, TrialStatus::Unconfirmed, TrialStatus::NotCounted]
+            .into_iter()
+            .find(|t| t.code() == s)
+            .ok_or_else(|| format!("unknown trial status {s}"))
+    }
+}
+
+impl ResistanceStatus {
+    /// Parses a code.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "met" => Ok(Self::Met),
+            "unconfirmed" => Ok(Self::Unconfirmed),
+            "not_met" => Ok(Self::NotMet),
+            _ => Err(format!("unknown resistance status {s}")),
+        }
+    }
+}
+
+/// Findings of `now` that were not in the signed screening (by code), or that became more
+/// serious since: what the nurse and prescriber must see at check-in.
+pub fn new_since<'a>(signed: &ScreeningRecord, now: &'a Screening) -> Vec<&'a Finding> {
+    now.findings
+        .iter()
+        .filter(|f| f.severity != Severity::Info)
+        .filter(|f| !signed.findings.iter().any(|s| s.code == f.code && s.severity <= f.severity))
+        .collect()
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -89,6 +89,25 @@ pub fn record_input(kind: RecordKind, m: &Fields) -> RecordInput {
             timepoint: f(m, "timepoint"),
             note: f(m, "note"),
         }),
+        RecordKind::PriorTreatment => RecordInput::PriorTreatment(ketacare_domain::screening::PriorTreatmentInput {
+            kind: f(m, "treatment_kind"),
+            name: f(m, "name"),
+            dose: f(m, "dose"),
+            weeks: f(m, "weeks"),
+            adequate: f(m, "adequate"),
+            instrument: f(m, "instrument"),
+            baseline: f(m, "baseline"),
+            final_score: f(m, "final"),
+            stop_reason: f(m, "stop_reason"),
+        }),
+        RecordKind::Condition => RecordInput::Condition(ketacare_domain::screening::ConditionInput {
+            condition: f(m, "condition"),
+            other: f(m, "other"),
+            status: f(m, "status"),
+            controlled: f(m, "controlled"),
+            note: f(m, "note"),
+        }),
+        RecordKind::Screening => RecordInput::Screening,
         RecordKind::Observation => RecordInput::Observation(ObservationInput {
             code: f(m, "code"),
             system: f(m, "system"),
@@ -98,6 +117,14 @@ pub fn record_input(kind: RecordKind, m: &Fields) -> RecordInput {
             unit: f(m, "unit"),
             effective: f(m, "effective"),
         }),
+    }
+}
+
+fn yes_no(b: Option<bool>) -> String {
+    match b {
+        Some(true) => "yes".into(),
+        Some(false) => "no".into(),
+        None => String::new(),
     }
 }
 
@@ -159,6 +186,28 @@ pub fn record_fields(r: &ClinicalRecord, catalogue: &[DiagnosisChoice]) -> Field
             for (n, v) in a.answers.iter().enumerate() {
                 put(&format!("item_{}", n + 1), v.map(|v| v.to_string()).unwrap_or_default());
             }
+        }
+        ClinicalRecord::PriorTreatment(p) => {
+            let t = &p.treatment;
+            put("treatment_kind", t.kind.map(|k| k.code()).unwrap_or("").into());
+            put("name", t.name.clone());
+            put("dose", t.dose.clone().unwrap_or_default());
+            put("weeks", t.weeks.map(|w| w.normalize().to_string()).unwrap_or_default());
+            put("adequate", yes_no(t.adequate));
+            put("instrument", t.instrument.clone().unwrap_or_default());
+            put("baseline", t.baseline.map(|w| w.normalize().to_string()).unwrap_or_default());
+            put("final", t.final_score.map(|w| w.normalize().to_string()).unwrap_or_default());
+            put("stop_reason", t.stop_reason.clone().unwrap_or_default());
+        }
+        ClinicalRecord::Condition(c) => {
+            put("condition", c.condition.clone());
+            put("status", if c.present { "present" } else { "absent" }.into());
+            put("controlled", yes_no(c.controlled));
+            put("note", c.note.clone().unwrap_or_default());
+        }
+        ClinicalRecord::Screening(x) => {
+            put("verdict", x.verdict.code().into());
+            put("note", x.note.clone().unwrap_or_default());
         }
         ClinicalRecord::Observation(o) => {
             put("system", o.code.system().uri().to_owned());

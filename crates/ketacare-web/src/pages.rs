@@ -361,6 +361,8 @@ async fn chart(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<Stri
             (section(RecordKind::Diagnosis, "Diagnoses", "No diagnoses recorded."))
             (section(RecordKind::Medication, "Medications", "No medications recorded."))
             (section(RecordKind::Allergy, "Allergies", "No known allergies recorded."))
+            (section(RecordKind::Condition, "Comorbid conditions", "No comorbid conditions recorded."))
+            (section(RecordKind::PriorTreatment, "Prior treatments", "No prior treatments recorded."))
             (section(RecordKind::Encounter, "Encounters", "No encounters recorded."))
             (section(RecordKind::Observation, "Other observations", "No other observations."))
             @if !c.voided.is_empty() {
@@ -647,6 +649,32 @@ fn record_form_body(
                 }
                 RecordKind::Assessment => {
                     (crate::outcomes::assessment_fields(k, &f(values, "instrument"), values, errors))
+                }
+                RecordKind::PriorTreatment => {
+                    (select("treatment_kind", "Kind", &opts(vec![("pharmacological", "Medicine (pharmacological)"), ("psychotherapy", "Psychological therapy")]), values, errors))
+                    (input("name", "Medicine or therapy", values, errors, "text", Some("Generic name, for example sertraline; or CBT")))
+                    (input("dose", "Dose", values, errors, "text", Some("For example 150 mg daily; for therapy, number of sessions")))
+                    (input("weeks", "Duration (weeks)", values, errors, "text", None))
+                    (select("adequate", "Adequate dose or delivery?", &opts(vec![("", "Not known"), ("yes", "Yes"), ("no", "No")]), values, errors))
+                    fieldset {
+                        legend { "Response (ratings before and at the end)" }
+                        (select("instrument", "Scale", &opts(vec![("", "Not rated"), ("hama", "HAM-A"), ("bai", "BAI (Beck Anxiety Inventory)"), ("cgi_i", "CGI-I (final rating only)"), ("gad7", "GAD-7"), ("lsas", "LSAS")]), values, errors))
+                        (input("baseline", "Rating before", values, errors, "text", None))
+                        (input("final", "Rating at the end", values, errors, "text", None))
+                    }
+                    (textarea("stop_reason", "Why it stopped", values, errors))
+                }
+                RecordKind::Condition => {
+                    @let mut conds: Vec<(String, String)> = k.screening.conditions.iter().map(|c| (c.key.clone(), c.label.clone())).collect();
+                    @let _ = conds.push(("other".into(), "Other (name it below)".into()));
+                    (select("condition", "Condition", &conds, values, errors))
+                    (input("other", "Other condition", values, errors, "text", Some("Only when the condition is not in the list")))
+                    (select("status", "Status", &opts(vec![("present", "Present"), ("absent", "Absent (asked and ruled out, e.g. not pregnant)")]), values, errors))
+                    (select("controlled", "Controlled or treated?", &opts(vec![("", "Not applicable or not known"), ("yes", "Yes, controlled"), ("no", "No, not controlled")]), values, errors))
+                    (textarea("note", "Note", values, errors))
+                }
+                RecordKind::Screening => {
+                    p.notice { "A screening verdict is signed on the patient's screening page." }
                 }
                 RecordKind::Observation => {
                     (input("code", "LOINC code", values, errors, "text", Some("For example 8310-5 (body temperature)")))
