@@ -665,8 +665,7 @@ fn record_form_body(
                     (textarea("stop_reason", "Why it stopped", values, errors))
                 }
                 RecordKind::Condition => {
-                    @let mut conds: Vec<(String, String)> = k.screening.conditions.iter().map(|c| (c.key.clone(), c.label.clone())).collect();
-                    @let _ = conds.push(("other".into(), "Other (name it below)".into()));
+                    @let conds: Vec<(String, String)> = k.screening.conditions.iter().map(|c| (c.key.clone(), c.label.clone())).chain([("other".to_owned(), "Other (name it below)".to_owned())]).collect();
                     (select("condition", "Condition", &conds, values, errors))
                     (input("other", "Other condition", values, errors, "text", Some("Only when the condition is not in the list")))
                     (select("status", "Status", &opts(vec![("present", "Present"), ("absent", "Absent (asked and ruled out, e.g. not pregnant)")]), values, errors))
