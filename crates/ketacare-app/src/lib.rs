@@ -12,6 +12,7 @@ mod error;
 mod outcomes;
 mod patients;
 mod records;
+mod screening;
 
 pub use auth::{token_hash, NewUserInput, Principal, PrincipalKind};
 pub use clock::{Clock, FixedClock, SystemClock};
@@ -19,6 +20,7 @@ pub use error::AppError;
 pub use outcomes::{LinkProblem, LoadedWording, OpenQuestionnaire, OutcomeView, ScoredAssessment, SentRequest, Series, SessionMarker};
 pub use patients::{Chart, DeidentifiedPatient, Measurement};
 pub use records::{MeasurementInput, RecordInput};
+pub use screening::{LiverInput, ScreeningView, SignInput, VitalsInput};
 
 use chrono::Duration;
 use ketacare_db::Store;

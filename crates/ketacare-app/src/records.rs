@@ -128,6 +128,9 @@ impl App {
         self.authorize(p, permission_for(input.kind()), "Record").await?;
         let record = self.validate_record(input)?;
         self.patient(p, patient).await?;
+        if crate::screening::is_treatment_session(&record) {
+            self.recheck_before_session(p, patient).await?;
+        }
         self.append_first(p, patient, record).await
     }
 
@@ -200,6 +203,9 @@ impl App {
             Err(e) => return Err(e),
         };
         let (Some(reason), Some(record)) = (reason, record) else { return Err(errors.into()) };
+        if crate::screening::is_treatment_session(&record) && !crate::screening::is_treatment_session(&cur.record) {
+            self.recheck_before_session(p, cur.patient_id).await?;
+        }
         let v = self.next(p, &cur, VersionAction::Amend, record, reason);
         self.store.append_record_version(&self.ctx(p, "treatment"), &v).await?;
         Ok(v)

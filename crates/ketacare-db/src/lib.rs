@@ -142,6 +142,9 @@ pub trait Store: Send + Sync + 'static {
 
     // ---- clinical records ----
     /// Appends a record version (create, amend or void); `(record_id, version)` must be new.
+    /// Appends several record versions in one transaction (all or nothing), each audited; for
+    /// readings taken together (blood pressure with heart rate, a liver panel).
+    async fn append_record_versions(&self, ctx: &AuditCtx, vs: &[RecordVersion]) -> DbResult<()>;
     async fn append_record_version(&self, ctx: &AuditCtx, v: &RecordVersion) -> DbResult<()>;
     /// The latest version of each record of a patient (voided ones included), audited.
     async fn current_records(&self, ctx: &AuditCtx, patient: PatientId) -> DbResult<Vec<RecordVersion>>;

@@ -533,6 +533,15 @@ macro_rules! impl_sql_store {
                 tx.commit().await.map_err($crate::DbError::from_sqlx)
             }
 
+            async fn append_record_versions(&self, ctx: &$crate::AuditCtx, vs: &[::ketacare_domain::record::RecordVersion]) -> $crate::DbResult<()> {
+                let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
+                for v in vs {
+                    Self::__insert_record_version(&mut *tx, v).await?;
+                    Self::__audit(&mut *tx, &Self::__record_event(ctx, v)).await?;
+                }
+                tx.commit().await.map_err($crate::DbError::from_sqlx)
+            }
+
             async fn current_records(&self, ctx: &$crate::AuditCtx, patient: ::ketacare_domain::ids::PatientId) -> $crate::DbResult<Vec<::ketacare_domain::record::RecordVersion>> {
                 let sql = format!("SELECT {} FROM record_versions r WHERE r.patient_id = $1 AND r.version = (SELECT MAX(r2.version) FROM record_versions r2 WHERE r2.record_id = r.record_id) ORDER BY r.recorded_at, r.record_id", $crate::sql::RECORD_COLS);
                 let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;

@@ -60,12 +60,20 @@
 //!   the Fear Questionnaire and the anxiety visual analogue scale, and an SDS questionnaire
 //!   link sent when the clinic is seeded (open for 72 hours; its token is not kept).
 //!
+//! - five new referrals (`KC-000065` to `KC-000069`) with a complete screening intake: one
+//!   eligible, one eligible with cautions (lamotrigine, clonazepam, controlled hypertension),
+//!   one needing review (bipolar disorder), one not eligible (schizophrenia) and one accepted
+//!   by the medical director after review (bladder symptoms); see the `screening` module.
+//!
 //! The same seed always gives the same clinic (record ids and timestamps of recording differ).
 //! All codes are for synthetic data only: see the `data` module.
 
 mod data;
 mod outcomes;
 mod plan;
+mod screening;
+
+pub use screening::REFERRALS;
 
 use ketacare_app::{App, AppError, NewUserInput, Principal};
 use ketacare_domain::access::Role;
@@ -121,7 +129,7 @@ pub async fn seed(app: &App) -> Result<DemoSummary, AppError> {
         return Err(AppError::Conflict("the demo clinic can only be seeded into an empty database".into()));
     }
     let plans = plan::plan_clinic(PATIENTS, &app.knowledge().instruments)?;
-    let (mut logins, mut prescriber, mut nurse) = (Vec::new(), None, None);
+    let (mut logins, mut prescriber, mut nurse, mut director) = (Vec::new(), None, None, None);
     for (role, username, display_name) in STAFF {
         let input = NewUserInput {
             username: username.into(),
@@ -133,19 +141,21 @@ pub async fn seed(app: &App) -> Result<DemoSummary, AppError> {
         match role {
             Role::Prescriber => prescriber = Some(app.system_principal(user)),
             Role::Nurse => nurse = Some(app.system_principal(user)),
+            Role::MedicalDirector => director = Some(app.system_principal(user)),
             _ => {}
         }
         logins.push(DemoLogin { role, username: input.username, password: input.password });
     }
-    let (Some(prescriber), Some(nurse)) = (prescriber, nurse) else {
-        return Err(AppError::Internal("demo staff lacks a prescriber or a nurse".into()));
+    let (Some(prescriber), Some(nurse), Some(director)) = (prescriber, nurse, director) else {
+        return Err(AppError::Internal("demo staff lacks a prescriber, a nurse or a medical director".into()));
     };
     let (mut assessments, mut alerts) = (0, 0);
     for p in &plans {
         alerts += seed_patient(app, &prescriber, &nurse, p).await?;
         assessments += p.assessments.len();
     }
-    Ok(DemoSummary { logins, patients: plans.len(), assessments, alerts })
+    let referrals = screening::seed_referrals(app, &director, &prescriber, &nurse).await?;
+    Ok(DemoSummary { logins, patients: plans.len() + referrals, assessments, alerts })
 }
 
 /// Registers one patient and writes their chart: clinical records as the prescriber, weights and

@@ -41,7 +41,7 @@ async fn seeds_a_clinic_with_one_login_per_role() {
     eprintln!("seed took {:?} ({} rating scales, {} alerts)", t.elapsed(), summary.assessments, summary.alerts);
 
     assert!(db.store().count_patients().await.unwrap() >= 60);
-    assert_eq!(summary.patients, ketacare_demo::PATIENTS);
+    assert_eq!(summary.patients, ketacare_demo::PATIENTS + ketacare_demo::REFERRALS);
     assert_eq!(summary.logins.len(), 5);
     for role in Role::ALL {
         assert_eq!(summary.logins.iter().filter(|l| l.role == role).count(), 1, "{role:?}");
@@ -68,7 +68,7 @@ async fn seeds_a_clinic_with_one_login_per_role() {
 
     let researcher = app.store().list_users().await.unwrap().into_iter().find(|u| u.role == Role::Researcher).unwrap();
     let cohort = app.research_cohort(&director(&app).await).await.unwrap();
-    assert_eq!(cohort.len(), ketacare_demo::PATIENTS);
+    assert_eq!(cohort.len(), ketacare_demo::PATIENTS + ketacare_demo::REFERRALS);
     assert!(cohort.iter().all(|c| !c.diagnoses.is_empty() && c.bmi.is_some()));
     assert!(app.research_cohort(&app.system_principal(researcher)).await.is_ok());
 
@@ -83,7 +83,7 @@ async fn the_same_clinic_every_time() {
     ketacare_demo::seed(&app_a).await.unwrap();
     ketacare_demo::seed(&app_b).await.unwrap();
     let (ra, rb) = (roster(&app_a).await, roster(&app_b).await);
-    assert_eq!(ra.len(), ketacare_demo::PATIENTS);
+    assert_eq!(ra.len(), ketacare_demo::PATIENTS + ketacare_demo::REFERRALS);
     assert_eq!(ra.first().map(|r| r.0.as_str()), Some("KC-000001"));
     assert_eq!(ra, rb);
 }
@@ -140,6 +140,10 @@ async fn seeds_months_of_rating_scales_with_responders_non_responders_and_alerts
     let (mut icsi_rises, mut lethargic) = (0, 0);
     let total = |pt: &ketacare_app::ScoredAssessment| -> i64 { pt.score.total.unwrap().to_string().parse().unwrap() };
     for patient in app.search_patients(&p, "", Page { limit: 500, offset: 0 }).await.unwrap() {
+        // The screening referrals are rated when the clinic is seeded; their story is below.
+        if patient.demographics.mrn.as_str() > "KC-000064" {
+            continue;
+        }
         let view = app.outcomes(&p, patient.patient_id).await.unwrap();
         for s in &view.series {
             administrations += s.points.len();
@@ -169,4 +173,42 @@ async fn seeds_months_of_rating_scales_with_responders_non_responders_and_alerts
     assert!(remitters >= 1);
     assert_eq!(icsi_rises, 1, "one patient's bladder symptoms rise");
     assert!(lethargic >= 1, "some MOAA/S ratings are 4");
+}
+
+#[tokio::test]
+async fn seeds_screening_referrals_with_each_verdict() {
+    use ketacare_domain::screening::{Severity, Verdict};
+    let db = ketacare_db_tests::fresh_sqlite().await;
+    let app = app(&db);
+    ketacare_demo::seed(&app).await.unwrap();
+    let p = director(&app).await;
+    let mut seen = Vec::new();
+    for (mrn, verdict, signed) in [
+        ("KC-000065", Verdict::Eligible, Some(Verdict::Eligible)),
+        ("KC-000066", Verdict::EligibleWithCautions, None),
+        ("KC-000067", Verdict::NeedsReview, None),
+        ("KC-000068", Verdict::NotEligible, Some(Verdict::NotEligible)),
+        ("KC-000069", Verdict::EligibleWithCautions, Some(Verdict::EligibleWithCautions)),
+    ] {
+        let patient = app.find_by_mrn(&p, mrn).await.unwrap();
+        let v = app.screening(&p, patient.patient_id).await.unwrap();
+        let codes: Vec<&str> = v.screening.findings.iter().map(|f| f.code.as_str()).collect();
+        assert_eq!(v.screening.verdict, verdict, "{mrn}: {codes:?}");
+        assert_eq!(v.signed.as_ref().map(|(_, r)| r.verdict), signed, "{mrn} signed");
+        assert!(v.new_since_signed.is_empty(), "{mrn}: nothing changed since signing");
+        assert!(!codes.iter().any(|c| c.starts_with("missing:") || c.starts_with("unrecognised:")), "{mrn}: complete intake: {codes:?}");
+        seen.push(codes.join(","));
+    }
+    assert!(
+        seen[1].contains("interaction:lamotrigine")
+            && seen[1].contains("interaction:benzodiazepines")
+            && seen[1].contains("condition:hypertension")
+    );
+    assert!(seen[2].contains("condition:bipolar_disorder"));
+    assert!(seen[3].contains("condition:psychosis"));
+    let accepted = app.find_by_mrn(&p, "KC-000069").await.unwrap();
+    let v = app.screening(&p, accepted.patient_id).await.unwrap();
+    let f = v.screening.findings.iter().find(|f| f.code == "condition:bladder_symptoms").unwrap();
+    assert!(f.accepted && f.severity == Severity::Review);
+    assert!(!app.screening(&p, app.find_by_mrn(&p, "KC-000068").await.unwrap().patient_id).await.unwrap().session_may_start());
 }

@@ -40,6 +40,11 @@ pub enum Permission {
     ManageUsers,
     /// Change clinic-policy values (replace a knowledge-file default, with a reason).
     ManagePolicy,
+    /// Sign a screening verdict (prescribers and the medical director).
+    SignScreening,
+    /// Accept a finding that needs review (a relative contraindication, missing data) with a
+    /// written reason. Medical director only; absolute contraindications cannot be accepted.
+    AcceptScreeningFinding,
 }
 
 impl Role {
@@ -81,10 +86,18 @@ impl Role {
         use Permission::*;
         match self {
             Role::Admin => &[ManageUsers, ReadAudit],
-            Role::MedicalDirector => {
-                &[ReadPatients, WriteDemographics, WriteDiagnoses, WriteClinical, ReadDeidentified, ReadAudit, ManagePolicy]
-            }
-            Role::Prescriber => &[ReadPatients, WriteDemographics, WriteDiagnoses, WriteClinical],
+            Role::MedicalDirector => &[
+                ReadPatients,
+                WriteDemographics,
+                WriteDiagnoses,
+                WriteClinical,
+                ReadDeidentified,
+                ReadAudit,
+                ManagePolicy,
+                SignScreening,
+                AcceptScreeningFinding,
+            ],
+            Role::Prescriber => &[ReadPatients, WriteDemographics, WriteDiagnoses, WriteClinical, SignScreening],
             Role::Nurse => &[ReadPatients, WriteDemographics, WriteClinical],
             Role::Researcher => &[ReadDeidentified],
         }

@@ -109,4 +109,20 @@ pub mod loinc {
     pub const BODY_HEIGHT: &str = "8302-2";
     /// Body mass index.
     pub const BMI: &str = "39156-5";
+    /// Systolic blood pressure (mm[Hg]).
+    pub const SYSTOLIC_BP: &str = "8480-6";
+    /// Diastolic blood pressure (mm[Hg]).
+    pub const DIASTOLIC_BP: &str = "8462-4";
+    /// Heart rate (/min).
+    pub const HEART_RATE: &str = "8867-4";
+    /// Alanine aminotransferase, enzymatic activity in serum or plasma (U/L). LOINC 1742-6 as
+    /// published at loinc.org (laboratory codes are not in the product's clinical reference; verify
+    /// against the laboratory's own coding).
+    pub const ALT: &str = "1742-6";
+    /// Aspartate aminotransferase, serum or plasma (U/L); verify as for [`ALT`].
+    pub const AST: &str = "1920-8";
+    /// Alkaline phosphatase, serum or plasma (U/L); verify as for [`ALT`].
+    pub const ALP: &str = "6768-6";
+    /// Total bilirubin, moles per volume in serum or plasma (umol/L); verify as for [`ALT`].
+    pub const BILIRUBIN_TOTAL: &str = "14631-6";
 }

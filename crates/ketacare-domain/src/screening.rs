@@ -1024,7 +1024,7 @@ pub fn screen(intake: &Intake, rules: &ScreeningRules, accepted: &[String]) -> S
                 format!("interaction:{}", rule.key),
                 rule.grade.severity(),
                 Category::Interaction,
-                format!("{}: {}", rule.class, ing),
+                if same_name(&rule.class, &ing) { rule.class.clone() } else { format!("{}: {}", rule.class, ing) },
                 format!("current medicine: {}", m.name.trim()),
                 &rule.action,
                 &rule.source,
@@ -1037,7 +1037,7 @@ pub fn screen(intake: &Intake, rules: &ScreeningRules, accepted: &[String]) -> S
                 if !f.trigger.contains(m.name.trim()) {
                     f.trigger = format!("{}; {}", f.trigger, m.name.trim());
                 }
-                if !f.title.contains(&ing) {
+                if !words(&f.title).contains(&ing) {
                     f.title = format!("{}, {ing}", f.title);
                 }
             }

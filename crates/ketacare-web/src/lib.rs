@@ -14,11 +14,13 @@
 
 pub mod api;
 mod api_outcomes;
+mod api_screening;
 pub mod error;
 pub mod extract;
 mod forms;
 mod outcomes;
 mod pages;
+mod screening;
 pub mod screening_doc;
 mod views;
 
@@ -127,6 +129,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(pages::routes())
         .merge(outcomes::routes())
+        .merge(screening::routes())
         .nest("/api", api::routes())
         .route("/health", get(health))
         .route("/static/app.css", get(css))

@@ -305,6 +305,7 @@ async fn chart(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<Stri
                     p.muted { "MRN " strong { (d.mrn.as_str()) } " · born " (d.date_of_birth.date().format("%Y-%m-%d")) " (" (d.date_of_birth.age_on(today)) " y) · " (d.sex.label()) }
                 }
                 div.actions {
+                    a.button.primary href=(format!("{base}/screening")) { "Screening" }
                     a.button.primary href=(format!("{base}/outcomes")) { "Outcomes and rating scales" }
                     @if p.can(Permission::WriteDemographics) { a.button href=(format!("{base}/edit")) { "Amend demographics" } }
                     a.button href=(format!("{base}/history")) { "Demographics history (v" (c.patient.version) ")" }
