@@ -20,6 +20,19 @@ use ketacare_domain::screening::{ConditionInput, PriorTreatmentInput};
 /// Number of screening referrals added after the main clinic.
 pub const REFERRALS: usize = 5;
 
+/// Who signs and what they accept.
+struct Signature {
+    /// The medical director signs (else the prescriber).
+    by_director: bool,
+    /// Accepted findings: (code, reason).
+    accept: &'static [(&'static str, &'static str)],
+    /// Note.
+    note: &'static str,
+}
+
+/// A prior trial: (kind, name, dose, weeks, baseline HAM-A, final HAM-A).
+type Trial = (&'static str, &'static str, &'static str, &'static str, &'static str, &'static str);
+
 struct Referral {
     mrn: &'static str,
     family: &'static str,
@@ -31,19 +44,17 @@ struct Referral {
     medications: &'static [(&'static str, &'static str, &'static str)],
     /// (key, controlled)
     conditions: &'static [(&'static str, &'static str)],
-    /// (kind, name, dose, weeks, baseline HAM-A, final HAM-A)
-    trials: &'static [(&'static str, &'static str, &'static str, &'static str, &'static str, &'static str)],
+    trials: &'static [Trial],
     bp: (&'static str, &'static str, &'static str),
     height_cm: &'static str,
     weight_kg: &'static str,
     /// HAM-A items (14) and, for social anxiety, LSAS (48 values).
     hama: [u32; 14],
     lsas: Option<u32>,
-    /// Who signs and what they accept: (signer is director, acceptances, note).
-    sign: Option<(bool, &'static [(&'static str, &'static str)], &'static str)>,
+    sign: Option<Signature>,
 }
 
-const SSRI_SNRI: &[(&str, &str, &str, &str, &str, &str)] = &[
+const SSRI_SNRI: &[Trial] = &[
     ("pharmacological", "Sertraline", "150 mg daily", "12", "27", "22"),
     ("pharmacological", "Venlafaxine", "150 mg daily (modified release)", "10", "26", "21"),
 ];
@@ -64,7 +75,7 @@ const REFERRAL_LIST: [Referral; REFERRALS] = [
         weight_kg: "63.5",
         hama: [2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1],
         lsas: None,
-        sign: Some((false, &[], "Two failed adequate trials; baseline HAM-A 24.")),
+        sign: Some(Signature { by_director: false, accept: &[], note: "Two failed adequate trials; baseline HAM-A 24." }),
     },
     Referral {
         mrn: "KC-000066",
@@ -119,7 +130,11 @@ const REFERRAL_LIST: [Referral; REFERRALS] = [
         weight_kg: "80.4",
         hama: [2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1],
         lsas: Some(78),
-        sign: Some((true, &[], "Schizophrenia on record: referred back to the community mental health team.")),
+        sign: Some(Signature {
+            by_director: true,
+            accept: &[],
+            note: "Schizophrenia on record: referred back to the community mental health team.",
+        }),
     },
     Referral {
         mrn: "KC-000069",
@@ -222,11 +237,11 @@ pub(crate) async fn seed_referrals(app: &App, director: &Principal, prescriber: 
         let cssrs: Vec<String> = ["n", "n", "-", "-", "-", "n", "-"].iter().map(|s| (*s).to_owned()).collect();
         app.record_assessment(nurse, id, &scale("cssrs_screener", cssrs)).await?;
         app.record_assessment(nurse, id, &scale("phq9", csv([1, 1, 1, 0, 1, 0, 1, 0, 0]))).await?;
-        if let Some((by_director, accept, note)) = r.sign {
-            let signer = if by_director { director } else { prescriber };
+        if let Some(Signature { by_director, accept, note }) = &r.sign {
+            let signer = if *by_director { director } else { prescriber };
             let input = SignInput {
                 acceptances: accept.iter().map(|(c, why)| ((*c).to_owned(), (*why).to_owned())).collect(),
-                note: note.into(),
+                note: (*note).into(),
                 base_version: None,
             };
             app.sign_screening(signer, id, &input).await?;
