@@ -151,14 +151,14 @@ const REFERRAL_LIST: [Referral; REFERRALS] = [
         weight_kg: "66.8",
         hama: [3, 2, 2, 2, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1],
         lsas: None,
-        sign: Some((
-            true,
-            &[(
+        sign: Some(Signature {
+            by_director: true,
+            accept: &[(
                 "condition:bladder_symptoms",
                 "Mild frequency only (ICSI 3); urology review in October normal; ICSI at every maintenance review.",
             )],
-            "Accepted bladder symptoms after urology review.",
-        )),
+            note: "Accepted bladder symptoms after urology review.",
+        }),
     },
 ];
 
