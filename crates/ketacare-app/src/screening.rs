@@ -81,6 +81,8 @@ pub struct LiverInput {
     pub sampled_at: String,
 }
 
+/// The latest reading of a LOINC code: by the time measured, then by the time recorded (a
+/// repeat reading typed for the same minute wins).
 fn latest_quantity<'a>(records: &'a [RecordVersion], code: &str, unit: &str) -> Option<(Decimal, DateTime<Utc>, &'a RecordVersion)> {
     records
         .iter()
@@ -88,7 +90,7 @@ fn latest_quantity<'a>(records: &'a [RecordVersion], code: &str, unit: &str) -> 
             ClinicalRecord::Observation(o) => o.quantity_if(code, unit).map(|q| (q, o.effective, v)),
             _ => None,
         })
-        .max_by_key(|(_, t, _)| *t)
+        .max_by_key(|(_, t, v)| (*t, v.provenance.recorded_at))
 }
 
 fn whole(d: Decimal) -> Option<u32> {
@@ -153,7 +155,11 @@ impl App {
                     intake.diagnoses.push(dx.condition.code().to_owned());
                 }
                 ClinicalRecord::Medication(m) if m.stop.is_none_or(|s| s >= today) => {
-                    intake.medications.push(MedicineEntry { name: m.name.clone(), rxnorm: m.rxnorm.clone() });
+                    let name = match &m.dose {
+                        Some(d) => format!("{} {d}", m.name),
+                        None => m.name.clone(),
+                    };
+                    intake.medications.push(MedicineEntry { name, rxnorm: m.rxnorm.clone() });
                 }
                 ClinicalRecord::PriorTreatment(t) => intake.prior_treatments.push(t.treatment.clone()),
                 _ => {}
@@ -186,8 +192,11 @@ impl App {
         }
         // Blood pressure and heart rate: the latest systolic, with the diastolic of the same time.
         if let Some((s, at, v)) = latest_quantity(records, loinc::SYSTOLIC_BP, "mm[Hg]") {
-            let dia = records.iter().find_map(|r| match &r.record {
-                ClinicalRecord::Observation(o) if o.effective == at => o.quantity_if(loinc::DIASTOLIC_BP, "mm[Hg]"),
+            // The diastolic of the same reading: measured at the same time and recorded with it.
+            let dia = records.iter().rev().find_map(|r| match &r.record {
+                ClinicalRecord::Observation(o) if o.effective == at && r.provenance.recorded_at == v.provenance.recorded_at => {
+                    o.quantity_if(loinc::DIASTOLIC_BP, "mm[Hg]")
+                }
                 _ => None,
             });
             if let Some(dia) = dia {
@@ -394,6 +403,8 @@ impl App {
             }
         }
         e.into_result()?;
+        // One provenance for the readings taken together, so they stay paired.
+        let provenance = self.provenance(p);
         let mut out = Vec::new();
         let items = [
             (loinc::SYSTOLIC_BP, "Systolic blood pressure", s, "mm[Hg]"),
@@ -402,7 +413,7 @@ impl App {
         ];
         for (code, display, value, unit) in items {
             let Some(value) = value else { continue };
-            out.push(self.observation(p, patient, code, display, value, unit, at)?);
+            out.push(Self::observation(patient, code, display, value, unit, at, &provenance)?);
         }
         self.store.append_record_versions(&self.ctx(p, "treatment"), &out).await?;
         Ok(out)
@@ -423,6 +434,7 @@ impl App {
             e.add("alt", "give at least ALT or AST (U/L)");
         }
         e.into_result()?;
+        let provenance = self.provenance(p);
         let mut out = Vec::new();
         let items = [
             (loinc::ALT, "Alanine aminotransferase (ALT)", alt, "U/L"),
@@ -432,7 +444,7 @@ impl App {
         ];
         for (code, display, value, unit) in items {
             let Some(value) = value else { continue };
-            out.push(self.observation(p, patient, code, display, value, unit, at)?);
+            out.push(Self::observation(patient, code, display, value, unit, at, &provenance)?);
         }
         self.store.append_record_versions(&self.ctx(p, "treatment"), &out).await?;
         Ok(out)
@@ -440,20 +452,19 @@ impl App {
 
     #[allow(clippy::too_many_arguments)]
     fn observation(
-        &self,
-        p: &Principal,
         patient: PatientId,
         code: &str,
         display: &str,
         value: Decimal,
         unit: &str,
         at: DateTime<Utc>,
+        provenance: &ketacare_domain::record::Provenance,
     ) -> Result<RecordVersion, AppError> {
         let coding = Coding::new(CodeSystem::Loinc, code, display).map_err(AppError::Internal)?;
         let unit = UcumUnit::parse(unit).map_err(AppError::Internal)?;
         let obs =
             Observation { code: coding, value: ObservationValue::Quantity { value, unit }, effective: at, acknowledged_warnings: vec![] };
-        Ok(Self::first_version(patient, ClinicalRecord::Observation(obs), self.provenance(p)))
+        Ok(Self::first_version(patient, ClinicalRecord::Observation(obs), provenance.clone()))
     }
 }
 

@@ -696,12 +696,18 @@ async fn record_form(State(state): State<AppState>, Auth(p): Auth, Path(id): Pat
     let perm = if kind == RecordKind::Diagnosis { Permission::WriteDiagnoses } else { Permission::WriteClinical };
     state.app.authorize(&p, perm, "Record").await.map_err(ui)?;
     let v = state.app.patient(&p, pid(&id)?).await.map_err(ui)?;
+    let recheck = if kind == RecordKind::Encounter {
+        crate::screening::recheck_panel(&state, &p, &id).await?
+    } else {
+        html! {}
+    };
     Ok(page(
         &p,
         &format!("Add {}", kind.label().to_lowercase()),
         html! {
             h1 { "Add " (kind.label().to_lowercase()) }
             p.muted { (v.demographics.name.display()) " · MRN " (v.demographics.mrn.as_str()) }
+            (recheck)
             (record_form_body(&state, &p, kind, &format!("/patients/{id}/records"), &Fields::new(), &FieldErrors::new(), None))
         },
     ))
@@ -719,6 +725,7 @@ async fn add_record(State(state): State<AppState>, Auth(p): Auth, Path(id): Path
                 "Add record",
                 html! {
                     h1 { "Add " (kind.label().to_lowercase()) }
+                    @if kind == RecordKind::Encounter { (crate::screening::recheck_panel(&state, &p, &id).await?) }
                     (record_form_body(&state, &p, kind, &format!("/patients/{id}/records"), &form, &e, None))
                 },
             ),
@@ -1122,9 +1129,40 @@ async fn knowledge(State(state): State<AppState>, Auth(p): Auth) -> PageResult {
                     h2 { (t.title) " " small.muted { (t.file) " · version " (t.version) } }
                     table.list {
                         thead { tr { th { "Rule" } th { "Value" } th { "Kind" } th { "Source" } } }
-                        tbody { @for (key, v) in &t.values { tr { td { (key) } td { (v.value) } td { @if v.policy { "policy" } @else { "constant" } } td { (v.source) } } } }
+                        tbody { @for (key, v) in &t.values { tr { td { (key) } td { (v.value) @if v.unverified { " " span.badge.unverified { "UNVERIFIED" } } } td { @if v.policy { "policy" } @else { "constant" } } td { (v.source) } } } }
                     }
                 }
+            }
+            section.card #screening-conditions {
+                h2 { "Screening: conditions and contraindications " small.muted { (k.screening_files.files.first().map(|f| format!("{} · version {}", f.0, f.1)).unwrap_or_default()) } }
+                table.list {
+                    thead { tr { th { "Condition" } th { "Grade" } th { "What to do" } th { "Source" } } }
+                    tbody { @for c in &k.screening.conditions { tr {
+                        td { strong { (c.label) } br; small.muted { (c.key) } }
+                        td { (c.grade.code()) @if let Some(g) = c.grade_if_controlled { "; " (g.code()) " when controlled" } @if c.policy { " (policy)" } @if c.unverified { " " span.badge.unverified { "UNVERIFIED" } } }
+                        td { (c.action) @if let Some(x) = &c.conflict { br; small { "Sources conflict: " (x) } } }
+                        td.source { (c.source) }
+                    } } }
+                }
+            }
+            section.card #screening-interactions {
+                h2 { "Screening: interactions " small.muted { (k.screening_files.files.get(1).map(|f| format!("{} · version {}", f.0, f.1)).unwrap_or_default()) } }
+                table.list {
+                    thead { tr { th { "Class" } th { "Grade" } th { "Medicines (RxNorm)" } th { "Effect and what to do" } th { "Source" } } }
+                    tbody { @for i in &k.screening.interactions { tr {
+                        td { strong { (i.class) } @if i.unverified { " " span.badge.unverified { "UNVERIFIED" } } }
+                        td { (i.grade.code()) }
+                        td { (i.members.iter().map(|m| match &m.rxnorm { Some(r) => format!("{} ({r})", m.name), None => m.name.clone() }).collect::<Vec<_>>().join(", ")) }
+                        td { (i.effect) " " (i.action) @if let Some(x) = &i.conflict { br; small { "Sources conflict: " (x) } } }
+                        td.source { (i.source) }
+                    } } }
+                }
+                p.small { "No interaction listed: " (k.screening.no_interaction.iter().map(|m| m.name.as_str()).collect::<Vec<_>>().join(", ")) ". " (k.screening.no_interaction_source) }
+            }
+            section.card #screening-resistance {
+                h2 { "Screening: treatment resistance and inclusion" }
+                ul { @for d in &k.screening.resistance { li { strong { (d.label) } @if d.key == k.screening.resistance_in_force { " (in force)" } ": at least " (d.min_pharmacological_failures) " failed adequate pharmacological trials or " (d.min_psychotherapy_failures) " failed adequate CBT course; failure = reduction below " (d.failure_reduction_below_percent) " % on " (d.failure_instruments.join(", ")) ". " span.source { (d.source) } } } }
+                ul { @for r in &k.screening.inclusion { li { strong { (r.label) } ". " span.source { (r.source) } } } }
             }
             section.card {
                 h2 { "Diagnosis codes " small.muted { "diagnoses.toml · version " (k.diagnoses_version) } }

@@ -245,6 +245,35 @@ async fn body(state: &AppState, p: &Principal, id: &str, values: &Fields, errors
     })
 }
 
+/// The re-check shown when a visit is recorded (check-in): the verdict of the chart now, what
+/// is new since the signed verdict, and whether a treatment session may start.
+pub async fn recheck_panel(state: &AppState, p: &Principal, id: &str) -> Result<Markup, WebError> {
+    let v = state.app.screening(p, pid(id)?).await.map_err(ui)?;
+    let s = &v.screening;
+    let blocking: Vec<&Finding> = s.findings.iter().filter(|f| f.severity == Severity::Exclusion).collect();
+    let cautions: Vec<&Finding> = s.findings.iter().filter(|f| matches!(f.severity, Severity::Caution | Severity::Review)).collect();
+    Ok(html! {
+        section #recheck class=(verdict_class(s.verdict)) aria-labelledby="recheck-h" {
+            h2 #recheck-h { "Screening re-check before a treatment session" }
+            p { "Verdict now: " strong { (s.verdict.label()) } " · "
+                @match &v.signed {
+                    Some((rv, r)) => { "signed " (r.verdict.label()) " by " (rv.provenance.username) " on " (rv.provenance.recorded_at.format("%Y-%m-%d")) }
+                    None => strong { "no signed screening" },
+                }
+                " · " a href=(format!("/patients/{id}/screening")) { "Open the screening" } }
+            @if !blocking.is_empty() {
+                p.block { strong { "A treatment session cannot start: " } (blocking.iter().map(|f| f.title.clone()).collect::<Vec<_>>().join("; ")) }
+            }
+            @if !v.new_since_signed.is_empty() {
+                p { strong { "New since the last signature:" } }
+                ul.findings { @for f in &v.new_since_signed { (finding_markup(f, None)) } }
+            } @else if !cautions.is_empty() {
+                p { "Cautions and reviews in force: " (cautions.iter().map(|f| f.title.clone()).collect::<Vec<_>>().join("; ")) }
+            }
+        }
+    })
+}
+
 async fn screening_page(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> PageResult {
     let b = body(&state, &p, &id, &Fields::new(), &FieldErrors::new()).await?;
     Ok(layout(Some(&p), "Screening", b).into_response())

@@ -12,6 +12,7 @@ mod concurrency;
 mod outcomes;
 mod patients;
 mod roles;
+mod screening;
 mod sessions;
 mod tokens;
 mod ui;
