@@ -17,6 +17,8 @@
 //!   requests and safety alerts.
 //! - [`screening`]: eligibility for ketamine therapy: treatment resistance, contraindications,
 //!   interactions, baseline severity, blood pressure, liver tests and missing data, to a verdict.
+//! - [`dose`]: the dose calculator: weight bases, volumes from shelf concentrations, dilution,
+//!   rates, soft and hard limits of the drug library, and the safe display of amounts.
 //! - [`access`]: roles, permissions and the de-identified view.
 //! - [`audit`]: the audit entry model (mirrors FHIR AuditEvent).
 //! - [`wording`]: a clinic's licensed item wording, checked against its instrument.
@@ -28,6 +30,7 @@ pub mod anthropometry;
 pub mod assessment;
 pub mod audit;
 pub mod coding;
+pub mod dose;
 pub mod ids;
 pub mod instrument;
 pub mod patient;

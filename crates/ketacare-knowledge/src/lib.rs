@@ -5,6 +5,7 @@
 //! UI can show them as reviewable defaults. Parsing is pure (the files are compiled in), so this
 //! crate does no IO; a knowledge file that does not parse is a build-time bug caught by the tests.
 
+pub mod dosing;
 pub mod instruments;
 pub mod screening;
 pub mod wording;
@@ -246,6 +247,10 @@ pub struct Knowledge {
     pub screening: ScreeningRules,
     /// Versions and titles of the screening files.
     pub screening_files: screening::ScreeningFiles,
+    /// The ketamine drug library (concentrations, rounding, soft and hard limits by route).
+    pub drug_library: dosing::DrugLibrary,
+    /// Published protocols.
+    pub protocols: Vec<ketacare_domain::dose::Protocol>,
     common_passwords: Vec<&'static str>,
 }
 
@@ -305,17 +310,33 @@ impl Knowledge {
         let min_age_source = pat.values.get("minimum_age_years").map(|v| v.source.clone()).unwrap_or_default();
         let (screening, screening_files, eligibility_table) =
             screening::load_screening(&diagnoses, &diagnosis_names, (&age_limits, &min_age_source), &instruments)?;
+        let (drug_library, protocols, library_tables) = dosing::load_dosing(anthropometry.cm_per_inch)?;
+        for p in &protocols {
+            for s in &p.steps {
+                for a in &s.assessments {
+                    let (inst, tp) = a.split_once('@').unwrap_or((a, ""));
+                    if !instruments.iter().any(|i| i.key == inst) || !assessment_timing.timepoints.iter().any(|t| t.key == tp) {
+                        return Err(KnowledgeError::Inconsistent {
+                            file: "protocols.toml",
+                            problem: format!("{}/{}: assessment {a} names an unknown instrument or time point", p.key, s.key),
+                        });
+                    }
+                }
+            }
+        }
         let common_passwords = COMMON_PASSWORDS.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
         Ok(Self {
             anthropometry,
             age_limits,
             diagnoses,
-            tables: vec![anth, pat, timing_table, eligibility_table],
+            tables: [vec![anth, pat, timing_table, eligibility_table], library_tables].concat(),
             diagnoses_version: dfile.version,
             diagnosis_sources,
             instruments,
             screening,
             screening_files,
+            drug_library,
+            protocols,
             assessment_timing,
             common_passwords,
         })

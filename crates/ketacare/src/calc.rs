@@ -1,5 +1,5 @@
-//! Command-line calculators: `ketacare score`, `ketacare outcome`, `ketacare screen` and
-//! `ketacare wording check`. They use the same
+//! Command-line calculators: `ketacare score`, `ketacare outcome`, `ketacare screen`,
+//! `ketacare dose`, `ketacare protocols` and `ketacare wording check`. They use the same
 //! knowledge files and domain rules as the server and need no database.
 
 use ketacare_domain::instrument::{AnswerKind, Instrument, Outcome, Score};
@@ -320,9 +320,258 @@ pub fn screening_lists(k: &Knowledge, as_json: bool) -> String {
     out
 }
 
+/// Arguments of `ketacare dose`, as typed.
+pub struct DoseArgs<'a> {
+    /// kg.
+    pub weight_kg: &'a str,
+    /// mg/kg.
+    pub mg_per_kg: Option<&'a str>,
+    /// mg (intranasal).
+    pub dose_mg: Option<&'a str>,
+    /// Route code.
+    pub route: &'a str,
+    /// Minutes.
+    pub minutes: Option<&'a str>,
+    /// mg/mL.
+    pub concentration_mg_per_ml: Option<&'a str>,
+    /// mL.
+    pub final_volume_ml: Option<&'a str>,
+    /// cm.
+    pub height_cm: Option<&'a str>,
+    /// male or female.
+    pub sex: Option<&'a str>,
+    /// actual, ideal or adjusted.
+    pub weight_basis: Option<&'a str>,
+}
+
+fn opt_dec(e: &mut FieldErrors, field: &str, v: Option<&str>, unit: &str) -> Option<Decimal> {
+    let t = v?.trim();
+    match t.parse::<Decimal>() {
+        Ok(d) if d > Decimal::ZERO => Some(d),
+        _ => {
+            e.add(field, format!("must be a positive number in {unit}; got {t:?}"));
+            None
+        }
+    }
+}
+
+/// Calculates a dose; returns the text and whether a hard limit refused it.
+pub fn dose(k: &Knowledge, a: &DoseArgs, as_json: bool) -> Result<(String, bool), String> {
+    use ketacare_domain::dose::{calculate, format_amount as fa, DoseRequest, Route, WeightBasis};
+    let lib = &k.drug_library;
+    let mut e = FieldErrors::new();
+    let route = e.check("route", Route::parse(a.route));
+    let weight = opt_dec(&mut e, "weight_kg", Some(a.weight_kg), "kilograms");
+    if let Some(w) = weight {
+        if w < k.anthropometry.weight_min_kg || w > k.anthropometry.weight_max_kg {
+            e.add(
+                "weight_kg",
+                format!(
+                    "must be from {} to {} kg; got {} (was it typed in pounds?)",
+                    fa(k.anthropometry.weight_min_kg),
+                    fa(k.anthropometry.weight_max_kg),
+                    fa(w)
+                ),
+            );
+        }
+    }
+    let basis = match a.weight_basis {
+        None => Some(lib.default_basis),
+        Some(b) => e.check("weight_basis", WeightBasis::parse(b)),
+    };
+    let req = DoseRequest {
+        route: route.unwrap_or(Route::Iv),
+        weight_kg: weight.unwrap_or_default(),
+        height_cm: opt_dec(&mut e, "height_cm", a.height_cm, "centimetres"),
+        sex: a.sex.map(|s| s.trim().to_lowercase()),
+        basis: basis.unwrap_or(WeightBasis::Actual),
+        mg_per_kg: opt_dec(&mut e, "mg_per_kg", a.mg_per_kg, "mg/kg"),
+        fixed_mg: opt_dec(&mut e, "dose_mg", a.dose_mg, "mg"),
+        concentration_mg_per_ml: opt_dec(&mut e, "concentration_mg_per_ml", a.concentration_mg_per_ml, "mg/mL"),
+        final_volume_ml: opt_dec(&mut e, "final_volume_ml", a.final_volume_ml, "mL"),
+        minutes: opt_dec(&mut e, "minutes", a.minutes, "minutes"),
+        given_7d_mg: Decimal::ZERO,
+        given_28d_mg: Decimal::ZERO,
+    };
+    if let Some(s) = &req.sex {
+        if !["male", "female"].contains(&s.as_str()) {
+            e.add("sex", "must be male or female (for the ideal body weight)");
+        }
+    }
+    let named =
+        |e: &FieldErrors| e.iter().map(|x| format!("--{}: {}", x.field.replace('_', "-"), x.message)).collect::<Vec<_>>().join("; ");
+    if !e.is_empty() {
+        return Err(named(&e));
+    }
+    let limits = lib.limits(req.route).ok_or_else(|| format!("--route: the drug library has no limits for {}", req.route.code()))?;
+    let r = calculate(&req, limits, &lib.policy).map_err(|e| named(&e))?;
+    let refused = r.refused();
+    let mut warnings: Vec<String> =
+        r.breaches.iter().map(|b| format!("{} limit: {} (source: {})", b.level.code(), b.message, b.source)).collect();
+    warnings.extend(r.warnings.iter().cloned());
+    if as_json {
+        let n = |d: Option<Decimal>| d.map(num).unwrap_or(Value::Null);
+        let v = json!({
+            "route": r.route.code(),
+            "weight_basis": r.basis.code(),
+            "weight_used_kg": num(r.weight_used_kg),
+            "bmi": n(r.bmi),
+            "ibw_kg": n(r.ibw_kg),
+            "adjbw_kg": n(r.adjbw_kg),
+            "dose_requested_mg": num(r.dose_requested_mg),
+            "dose_mg": num(r.dose_mg),
+            "dose_mg_per_kg": num(r.dose_mg_per_kg),
+            "concentration_mg_per_ml": n(r.concentration_mg_per_ml),
+            "drug_volume_ml": n(r.drug_volume_ml),
+            "diluent_ml": n(r.diluent_ml),
+            "final_volume_ml": n(r.final_volume_ml),
+            "final_concentration_mg_per_ml": n(r.final_concentration_mg_per_ml),
+            "minutes": n(r.minutes),
+            "rate_ml_per_h": n(r.rate_ml_per_h),
+            "rate_mg_per_h": n(r.rate_mg_per_h),
+            "rate_mg_per_kg_per_h": n(r.rate_mg_per_kg_per_h),
+            "devices": r.devices,
+            "display": { "dose": format!("{} mg", fa(r.dose_mg)), "volume": r.drug_volume_ml.map(|v| format!("{} mL", fa(v))) },
+            "limits": r.breaches.iter().map(|b| json!({"level": b.level.code(), "quantity": b.quantity, "message": b.message, "source": b.source})).collect::<Vec<_>>(),
+            "refused": refused,
+            "needs_override": r.needs_override(),
+            "warnings": warnings,
+            "steps": r.steps,
+            "drug_library_version": lib.version,
+        });
+        return Ok((serde_json::to_string_pretty(&v).unwrap_or_default(), refused));
+    }
+    let mut out = String::new();
+    if refused {
+        out.push_str("REFUSED: a hard limit is breached; this dose cannot be given.\n");
+    } else if r.needs_override() {
+        out.push_str("SOFT LIMIT: this dose needs a reason and a second clinician.\n");
+    }
+    out.push_str(&format!(
+        "Dose: {} mg ({} mg/kg of {} kg, {} weight)\n",
+        fa(r.dose_mg),
+        fa(r.dose_mg_per_kg),
+        fa(r.weight_used_kg),
+        r.basis.code()
+    ));
+    if let (Some(v), Some(c)) = (r.drug_volume_ml, r.concentration_mg_per_ml) {
+        out.push_str(&format!("Draw: {} mL of {} mg/mL\n", fa(v), fa(c)));
+    }
+    if let (Some(dl), Some(fv), Some(fc)) = (r.diluent_ml, r.final_volume_ml, r.final_concentration_mg_per_ml) {
+        out.push_str(&format!("Dilute: add {} mL to make {} mL at {} mg/mL\n", fa(dl), fa(fv), fa(fc)));
+    }
+    if let (Some(rm), Some(mg), Some(mgkg), Some(min)) = (r.rate_ml_per_h, r.rate_mg_per_h, r.rate_mg_per_kg_per_h, r.minutes) {
+        out.push_str(&format!("Rate: {} mL/h ({} mg/h, {} mg/kg/h) over {} min\n", fa(rm), fa(mg), fa(mgkg), fa(min)));
+    }
+    if let Some(n) = r.devices {
+        out.push_str(&format!("Devices: {n} x 28 mg\n"));
+    }
+    out.push_str("Calculation:\n");
+    for s in &r.steps {
+        out.push_str(&format!("  {s}\n"));
+    }
+    for w in &warnings {
+        out.push_str(&format!("Warning: {w}\n"));
+    }
+    Ok((out, refused))
+}
+
+/// The protocols and their steps.
+pub fn protocols(k: &Knowledge, as_json: bool) -> String {
+    if as_json {
+        let v: Vec<Value> = k
+            .protocols
+            .iter()
+            .map(|p| {
+                json!({
+                    "key": p.key, "name": p.name, "route": p.route.code(), "indication": p.indication, "source": p.source,
+                    "steps": p.steps.iter().map(|s| json!({
+                        "key": s.key, "label": s.label, "day": s.day, "dose": s.dose_rule(), "timing": s.timing(),
+                        "mg_per_kg": s.mg_per_kg.map(num), "fixed_mg": s.fixed_mg.map(num), "minutes": s.minutes,
+                        "repeat_every_days": s.repeat_every_days, "repeat_until_day": s.repeat_until_day,
+                        "assessments": s.assessments, "move_on": s.move_on,
+                    })).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        return serde_json::to_string_pretty(&v).unwrap_or_default();
+    }
+    let mut out = String::new();
+    for p in &k.protocols {
+        out.push_str(&format!("{} ({}, {})\n  {}\n  Source: {}\n", p.name, p.key, p.route.code(), p.indication, p.source));
+        for s in &p.steps {
+            out.push_str(&format!(
+                "  - {}: {}, {}; assessments {}; {}\n",
+                s.label,
+                s.dose_rule(),
+                s.timing(),
+                s.assessments.join(", "),
+                s.move_on
+            ));
+        }
+        out.push('\n');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn dose_args<'a>(route: &'a str, weight: &'a str, mgkg: &'a str) -> DoseArgs<'a> {
+        DoseArgs {
+            weight_kg: weight,
+            mg_per_kg: Some(mgkg),
+            dose_mg: None,
+            route,
+            minutes: (route == "iv").then_some("40"),
+            concentration_mg_per_ml: Some("10"),
+            final_volume_ml: (route == "iv").then_some("100"),
+            height_cm: None,
+            sex: None,
+            weight_basis: None,
+        }
+    }
+
+    #[test]
+    fn dose_prints_the_documented_keys_and_refuses_hard_breaches() {
+        let k = Knowledge::load().unwrap();
+        let (text, refused) =
+            dose(&k, &DoseArgs { height_cm: Some("180"), sex: Some("male"), ..dose_args("iv", "72", "0.5") }, true).unwrap();
+        assert!(!refused);
+        let v: Value = serde_json::from_str(&text).unwrap();
+        for key in [
+            "dose_mg",
+            "drug_volume_ml",
+            "final_concentration_mg_per_ml",
+            "rate_ml_per_h",
+            "rate_mg_per_h",
+            "weight_used_kg",
+            "bmi",
+            "ibw_kg",
+            "adjbw_kg",
+            "warnings",
+        ] {
+            assert!(v.get(key).is_some_and(|x| !x.is_null()), "{key} in {v}");
+        }
+        assert_eq!((v["dose_mg"].clone(), v["drug_volume_ml"].clone(), v["rate_ml_per_h"].clone()), (json!(36), json!(3.6), json!(150)));
+        assert_eq!(v["ibw_kg"], json!(75));
+        let (text, refused) = dose(&k, &dose_args("iv", "72", "5"), false).unwrap();
+        assert!(refused && text.starts_with("REFUSED"), "{text}");
+        assert!(text.contains("5 mg/kg is above the hard maximum of 1 mg/kg"), "{text}");
+        let (text, _) = dose(&k, &dose_args("sc", "72", "0.5"), true).unwrap();
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert!(v["rate_ml_per_h"].is_null() && v["rate_mg_per_h"].is_null(), "SC has no rate");
+        let e = dose(&k, &DoseArgs { concentration_mg_per_ml: Some("25"), ..dose_args("iv", "72", "0.5") }, false).unwrap_err();
+        assert!(e.contains("--concentration-mg-per-ml: 25 mg/mL is not a concentration on the shelf"), "{e}");
+        let e = dose(&k, &dose_args("iv", "500", "0.5"), false).unwrap_err();
+        assert!(e.contains("--weight-kg: must be from 20 to 400 kg") && e.contains("pounds"), "{e}");
+        let e = dose(&k, &dose_args("oral", "72", "0.5"), false).unwrap_err();
+        assert!(e.contains("--route: must be iv, sc, im or in"), "{e}");
+        assert!(protocols(&k, false).contains("Ascending dose 1 of 3: 0.25 mg/kg, day 0"));
+        let p: Value = serde_json::from_str(&protocols(&k, true)).unwrap();
+        assert!(p.as_array().unwrap().len() >= 5);
+    }
 
     const EXAMPLE_INTAKE: &str = include_str!("../../../docs/examples/intake.json");
 

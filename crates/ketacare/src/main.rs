@@ -103,6 +103,55 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Calculate a ketamine dose against the drug library: weight basis, dose, drug volume from
+    /// a shelf concentration, dilution and rate, with the soft and hard limits. No database.
+    ///
+    /// Example: ketacare dose --weight-kg 72 --mg-per-kg 0.5 --route iv --minutes 40
+    /// --concentration-mg-per-ml 10 --final-volume-ml 100 --json
+    ///
+    /// Exits 2 when a hard limit is breached (the dose cannot be given), 0 otherwise (soft
+    /// breaches are listed in warnings and need a reason and a second clinician).
+    Dose {
+        /// Measured body weight in kilograms (not pounds).
+        #[arg(long)]
+        weight_kg: String,
+        /// Dose in mg/kg (iv, sc, im).
+        #[arg(long)]
+        mg_per_kg: Option<String>,
+        /// Fixed dose in mg (intranasal esketamine, whole 28 mg devices).
+        #[arg(long)]
+        dose_mg: Option<String>,
+        /// iv, sc, im or in.
+        #[arg(long)]
+        route: String,
+        /// Infusion time in minutes (iv only).
+        #[arg(long)]
+        minutes: Option<String>,
+        /// Concentration of the vial on the shelf, mg/mL (10, 50 or 100 by default).
+        #[arg(long)]
+        concentration_mg_per_ml: Option<String>,
+        /// Final volume after dilution, mL (iv only).
+        #[arg(long)]
+        final_volume_ml: Option<String>,
+        /// Height in cm (BMI, ideal and adjusted weight).
+        #[arg(long)]
+        height_cm: Option<String>,
+        /// male or female (ideal weight).
+        #[arg(long)]
+        sex: Option<String>,
+        /// actual, ideal or adjusted (default: the drug library's).
+        #[arg(long)]
+        weight_basis: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the protocols and their steps (route, dose rule, timing, assessments, criteria).
+    Protocols {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Licensed item wording of a rating scale (a clinic's wording file).
     Wording {
         #[command(subcommand)]
@@ -261,6 +310,44 @@ async fn run() -> anyhow::Result<()> {
                 std::fs::read_to_string(input).with_context(|| format!("reading the intake file {}", input.display()))?
             };
             out(&calc::screen(&k, &text, *json).map_err(|e| anyhow::anyhow!(e))?);
+            Ok(())
+        }
+        Command::Dose {
+            weight_kg,
+            mg_per_kg,
+            dose_mg,
+            route,
+            minutes,
+            concentration_mg_per_ml,
+            final_volume_ml,
+            height_cm,
+            sex,
+            weight_basis,
+            json,
+        } => {
+            let k = ketacare_knowledge::Knowledge::load().context("loading the clinical knowledge files")?;
+            let args = calc::DoseArgs {
+                weight_kg,
+                mg_per_kg: mg_per_kg.as_deref(),
+                dose_mg: dose_mg.as_deref(),
+                route,
+                minutes: minutes.as_deref(),
+                concentration_mg_per_ml: concentration_mg_per_ml.as_deref(),
+                final_volume_ml: final_volume_ml.as_deref(),
+                height_cm: height_cm.as_deref(),
+                sex: sex.as_deref(),
+                weight_basis: weight_basis.as_deref(),
+            };
+            let (text, refused) = calc::dose(&k, &args, *json).map_err(|e| anyhow::anyhow!(e))?;
+            out(&text);
+            if refused {
+                std::process::exit(2);
+            }
+            Ok(())
+        }
+        Command::Protocols { json } => {
+            let k = ketacare_knowledge::Knowledge::load().context("loading the clinical knowledge files")?;
+            out(&calc::protocols(&k, *json));
             Ok(())
         }
         Command::Demo { port, data_dir } => demo(*port, data_dir).await,
