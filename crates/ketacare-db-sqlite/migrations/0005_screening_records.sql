@@ -1,5 +1,5 @@
--- Screening: three more kinds of clinical record (prior treatments, comorbid conditions, signed
--- screening verdicts). SQLite cannot change a CHECK constraint in place, so the append-only
+-- Screening and dosing: more kinds of clinical record (prior treatments, comorbid conditions, signed
+-- screening verdicts, treatment plans, dose orders). SQLite cannot change a CHECK constraint in place, so the append-only
 -- record table is rebuilt with the same columns and rows: the old table is renamed first (its
 -- self-reference follows it), the new one is created under the old name, the rows are copied
 -- in their original order, and the old table is dropped. Foreign keys are checked at commit.
@@ -14,7 +14,7 @@ CREATE TABLE record_versions (
     version INTEGER NOT NULL CHECK (version >= 1),
     supersedes TEXT REFERENCES record_versions(version_id),
     patient_id TEXT NOT NULL REFERENCES patients(id),
-    kind TEXT NOT NULL CHECK (kind IN ('diagnosis', 'medication', 'allergy', 'encounter', 'observation', 'assessment', 'prior_treatment', 'condition', 'screening')),
+    kind TEXT NOT NULL CHECK (kind IN ('diagnosis', 'medication', 'allergy', 'encounter', 'observation', 'assessment', 'prior_treatment', 'condition', 'screening', 'treatment_plan', 'dose_order')),
     action TEXT NOT NULL CHECK (action IN ('create', 'amend', 'void')),
     body TEXT NOT NULL,
     reason TEXT,

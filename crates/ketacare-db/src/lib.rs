@@ -185,6 +185,16 @@ pub trait Store: Send + Sync + 'static {
     /// Ends a schedule (once); audited.
     async fn end_schedule(&self, ctx: &AuditCtx, id: ScheduleId, by: UserId) -> DbResult<()>;
 
+    // ---- dosing ----
+    /// Appends a dose evaluation to the drug-library log; audited.
+    async fn append_dose_evaluation(&self, ctx: &AuditCtx, e: &ketacare_domain::dose::DoseEvaluation) -> DbResult<()>;
+    /// Dose evaluations from `from` (inclusive) to `to` (exclusive), oldest first.
+    async fn list_dose_evaluations(
+        &self,
+        from: chrono::DateTime<chrono::Utc>,
+        to: chrono::DateTime<chrono::Utc>,
+    ) -> DbResult<Vec<ketacare_domain::dose::DoseEvaluation>>;
+
     // ---- clinic policy ----
     /// Appends a policy version; audited.
     async fn set_policy(&self, ctx: &AuditCtx, v: &PolicyVersion) -> DbResult<()>;

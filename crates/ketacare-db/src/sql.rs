@@ -791,6 +791,64 @@ macro_rules! impl_sql_store {
                 tx.commit().await.map_err($crate::DbError::from_sqlx)
             }
 
+            async fn append_dose_evaluation(&self, ctx: &$crate::AuditCtx, ev: &::ketacare_domain::dose::DoseEvaluation) -> $crate::DbResult<()> {
+                let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
+                $crate::__sqlx::query("INSERT INTO dose_evaluations (id, at, user_id, username, patient_id, order_id, drug, route, dose_mg, mg_per_kg, outcome, breaches, reason, second_username) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)")
+                    .bind(ev.id.to_string())
+                    .bind($crate::codec::ts(ev.at))
+                    .bind(ev.user_id.to_string())
+                    .bind(ev.username.clone())
+                    .bind(ev.patient_id.map(|p| p.to_string()))
+                    .bind(ev.order_id.map(|o| o.to_string()))
+                    .bind(ev.drug.clone())
+                    .bind(ev.route.code())
+                    .bind(ev.dose_mg.normalize().to_string())
+                    .bind(ev.mg_per_kg.map(|d| d.normalize().to_string()))
+                    .bind(ev.outcome.code())
+                    .bind(ev.breaches.join("\n"))
+                    .bind(ev.reason.clone())
+                    .bind(ev.second_username.clone())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?;
+                let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Create, ::ketacare_domain::audit::AuditOutcome::Success, "DoseEvaluation", Some(ev.id.to_string()), ev.patient_id, Some(format!("route={} outcome={}", ev.route.code(), ev.outcome.code())));
+                Self::__audit(&mut *tx, &e).await?;
+                tx.commit().await.map_err($crate::DbError::from_sqlx)
+            }
+
+            async fn list_dose_evaluations(&self, from: ::chrono::DateTime<::chrono::Utc>, to: ::chrono::DateTime<::chrono::Utc>) -> $crate::DbResult<Vec<::ketacare_domain::dose::DoseEvaluation>> {
+                #[allow(clippy::type_complexity)]
+                let rows: Vec<(String, String, String, String, Option<String>, Option<String>, String, String, String, Option<String>, String, String, Option<String>, Option<String>)> = $crate::__sqlx::query_as(
+                    "SELECT id, at, user_id, username, patient_id, order_id, drug, route, dose_mg, mg_per_kg, outcome, breaches, reason, second_username FROM dose_evaluations WHERE at >= $1 AND at < $2 ORDER BY at, id",
+                )
+                .bind($crate::codec::ts(from))
+                .bind($crate::codec::ts(to))
+                .fetch_all(&self.pool)
+                .await
+                .map_err($crate::DbError::from_sqlx)?;
+                let bad = |w: &str| $crate::DbError::Corrupt(format!("dose evaluation {w}"));
+                rows.into_iter()
+                    .map(|(id, at, uid, username, pid, oid, drug, route, dose, mgkg, outcome, breaches, reason, second)| {
+                        Ok(::ketacare_domain::dose::DoseEvaluation {
+                            id: ::ketacare_domain::ids::RecordId::parse(&id).map_err(|_| bad("id"))?,
+                            at: $crate::codec::parse_ts(&at)?,
+                            user_id: ::ketacare_domain::ids::UserId::parse(&uid).map_err(|_| bad("user"))?,
+                            username,
+                            patient_id: pid.as_deref().map(::ketacare_domain::ids::PatientId::parse).transpose().map_err(|_| bad("patient"))?,
+                            order_id: oid.as_deref().map(::ketacare_domain::ids::RecordId::parse).transpose().map_err(|_| bad("order"))?,
+                            drug,
+                            route: ::ketacare_domain::dose::Route::parse(&route).map_err(|_| bad("route"))?,
+                            dose_mg: dose.parse().map_err(|_| bad("dose"))?,
+                            mg_per_kg: mgkg.as_deref().map(str::parse).transpose().map_err(|_| bad("mg/kg"))?,
+                            outcome: ::ketacare_domain::dose::EvaluationOutcome::parse(&outcome).map_err(|_| bad("outcome"))?,
+                            breaches: breaches.lines().filter(|l| !l.is_empty()).map(str::to_owned).collect(),
+                            reason,
+                            second_username: second,
+                        })
+                    })
+                    .collect()
+            }
+
             async fn set_policy(&self, ctx: &$crate::AuditCtx, v: &$crate::PolicyVersion) -> $crate::DbResult<()> {
                 let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
                 $crate::__sqlx::query("INSERT INTO policy_versions (id, key, value, reason, set_by, set_by_name, set_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, (SELECT COALESCE(MAX(q.version), 0) + 1 FROM policy_versions q WHERE q.key = $2))")

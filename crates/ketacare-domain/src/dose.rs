@@ -683,6 +683,165 @@ pub struct Protocol {
     pub steps: Vec<ProtocolStep>,
 }
 
+/// What happened to one evaluation of a dose against the drug library (the pump-style log).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EvaluationOutcome {
+    /// Within every limit.
+    Accepted,
+    /// A soft limit breached; not (yet) overridden.
+    SoftBreach,
+    /// A soft-limit breach overridden with a reason and a second clinician.
+    Overridden,
+    /// A hard limit breached: refused.
+    Rejected,
+    /// The independent double check did not match the order.
+    CheckMismatch,
+}
+
+impl EvaluationOutcome {
+    /// All outcomes.
+    pub const ALL: [EvaluationOutcome; 5] = [
+        EvaluationOutcome::Accepted,
+        EvaluationOutcome::SoftBreach,
+        EvaluationOutcome::Overridden,
+        EvaluationOutcome::Rejected,
+        EvaluationOutcome::CheckMismatch,
+    ];
+    /// Stable code.
+    pub fn code(self) -> &'static str {
+        match self {
+            EvaluationOutcome::Accepted => "accepted",
+            EvaluationOutcome::SoftBreach => "soft_breach",
+            EvaluationOutcome::Overridden => "overridden",
+            EvaluationOutcome::Rejected => "rejected",
+            EvaluationOutcome::CheckMismatch => "check_mismatch",
+        }
+    }
+    /// Parses a code.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        Self::ALL.into_iter().find(|o| o.code() == s).ok_or_else(|| format!("unknown evaluation outcome {s}"))
+    }
+    /// Of a calculation result (before any override).
+    pub fn of(r: &DoseResult) -> Self {
+        if r.refused() {
+            EvaluationOutcome::Rejected
+        } else if r.needs_override() {
+            EvaluationOutcome::SoftBreach
+        } else {
+            EvaluationOutcome::Accepted
+        }
+    }
+}
+
+/// One logged evaluation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DoseEvaluation {
+    /// Id.
+    pub id: crate::ids::RecordId,
+    /// When.
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// Who evaluated (the prescriber, or the checker for a mismatch).
+    pub username: String,
+    /// Their user id.
+    pub user_id: crate::ids::UserId,
+    /// Patient, when the dose was for one (`None`: the stand-alone calculator).
+    pub patient_id: Option<crate::ids::PatientId>,
+    /// The order, when there is one.
+    pub order_id: Option<crate::ids::RecordId>,
+    /// Drug.
+    pub drug: String,
+    /// Route.
+    pub route: Route,
+    /// Dose, mg.
+    pub dose_mg: Decimal,
+    /// Dose, mg/kg.
+    pub mg_per_kg: Option<Decimal>,
+    /// Outcome.
+    pub outcome: EvaluationOutcome,
+    /// The limits breached, as text.
+    pub breaches: Vec<String>,
+    /// Override reason.
+    pub reason: Option<String>,
+    /// Second clinician (override approval or double check).
+    pub second_username: Option<String>,
+}
+
+/// A row of the quality report.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QualityRow {
+    /// What the row groups by (route or user).
+    pub key: String,
+    /// Evaluations.
+    pub total: u32,
+    /// Accepted.
+    pub accepted: u32,
+    /// Soft breaches not overridden.
+    pub soft: u32,
+    /// Overridden.
+    pub overridden: u32,
+    /// Rejected by a hard limit.
+    pub rejected: u32,
+    /// Double-check mismatches.
+    pub mismatches: u32,
+}
+
+impl QualityRow {
+    fn add(&mut self, o: EvaluationOutcome) {
+        self.total += 1;
+        match o {
+            EvaluationOutcome::Accepted => self.accepted += 1,
+            EvaluationOutcome::SoftBreach => self.soft += 1,
+            EvaluationOutcome::Overridden => self.overridden += 1,
+            EvaluationOutcome::Rejected => self.rejected += 1,
+            EvaluationOutcome::CheckMismatch => self.mismatches += 1,
+        }
+    }
+    /// Overrides per soft breach, in percent (`None` without soft breaches).
+    pub fn override_rate_percent(&self) -> Option<Decimal> {
+        let soft = self.soft + self.overridden;
+        (soft > 0).then(|| (Decimal::from(self.overridden) * Decimal::ONE_HUNDRED / Decimal::from(soft)).round_dp(1))
+    }
+}
+
+/// The drug-library quality report, like an infusion pump's: by drug and route, and by user.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct QualityReport {
+    /// All evaluations.
+    pub all: QualityRow,
+    /// By `drug route`.
+    pub by_route: Vec<QualityRow>,
+    /// By user.
+    pub by_user: Vec<QualityRow>,
+}
+
+/// Aggregates logged evaluations.
+pub fn quality_report(evals: &[DoseEvaluation]) -> QualityReport {
+    let mut r = QualityReport { all: QualityRow { key: "all".into(), ..Default::default() }, ..Default::default() };
+    for e in evals {
+        r.all.add(e.outcome);
+        let rk = format!("{} {}", e.drug, e.route.code());
+        match r.by_route.iter_mut().find(|x| x.key == rk) {
+            Some(x) => x.add(e.outcome),
+            None => {
+                let mut x = QualityRow { key: rk, ..Default::default() };
+                x.add(e.outcome);
+                r.by_route.push(x);
+            }
+        }
+        match r.by_user.iter_mut().find(|x| x.key == e.username) {
+            Some(x) => x.add(e.outcome),
+            None => {
+                let mut x = QualityRow { key: e.username.clone(), ..Default::default() };
+                x.add(e.outcome);
+                r.by_user.push(x);
+            }
+        }
+    }
+    r.by_route.sort_by(|a, b| a.key.cmp(&b.key));
+    r.by_user.sort_by(|a, b| a.key.cmp(&b.key));
+    r
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -888,6 +1047,41 @@ pub(crate) mod tests {
         ] {
             assert_eq!(format_amount(d(v)), want, "{v}");
         }
+    }
+
+    #[test]
+    fn the_quality_report_counts_outcomes_and_the_override_rate() {
+        let ev = |user: &str, route: Route, o: EvaluationOutcome| DoseEvaluation {
+            id: crate::ids::RecordId::from_uuid(uuid_like()),
+            at: chrono::DateTime::UNIX_EPOCH,
+            username: user.into(),
+            user_id: crate::ids::UserId::from_uuid(uuid_like()),
+            patient_id: None,
+            order_id: None,
+            drug: "ketamine".into(),
+            route,
+            dose_mg: d("36"),
+            mg_per_kg: Some(d("0.5")),
+            outcome: o,
+            breaches: vec![],
+            reason: None,
+            second_username: None,
+        };
+        let r = quality_report(&[
+            ev("pia", Route::Iv, EvaluationOutcome::Accepted),
+            ev("pia", Route::Iv, EvaluationOutcome::Overridden),
+            ev("pia", Route::Iv, EvaluationOutcome::SoftBreach),
+            ev("max", Route::Sc, EvaluationOutcome::Rejected),
+        ]);
+        assert_eq!((r.all.total, r.all.accepted, r.all.overridden, r.all.soft, r.all.rejected), (4, 1, 1, 1, 1));
+        assert_eq!(r.all.override_rate_percent(), Some(d("50")));
+        assert_eq!(r.by_route.iter().map(|x| x.key.as_str()).collect::<Vec<_>>(), vec!["ketamine iv", "ketamine sc"]);
+        assert_eq!(r.by_user[1].key, "pia");
+        assert_eq!(r.by_user[0].override_rate_percent(), None);
+    }
+
+    fn uuid_like() -> uuid::Uuid {
+        uuid::Uuid::nil()
     }
 
     proptest! {
