@@ -8,6 +8,7 @@
 
 mod auth;
 mod clock;
+mod dosing;
 mod error;
 mod outcomes;
 mod patients;

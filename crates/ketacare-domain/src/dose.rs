@@ -683,6 +683,100 @@ pub struct Protocol {
     pub steps: Vec<ProtocolStep>,
 }
 
+/// A dose request as typed (forms, API, CLI): every field text, parsed with errors that name
+/// the field and the accepted form.
+#[derive(Clone, Debug, Default)]
+pub struct DoseInput {
+    /// iv, sc, im or in.
+    pub route: String,
+    /// Kilograms.
+    pub weight_kg: String,
+    /// mg/kg.
+    pub mg_per_kg: String,
+    /// mg (intranasal).
+    pub dose_mg: String,
+    /// mg/mL.
+    pub concentration_mg_per_ml: String,
+    /// mL.
+    pub final_volume_ml: String,
+    /// Minutes.
+    pub minutes: String,
+    /// cm.
+    pub height_cm: String,
+    /// male or female.
+    pub sex: String,
+    /// actual, ideal or adjusted (empty: the library's default).
+    pub weight_basis: String,
+}
+
+fn positive(e: &mut FieldErrors, field: &str, raw: &str, unit: &str) -> Option<Decimal> {
+    let t = raw.trim();
+    if t.is_empty() {
+        return None;
+    }
+    match t.parse::<Decimal>() {
+        Ok(d) if d > Decimal::ZERO => Some(d),
+        _ => {
+            e.add(field, format!("must be a positive number in {unit}; got {t:?}"));
+            None
+        }
+    }
+}
+
+impl DoseInput {
+    /// Parses the typed fields. `weight_range` is the plausible range in kg (a weight outside it
+    /// is refused as a likely pounds-for-kilograms error).
+    pub fn parse(&self, default_basis: WeightBasis, weight_range: (Decimal, Decimal)) -> Result<DoseRequest, FieldErrors> {
+        let mut e = FieldErrors::new();
+        let route = e.check("route", Route::parse(&self.route));
+        let weight = positive(&mut e, "weight_kg", &self.weight_kg, "kilograms");
+        if self.weight_kg.trim().is_empty() {
+            e.add("weight_kg", "is required: the weight measured today, in kilograms");
+        }
+        if let Some(w) = weight {
+            if w < weight_range.0 || w > weight_range.1 {
+                e.add(
+                    "weight_kg",
+                    format!(
+                        "must be from {} to {} kg; got {} (was it typed in pounds?)",
+                        format_amount(weight_range.0),
+                        format_amount(weight_range.1),
+                        format_amount(w)
+                    ),
+                );
+            }
+        }
+        let basis = match self.weight_basis.trim() {
+            "" => Some(default_basis),
+            b => e.check("weight_basis", WeightBasis::parse(b)),
+        };
+        let sex = match self.sex.trim().to_lowercase().as_str() {
+            "" => None,
+            s @ ("male" | "female") => Some(s.to_owned()),
+            _ => {
+                e.add("sex", "must be male or female (for the ideal body weight)");
+                None
+            }
+        };
+        let req = DoseRequest {
+            route: route.unwrap_or(Route::Iv),
+            weight_kg: weight.unwrap_or_default(),
+            height_cm: positive(&mut e, "height_cm", &self.height_cm, "centimetres"),
+            sex,
+            basis: basis.unwrap_or(WeightBasis::Actual),
+            mg_per_kg: positive(&mut e, "mg_per_kg", &self.mg_per_kg, "mg/kg"),
+            fixed_mg: positive(&mut e, "dose_mg", &self.dose_mg, "mg"),
+            concentration_mg_per_ml: positive(&mut e, "concentration_mg_per_ml", &self.concentration_mg_per_ml, "mg/mL"),
+            final_volume_ml: positive(&mut e, "final_volume_ml", &self.final_volume_ml, "mL"),
+            minutes: positive(&mut e, "minutes", &self.minutes, "minutes"),
+            given_7d_mg: Decimal::ZERO,
+            given_28d_mg: Decimal::ZERO,
+        };
+        e.into_result()?;
+        Ok(req)
+    }
+}
+
 /// What happened to one evaluation of a dose against the drug library (the pump-style log).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum EvaluationOutcome {

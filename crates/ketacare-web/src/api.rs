@@ -66,6 +66,7 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/tokens/{id}/revoke", post(revoke_token))
         .merge(crate::api_outcomes::routes())
         .merge(crate::api_screening::routes())
+        .merge(crate::api_dosing::routes())
 }
 
 // ---------- DTOs ----------
@@ -689,11 +690,13 @@ async fn revoke_token(State(state): State<AppState>, Auth(p): Auth, Path(id): Pa
         crate::api_outcomes::list_schedules, crate::api_outcomes::create_schedule, crate::api_outcomes::end_schedule,
         crate::api_outcomes::get_wording, crate::api_outcomes::load_wording, crate::api_outcomes::withdraw_wording,
         crate::api_screening::get_screening, crate::api_screening::sign_screening, crate::api_screening::record_vitals,
-        crate::api_screening::record_liver_tests, crate::api_screening::evaluate),
+        crate::api_screening::record_liver_tests, crate::api_screening::evaluate,
+        crate::api_dosing::calculate, crate::api_dosing::protocols, crate::api_dosing::drug_library, crate::api_dosing::quality),
     components(schemas(Problem, FieldProblem, WarningDto)),
     tags((name = "session"), (name = "patients"), (name = "measurements"), (name = "records"), (name = "audit"), (name = "research"), (name = "admin"),
         (name = "instruments", description = "Rating-scale catalogue and calculators (nothing stored)"),
         (name = "outcomes", description = "Measurement-based care: assessments, outcome series, questionnaire links, schedules, safety alerts"),
+        (name = "dosing", description = "Dose calculator against the drug library (soft and hard limits), protocols, drug library, quality report"),
         (name = "screening", description = "Screening and eligibility: verdict and findings with sources, signed verdicts, baseline vital signs and liver tests, an intake calculator"))
 )]
 pub struct ApiDoc;

@@ -13,8 +13,10 @@
 //!   endpoints only accept `application/json` bodies (which a cross-site form cannot send).
 
 pub mod api;
+mod api_dosing;
 mod api_outcomes;
 mod api_screening;
+mod dosing;
 pub mod error;
 pub mod extract;
 mod forms;
@@ -130,6 +132,7 @@ pub fn router(state: AppState) -> Router {
         .merge(pages::routes())
         .merge(outcomes::routes())
         .merge(screening::routes())
+        .merge(dosing::routes())
         .nest("/api", api::routes())
         .route("/health", get(health))
         .route("/static/app.css", get(css))

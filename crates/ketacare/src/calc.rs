@@ -344,65 +344,25 @@ pub struct DoseArgs<'a> {
     pub weight_basis: Option<&'a str>,
 }
 
-fn opt_dec(e: &mut FieldErrors, field: &str, v: Option<&str>, unit: &str) -> Option<Decimal> {
-    let t = v?.trim();
-    match t.parse::<Decimal>() {
-        Ok(d) if d > Decimal::ZERO => Some(d),
-        _ => {
-            e.add(field, format!("must be a positive number in {unit}; got {t:?}"));
-            None
-        }
-    }
-}
-
 /// Calculates a dose; returns the text and whether a hard limit refused it.
 pub fn dose(k: &Knowledge, a: &DoseArgs, as_json: bool) -> Result<(String, bool), String> {
-    use ketacare_domain::dose::{calculate, format_amount as fa, DoseRequest, Route, WeightBasis};
+    use ketacare_domain::dose::{calculate, format_amount as fa, DoseInput};
     let lib = &k.drug_library;
-    let mut e = FieldErrors::new();
-    let route = e.check("route", Route::parse(a.route));
-    let weight = opt_dec(&mut e, "weight_kg", Some(a.weight_kg), "kilograms");
-    if let Some(w) = weight {
-        if w < k.anthropometry.weight_min_kg || w > k.anthropometry.weight_max_kg {
-            e.add(
-                "weight_kg",
-                format!(
-                    "must be from {} to {} kg; got {} (was it typed in pounds?)",
-                    fa(k.anthropometry.weight_min_kg),
-                    fa(k.anthropometry.weight_max_kg),
-                    fa(w)
-                ),
-            );
-        }
-    }
-    let basis = match a.weight_basis {
-        None => Some(lib.default_basis),
-        Some(b) => e.check("weight_basis", WeightBasis::parse(b)),
+    let input = DoseInput {
+        route: a.route.to_owned(),
+        weight_kg: a.weight_kg.to_owned(),
+        mg_per_kg: a.mg_per_kg.unwrap_or_default().to_owned(),
+        dose_mg: a.dose_mg.unwrap_or_default().to_owned(),
+        concentration_mg_per_ml: a.concentration_mg_per_ml.unwrap_or_default().to_owned(),
+        final_volume_ml: a.final_volume_ml.unwrap_or_default().to_owned(),
+        minutes: a.minutes.unwrap_or_default().to_owned(),
+        height_cm: a.height_cm.unwrap_or_default().to_owned(),
+        sex: a.sex.unwrap_or_default().to_owned(),
+        weight_basis: a.weight_basis.unwrap_or_default().to_owned(),
     };
-    let req = DoseRequest {
-        route: route.unwrap_or(Route::Iv),
-        weight_kg: weight.unwrap_or_default(),
-        height_cm: opt_dec(&mut e, "height_cm", a.height_cm, "centimetres"),
-        sex: a.sex.map(|s| s.trim().to_lowercase()),
-        basis: basis.unwrap_or(WeightBasis::Actual),
-        mg_per_kg: opt_dec(&mut e, "mg_per_kg", a.mg_per_kg, "mg/kg"),
-        fixed_mg: opt_dec(&mut e, "dose_mg", a.dose_mg, "mg"),
-        concentration_mg_per_ml: opt_dec(&mut e, "concentration_mg_per_ml", a.concentration_mg_per_ml, "mg/mL"),
-        final_volume_ml: opt_dec(&mut e, "final_volume_ml", a.final_volume_ml, "mL"),
-        minutes: opt_dec(&mut e, "minutes", a.minutes, "minutes"),
-        given_7d_mg: Decimal::ZERO,
-        given_28d_mg: Decimal::ZERO,
-    };
-    if let Some(s) = &req.sex {
-        if !["male", "female"].contains(&s.as_str()) {
-            e.add("sex", "must be male or female (for the ideal body weight)");
-        }
-    }
     let named =
         |e: &FieldErrors| e.iter().map(|x| format!("--{}: {}", x.field.replace('_', "-"), x.message)).collect::<Vec<_>>().join("; ");
-    if !e.is_empty() {
-        return Err(named(&e));
-    }
+    let req = input.parse(lib.default_basis, (k.anthropometry.weight_min_kg, k.anthropometry.weight_max_kg)).map_err(|e| named(&e))?;
     let limits = lib.limits(req.route).ok_or_else(|| format!("--route: the drug library has no limits for {}", req.route.code()))?;
     let r = calculate(&req, limits, &lib.policy).map_err(|e| named(&e))?;
     let refused = r.refused();

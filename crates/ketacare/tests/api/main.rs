@@ -9,6 +9,7 @@ mod amendments;
 mod audit;
 mod auth;
 mod concurrency;
+mod dosing;
 mod outcomes;
 mod patients;
 mod roles;

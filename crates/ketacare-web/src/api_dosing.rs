@@ -1,0 +1,407 @@
+//! The JSON API of dosing: the dose calculator (nothing ordered; every evaluation logged), the
+//! protocol library, the drug library and the quality report.
+
+use crate::api::{bad, json, ApiResult, NumberOrText};
+use crate::error::Problem;
+use crate::extract::Auth;
+use crate::AppState;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, Request, State};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{Duration, NaiveDate};
+use ketacare_domain::access::Permission;
+use ketacare_domain::dose::{DoseInput, DoseResult, Limits, QualityRow};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/dose/calculate", post(calculate))
+        .route("/protocols", get(protocols))
+        .route("/drug-library", get(drug_library))
+        .route("/dose/quality", get(quality))
+}
+
+fn dec(d: rust_decimal::Decimal) -> String {
+    d.normalize().to_string()
+}
+
+/// A dose to calculate. Numbers may be JSON numbers or text.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DoseRequestDto {
+    /// iv, sc, im or in.
+    route: String,
+    /// Weight measured today, kg.
+    #[schema(value_type = String)]
+    weight_kg: Option<NumberOrText>,
+    /// Dose, mg/kg (iv, sc, im).
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    mg_per_kg: Option<NumberOrText>,
+    /// Fixed dose, mg (intranasal, whole 28 mg devices).
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    dose_mg: Option<NumberOrText>,
+    /// Vial concentration on the shelf, mg/mL.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    concentration_mg_per_ml: Option<NumberOrText>,
+    /// Final volume after dilution, mL (iv).
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    final_volume_ml: Option<NumberOrText>,
+    /// Infusion time, minutes (iv).
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    minutes: Option<NumberOrText>,
+    /// Height, cm.
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    height_cm: Option<NumberOrText>,
+    /// male or female.
+    #[serde(default)]
+    sex: Option<String>,
+    /// actual, ideal or adjusted (omitted: the library's default).
+    #[serde(default)]
+    weight_basis: Option<String>,
+}
+
+fn t(v: &Option<NumberOrText>) -> String {
+    v.as_ref().map(NumberOrText::text).unwrap_or_default()
+}
+
+impl DoseRequestDto {
+    /// The typed fields.
+    pub fn input(&self) -> DoseInput {
+        DoseInput {
+            route: self.route.clone(),
+            weight_kg: t(&self.weight_kg),
+            mg_per_kg: t(&self.mg_per_kg),
+            dose_mg: t(&self.dose_mg),
+            concentration_mg_per_ml: t(&self.concentration_mg_per_ml),
+            final_volume_ml: t(&self.final_volume_ml),
+            minutes: t(&self.minutes),
+            height_cm: t(&self.height_cm),
+            sex: self.sex.clone().unwrap_or_default(),
+            weight_basis: self.weight_basis.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// A limit breached.
+#[derive(Serialize, ToSchema)]
+pub struct BreachDto {
+    /// hard or soft.
+    level: String,
+    /// mg_per_kg, total_mg, rate, minutes, cumulative_7d_mg or cumulative_28d_mg.
+    quantity: String,
+    /// What happened.
+    message: String,
+    /// Source of the limit.
+    source: String,
+}
+
+/// A calculated dose. Amounts are exact decimal text (no trailing zeros, a leading zero).
+#[derive(Serialize, ToSchema)]
+pub struct DoseResultDto {
+    route: String,
+    weight_basis: String,
+    weight_used_kg: String,
+    bmi: Option<String>,
+    ibw_kg: Option<String>,
+    adjbw_kg: Option<String>,
+    dose_requested_mg: String,
+    dose_mg: String,
+    dose_mg_per_kg: String,
+    concentration_mg_per_ml: Option<String>,
+    drug_volume_ml: Option<String>,
+    diluent_ml: Option<String>,
+    final_volume_ml: Option<String>,
+    final_concentration_mg_per_ml: Option<String>,
+    minutes: Option<String>,
+    rate_ml_per_h: Option<String>,
+    rate_mg_per_h: Option<String>,
+    rate_mg_per_kg_per_h: Option<String>,
+    devices: Option<u32>,
+    /// A hard limit is breached: nobody may give this dose.
+    refused: bool,
+    /// A soft limit is breached: an order needs a reason and a second clinician.
+    needs_override: bool,
+    breaches: Vec<BreachDto>,
+    warnings: Vec<String>,
+    /// The calculation, step by step.
+    steps: Vec<String>,
+}
+
+impl From<&DoseResult> for DoseResultDto {
+    fn from(r: &DoseResult) -> Self {
+        let o = |d: Option<rust_decimal::Decimal>| d.map(dec);
+        DoseResultDto {
+            route: r.route.code().into(),
+            weight_basis: r.basis.code().into(),
+            weight_used_kg: dec(r.weight_used_kg),
+            bmi: o(r.bmi),
+            ibw_kg: o(r.ibw_kg),
+            adjbw_kg: o(r.adjbw_kg),
+            dose_requested_mg: dec(r.dose_requested_mg),
+            dose_mg: dec(r.dose_mg),
+            dose_mg_per_kg: dec(r.dose_mg_per_kg),
+            concentration_mg_per_ml: o(r.concentration_mg_per_ml),
+            drug_volume_ml: o(r.drug_volume_ml),
+            diluent_ml: o(r.diluent_ml),
+            final_volume_ml: o(r.final_volume_ml),
+            final_concentration_mg_per_ml: o(r.final_concentration_mg_per_ml),
+            minutes: o(r.minutes),
+            rate_ml_per_h: o(r.rate_ml_per_h),
+            rate_mg_per_h: o(r.rate_mg_per_h),
+            rate_mg_per_kg_per_h: o(r.rate_mg_per_kg_per_h),
+            devices: r.devices,
+            refused: r.refused(),
+            needs_override: r.needs_override(),
+            breaches: r
+                .breaches
+                .iter()
+                .map(|b| BreachDto {
+                    level: b.level.code().into(),
+                    quantity: b.quantity.clone(),
+                    message: b.message.clone(),
+                    source: b.source.clone(),
+                })
+                .collect(),
+            warnings: r.warnings.clone(),
+            steps: r.steps.clone(),
+        }
+    }
+}
+
+#[utoipa::path(post, path = "/api/dose/calculate", request_body = DoseRequestDto,
+    responses((status = 200, body = DoseResultDto, description = "calculated; check refused and needs_override"), (status = 403, body = Problem),
+        (status = 422, body = Problem, description = "bad input: each field named with the accepted form (a concentration not on the shelf, a weight out of range, …)")),
+    tag = "dosing")]
+async fn calculate(State(state): State<AppState>, Auth(p): Auth, req: Request) -> ApiResult<Json<DoseResultDto>> {
+    let r: DoseRequestDto = json(req, &state).await?;
+    let out = state.app.calculate_dose(&p, &r.input()).await?;
+    Ok(Json(DoseResultDto::from(&out)))
+}
+
+/// A protocol step.
+#[derive(Serialize, ToSchema)]
+pub struct StepDto {
+    key: String,
+    label: String,
+    day: u32,
+    /// The dose rule in words, e.g. "0.5 mg/kg over 40 min".
+    dose: String,
+    mg_per_kg: Option<String>,
+    fixed_mg: Option<String>,
+    minutes: Option<u32>,
+    repeat_every_days: Option<u32>,
+    repeat_until_day: Option<u32>,
+    /// instrument@timepoint.
+    assessments: Vec<String>,
+    move_on: String,
+}
+
+/// A protocol.
+#[derive(Serialize, ToSchema)]
+pub struct ProtocolDto {
+    key: String,
+    name: String,
+    route: String,
+    indication: String,
+    source: String,
+    steps: Vec<StepDto>,
+}
+
+#[utoipa::path(get, path = "/api/protocols", responses((status = 200, body = [ProtocolDto]), (status = 403, body = Problem)), tag = "dosing")]
+async fn protocols(State(state): State<AppState>, Auth(p): Auth) -> ApiResult<Json<Vec<ProtocolDto>>> {
+    state.app.authorize(&p, Permission::ReadPatients, "Protocol").await?;
+    Ok(Json(
+        state
+            .app
+            .knowledge()
+            .protocols
+            .iter()
+            .map(|pr| ProtocolDto {
+                key: pr.key.clone(),
+                name: pr.name.clone(),
+                route: pr.route.code().into(),
+                indication: pr.indication.clone(),
+                source: pr.source.clone(),
+                steps: pr
+                    .steps
+                    .iter()
+                    .map(|s| StepDto {
+                        key: s.key.clone(),
+                        label: s.label.clone(),
+                        day: s.day,
+                        dose: s.dose_rule(),
+                        mg_per_kg: s.mg_per_kg.map(dec),
+                        fixed_mg: s.fixed_mg.map(dec),
+                        minutes: s.minutes,
+                        repeat_every_days: s.repeat_every_days,
+                        repeat_until_day: s.repeat_until_day,
+                        assessments: s.assessments.clone(),
+                        move_on: s.move_on.clone(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+    ))
+}
+
+/// One quantity's limits.
+#[derive(Serialize, ToSchema)]
+pub struct LimitsDto {
+    hard_min: Option<String>,
+    soft_min: Option<String>,
+    soft_max: Option<String>,
+    hard_max: Option<String>,
+    source: Option<String>,
+}
+
+fn limits(l: &Limits) -> LimitsDto {
+    let v = |x: &Option<ketacare_domain::dose::Sourced>| x.as_ref().map(|s| dec(s.value));
+    LimitsDto {
+        hard_min: v(&l.hard.min),
+        soft_min: v(&l.soft.min),
+        soft_max: v(&l.soft.max),
+        hard_max: v(&l.hard.max),
+        source: [&l.hard.max, &l.soft.max, &l.hard.min, &l.soft.min].iter().find_map(|x| x.as_ref().map(|s| s.source.clone())),
+    }
+}
+
+/// Limits of one route.
+#[derive(Serialize, ToSchema)]
+pub struct RouteLimitsDto {
+    route: String,
+    mg_per_kg: LimitsDto,
+    total_mg: LimitsDto,
+    mg_per_kg_per_h: LimitsDto,
+    minutes: LimitsDto,
+    cumulative_7d_mg: LimitsDto,
+    cumulative_28d_mg: LimitsDto,
+    device_mg: Option<String>,
+}
+
+/// The drug library.
+#[derive(Serialize, ToSchema)]
+pub struct DrugLibraryDto {
+    version: String,
+    drug: String,
+    rxnorm: String,
+    concentrations_mg_per_ml: Vec<String>,
+    volume_step_ml: String,
+    rate_step_ml_per_h: String,
+    default_weight_basis: String,
+    routes: Vec<RouteLimitsDto>,
+}
+
+#[utoipa::path(get, path = "/api/drug-library", responses((status = 200, body = DrugLibraryDto), (status = 403, body = Problem)), tag = "dosing")]
+async fn drug_library(State(state): State<AppState>, Auth(p): Auth) -> ApiResult<Json<DrugLibraryDto>> {
+    state.app.authorize(&p, Permission::ReadPatients, "DrugLibrary").await?;
+    let lib = &state.app.knowledge().drug_library;
+    Ok(Json(DrugLibraryDto {
+        version: lib.version.clone(),
+        drug: lib.drug.clone(),
+        rxnorm: lib.rxnorm.0.clone(),
+        concentrations_mg_per_ml: lib.policy.concentrations_mg_per_ml.iter().map(|c| dec(*c)).collect(),
+        volume_step_ml: dec(lib.policy.volume_step_ml),
+        rate_step_ml_per_h: dec(lib.policy.rate_step_ml_per_h),
+        default_weight_basis: lib.default_basis.code().into(),
+        routes: lib
+            .routes
+            .iter()
+            .map(|(r, l)| RouteLimitsDto {
+                route: r.code().into(),
+                mg_per_kg: limits(&l.mg_per_kg),
+                total_mg: limits(&l.total_mg),
+                mg_per_kg_per_h: limits(&l.mg_per_kg_per_h),
+                minutes: limits(&l.minutes),
+                cumulative_7d_mg: limits(&l.cumulative_7d_mg),
+                cumulative_28d_mg: limits(&l.cumulative_28d_mg),
+                device_mg: l.device_mg.map(dec),
+            })
+            .collect(),
+    }))
+}
+
+/// Period of the report.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct QualityQuery {
+    /// First day (YYYY-MM-DD, UTC); default 30 days ago.
+    from: Option<String>,
+    /// Last day, inclusive; default today.
+    to: Option<String>,
+}
+
+/// One row of the report.
+#[derive(Serialize, ToSchema)]
+pub struct QualityRowDto {
+    key: String,
+    total: u32,
+    accepted: u32,
+    soft_breach: u32,
+    overridden: u32,
+    rejected: u32,
+    check_mismatch: u32,
+    /// Overrides per soft breach, percent.
+    override_rate_percent: Option<String>,
+}
+
+impl From<&QualityRow> for QualityRowDto {
+    fn from(r: &QualityRow) -> Self {
+        QualityRowDto {
+            key: r.key.clone(),
+            total: r.total,
+            accepted: r.accepted,
+            soft_breach: r.soft,
+            overridden: r.overridden,
+            rejected: r.rejected,
+            check_mismatch: r.mismatches,
+            override_rate_percent: r.override_rate_percent().map(dec),
+        }
+    }
+}
+
+/// The quality report.
+#[derive(Serialize, ToSchema)]
+pub struct QualityDto {
+    from: String,
+    to: String,
+    all: QualityRowDto,
+    by_route: Vec<QualityRowDto>,
+    by_user: Vec<QualityRowDto>,
+}
+
+#[utoipa::path(get, path = "/api/dose/quality", params(QualityQuery),
+    responses((status = 200, body = QualityDto), (status = 403, body = Problem), (status = 422, body = Problem)), tag = "dosing")]
+async fn quality(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    q: Result<Query<QualityQuery>, QueryRejection>,
+) -> ApiResult<Json<QualityDto>> {
+    let Query(q) = q.map_err(|r| crate::api::query_problem_with(r, "use from and to as YYYY-MM-DD"))?;
+    let today = state.app.clock().now().date_naive();
+    let day = |s: &Option<String>, field: &str, d: NaiveDate| -> ApiResult<NaiveDate> {
+        match s.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+            None => Ok(d),
+            Some(x) => NaiveDate::parse_from_str(x, "%Y-%m-%d").map_err(|_| bad(field, "must be a date such as 2026-11-30")),
+        }
+    };
+    let from = day(&q.from, "from", today - Duration::days(30))?;
+    let to = day(&q.to, "to", today)?;
+    let start = from.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+    let end = (to + Duration::days(1)).and_hms_opt(0, 0, 0).unwrap_or_default().and_utc();
+    let (r, _) = state.app.dose_quality(&p, start, end).await?;
+    Ok(Json(QualityDto {
+        from: from.to_string(),
+        to: to.to_string(),
+        all: QualityRowDto::from(&r.all),
+        by_route: r.by_route.iter().map(QualityRowDto::from).collect(),
+        by_user: r.by_user.iter().map(QualityRowDto::from).collect(),
+    }))
+}

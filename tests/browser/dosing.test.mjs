@@ -1,0 +1,110 @@
+// End-to-end tests of dosing in a browser: the bedside dose calculator (worked example, a soft
+// limit, a ten-fold dose refused, a concentration that is not on the shelf), the protocol and
+// drug libraries, and the quality report that counts every evaluation.
+//
+// Run with `npm test` in tests/browser after `cargo build -p ketacare` (see README.md).
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { clickAndWait, launchBrowser, login, logout, pathname, rows, startServer, text, withPage } from './harness.mjs';
+
+const TEST_TIMEOUT_MS = 120_000;
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer();
+  browser = await launchBrowser();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+function uiTest(name, body) {
+  test(name, { timeout: TEST_TIMEOUT_MS }, () => withPage(browser, server, name, body));
+}
+
+async function submit(page, locator) {
+  const [response] = await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), locator.click()]);
+  return response;
+}
+
+async function fillDose(page, { route = 'iv', weight, mgkg, conc, finalVolume, minutes }) {
+  const form = page.locator('form#calculator');
+  await form.getByLabel('Route').selectOption(route);
+  await form.getByLabel('Weight measured today (kg)').fill(weight);
+  await form.getByLabel('Dose (mg/kg)').fill(mgkg);
+  if (conc) await form.getByLabel('Concentration of the vial').selectOption(conc);
+  await form.getByLabel('Final volume after dilution (mL), IV only').fill(finalVolume ?? '');
+  await form.getByLabel('Infusion time (min), IV only').fill(minutes ?? '');
+  return submit(page, form.getByRole('button', { name: 'Calculate' }));
+}
+
+uiTest('a nurse calculates 0.5 mg/kg IV at the bedside: dose, volume, dilution, rate and the calculation chain', async (page) => {
+  await login(page, 'nurse');
+  await clickAndWait(page, page.getByRole('link', { name: 'Dose calculator' }));
+  assert.equal(pathname(page), '/calculator');
+  const res = await fillDose(page, { weight: '72', mgkg: '0.5', conc: '10', finalVolume: '100', minutes: '40' });
+  assert.equal(res.status(), 200);
+  assert.equal(await text(page.locator('#dose-mg')), '36 mg');
+  assert.equal(await text(page.locator('#draw')), '3.6 mL of 10 mg/mL');
+  assert.equal(await text(page.locator('#rate')), '150 mL/h');
+  assert.match(await text(page.locator('#dose-result')), /add 96\.4 mL to make 100 mL at 0\.36 mg\/mL/);
+  const steps = await page.locator('ol.steps li').allInnerTexts();
+  assert.ok(steps.includes('Dose = 0.5 mg/kg × 72 kg = 36 mg'), JSON.stringify(steps));
+  assert.equal(await page.locator('ul.breaches').count(), 0);
+});
+
+uiTest('a soft limit asks for a reason and a second clinician; a ten-fold dose is refused; an unlisted vial cannot be chosen', async (page) => {
+  await login(page, 'prescriber');
+  await page.goto('/calculator');
+  let res = await fillDose(page, { weight: '72', mgkg: '0.8', conc: '10', finalVolume: '100', minutes: '40' });
+  assert.equal(res.status(), 200);
+  assert.match(await text(page.locator('#dose-result')), /Soft limit: an order needs a reason and a second clinician/);
+  assert.match(await text(page.locator('ul.breaches')), /Dose 0\.8 mg\/kg is above the soft maximum of 0\.75 mg\/kg/);
+  res = await fillDose(page, { weight: '72', mgkg: '5', conc: '10', finalVolume: '100', minutes: '40' });
+  assert.equal(res.status(), 422);
+  assert.match(await text(page.locator('#dose-result')), /Refused: a hard limit is breached/);
+  assert.match(await text(page.locator('ul.breaches li.hard')), /Dose 5 mg\/kg is above the hard maximum of 1 mg\/kg/);
+  const options = await page.locator('form#calculator select[name="concentration_mg_per_ml"] option').allInnerTexts();
+  assert.deepEqual(options.slice(1), ['10 mg/mL', '50 mg/mL', '100 mg/mL'], 'only what is on the shelf');
+  res = await fillDose(page, { weight: '176', mgkg: '0.5', conc: '10', finalVolume: '100', minutes: '40' });
+  assert.equal(res.status(), 200, 'a heavy but possible weight is calculated');
+  res = await fillDose(page, { weight: '480', mgkg: '0.5', conc: '10', finalVolume: '100', minutes: '40' });
+  assert.equal(res.status(), 422);
+  assert.match(await text(page.locator('main')), /was it typed in pounds\?/);
+  assert.equal(await page.locator('form#calculator').getByLabel('Weight measured today (kg)').inputValue(), '480', 'the typed value is kept');
+});
+
+uiTest('protocols and the drug library show every step and limit with its source', async (page) => {
+  await login(page, 'nurse');
+  await clickAndWait(page, page.getByRole('link', { name: 'Protocols' }));
+  const asc = await rows(page.locator('#protocol-sc_ascending table'));
+  assert.deepEqual(asc.map((r) => r[1]), ['0.25 mg/kg', '0.5 mg/kg', '1 mg/kg']);
+  assert.deepEqual(asc.map((r) => r[2]), ['day 0', 'day 7', 'day 14']);
+  assert.match(await text(page.locator('#protocol-sc_ascending')), /Source: Glue P et al\. 2017/);
+  assert.match((await rows(page.locator('#protocol-iv_single table')))[0][1], /^0\.5 mg\/kg over 40 min$/);
+  await clickAndWait(page, page.getByRole('link', { name: 'Drug library and limits' }));
+  const iv = await rows(page.locator('#route-iv table'));
+  assert.deepEqual(iv[0], ['Dose', '0.05 mg/kg', '0.1 mg/kg', '0.75 mg/kg', '1 mg/kg']);
+  assert.match(await text(page.locator('#route-iv')), /Andrade 2017/);
+});
+
+uiTest('the medical director reads the quality report with the soft breaches and refusals', async (page) => {
+  await login(page, 'prescriber');
+  await page.goto('/calculator');
+  await fillDose(page, { weight: '72', mgkg: '0.8', conc: '10', finalVolume: '100', minutes: '40' });
+  await fillDose(page, { weight: '72', mgkg: '5', conc: '10', finalVolume: '100', minutes: '40' });
+  await logout(page);
+  await login(page, 'director');
+  await clickAndWait(page, page.getByRole('link', { name: 'Dose quality' }));
+  const all = (await rows(page.locator('#quality-all')))[0];
+  assert.ok(Number(all[1]) >= 2, JSON.stringify(all));
+  assert.ok(Number(all[3]) >= 1 && Number(all[5]) >= 1, `a soft breach and a refusal: ${JSON.stringify(all)}`);
+  const users = await rows(page.locator('#quality-user'));
+  assert.ok(users.some((r) => r[0] === 'prescriber'), JSON.stringify(users));
+  const events = await rows(page.locator('#quality-events'));
+  assert.ok(events.some((r) => r[4] === 'rejected' && /hard limit: Dose 5 mg\/kg/.test(r[5])), JSON.stringify(events));
+});
