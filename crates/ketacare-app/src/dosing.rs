@@ -78,3 +78,444 @@ impl App {
         Ok((quality_report(&evs), evs))
     }
 }
+
+// ---------------------------------------------------------------- plans and orders
+
+use crate::patients::Measurement;
+use ketacare_domain::anthropometry::BodyWeight;
+use ketacare_domain::dose::{LimitLevel, Route};
+use ketacare_domain::order::{DoseOrderRecord, DoubleCheck, OrderStatus, TreatmentPlanRecord};
+use ketacare_domain::record::{ClinicalRecord, Reason, RecordVersion, VersionAction};
+use ketacare_domain::validation::FieldErrors;
+use rust_decimal::Decimal;
+
+/// A patient's dosing: plans, orders, the weight the next dose would use, and what was given.
+#[derive(Clone, Debug)]
+pub struct DosingView {
+    /// Treatment plans (current versions), newest first.
+    pub plans: Vec<(RecordVersion, TreatmentPlanRecord)>,
+    /// Dose orders (current versions), newest first.
+    pub orders: Vec<(RecordVersion, DoseOrderRecord)>,
+    /// The latest weight.
+    pub latest_weight: Option<Measurement<BodyWeight>>,
+    /// Whether it is recent enough for a dose (the drug library's policy).
+    pub weight_current: bool,
+    /// mg given (double-checked orders) in the last 7 and 28 days.
+    pub given_7d_mg: Decimal,
+    /// mg given in the last 28 days.
+    pub given_28d_mg: Decimal,
+    /// Absolute contraindications that stop any dose now.
+    pub blocking: Vec<String>,
+}
+
+/// A dose to order for a patient: the dose fields (the weight, height and sex come from the
+/// chart), the plan session it belongs to, and the reason for passing a soft limit.
+#[derive(Clone, Debug, Default)]
+pub struct OrderInput {
+    /// The dose as typed (weight, height and sex are ignored: taken from the chart).
+    pub dose: DoseInput,
+    /// Plan record id, if ordered from a plan.
+    pub plan: String,
+    /// Plan step key.
+    pub step: String,
+    /// Reason for passing a soft limit (then a second clinician must approve).
+    pub override_reason: String,
+}
+
+/// What the second clinician enters, blind.
+#[derive(Clone, Debug, Default)]
+pub struct CheckInput {
+    /// Weight read from the record of today's measurement, kg.
+    pub weight_kg: String,
+    /// Concentration of the vial in hand, mg/mL.
+    pub concentration_mg_per_ml: String,
+    /// Dose calculated independently, mg.
+    pub dose_mg: String,
+}
+
+/// The input field a breached limit belongs to.
+fn field_of(quantity: &str) -> &'static str {
+    match quantity {
+        "rate" | "minutes" => "minutes",
+        _ => "mg_per_kg",
+    }
+}
+
+impl App {
+    /// Everything the dosing page shows.
+    pub async fn dosing(&self, p: &Principal, patient: PatientId) -> Result<DosingView, AppError> {
+        self.authorize(p, Permission::ReadPatients, "Dosing").await?;
+        let chart = self.chart(p, patient).await?;
+        let now = self.clock.now();
+        let mut plans = Vec::new();
+        let mut orders = Vec::new();
+        for v in &chart.records {
+            match &v.record {
+                ClinicalRecord::TreatmentPlan(x) => plans.push((v.clone(), x.clone())),
+                ClinicalRecord::DoseOrder(x) => orders.push((v.clone(), x.clone())),
+                _ => {}
+            }
+        }
+        plans.reverse();
+        orders.reverse();
+        let given = |days: i64| -> Decimal {
+            orders
+                .iter()
+                .filter(|(v, o)| o.status == OrderStatus::Checked && v.provenance.recorded_at > now - chrono::Duration::days(days))
+                .map(|(_, o)| o.dose_mg)
+                .sum()
+        };
+        let latest_weight = chart.latest_weight().cloned();
+        let max_age = self.knowledge.drug_library.weight_max_age_days;
+        let weight_current = latest_weight.as_ref().is_some_and(|w| (now.date_naive() - w.effective.date_naive()).num_days() <= max_age);
+        let view = self.screening(p, patient).await?;
+        let blocking = view
+            .screening
+            .findings
+            .iter()
+            .filter(|f| f.severity == ketacare_domain::screening::Severity::Exclusion)
+            .map(|f| f.title.clone())
+            .collect();
+        let (given_7d_mg, given_28d_mg) = (given(7), given(28));
+        Ok(DosingView { plans, orders, latest_weight, weight_current, given_7d_mg, given_28d_mg, blocking })
+    }
+
+    /// Lays a protocol out for a patient from a start date (prescribers and the medical
+    /// director); kept as a versioned treatment-plan record.
+    pub async fn plan_protocol(
+        &self,
+        p: &Principal,
+        patient: PatientId,
+        protocol: &str,
+        start: &str,
+        variant: &str,
+        note: &str,
+    ) -> Result<RecordVersion, AppError> {
+        self.authorize(p, Permission::Prescribe, "TreatmentPlan").await?;
+        self.patient(p, patient).await?;
+        let mut e = FieldErrors::new();
+        let proto = self.knowledge.protocols.iter().find(|x| x.key == protocol.trim());
+        if proto.is_none() {
+            let keys: Vec<&str> = self.knowledge.protocols.iter().map(|x| x.key.as_str()).collect();
+            e.add("protocol", format!("must be one of {}", keys.join(", ")));
+        }
+        let start = e.check(
+            "start",
+            chrono::NaiveDate::parse_from_str(start.trim(), "%Y-%m-%d").map_err(|_| "must be a date such as 2026-12-01".to_owned()),
+        );
+        if start.is_some_and(|s| s < self.clock.now().date_naive()) {
+            e.add("start", "must be today or later");
+        }
+        let note = e.check("note", ketacare_domain::validation::optional_note(note, 2000));
+        let (Some(proto), Some(start)) = (proto, start) else { return Err(e.into()) };
+        let mut plan = match TreatmentPlanRecord::from_protocol(proto, start, Some(variant)) {
+            Ok(x) => x,
+            Err(errs) => {
+                for x in errs.iter() {
+                    e.add(&x.field, x.message.clone());
+                }
+                return Err(e.into());
+            }
+        };
+        e.into_result()?;
+        plan.note = note.flatten();
+        let v = Self::first_version(patient, ClinicalRecord::TreatmentPlan(plan), self.provenance(p));
+        self.store.append_record_version(&self.ctx(p, "treatment"), &v).await?;
+        Ok(v)
+    }
+
+    /// Orders a dose for a patient with the weight measured today: calculated against the
+    /// drug library and logged. A hard-limit breach is refused for everyone; a soft-limit breach
+    /// needs a reason, then a second clinician's approval; the order then waits for the
+    /// independent double check.
+    pub async fn order_dose(&self, p: &Principal, patient: PatientId, input: &OrderInput) -> Result<RecordVersion, AppError> {
+        self.authorize(p, Permission::Prescribe, "DoseOrder").await?;
+        let view = self.dosing(p, patient).await?;
+        if !view.blocking.is_empty() {
+            return Err(FieldErrors::single(
+                "route",
+                format!("No dose while an absolute contraindication stands: {}. See the patient's screening.", view.blocking.join("; ")),
+            )
+            .into());
+        }
+        let Some(w) = view.latest_weight.as_ref().filter(|_| view.weight_current) else {
+            let msg = match &view.latest_weight {
+                Some(w) => format!(
+                    "the latest weight ({}) was measured on {} by {}; weigh the patient today, in kilograms, before a dose is calculated",
+                    w.value,
+                    w.effective.format("%Y-%m-%d"),
+                    w.version.provenance.username
+                ),
+                None => "no weight is recorded; weigh the patient today, in kilograms, before a dose is calculated".into(),
+            };
+            return Err(FieldErrors::single("weight_kg", msg).into());
+        };
+        let chart = self.chart(p, patient).await?;
+        let mut dose = input.dose.clone();
+        dose.weight_kg = w.value.kg().normalize().to_string();
+        dose.height_cm = chart.latest_height().map(|h| h.value.cm().normalize().to_string()).unwrap_or_default();
+        dose.sex = match chart.patient.demographics.sex.code() {
+            s @ ("male" | "female") => s.to_owned(),
+            _ => String::new(),
+        };
+        let mut req = self.parse_dose(&dose)?;
+        req.given_7d_mg = view.given_7d_mg;
+        req.given_28d_mg = view.given_28d_mg;
+        let plan = match input.plan.trim() {
+            "" => None,
+            id => {
+                let rid = RecordId::parse(id).map_err(|_| FieldErrors::single("plan", "must be a treatment plan of this patient"))?;
+                let (_, pl) = view
+                    .plans
+                    .iter()
+                    .find(|(v, _)| v.record_id == rid)
+                    .ok_or_else(|| FieldErrors::single("plan", "must be a treatment plan of this patient"))?;
+                if !input.step.trim().is_empty() && !pl.sessions.iter().any(|s| s.step == input.step.trim()) {
+                    return Err(FieldErrors::single("step", "must be a session of the plan").into());
+                }
+                if pl.route != req.route {
+                    return Err(FieldErrors::single("route", format!("the plan is {}; order by that route", pl.route.code())).into());
+                }
+                Some(rid)
+            }
+        };
+        let lib = &self.knowledge.drug_library;
+        let limits = lib.limits(req.route).ok_or_else(|| FieldErrors::single("route", "the drug library has no limits for this route"))?;
+        let r = calculate(&req, limits, &lib.policy)?;
+        let reason = input.override_reason.trim();
+        if r.refused() {
+            self.log_evaluation(p, Some(patient), None, &req, &r, EvaluationOutcome::Rejected, None, None).await?;
+            let mut e = FieldErrors::new();
+            for b in r.breaches.iter().filter(|b| b.level == LimitLevel::Hard) {
+                let field = if req.route == Route::In { "dose_mg" } else { field_of(&b.quantity) };
+                e.add(field, format!("Hard limit, refused for everyone: {} ({})", b.message, b.source));
+            }
+            return Err(e.into());
+        }
+        let mut e = FieldErrors::new();
+        let override_reason = if r.needs_override() {
+            if reason.is_empty() {
+                self.log_evaluation(p, Some(patient), None, &req, &r, EvaluationOutcome::SoftBreach, None, None).await?;
+                let limits: Vec<String> = r.breaches.iter().map(|b| b.message.clone()).collect();
+                return Err(FieldErrors::single(
+                    "override_reason",
+                    format!(
+                        "Soft limit: {}. Give a reason to order it anyway; a second clinician must then approve it.",
+                        limits.join("; ")
+                    ),
+                )
+                .into());
+            }
+            e.check("override_reason", Reason::parse(reason)).map(|r| r.as_str().to_owned())
+        } else {
+            None
+        };
+        e.into_result()?;
+        let order = DoseOrderRecord {
+            plan,
+            step: Some(input.step.trim().to_owned()).filter(|s| !s.is_empty()),
+            route: req.route,
+            basis: req.basis,
+            mg_per_kg: req.mg_per_kg,
+            fixed_mg: req.fixed_mg,
+            concentration_mg_per_ml: req.concentration_mg_per_ml,
+            final_volume_ml: req.final_volume_ml,
+            minutes: req.minutes,
+            weight_kg: req.weight_kg,
+            weight_measured_at: w.effective,
+            weight_measured_by: w.version.provenance.username.clone(),
+            weight_used_kg: r.weight_used_kg,
+            dose_mg: r.dose_mg,
+            dose_requested_mg: r.dose_requested_mg,
+            drug_volume_ml: r.drug_volume_ml,
+            rate_ml_per_h: r.rate_ml_per_h,
+            steps: r.steps.clone(),
+            breaches: r.breaches.iter().map(|b| format!("{} limit: {}", b.level.code(), b.message)).collect(),
+            status: if r.needs_override() { OrderStatus::AwaitingOverride } else { OrderStatus::AwaitingCheck },
+            override_reason: override_reason.clone(),
+            override_approved_by: None,
+            check: None,
+        };
+        let v = Self::first_version(patient, ClinicalRecord::DoseOrder(order), self.provenance(p));
+        self.store.append_record_version(&self.ctx(p, "treatment"), &v).await?;
+        let outcome = if r.needs_override() { EvaluationOutcome::SoftBreach } else { EvaluationOutcome::Accepted };
+        self.log_evaluation(p, Some(patient), Some(v.record_id), &req, &r, outcome, override_reason, None).await?;
+        Ok(v)
+    }
+
+    async fn order_for_change(
+        &self,
+        p: &Principal,
+        id: RecordId,
+        base_version: u32,
+    ) -> Result<(RecordVersion, DoseOrderRecord, RecordVersion), AppError> {
+        let h = self.record_history(p, id).await?;
+        let cur = h.last().cloned().ok_or(AppError::NotFound)?;
+        let first = h.first().cloned().ok_or(AppError::NotFound)?;
+        let ClinicalRecord::DoseOrder(o) = &cur.record else { return Err(AppError::NotFound) };
+        if cur.is_void() {
+            return Err(AppError::Conflict("the order was cancelled".into()));
+        }
+        if cur.version != base_version {
+            return Err(AppError::Conflict("the order changed meanwhile; reload it".into()));
+        }
+        Ok((cur.clone(), o.clone(), first))
+    }
+
+    fn order_request(o: &DoseOrderRecord) -> DoseRequest {
+        DoseRequest {
+            route: o.route,
+            weight_kg: o.weight_kg,
+            height_cm: None,
+            sex: None,
+            basis: o.basis,
+            mg_per_kg: o.mg_per_kg,
+            fixed_mg: o.fixed_mg,
+            concentration_mg_per_ml: o.concentration_mg_per_ml,
+            final_volume_ml: o.final_volume_ml,
+            minutes: o.minutes,
+            given_7d_mg: Decimal::ZERO,
+            given_28d_mg: Decimal::ZERO,
+        }
+    }
+
+    fn order_result(o: &DoseOrderRecord) -> DoseResult {
+        DoseResult {
+            route: o.route,
+            bmi: None,
+            ibw_kg: None,
+            adjbw_kg: None,
+            weight_used_kg: o.weight_used_kg,
+            basis: o.basis,
+            dose_requested_mg: o.dose_requested_mg,
+            dose_mg: o.dose_mg,
+            dose_mg_per_kg: o.mg_per_kg.unwrap_or_default(),
+            concentration_mg_per_ml: o.concentration_mg_per_ml,
+            drug_volume_ml: o.drug_volume_ml,
+            diluent_ml: None,
+            final_volume_ml: o.final_volume_ml,
+            final_concentration_mg_per_ml: None,
+            minutes: o.minutes,
+            rate_ml_per_h: o.rate_ml_per_h,
+            rate_mg_per_h: None,
+            rate_mg_per_kg_per_h: None,
+            devices: None,
+            steps: vec![],
+            warnings: vec![],
+            breaches: vec![],
+        }
+    }
+
+    /// A second clinician approves a soft-limit override (not the prescriber who ordered it).
+    pub async fn approve_override(&self, p: &Principal, id: RecordId, base_version: u32) -> Result<RecordVersion, AppError> {
+        self.authorize(p, Permission::Prescribe, "DoseOrder").await?;
+        let (cur, mut o, first) = self.order_for_change(p, id, base_version).await?;
+        if o.status != OrderStatus::AwaitingOverride {
+            return Err(AppError::Conflict("this order does not wait for an override".into()));
+        }
+        if first.provenance.user_id == p.user.id {
+            return Err(FieldErrors::single(
+                "approver",
+                "the second clinician must be someone other than the prescriber who ordered the dose",
+            )
+            .into());
+        }
+        o.status = OrderStatus::AwaitingCheck;
+        o.override_approved_by = Some(p.user.username.as_str().to_owned());
+        let reason = Reason::parse(&format!("soft-limit override approved by {}", p.user.username.as_str())).map_err(AppError::Internal)?;
+        let v = self.next(p, &cur, VersionAction::Amend, ClinicalRecord::DoseOrder(o.clone()), reason);
+        self.store.append_record_version(&self.ctx(p, "treatment"), &v).await?;
+        self.log_evaluation(
+            p,
+            Some(cur.patient_id),
+            Some(id),
+            &Self::order_request(&o),
+            &Self::order_result(&o),
+            EvaluationOutcome::Overridden,
+            o.override_reason.clone(),
+            Some(p.user.username.as_str().to_owned()),
+        )
+        .await?;
+        Ok(v)
+    }
+
+    /// The independent double check: a second clinician (not the one who ordered) enters the
+    /// weight, the concentration in hand and the dose they calculated, without seeing the order's
+    /// values; a mismatch blocks the dose and is logged.
+    pub async fn double_check(
+        &self,
+        p: &Principal,
+        id: RecordId,
+        base_version: u32,
+        input: &CheckInput,
+    ) -> Result<RecordVersion, AppError> {
+        self.authorize(p, Permission::WriteClinical, "DoseOrder").await?;
+        let (cur, mut o, first) = self.order_for_change(p, id, base_version).await?;
+        match o.status {
+            OrderStatus::AwaitingCheck => {}
+            OrderStatus::AwaitingOverride => {
+                return Err(AppError::Conflict("a second clinician must approve the soft-limit override first".into()))
+            }
+            OrderStatus::Checked => return Err(AppError::Conflict("this order is already double-checked".into())),
+        }
+        if first.provenance.user_id == p.user.id {
+            return Err(FieldErrors::single(
+                "checker",
+                "the double check must be done by someone other than the prescriber who ordered the dose",
+            )
+            .into());
+        }
+        let mut e = FieldErrors::new();
+        let num = |e: &mut FieldErrors, f: &str, raw: &str, unit: &str| -> Option<Decimal> {
+            match raw.trim().parse::<Decimal>() {
+                Ok(d) if d > Decimal::ZERO => Some(d),
+                _ => {
+                    e.add(f, format!("must be the {unit} you read or calculated yourself, a positive number"));
+                    None
+                }
+            }
+        };
+        let weight = num(&mut e, "weight_kg", &input.weight_kg, "weight in kg");
+        let conc = if o.route == Route::In {
+            None
+        } else {
+            num(&mut e, "concentration_mg_per_ml", &input.concentration_mg_per_ml, "concentration in mg/mL")
+        };
+        let dose = num(&mut e, "dose_mg", &input.dose_mg, "dose in mg");
+        e.into_result()?;
+        let (Some(weight), Some(dose)) = (weight, dose) else { return Err(AppError::Internal("checked above".into())) };
+        let differ = o.compare(weight, conc, dose, self.knowledge.drug_library.policy.volume_step_ml);
+        if !differ.is_empty() {
+            let mut r = Self::order_result(&o);
+            r.dose_mg = dose;
+            self.log_evaluation(
+                p,
+                Some(cur.patient_id),
+                Some(id),
+                &Self::order_request(&o),
+                &r,
+                EvaluationOutcome::CheckMismatch,
+                None,
+                Some(p.user.username.as_str().to_owned()),
+            )
+            .await?;
+            let mut e = FieldErrors::new();
+            for f in differ {
+                e.add(f, "does not match the order: the dose is blocked. Check the weight record, the vial label and your calculation from the start; ask the prescriber.");
+            }
+            return Err(e.into());
+        }
+        o.status = OrderStatus::Checked;
+        o.check = Some(DoubleCheck {
+            by: p.user.username.as_str().to_owned(),
+            weight_kg: weight,
+            concentration_mg_per_ml: conc,
+            dose_mg: dose,
+            at: self.clock.now(),
+        });
+        let reason = Reason::parse(&format!("independent double check by {}", p.user.username.as_str())).map_err(AppError::Internal)?;
+        let v = self.next(p, &cur, VersionAction::Amend, ClinicalRecord::DoseOrder(o), reason);
+        self.store.append_record_version(&self.ctx(p, "treatment"), &v).await?;
+        Ok(v)
+    }
+}

@@ -31,6 +31,10 @@ pub enum RecordInput {
     Condition(ketacare_domain::screening::ConditionInput),
     /// A screening verdict: signed on the screening page only, never typed as a record.
     Screening,
+    /// A treatment plan: made on the dosing page from a protocol.
+    TreatmentPlan,
+    /// A dose order: made on the dosing page with the weight measured today.
+    DoseOrder,
 }
 
 impl RecordInput {
@@ -45,6 +49,8 @@ impl RecordInput {
             RecordInput::PriorTreatment(_) => RecordKind::PriorTreatment,
             RecordInput::Condition(_) => RecordKind::Condition,
             RecordInput::Screening => RecordKind::Screening,
+            RecordInput::TreatmentPlan => RecordKind::TreatmentPlan,
+            RecordInput::DoseOrder => RecordKind::DoseOrder,
         }
     }
 }
@@ -89,6 +95,9 @@ impl App {
             RecordInput::Assessment(_) => return Err(AppError::Internal("assessments are validated by record_assessment".into())),
             RecordInput::PriorTreatment(t) => ClinicalRecord::PriorTreatment(t.validate()?),
             RecordInput::Condition(c) => ClinicalRecord::Condition(c.validate(&self.knowledge.screening)?),
+            RecordInput::TreatmentPlan | RecordInput::DoseOrder => {
+                return Err(FieldErrors::single("kind", "treatment plans and dose orders are made on the patient's dosing page (or /api/patients/{id}/plans and /orders), not entered as records").into())
+            }
             RecordInput::Screening => {
                 return Err(FieldErrors::single("kind", "a screening verdict is signed on the patient's screening page (or POST /api/patients/{id}/screening/sign), not entered as a record").into())
             }

@@ -10,7 +10,9 @@ use ketacare_domain::access::{Role, Username};
 use ketacare_domain::assessment::{Acknowledgement, Anchor, Assessment, FilledBy, QuestionnaireRequest, SafetyAlert, Schedule};
 use ketacare_domain::audit::{Actor, AuditAction, AuditEntry, AuditEvent, AuditOutcome};
 use ketacare_domain::coding::{CodeSystem, Coding};
+use ketacare_domain::dose::{Route, WeightBasis};
 use ketacare_domain::ids::{AlertId, PatientId, RecordId, RequestId, ScheduleId, SessionId, TokenId, UserId, VersionId};
+use ketacare_domain::order::{DoseOrderRecord, DoubleCheck, OrderStatus, PlanSession, TreatmentPlanRecord};
 use ketacare_domain::patient::{Contact, DateOfBirth, Demographics, EmergencyContact, Mrn, PersonName, Sex};
 use ketacare_domain::record::*;
 use ketacare_domain::screening::{
@@ -128,6 +130,39 @@ enum RecordJson {
         controlled: Option<bool>,
         note: Option<String>,
     },
+    TreatmentPlan {
+        protocol: String,
+        protocol_name: String,
+        route: String,
+        start: NaiveDate,
+        sessions: Vec<PlanSessionJson>,
+        note: Option<String>,
+    },
+    DoseOrder {
+        plan: Option<String>,
+        step: Option<String>,
+        route: String,
+        basis: String,
+        mg_per_kg: Option<Decimal>,
+        fixed_mg: Option<Decimal>,
+        concentration_mg_per_ml: Option<Decimal>,
+        final_volume_ml: Option<Decimal>,
+        minutes: Option<Decimal>,
+        weight_kg: Decimal,
+        weight_measured_at: DateTime<Utc>,
+        weight_measured_by: String,
+        weight_used_kg: Decimal,
+        dose_mg: Decimal,
+        dose_requested_mg: Decimal,
+        drug_volume_ml: Option<Decimal>,
+        rate_ml_per_h: Option<Decimal>,
+        steps: Vec<String>,
+        breaches: Vec<String>,
+        status: String,
+        override_reason: Option<String>,
+        override_approved_by: Option<String>,
+        check: Option<DoubleCheckJson>,
+    },
     Screening {
         verdict: String,
         findings: Vec<FindingJson>,
@@ -138,6 +173,25 @@ enum RecordJson {
         knowledge_version: String,
         note: Option<String>,
     },
+}
+
+#[derive(Serialize, Deserialize)]
+struct PlanSessionJson {
+    step: String,
+    label: String,
+    date: NaiveDate,
+    mg_per_kg: Option<Decimal>,
+    fixed_mg: Option<Decimal>,
+    minutes: Option<u32>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct DoubleCheckJson {
+    by: String,
+    weight_kg: Decimal,
+    concentration_mg_per_ml: Option<Decimal>,
+    dose_mg: Decimal,
+    at: DateTime<Utc>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -234,6 +288,56 @@ pub fn encode_record(r: &ClinicalRecord) -> String {
         ClinicalRecord::Condition(c) => {
             RecordJson::Condition { condition: c.condition.clone(), present: c.present, controlled: c.controlled, note: c.note.clone() }
         }
+        ClinicalRecord::TreatmentPlan(p) => RecordJson::TreatmentPlan {
+            protocol: p.protocol.clone(),
+            protocol_name: p.protocol_name.clone(),
+            route: p.route.code().to_owned(),
+            start: p.start,
+            sessions: p
+                .sessions
+                .iter()
+                .map(|s| PlanSessionJson {
+                    step: s.step.clone(),
+                    label: s.label.clone(),
+                    date: s.date,
+                    mg_per_kg: s.mg_per_kg,
+                    fixed_mg: s.fixed_mg,
+                    minutes: s.minutes,
+                })
+                .collect(),
+            note: p.note.clone(),
+        },
+        ClinicalRecord::DoseOrder(o) => RecordJson::DoseOrder {
+            plan: o.plan.map(|p| p.to_string()),
+            step: o.step.clone(),
+            route: o.route.code().to_owned(),
+            basis: o.basis.code().to_owned(),
+            mg_per_kg: o.mg_per_kg,
+            fixed_mg: o.fixed_mg,
+            concentration_mg_per_ml: o.concentration_mg_per_ml,
+            final_volume_ml: o.final_volume_ml,
+            minutes: o.minutes,
+            weight_kg: o.weight_kg,
+            weight_measured_at: o.weight_measured_at,
+            weight_measured_by: o.weight_measured_by.clone(),
+            weight_used_kg: o.weight_used_kg,
+            dose_mg: o.dose_mg,
+            dose_requested_mg: o.dose_requested_mg,
+            drug_volume_ml: o.drug_volume_ml,
+            rate_ml_per_h: o.rate_ml_per_h,
+            steps: o.steps.clone(),
+            breaches: o.breaches.clone(),
+            status: o.status.code().to_owned(),
+            override_reason: o.override_reason.clone(),
+            override_approved_by: o.override_approved_by.clone(),
+            check: o.check.as_ref().map(|c| DoubleCheckJson {
+                by: c.by.clone(),
+                weight_kg: c.weight_kg,
+                concentration_mg_per_ml: c.concentration_mg_per_ml,
+                dose_mg: c.dose_mg,
+                at: c.at,
+            }),
+        },
         ClinicalRecord::Screening(x) => RecordJson::Screening {
             verdict: x.verdict.code().to_owned(),
             findings: x
@@ -337,6 +441,81 @@ pub fn decode_record(s: &str) -> Result<ClinicalRecord, DbError> {
         RecordJson::Condition { condition, present, controlled, note } => {
             ClinicalRecord::Condition(ConditionRecord { condition, present, controlled, note })
         }
+        RecordJson::TreatmentPlan { protocol, protocol_name, route, start, sessions, note } => {
+            ClinicalRecord::TreatmentPlan(TreatmentPlanRecord {
+                protocol,
+                protocol_name,
+                route: Route::parse(&route).map_err(corrupt)?,
+                start,
+                sessions: sessions
+                    .into_iter()
+                    .map(|s| PlanSession {
+                        step: s.step,
+                        label: s.label,
+                        date: s.date,
+                        mg_per_kg: s.mg_per_kg,
+                        fixed_mg: s.fixed_mg,
+                        minutes: s.minutes,
+                    })
+                    .collect(),
+                note,
+            })
+        }
+        RecordJson::DoseOrder {
+            plan,
+            step,
+            route,
+            basis,
+            mg_per_kg,
+            fixed_mg,
+            concentration_mg_per_ml,
+            final_volume_ml,
+            minutes,
+            weight_kg,
+            weight_measured_at,
+            weight_measured_by,
+            weight_used_kg,
+            dose_mg,
+            dose_requested_mg,
+            drug_volume_ml,
+            rate_ml_per_h,
+            steps,
+            breaches,
+            status,
+            override_reason,
+            override_approved_by,
+            check,
+        } => ClinicalRecord::DoseOrder(DoseOrderRecord {
+            plan: plan.as_deref().map(|s| id(s, RecordId::parse)).transpose()?,
+            step,
+            route: Route::parse(&route).map_err(corrupt)?,
+            basis: WeightBasis::parse(&basis).map_err(corrupt)?,
+            mg_per_kg,
+            fixed_mg,
+            concentration_mg_per_ml,
+            final_volume_ml,
+            minutes,
+            weight_kg,
+            weight_measured_at,
+            weight_measured_by,
+            weight_used_kg,
+            dose_mg,
+            dose_requested_mg,
+            drug_volume_ml,
+            rate_ml_per_h,
+            steps,
+            breaches,
+            status: OrderStatus::parse(&status).map_err(corrupt)?,
+            override_reason,
+            override_approved_by,
+            check: check.map(|c| DoubleCheck {
+                by: c.by,
+                weight_kg: c.weight_kg,
+                concentration_mg_per_ml: c.concentration_mg_per_ml,
+                dose_mg: c.dose_mg,
+                at: c.at,
+            }),
+        }),
         RecordJson::Screening { verdict, findings, trials, resistance, resistance_definition, acceptances, knowledge_version, note } => {
             let mut fs = Vec::with_capacity(findings.len());
             for f in findings {

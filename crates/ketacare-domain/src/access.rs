@@ -45,6 +45,9 @@ pub enum Permission {
     /// Accept a finding that needs review (a relative contraindication, missing data) with a
     /// written reason. Medical director only; absolute contraindications cannot be accepted.
     AcceptScreeningFinding,
+    /// Plan protocols, order doses and approve another prescriber's soft-limit override
+    /// (prescribers and the medical director).
+    Prescribe,
 }
 
 impl Role {
@@ -96,8 +99,9 @@ impl Role {
                 ManagePolicy,
                 SignScreening,
                 AcceptScreeningFinding,
+                Prescribe,
             ],
-            Role::Prescriber => &[ReadPatients, WriteDemographics, WriteDiagnoses, WriteClinical, SignScreening],
+            Role::Prescriber => &[ReadPatients, WriteDemographics, WriteDiagnoses, WriteClinical, SignScreening, Prescribe],
             Role::Nurse => &[ReadPatients, WriteDemographics, WriteClinical],
             Role::Researcher => &[ReadDeidentified],
         }

@@ -19,6 +19,8 @@
 //!   interactions, baseline severity, blood pressure, liver tests and missing data, to a verdict.
 //! - [`dose`]: the dose calculator: weight bases, volumes from shelf concentrations, dilution,
 //!   rates, soft and hard limits of the drug library, and the safe display of amounts.
+//! - [`order`]: treatment plans laid out from protocols, and dose orders with the soft-limit
+//!   override and the independent double check.
 //! - [`access`]: roles, permissions and the de-identified view.
 //! - [`audit`]: the audit entry model (mirrors FHIR AuditEvent).
 //! - [`wording`]: a clinic's licensed item wording, checked against its instrument.
@@ -33,6 +35,7 @@ pub mod coding;
 pub mod dose;
 pub mod ids;
 pub mod instrument;
+pub mod order;
 pub mod patient;
 pub mod record;
 pub mod screening;

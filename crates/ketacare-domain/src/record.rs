@@ -111,11 +111,15 @@ pub enum RecordKind {
     Condition,
     /// A signed screening verdict (FHIR RiskAssessment).
     Screening,
+    /// A protocol laid out on dates (FHIR CarePlan).
+    TreatmentPlan,
+    /// A dose ordered for a session (FHIR MedicationRequest).
+    DoseOrder,
 }
 
 impl RecordKind {
     /// All kinds.
-    pub const ALL: [RecordKind; 9] = [
+    pub const ALL: [RecordKind; 11] = [
         RecordKind::Diagnosis,
         RecordKind::Medication,
         RecordKind::Allergy,
@@ -125,6 +129,8 @@ impl RecordKind {
         RecordKind::PriorTreatment,
         RecordKind::Condition,
         RecordKind::Screening,
+        RecordKind::TreatmentPlan,
+        RecordKind::DoseOrder,
     ];
     /// Stable code.
     pub fn code(self) -> &'static str {
@@ -138,6 +144,8 @@ impl RecordKind {
             RecordKind::PriorTreatment => "prior_treatment",
             RecordKind::Condition => "condition",
             RecordKind::Screening => "screening",
+            RecordKind::TreatmentPlan => "treatment_plan",
+            RecordKind::DoseOrder => "dose_order",
         }
     }
     /// Parses a stable code.
@@ -159,6 +167,8 @@ impl RecordKind {
             RecordKind::PriorTreatment => "Prior treatment",
             RecordKind::Condition => "Comorbid condition",
             RecordKind::Screening => "Screening verdict",
+            RecordKind::TreatmentPlan => "Treatment plan",
+            RecordKind::DoseOrder => "Dose order",
         }
     }
 }
@@ -405,6 +415,10 @@ pub enum ClinicalRecord {
     Condition(crate::screening::ConditionRecord),
     /// A signed screening verdict.
     Screening(crate::screening::ScreeningRecord),
+    /// A treatment plan.
+    TreatmentPlan(crate::order::TreatmentPlanRecord),
+    /// A dose order.
+    DoseOrder(crate::order::DoseOrderRecord),
 }
 
 impl ClinicalRecord {
@@ -420,6 +434,8 @@ impl ClinicalRecord {
             ClinicalRecord::PriorTreatment(_) => RecordKind::PriorTreatment,
             ClinicalRecord::Condition(_) => RecordKind::Condition,
             ClinicalRecord::Screening(_) => RecordKind::Screening,
+            ClinicalRecord::TreatmentPlan(_) => RecordKind::TreatmentPlan,
+            ClinicalRecord::DoseOrder(_) => RecordKind::DoseOrder,
         }
     }
     /// One-line summary for lists and history.
@@ -437,6 +453,8 @@ impl ClinicalRecord {
             ClinicalRecord::PriorTreatment(t) => t.summary(),
             ClinicalRecord::Condition(c) => c.summary(),
             ClinicalRecord::Screening(s) => format!("{} ({} findings)", s.verdict.label(), s.findings.len()),
+            ClinicalRecord::TreatmentPlan(p) => p.summary(),
+            ClinicalRecord::DoseOrder(o) => o.summary(),
         }
     }
 }

@@ -127,6 +127,8 @@ pub struct DrugLibrary {
     pub default_basis: WeightBasis,
     /// Source of the concentrations.
     pub concentrations_source: String,
+    /// How old the measured weight may be, in days (0: measured the same day).
+    pub weight_max_age_days: i64,
 }
 
 impl DrugLibrary {
@@ -264,6 +266,7 @@ pub fn load_dosing(cm_per_inch: Decimal) -> Result<(DrugLibrary, Vec<Protocol>, 
         routes,
         default_basis,
         concentrations_source: f.concentrations.source.clone(),
+        weight_max_age_days: i64::try_from(value("weight_max_age_days")?.trunc().mantissa()).unwrap_or(0),
     };
 
     let pf: ProtocolFile = toml::from_str(text(PROT)).map_err(|source| KnowledgeError::Parse { file: PROT, source })?;

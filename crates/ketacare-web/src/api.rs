@@ -67,6 +67,7 @@ pub fn routes() -> Router<AppState> {
         .merge(crate::api_outcomes::routes())
         .merge(crate::api_screening::routes())
         .merge(crate::api_dosing::routes())
+        .merge(crate::api_dosing::patient_routes())
 }
 
 // ---------- DTOs ----------
@@ -691,7 +692,9 @@ async fn revoke_token(State(state): State<AppState>, Auth(p): Auth, Path(id): Pa
         crate::api_outcomes::get_wording, crate::api_outcomes::load_wording, crate::api_outcomes::withdraw_wording,
         crate::api_screening::get_screening, crate::api_screening::sign_screening, crate::api_screening::record_vitals,
         crate::api_screening::record_liver_tests, crate::api_screening::evaluate,
-        crate::api_dosing::calculate, crate::api_dosing::protocols, crate::api_dosing::drug_library, crate::api_dosing::quality),
+        crate::api_dosing::calculate, crate::api_dosing::protocols, crate::api_dosing::drug_library, crate::api_dosing::quality,
+        crate::api_dosing::patient_dosing, crate::api_dosing::create_plan, crate::api_dosing::create_order,
+        crate::api_dosing::approve_override, crate::api_dosing::double_check),
     components(schemas(Problem, FieldProblem, WarningDto)),
     tags((name = "session"), (name = "patients"), (name = "measurements"), (name = "records"), (name = "audit"), (name = "research"), (name = "admin"),
         (name = "instruments", description = "Rating-scale catalogue and calculators (nothing stored)"),

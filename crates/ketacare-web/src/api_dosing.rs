@@ -405,3 +405,303 @@ async fn quality(
         by_user: r.by_user.iter().map(QualityRowDto::from).collect(),
     }))
 }
+
+// ---------------------------------------------------------------- a patient's plans and orders
+
+use crate::api::pid;
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use ketacare_app::{CheckInput, OrderInput};
+use ketacare_domain::order::{DoseOrderRecord, OrderStatus, TreatmentPlanRecord};
+use ketacare_domain::record::RecordVersion;
+
+pub fn patient_routes() -> Router<AppState> {
+    Router::new()
+        .route("/patients/{id}/dosing", get(patient_dosing))
+        .route("/patients/{id}/plans", post(create_plan))
+        .route("/patients/{id}/orders", post(create_order))
+        .route("/orders/{id}/approve-override", post(approve_override))
+        .route("/orders/{id}/double-check", post(double_check))
+}
+
+/// A planned session.
+#[derive(Serialize, ToSchema)]
+pub struct PlanSessionDto {
+    step: String,
+    label: String,
+    date: String,
+    mg_per_kg: Option<String>,
+    fixed_mg: Option<String>,
+    minutes: Option<u32>,
+}
+
+/// A treatment plan.
+#[derive(Serialize, ToSchema)]
+pub struct PlanDto {
+    record_id: String,
+    version: u32,
+    protocol: String,
+    protocol_name: String,
+    route: String,
+    start: String,
+    planned_by: String,
+    note: Option<String>,
+    sessions: Vec<PlanSessionDto>,
+}
+
+fn plan_dto(v: &RecordVersion, p: &TreatmentPlanRecord) -> PlanDto {
+    PlanDto {
+        record_id: v.record_id.to_string(),
+        version: v.version,
+        protocol: p.protocol.clone(),
+        protocol_name: p.protocol_name.clone(),
+        route: p.route.code().into(),
+        start: p.start.to_string(),
+        planned_by: v.provenance.username.clone(),
+        note: p.note.clone(),
+        sessions: p
+            .sessions
+            .iter()
+            .map(|s| PlanSessionDto {
+                step: s.step.clone(),
+                label: s.label.clone(),
+                date: s.date.to_string(),
+                mg_per_kg: s.mg_per_kg.map(dec),
+                fixed_mg: s.fixed_mg.map(dec),
+                minutes: s.minutes,
+            })
+            .collect(),
+    }
+}
+
+/// A dose order. Until the double check, the calculated values are given only to the
+/// prescriber who ordered it (`hidden_until_check` is true for everyone else).
+#[derive(Serialize, ToSchema)]
+pub struct OrderDto {
+    record_id: String,
+    /// The version to send as base_version for the next step.
+    version: u32,
+    status: String,
+    route: String,
+    step: Option<String>,
+    plan: Option<String>,
+    ordered_by: String,
+    ordered_at: String,
+    weight_kg: String,
+    weight_measured_at: String,
+    weight_measured_by: String,
+    hidden_until_check: bool,
+    dose_mg: Option<String>,
+    mg_per_kg: Option<String>,
+    concentration_mg_per_ml: Option<String>,
+    drug_volume_ml: Option<String>,
+    rate_ml_per_h: Option<String>,
+    breaches: Vec<String>,
+    override_reason: Option<String>,
+    override_approved_by: Option<String>,
+    checked_by: Option<String>,
+}
+
+fn order_dto(p: &ketacare_app::Principal, v: &RecordVersion, first: &RecordVersion, o: &DoseOrderRecord) -> OrderDto {
+    let visible = o.status == OrderStatus::Checked || first.provenance.user_id == p.user.id;
+    let show = |d: Option<rust_decimal::Decimal>| if visible { d.map(dec) } else { None };
+    OrderDto {
+        record_id: v.record_id.to_string(),
+        version: v.version,
+        status: o.status.code().into(),
+        route: o.route.code().into(),
+        step: o.step.clone(),
+        plan: o.plan.map(|x| x.to_string()),
+        ordered_by: first.provenance.username.clone(),
+        ordered_at: first.provenance.recorded_at.to_rfc3339(),
+        weight_kg: dec(o.weight_kg),
+        weight_measured_at: o.weight_measured_at.to_rfc3339(),
+        weight_measured_by: o.weight_measured_by.clone(),
+        hidden_until_check: !visible,
+        dose_mg: show(Some(o.dose_mg)),
+        mg_per_kg: show(o.mg_per_kg),
+        concentration_mg_per_ml: show(o.concentration_mg_per_ml),
+        drug_volume_ml: show(o.drug_volume_ml),
+        rate_ml_per_h: show(o.rate_ml_per_h),
+        breaches: o.breaches.clone(),
+        override_reason: o.override_reason.clone(),
+        override_approved_by: o.override_approved_by.clone(),
+        checked_by: o.check.as_ref().map(|c| c.by.clone()),
+    }
+}
+
+/// A patient's dosing.
+#[derive(Serialize, ToSchema)]
+pub struct PatientDosingDto {
+    plans: Vec<PlanDto>,
+    orders: Vec<OrderDto>,
+    latest_weight_kg: Option<String>,
+    latest_weight_at: Option<String>,
+    weight_current: bool,
+    given_7d_mg: String,
+    given_28d_mg: String,
+    /// Absolute contraindications that stop any dose.
+    blocking: Vec<String>,
+}
+
+async fn dosing_dto(state: &AppState, p: &ketacare_app::Principal, id: &str) -> ApiResult<PatientDosingDto> {
+    let v = state.app.dosing(p, pid(id)?).await?;
+    let mut orders = Vec::new();
+    for (ov, o) in &v.orders {
+        let h = state.app.record_history(p, ov.record_id).await?;
+        let first = h.first().cloned().unwrap_or_else(|| ov.clone());
+        orders.push(order_dto(p, ov, &first, o));
+    }
+    Ok(PatientDosingDto {
+        plans: v.plans.iter().map(|(pv, pl)| plan_dto(pv, pl)).collect(),
+        orders,
+        latest_weight_kg: v.latest_weight.as_ref().map(|w| dec(w.value.kg())),
+        latest_weight_at: v.latest_weight.as_ref().map(|w| w.effective.to_rfc3339()),
+        weight_current: v.weight_current,
+        given_7d_mg: dec(v.given_7d_mg),
+        given_28d_mg: dec(v.given_28d_mg),
+        blocking: v.blocking,
+    })
+}
+
+#[utoipa::path(get, path = "/api/patients/{id}/dosing", params(("id" = String, Path)),
+    responses((status = 200, body = PatientDosingDto), (status = 403, body = Problem), (status = 404, body = Problem)), tag = "dosing")]
+async fn patient_dosing(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<Json<PatientDosingDto>> {
+    Ok(Json(dosing_dto(&state, &p, &id).await?))
+}
+
+/// A protocol to plan.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlanRequest {
+    /// Protocol key (GET /api/protocols).
+    protocol: String,
+    /// First session, YYYY-MM-DD (today or later).
+    start: String,
+    /// For protocols with alternatives (maintenance): weekly or twice_weekly.
+    #[serde(default)]
+    variant: String,
+    #[serde(default)]
+    note: String,
+}
+
+#[utoipa::path(post, path = "/api/patients/{id}/plans", params(("id" = String, Path)), request_body = PlanRequest,
+    responses((status = 201, body = PlanDto), (status = 403, body = Problem), (status = 404, body = Problem), (status = 422, body = Problem)), tag = "dosing")]
+async fn create_plan(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>, req: Request) -> ApiResult<Response> {
+    let r: PlanRequest = json(req, &state).await?;
+    let v = state.app.plan_protocol(&p, pid(&id)?, &r.protocol, &r.start, &r.variant, &r.note).await?;
+    let ketacare_domain::record::ClinicalRecord::TreatmentPlan(pl) = &v.record else { return Err(bad("protocol", "not a plan")) };
+    Ok((StatusCode::CREATED, Json(plan_dto(&v, pl))).into_response())
+}
+
+/// A dose to order (weight, height and sex come from the chart).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OrderRequest {
+    route: String,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    mg_per_kg: Option<NumberOrText>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    dose_mg: Option<NumberOrText>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    concentration_mg_per_ml: Option<NumberOrText>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    final_volume_ml: Option<NumberOrText>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    minutes: Option<NumberOrText>,
+    #[serde(default)]
+    weight_basis: Option<String>,
+    /// Plan record id and step key, when ordered from a plan.
+    #[serde(default)]
+    plan: Option<String>,
+    #[serde(default)]
+    step: Option<String>,
+    /// Reason to pass a soft limit (a second clinician then approves).
+    #[serde(default)]
+    override_reason: Option<String>,
+}
+
+#[utoipa::path(post, path = "/api/patients/{id}/orders", params(("id" = String, Path)), request_body = OrderRequest,
+    responses((status = 201, body = OrderDto), (status = 403, body = Problem), (status = 404, body = Problem),
+        (status = 422, body = Problem, description = "hard limit (refused), soft limit without a reason (override_reason), weight not measured today (weight_kg), absolute contraindication")),
+    tag = "dosing")]
+async fn create_order(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>, req: Request) -> ApiResult<Response> {
+    let r: OrderRequest = json(req, &state).await?;
+    let input = OrderInput {
+        dose: DoseInput {
+            route: r.route,
+            mg_per_kg: t(&r.mg_per_kg),
+            dose_mg: t(&r.dose_mg),
+            concentration_mg_per_ml: t(&r.concentration_mg_per_ml),
+            final_volume_ml: t(&r.final_volume_ml),
+            minutes: t(&r.minutes),
+            weight_basis: r.weight_basis.unwrap_or_default(),
+            ..DoseInput::default()
+        },
+        plan: r.plan.unwrap_or_default(),
+        step: r.step.unwrap_or_default(),
+        override_reason: r.override_reason.unwrap_or_default(),
+    };
+    let v = state.app.order_dose(&p, pid(&id)?, &input).await?;
+    let ketacare_domain::record::ClinicalRecord::DoseOrder(o) = &v.record else { return Err(bad("route", "not an order")) };
+    Ok((StatusCode::CREATED, Json(order_dto(&p, &v, &v, o))).into_response())
+}
+
+/// The version you saw.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ApproveRequest {
+    base_version: u32,
+}
+
+fn order_id(s: &str) -> ApiResult<ketacare_domain::ids::RecordId> {
+    ketacare_domain::ids::RecordId::parse(s).map_err(|_| crate::error::WebError::api(ketacare_app::AppError::NotFound))
+}
+
+async fn order_after(state: &AppState, p: &ketacare_app::Principal, v: &RecordVersion) -> ApiResult<OrderDto> {
+    let h = state.app.record_history(p, v.record_id).await?;
+    let first = h.first().cloned().unwrap_or_else(|| v.clone());
+    let ketacare_domain::record::ClinicalRecord::DoseOrder(o) = &v.record else { return Err(bad("order", "not an order")) };
+    Ok(order_dto(p, v, &first, o))
+}
+
+#[utoipa::path(post, path = "/api/orders/{id}/approve-override", params(("id" = String, Path, description = "Order record id")), request_body = ApproveRequest,
+    responses((status = 200, body = OrderDto), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
+        (status = 422, body = Problem, description = "the approver is the prescriber who ordered it")),
+    tag = "dosing")]
+async fn approve_override(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>, req: Request) -> ApiResult<Json<OrderDto>> {
+    let r: ApproveRequest = json(req, &state).await?;
+    let v = state.app.approve_override(&p, order_id(&id)?, r.base_version).await?;
+    Ok(Json(order_after(&state, &p, &v).await?))
+}
+
+/// What the second clinician worked out, blind.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CheckRequest {
+    base_version: u32,
+    #[schema(value_type = String)]
+    weight_kg: Option<NumberOrText>,
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    concentration_mg_per_ml: Option<NumberOrText>,
+    #[schema(value_type = String)]
+    dose_mg: Option<NumberOrText>,
+}
+
+#[utoipa::path(post, path = "/api/orders/{id}/double-check", params(("id" = String, Path, description = "Order record id")), request_body = CheckRequest,
+    responses((status = 200, body = OrderDto), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
+        (status = 422, body = Problem, description = "mismatch (fields named, values not shown) or the checker is the prescriber")),
+    tag = "dosing")]
+async fn double_check(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>, req: Request) -> ApiResult<Json<OrderDto>> {
+    let r: CheckRequest = json(req, &state).await?;
+    let input = CheckInput { weight_kg: t(&r.weight_kg), concentration_mg_per_ml: t(&r.concentration_mg_per_ml), dose_mg: t(&r.dose_mg) };
+    let v = state.app.double_check(&p, order_id(&id)?, r.base_version, &input).await?;
+    Ok(Json(order_after(&state, &p, &v).await?))
+}

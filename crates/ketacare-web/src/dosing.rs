@@ -260,3 +260,292 @@ async fn quality_page(State(state): State<AppState>, Auth(p): Auth, Query(q): Qu
     };
     Ok(layout(Some(&p), "Dose quality", b).into_response())
 }
+
+// ---------------------------------------------------------------- a patient's dosing
+
+use axum::extract::Path;
+use axum::response::Redirect;
+use ketacare_app::{CheckInput, DosingView, OrderInput};
+use ketacare_domain::order::{DoseOrderRecord, OrderStatus, TreatmentPlanRecord};
+use ketacare_domain::record::RecordVersion;
+
+pub fn patient_routes() -> Router<AppState> {
+    use axum::routing::post;
+    Router::new()
+        .route("/patients/{id}/dosing", get(dosing_page))
+        .route("/patients/{id}/plans", post(create_plan))
+        .route("/patients/{id}/orders", post(create_order))
+        .route("/orders/{rid}/approve-override", post(approve_override))
+        .route("/orders/{rid}/double-check", post(double_check))
+}
+
+/// Whether `p` may see an order's calculated values: always once checked; before the check
+/// only the prescriber who ordered it (the checker works blind).
+pub fn order_visible(p: &Principal, first: &RecordVersion, o: &DoseOrderRecord) -> bool {
+    o.status == OrderStatus::Checked || first.provenance.user_id == p.user.id
+}
+
+fn calendar(plan: &TreatmentPlanRecord, id: &str, plan_id: &str, can_order: bool, today: NaiveDate) -> Markup {
+    use chrono::Datelike;
+    let Some(first) = plan.sessions.first().map(|s| s.date) else { return html! {} };
+    let last = plan.sessions.last().map(|s| s.date).unwrap_or(first);
+    let monday = first - Duration::days(i64::from(first.weekday().num_days_from_monday()));
+    let weeks = ((last - monday).num_days() / 7 + 1).clamp(1, 30);
+    html! {
+        table.calendar {
+            caption { (plan.protocol_name) ": planned sessions by week" }
+            thead { tr { th { "Week of" } @for d in ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"] { th { (d) } } } }
+            tbody {
+                @for w in 0..weeks {
+                    @let start = monday + Duration::days(w * 7);
+                    tr {
+                        th { (start.format("%d %b")) }
+                        @for d in 0..7 {
+                            @let day = start + Duration::days(d);
+                            td class=(if day == today { "today" } else { "" }) {
+                                @for s in plan.sessions.iter().filter(|s| s.date == day) {
+                                    div.session {
+                                        strong { (s.label) } br;
+                                        (match (s.mg_per_kg, s.fixed_mg) { (Some(m), _) => format!("{} mg/kg", fa(m)), (None, Some(f)) => format!("{} mg", fa(f)), _ => String::new() })
+                                        @if can_order && day == today {
+                                            br; a href=(format!("/patients/{id}/dosing?plan={plan_id}&step={}&mg_per_kg={}&dose_mg={}&minutes={}#order", s.step, s.mg_per_kg.map(fa).unwrap_or_default(), s.fixed_mg.map(fa).unwrap_or_default(), s.minutes.map(|m| m.to_string()).unwrap_or_default())) { "Order this dose" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn order_markup(
+    p: &Principal,
+    id: &str,
+    v: &RecordVersion,
+    first: &RecordVersion,
+    o: &DoseOrderRecord,
+    values: &Fields,
+    errors: &FieldErrors,
+) -> Markup {
+    let visible = order_visible(p, first, o);
+    let rid = v.record_id.to_string();
+    html! {
+        article.card.order id=(format!("order-{rid}")) data-status=(o.status.code()) {
+            h3 { (o.route.label()) @if let Some(s) = &o.step { " · " (s) } " " span.badge { (o.status.label()) } }
+            p.small { "Ordered by " (first.provenance.username) " on " (first.provenance.recorded_at.format("%Y-%m-%d %H:%M")) " UTC · weight " (fa(o.weight_kg)) " kg measured " (o.weight_measured_at.format("%Y-%m-%d %H:%M")) " by " (o.weight_measured_by) }
+            @if visible {
+                dl.dose {
+                    dt { "Dose" } dd.big { (fa(o.dose_mg)) " mg" @if let Some(m) = o.mg_per_kg { " (" (fa(m)) " mg/kg of " (fa(o.weight_used_kg)) " kg, " (o.basis.code()) ")" } }
+                    @if let (Some(vol), Some(c)) = (o.drug_volume_ml, o.concentration_mg_per_ml) { dt { "Draw" } dd { (fa(vol)) " mL of " (fa(c)) " mg/mL" } }
+                    @if let Some(r) = o.rate_ml_per_h { dt { "Rate" } dd { (fa(r)) " mL/h" @if let Some(m) = o.minutes { " over " (fa(m)) " min" } } }
+                }
+                @if !o.steps.is_empty() { details { summary { "Calculation" } ol.steps { @for s in &o.steps { li { (s) } } } } }
+            } @else {
+                p.blind { "The calculated dose is hidden until the independent double check: work it out yourself from the weight record and the vial in your hand." }
+            }
+            @if !o.breaches.is_empty() { ul.breaches { @for b in &o.breaches { li.soft { (b) } } } }
+            @if let Some(r) = &o.override_reason { p { "Override reason: " (r) @if let Some(a) = &o.override_approved_by { " · approved by " strong { (a) } } } }
+            @if let Some(c) = &o.check { p { "Double-checked by " strong { (c.by) } " on " (c.at.format("%Y-%m-%d %H:%M")) " UTC: " (fa(c.weight_kg)) " kg, " (c.concentration_mg_per_ml.map(|x| format!("{} mg/mL, ", fa(x))).unwrap_or_default()) (fa(c.dose_mg)) " mg." } }
+            @if o.status == OrderStatus::AwaitingOverride && p.can(Permission::Prescribe) {
+                form method="post" action=(format!("/orders/{rid}/approve-override")) {
+                    (csrf(p))
+                    input type="hidden" name="base_version" value=(v.version);
+                    input type="hidden" name="patient" value=(id);
+                    button type="submit" { "Approve the override as second clinician" }
+                }
+            }
+            @if o.status == OrderStatus::AwaitingCheck && p.can(Permission::WriteClinical) {
+                @let f = |n: &str| format!("{rid}_{n}");
+                form.check method="post" action=(format!("/orders/{rid}/double-check")) novalidate {
+                    h4 { "Independent double check" }
+                    (csrf(p))
+                    input type="hidden" name="base_version" value=(v.version);
+                    input type="hidden" name="patient" value=(id);
+                    (input(&f("weight_kg"), "Weight from today's record (kg)", values, errors, "decimal", None))
+                    @if o.route != Route::In { (input(&f("concentration_mg_per_ml"), "Concentration on the vial in your hand (mg/mL)", values, errors, "decimal", None)) }
+                    (input(&f("dose_mg"), "Dose you calculated (mg)", values, errors, "decimal", None))
+                    button.primary type="submit" { "Check" }
+                }
+            }
+        }
+    }
+}
+
+#[derive(serde::Deserialize, Default)]
+struct OrderQuery {
+    plan: Option<String>,
+    step: Option<String>,
+    mg_per_kg: Option<String>,
+    dose_mg: Option<String>,
+    minutes: Option<String>,
+}
+
+async fn dosing_body(
+    state: &AppState,
+    p: &Principal,
+    id: &str,
+    values: &Fields,
+    errors: &FieldErrors,
+) -> Result<Markup, crate::error::WebError> {
+    let patient = crate::pages::pid(id)?;
+    let pv = state.app.patient(p, patient).await.map_err(ui)?;
+    let v: DosingView = state.app.dosing(p, patient).await.map_err(ui)?;
+    let today = state.app.clock().now().date_naive();
+    let k = state.app.knowledge();
+    let can = p.can(Permission::Prescribe);
+    let histories = {
+        let mut out = Vec::new();
+        for (ov, _) in &v.orders {
+            let h = state.app.record_history(p, ov.record_id).await.map_err(ui)?;
+            out.push(h.first().cloned().unwrap_or_else(|| ov.clone()));
+        }
+        out
+    };
+    let protocols: Vec<(String, String)> = k.protocols.iter().map(|x| (x.key.clone(), x.name.clone())).collect();
+    Ok(html! {
+        p { a href=(format!("/patients/{id}")) { "← Chart" } " · " a href=(format!("/patients/{id}/screening")) { "Screening" } }
+        h1 { "Dosing" }
+        p.muted { (pv.demographics.name.display()) " · MRN " (pv.demographics.mrn.as_str()) }
+        @if !v.blocking.is_empty() { div.alert.alert-error role="alert" { strong { "No dose while an absolute contraindication stands: " } (v.blocking.join("; ")) } }
+        section.card #weight {
+            h2 { "Weight for today's dose" }
+            @match &v.latest_weight {
+                None => p.error { "No weight recorded. " a href=(format!("/patients/{id}/measurements?type=weight")) { "Weigh the patient (kg)" } },
+                Some(w) => p class=(if v.weight_current { "ok" } else { "error" }) {
+                    (w.value.to_string()) " measured " (w.effective.format("%Y-%m-%d %H:%M")) " UTC by " (w.version.provenance.username)
+                    @if v.weight_current { " · measured today" } @else { " · not today: " a href=(format!("/patients/{id}/measurements?type=weight")) { "weigh the patient before a dose" } }
+                },
+            }
+            p.small { "Given (double-checked orders): " (fa(v.given_7d_mg)) " mg in 7 days, " (fa(v.given_28d_mg)) " mg in 28 days." }
+        }
+        section.card #plans {
+            h2 { "Treatment plans" }
+            @if v.plans.is_empty() { p.muted { "No plan yet." } }
+            @for (pv2, plan) in &v.plans {
+                div.plan id=(format!("plan-{}", pv2.record_id)) {
+                    p { strong { (plan.summary()) } " · planned by " (pv2.provenance.username) @if let Some(n) = &plan.note { " · " (n) } }
+                    (calendar(plan, id, &pv2.record_id.to_string(), can, today))
+                }
+            }
+            @if can {
+                form.card #plan-form method="post" action=(format!("/patients/{id}/plans")) novalidate {
+                    h3 { "Plan a protocol" }
+                    (csrf(p))
+                    (select("protocol", "Protocol", &protocols, values, errors))
+                    (input("start", "First session", values, errors, "date", None))
+                    (input("variant", "Variant (for maintenance: weekly or twice_weekly)", values, errors, "text", None))
+                    (textarea("note", "Note", values, errors))
+                    button type="submit" { "Plan" }
+                }
+            }
+        }
+        @if can {
+            form.card #order method="post" action=(format!("/patients/{id}/orders")) novalidate {
+                h2 { "Order a dose" }
+                p.small { "The weight, height and sex come from the chart; the weight must be measured today." }
+                (csrf(p))
+                input type="hidden" name="plan" value=(f(values, "plan"));
+                input type="hidden" name="step" value=(f(values, "step"));
+                (error_summary(&{ let mut e2 = FieldErrors::new(); for x in errors.iter().filter(|x| ["weight_kg", "plan", "step"].contains(&x.field.as_str())) { e2.add(&x.field, x.message.clone()); } e2 }))
+                (dose_fields(state, values, errors, false))
+                (textarea("override_reason", "Reason to pass a soft limit (then a second clinician approves)", values, errors))
+                button.primary type="submit" { "Calculate and order" }
+            }
+        }
+        section #orders {
+            h2 { "Dose orders" }
+            @if v.orders.is_empty() { p.muted { "No orders yet." } }
+            @for ((ov, o), first) in v.orders.iter().zip(&histories) { (order_markup(p, id, ov, first, o, values, errors)) }
+        }
+    })
+}
+
+async fn dosing_page(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>, Query(q): Query<OrderQuery>) -> PageResult {
+    let mut values = Fields::new();
+    for (k, v) in [("plan", q.plan), ("step", q.step), ("mg_per_kg", q.mg_per_kg), ("dose_mg", q.dose_mg), ("minutes", q.minutes)] {
+        if let Some(v) = v {
+            values.insert(k.into(), v);
+        }
+    }
+    if let Some(plan) = values.get("plan").cloned() {
+        if let Ok(view) = state.app.dosing(&p, crate::pages::pid(&id)?).await {
+            if let Some((_, pl)) = view.plans.iter().find(|(v, _)| v.record_id.to_string() == plan) {
+                values.insert("route".into(), pl.route.code().into());
+                if pl.route.infused() {
+                    values.insert("final_volume_ml".into(), "100".into());
+                }
+            }
+        }
+    }
+    values.insert("start".into(), state.app.clock().now().date_naive().to_string());
+    let b = dosing_body(&state, &p, &id, &values, &FieldErrors::new()).await?;
+    Ok(layout(Some(&p), "Dosing", b).into_response())
+}
+
+async fn rerender(state: &AppState, p: &Principal, id: &str, form: &Fields, e: &FieldErrors) -> PageResult {
+    let b = dosing_body(state, p, id, form, e).await?;
+    Ok((StatusCode::UNPROCESSABLE_ENTITY, layout(Some(p), "Dosing", b)).into_response())
+}
+
+async fn create_plan(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>, Form(form): Form<Fields>) -> PageResult {
+    check_csrf(&p, &form)?;
+    match state
+        .app
+        .plan_protocol(&p, crate::pages::pid(&id)?, &f(&form, "protocol"), &f(&form, "start"), &f(&form, "variant"), &f(&form, "note"))
+        .await
+    {
+        Ok(v) => Ok(Redirect::to(&format!("/patients/{id}/dosing#plan-{}", v.record_id)).into_response()),
+        Err(AppError::Validation(e)) => rerender(&state, &p, &id, &form, &e).await,
+        Err(e) => Err(ui(e)),
+    }
+}
+
+async fn create_order(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>, Form(form): Form<Fields>) -> PageResult {
+    check_csrf(&p, &form)?;
+    let input = OrderInput {
+        dose: dose_input(&form),
+        plan: f(&form, "plan"),
+        step: f(&form, "step"),
+        override_reason: f(&form, "override_reason"),
+    };
+    match state.app.order_dose(&p, crate::pages::pid(&id)?, &input).await {
+        Ok(v) => Ok(Redirect::to(&format!("/patients/{id}/dosing#order-{}", v.record_id)).into_response()),
+        Err(AppError::Validation(e)) => rerender(&state, &p, &id, &form, &e).await,
+        Err(e) => Err(ui(e)),
+    }
+}
+
+fn rid(s: &str) -> Result<ketacare_domain::ids::RecordId, crate::error::WebError> {
+    ketacare_domain::ids::RecordId::parse(s).map_err(|_| ui(AppError::NotFound))
+}
+
+async fn approve_override(State(state): State<AppState>, Auth(p): Auth, Path(r): Path<String>, Form(form): Form<Fields>) -> PageResult {
+    check_csrf(&p, &form)?;
+    let id = f(&form, "patient");
+    match state.app.approve_override(&p, rid(&r)?, f(&form, "base_version").parse().unwrap_or(0)).await {
+        Ok(_) => Ok(Redirect::to(&format!("/patients/{id}/dosing#order-{r}")).into_response()),
+        Err(AppError::Validation(e)) => rerender(&state, &p, &id, &Fields::new(), &e).await,
+        Err(e) => Err(ui(e)),
+    }
+}
+
+async fn double_check(State(state): State<AppState>, Auth(p): Auth, Path(r): Path<String>, Form(form): Form<Fields>) -> PageResult {
+    check_csrf(&p, &form)?;
+    let id = f(&form, "patient");
+    let g = |n: &str| f(&form, &format!("{r}_{n}"));
+    let input = CheckInput { weight_kg: g("weight_kg"), concentration_mg_per_ml: g("concentration_mg_per_ml"), dose_mg: g("dose_mg") };
+    match state.app.double_check(&p, rid(&r)?, f(&form, "base_version").parse().unwrap_or(0), &input).await {
+        Ok(_) => Ok(Redirect::to(&format!("/patients/{id}/dosing#order-{r}")).into_response()),
+        Err(AppError::Validation(e)) => {
+            let mut shown = FieldErrors::new();
+            for x in e.iter() {
+                shown.add(&format!("{r}_{}", x.field), x.message.clone());
+            }
+            rerender(&state, &p, &id, &form, &shown).await
+        }
+        Err(e) => Err(ui(e)),
+    }
+}

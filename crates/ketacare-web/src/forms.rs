@@ -108,6 +108,8 @@ pub fn record_input(kind: RecordKind, m: &Fields) -> RecordInput {
             note: f(m, "note"),
         }),
         RecordKind::Screening => RecordInput::Screening,
+        RecordKind::TreatmentPlan => RecordInput::TreatmentPlan,
+        RecordKind::DoseOrder => RecordInput::DoseOrder,
         RecordKind::Observation => RecordInput::Observation(ObservationInput {
             code: f(m, "code"),
             system: f(m, "system"),
@@ -204,6 +206,16 @@ pub fn record_fields(r: &ClinicalRecord, catalogue: &[DiagnosisChoice]) -> Field
             put("status", if c.present { "present" } else { "absent" }.into());
             put("controlled", yes_no(c.controlled));
             put("note", c.note.clone().unwrap_or_default());
+        }
+        ClinicalRecord::TreatmentPlan(x) => {
+            put("protocol", x.protocol.clone());
+            put("start", x.start.to_string());
+            put("note", x.note.clone().unwrap_or_default());
+        }
+        ClinicalRecord::DoseOrder(x) => {
+            put("route", x.route.code().into());
+            put("dose_mg", x.dose_mg.normalize().to_string());
+            put("status", x.status.code().into());
         }
         ClinicalRecord::Screening(x) => {
             put("verdict", x.verdict.code().into());

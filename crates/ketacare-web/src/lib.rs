@@ -133,6 +133,7 @@ pub fn router(state: AppState) -> Router {
         .merge(outcomes::routes())
         .merge(screening::routes())
         .merge(dosing::routes())
+        .merge(dosing::patient_routes())
         .nest("/api", api::routes())
         .route("/health", get(health))
         .route("/static/app.css", get(css))

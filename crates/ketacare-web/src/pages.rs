@@ -306,6 +306,7 @@ async fn chart(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<Stri
                 }
                 div.actions {
                     a.button.primary href=(format!("{base}/screening")) { "Screening" }
+                    a.button.primary href=(format!("{base}/dosing")) { "Dosing" }
                     a.button.primary href=(format!("{base}/outcomes")) { "Outcomes and rating scales" }
                     @if p.can(Permission::WriteDemographics) { a.button href=(format!("{base}/edit")) { "Amend demographics" } }
                     a.button href=(format!("{base}/history")) { "Demographics history (v" (c.patient.version) ")" }
@@ -675,6 +676,9 @@ fn record_form_body(
                 }
                 RecordKind::Screening => {
                     p.notice { "A screening verdict is signed on the patient's screening page." }
+                }
+                RecordKind::TreatmentPlan | RecordKind::DoseOrder => {
+                    p.notice { "Treatment plans and dose orders are made on the patient's dosing page." }
                 }
                 RecordKind::Observation => {
                     (input("code", "LOINC code", values, errors, "text", Some("For example 8310-5 (body temperature)")))

@@ -10,6 +10,8 @@ http_tests!(
     bad_dose_input_names_the_field_and_the_accepted_form,
     every_evaluation_reaches_the_quality_report,
     protocols_and_the_drug_library_are_published,
+    a_planned_dose_is_ordered_on_todays_weight_and_given_only_after_a_blind_independent_check,
+    a_soft_limit_needs_a_reason_and_a_second_prescriber_and_a_hard_limit_is_refused,
 );
 
 async fn the_calculator_gives_the_worked_example_and_refuses_hard_breaches(app: &TestApp) {
@@ -119,4 +121,150 @@ async fn protocols_and_the_drug_library_are_published(app: &TestApp) {
     let iv = lib["routes"].as_array().unwrap().iter().find(|r| r["route"] == "iv").unwrap();
     assert_eq!((iv["mg_per_kg"]["soft_max"].as_str(), iv["mg_per_kg"]["hard_max"].as_str()), (Some("0.75"), Some("1")));
     assert!(iv["mg_per_kg"]["source"].as_str().unwrap().contains("Andrade"));
+}
+
+async fn weigh(s: &Session, pid: &str, kg: &str) {
+    s.post_json(&format!("/api/patients/{pid}/weights"), &json!({"value": kg})).await.assert_status(201, "weight");
+}
+
+async fn a_planned_dose_is_ordered_on_todays_weight_and_given_only_after_a_blind_independent_check(app: &TestApp) {
+    let prescriber = app.login(Role::Prescriber).await;
+    let nurse = app.login(Role::Nurse).await;
+    let pid = register(&prescriber, "DO-0001", "Hale", "Ruth", "1980-01-01", "female").await;
+    nurse
+        .post_json(&format!("/api/patients/{pid}/plans"), &json!({"protocol": "sc_ascending", "start": "2026-11-26"}))
+        .await
+        .assert_status(403, "nurses do not plan");
+    let r = prescriber.post_json(&format!("/api/patients/{pid}/plans"), &json!({"protocol": "sc_ascending", "start": "2026-11-26"})).await;
+    r.assert_status(201, "plan");
+    let plan = r.json();
+    let dates: Vec<&str> = plan["sessions"].as_array().unwrap().iter().map(|s| s["date"].as_str().unwrap()).collect();
+    assert_eq!(dates, vec!["2026-11-26", "2026-12-03", "2026-12-10"]);
+    let plan_id = plan["record_id"].as_str().unwrap().to_owned();
+    prescriber
+        .post_json(&format!("/api/patients/{pid}/plans"), &json!({"protocol": "sc_ascending", "start": "2020-01-01"}))
+        .await
+        .assert_status(422, "past start");
+
+    let order = json!({"route": "sc", "mg_per_kg": "0.25", "concentration_mg_per_ml": 50, "plan": plan_id, "step": "dose1"});
+    let r = prescriber.post_json(&format!("/api/patients/{pid}/orders"), &order).await;
+    r.assert_status(422, "no weight");
+    assert!(r.field_message("weight_kg").contains("weigh the patient today"), "{}", r.text);
+    weigh(&nurse, &pid, "67.3").await;
+    let r = prescriber.post_json(&format!("/api/patients/{pid}/orders"), &order).await;
+    r.assert_status(201, "order");
+    let o = r.json();
+    assert_eq!(
+        (o["status"].as_str(), o["dose_mg"].as_str(), o["drug_volume_ml"].as_str()),
+        (Some("awaiting_check"), Some("16.5"), Some("0.33"))
+    );
+    assert_eq!(o["weight_measured_by"], "nina.nurse");
+    let oid = o["record_id"].as_str().unwrap().to_owned();
+
+    // The nurse works blind: the order's values are hidden until the check.
+    let v = nurse.get(&format!("/api/patients/{pid}/dosing")).await.json();
+    let seen = &v["orders"][0];
+    assert_eq!(seen["hidden_until_check"], true);
+    assert!(seen["dose_mg"].is_null() && seen["drug_volume_ml"].is_null() && seen["concentration_mg_per_ml"].is_null(), "{seen}");
+    assert_eq!(prescriber.get(&format!("/api/patients/{pid}/dosing")).await.json()["orders"][0]["dose_mg"], "16.5");
+
+    let url = format!("/api/orders/{oid}/double-check");
+    let r =
+        prescriber.post_json(&url, &json!({"base_version": 1, "weight_kg": 67.3, "concentration_mg_per_ml": 50, "dose_mg": 16.5})).await;
+    r.assert_status(422, "the prescriber checks their own order");
+    assert!(r.field_message("checker").contains("someone other than the prescriber"));
+    let r = nurse.post_json(&url, &json!({"base_version": 1, "weight_kg": 67.3, "concentration_mg_per_ml": 5, "dose_mg": 16.8})).await;
+    r.assert_status(422, "a ten-fold vial mix-up");
+    assert_eq!(r.problem_fields(), vec!["concentration_mg_per_ml".to_owned()]);
+    assert!(!r.text.contains("16.5") && !r.text.contains("\"50\""), "the order's values are not revealed: {}", r.text);
+    let r = nurse.post_json(&url, &json!({"base_version": 1, "weight_kg": 148.4, "concentration_mg_per_ml": 50, "dose_mg": 37.1})).await;
+    r.assert_status(422, "pounds for kilograms");
+    assert_eq!(r.problem_fields(), vec!["weight_kg".to_owned(), "dose_mg".to_owned()]);
+    let r =
+        nurse.post_json(&url, &json!({"base_version": 1, "weight_kg": "67.3", "concentration_mg_per_ml": "50", "dose_mg": "16.8"})).await;
+    r.assert_status(200, "matching double check");
+    let o = r.json();
+    assert_eq!(
+        (o["status"].as_str(), o["checked_by"].as_str(), o["dose_mg"].as_str()),
+        (Some("checked"), Some("nina.nurse"), Some("16.5"))
+    );
+    nurse
+        .post_json(&url, &json!({"base_version": 2, "weight_kg": 67.3, "concentration_mg_per_ml": 50, "dose_mg": 16.5}))
+        .await
+        .assert_status(409, "checked once");
+    let v = nurse.get(&format!("/api/patients/{pid}/dosing")).await.json();
+    assert_eq!(v["given_7d_mg"], "16.5");
+    let h = nurse.get(&format!("/api/records/{oid}/history")).await.json();
+    assert_eq!(h.as_array().unwrap().len(), 2, "ordered, then checked: each a version");
+
+    // A weight from another day is not used, and an absolute contraindication stops any dose.
+    app.advance_minutes(60 * 24 * 2);
+    let (prescriber, nurse) = (app.login(Role::Prescriber).await, app.login(Role::Nurse).await);
+    let r = prescriber
+        .post_json(&format!("/api/patients/{pid}/orders"), &json!({"route": "sc", "mg_per_kg": "0.5", "concentration_mg_per_ml": 50}))
+        .await;
+    r.assert_status(422, "stale weight");
+    assert!(r.field_message("weight_kg").contains("was measured on 2026-11-26 by nina.nurse"), "{}", r.text);
+    weigh(&nurse, &pid, "67.1").await;
+    prescriber
+        .post_json(&format!("/api/patients/{pid}/records"), &json!({"kind": "condition", "fields": {"condition": "psychosis"}}))
+        .await
+        .assert_status(201, "condition");
+    let r = prescriber
+        .post_json(&format!("/api/patients/{pid}/orders"), &json!({"route": "sc", "mg_per_kg": "0.5", "concentration_mg_per_ml": 50}))
+        .await;
+    r.assert_status(422, "absolute contraindication");
+    assert!(r.field_message("route").contains("absolute contraindication"), "{}", r.text);
+}
+
+async fn a_soft_limit_needs_a_reason_and_a_second_prescriber_and_a_hard_limit_is_refused(app: &TestApp) {
+    let prescriber = app.login(Role::Prescriber).await;
+    let nurse = app.login(Role::Nurse).await;
+    let director = app.login(Role::MedicalDirector).await;
+    let pid = register(&prescriber, "DO-0002", "Marsh", "Otto", "1975-05-05", "male").await;
+    weigh(&nurse, &pid, "72").await;
+    let url = format!("/api/patients/{pid}/orders");
+    let iv = |mgkg: &str| json!({"route": "iv", "mg_per_kg": mgkg, "concentration_mg_per_ml": 10, "final_volume_ml": 100, "minutes": 40});
+    let r = prescriber.post_json(&url, &iv("5")).await;
+    r.assert_status(422, "ten-fold");
+    assert!(
+        r.field_message("mg_per_kg").contains("Hard limit, refused for everyone: Dose 5 mg/kg is above the hard maximum of 1 mg/kg"),
+        "{}",
+        r.text
+    );
+    let r = prescriber.post_json(&url, &iv("0.8")).await;
+    r.assert_status(422, "soft without reason");
+    assert!(
+        r.field_message("override_reason").contains("Soft limit: Dose 0.8 mg/kg is above the soft maximum of 0.75 mg/kg"),
+        "{}",
+        r.text
+    );
+    let mut body = iv("0.8");
+    body["override_reason"] = json!("Partial response at 0.75 mg/kg; tolerated well; agreed at the team meeting");
+    let r = prescriber.post_json(&url, &body).await;
+    r.assert_status(201, "soft with reason");
+    let o = r.json();
+    assert_eq!(o["status"], "awaiting_override");
+    let oid = o["record_id"].as_str().unwrap().to_owned();
+    let check = json!({"base_version": 1, "weight_kg": 72, "concentration_mg_per_ml": 10, "dose_mg": 57.6});
+    nurse
+        .post_json(&format!("/api/orders/{oid}/double-check"), &check)
+        .await
+        .assert_status(409, "no check before the override is approved");
+    let approve = format!("/api/orders/{oid}/approve-override");
+    let r = prescriber.post_json(&approve, &json!({"base_version": 1})).await;
+    r.assert_status(422, "the same prescriber");
+    assert!(r.field_message("approver").contains("someone other than the prescriber"));
+    nurse.post_json(&approve, &json!({"base_version": 1})).await.assert_status(403, "nurses do not approve overrides");
+    let r = director.post_json(&approve, &json!({"base_version": 1})).await;
+    r.assert_status(200, "second clinician approves");
+    assert_eq!((r.json()["status"].as_str(), r.json()["override_approved_by"].as_str()), (Some("awaiting_check"), Some("mira.director")));
+    let mut check = check;
+    check["base_version"] = json!(2);
+    nurse.post_json(&format!("/api/orders/{oid}/double-check"), &check).await.assert_status(200, "checked");
+
+    let q = director.get("/api/dose/quality").await.json();
+    let user = q["by_user"].as_array().unwrap().iter().find(|u| u["key"] == "pia.prescriber").unwrap();
+    assert!(user["rejected"].as_u64().unwrap() >= 1 && user["soft_breach"].as_u64().unwrap() >= 2, "{q}");
+    assert_eq!(q["all"]["overridden"], 1);
 }
