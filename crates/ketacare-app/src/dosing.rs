@@ -152,7 +152,7 @@ impl App {
         for v in &chart.records {
             match &v.record {
                 ClinicalRecord::TreatmentPlan(x) => plans.push((v.clone(), x.clone())),
-                ClinicalRecord::DoseOrder(x) => orders.push((v.clone(), x.clone())),
+                ClinicalRecord::DoseOrder(x) => orders.push((v.clone(), (**x).clone())),
                 _ => {}
             }
         }
@@ -336,7 +336,7 @@ impl App {
             override_approved_by: None,
             check: None,
         };
-        let v = Self::first_version(patient, ClinicalRecord::DoseOrder(order), self.provenance(p));
+        let v = Self::first_version(patient, ClinicalRecord::DoseOrder(Box::new(order)), self.provenance(p));
         self.store.append_record_version(&self.ctx(p, "treatment"), &v).await?;
         let outcome = if r.needs_override() { EvaluationOutcome::SoftBreach } else { EvaluationOutcome::Accepted };
         self.log_evaluation(p, Some(patient), Some(v.record_id), &req, &r, outcome, override_reason, None).await?;
@@ -359,7 +359,7 @@ impl App {
         if cur.version != base_version {
             return Err(AppError::Conflict("the order changed meanwhile; reload it".into()));
         }
-        Ok((cur.clone(), o.clone(), first))
+        Ok((cur.clone(), (**o).clone(), first))
     }
 
     fn order_request(o: &DoseOrderRecord) -> DoseRequest {
@@ -423,7 +423,7 @@ impl App {
         o.status = OrderStatus::AwaitingCheck;
         o.override_approved_by = Some(p.user.username.as_str().to_owned());
         let reason = Reason::parse(&format!("soft-limit override approved by {}", p.user.username.as_str())).map_err(AppError::Internal)?;
-        let v = self.next(p, &cur, VersionAction::Amend, ClinicalRecord::DoseOrder(o.clone()), reason);
+        let v = self.next(p, &cur, VersionAction::Amend, ClinicalRecord::DoseOrder(Box::new(o.clone())), reason);
         self.store.append_record_version(&self.ctx(p, "treatment"), &v).await?;
         self.log_evaluation(
             p,
@@ -514,7 +514,7 @@ impl App {
             at: self.clock.now(),
         });
         let reason = Reason::parse(&format!("independent double check by {}", p.user.username.as_str())).map_err(AppError::Internal)?;
-        let v = self.next(p, &cur, VersionAction::Amend, ClinicalRecord::DoseOrder(o), reason);
+        let v = self.next(p, &cur, VersionAction::Amend, ClinicalRecord::DoseOrder(Box::new(o)), reason);
         self.store.append_record_version(&self.ctx(p, "treatment"), &v).await?;
         Ok(v)
     }

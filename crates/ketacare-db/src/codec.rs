@@ -68,6 +68,7 @@ enum ValueJson {
 
 #[derive(Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
+#[allow(clippy::large_enum_variant, reason = "a short-lived (de)serialisation value, one per row; boxing would only add an allocation")]
 enum RecordJson {
     Diagnosis {
         condition: CodingJson,
@@ -485,7 +486,7 @@ pub fn decode_record(s: &str) -> Result<ClinicalRecord, DbError> {
             override_reason,
             override_approved_by,
             check,
-        } => ClinicalRecord::DoseOrder(DoseOrderRecord {
+        } => ClinicalRecord::DoseOrder(Box::new(DoseOrderRecord {
             plan: plan.as_deref().map(|s| id(s, RecordId::parse)).transpose()?,
             step,
             route: Route::parse(&route).map_err(corrupt)?,
@@ -515,7 +516,7 @@ pub fn decode_record(s: &str) -> Result<ClinicalRecord, DbError> {
                 dose_mg: c.dose_mg,
                 at: c.at,
             }),
-        }),
+        })),
         RecordJson::Screening { verdict, findings, trials, resistance, resistance_definition, acceptances, knowledge_version, note } => {
             let mut fs = Vec::with_capacity(findings.len());
             for f in findings {

@@ -418,7 +418,7 @@ pub enum ClinicalRecord {
     /// A treatment plan.
     TreatmentPlan(crate::order::TreatmentPlanRecord),
     /// A dose order.
-    DoseOrder(crate::order::DoseOrderRecord),
+    DoseOrder(Box<crate::order::DoseOrderRecord>),
 }
 
 impl ClinicalRecord {
