@@ -108,3 +108,106 @@ uiTest('the medical director reads the quality report with the soft breaches and
   const events = await rows(page.locator('#quality-events'));
   assert.ok(events.some((r) => r[4] === 'rejected' && /hard limit: Dose 5 mg\/kg/.test(r[5])), JSON.stringify(events));
 });
+
+uiTest('a prescriber plans SC ascending doses and orders 0.5 mg/kg; a soft limit needs a reason and a second person; a ten-fold dose is refused; a nurse double-checks blind', async (page) => {
+  // The nurse weighs the patient today (the same weight as last time, so no plausibility question).
+  await login(page, 'nurse');
+  await openChartOf(page, 'KC-000030');
+  const chartPath = pathname(page);
+  const kg = (await text(page.locator('#latest-weight'))).replace(' kg', '');
+  await clickAndWait(page, page.getByRole('link', { name: 'Record weight' }));
+  await page.getByLabel('Weight (kg)').fill(kg);
+  await clickAndWait(page, page.getByRole('button', { name: 'Save' }));
+  await logout(page);
+
+  await login(page, 'prescriber');
+  await page.goto(chartPath);
+  await clickAndWait(page, page.getByRole('link', { name: 'Dosing', exact: true }));
+  assert.equal(pathname(page), `${chartPath}/dosing`);
+  assert.match(await text(page.locator('#weight')), new RegExp(`${kg.replace('.', '\\.')} kg measured .* by nurse · measured today`));
+  const planForm = page.locator('form#plan-form');
+  await planForm.getByLabel('Protocol').selectOption('sc_ascending');
+  let res = await submit(page, planForm.getByRole('button', { name: 'Plan' }));
+  assert.equal(res.status(), 200);
+  const sessions = await page.locator('table.calendar div.session').allInnerTexts();
+  assert.equal(sessions.length, 3, JSON.stringify(sessions));
+  assert.match(sessions[0], /Ascending dose 1 of 3\s+0\.25 mg\/kg/);
+  await clickAndWait(page, page.getByRole('link', { name: 'Order this dose' }));
+  const order = page.locator('form#order');
+  assert.equal(await order.getByLabel('Dose (mg/kg)').inputValue(), '0.25', 'the plan fills in the dose');
+  assert.equal(await order.getByLabel('Route').inputValue(), 'sc');
+  await order.getByLabel('Dose (mg/kg)').fill('0.5');
+  await order.getByLabel('Concentration of the vial').selectOption('50');
+  res = await submit(page, order.getByRole('button', { name: 'Calculate and order' }));
+  assert.equal(res.status(), 200);
+  const scOrder = page.locator('article.order').first();
+  assert.match(await text(scOrder), /Awaiting the independent double check/);
+  const expected = (Math.floor((Number(kg) * 0.5 / 50) * 100) / 100 * 50);
+  assert.match(await text(scOrder.locator('dl.dose')), new RegExp(`Dose ${String(Number(expected.toFixed(3)))} mg \\(0\\.5 mg/kg`));
+
+  // A soft limit needs a reason; a hard limit is refused for everyone.
+  const iv = async (mgkg, reason) => {
+    const f = page.locator('form#order');
+    await f.getByLabel('Route').selectOption('iv');
+    await f.getByLabel('Dose (mg/kg)').fill(mgkg);
+    await f.getByLabel('Concentration of the vial').selectOption('10');
+    await f.getByLabel('Final volume after dilution (mL), IV only').fill('100');
+    await f.getByLabel('Infusion time (min), IV only').fill('40');
+    if (reason) await f.getByLabel(/^Reason to pass a soft limit/).fill(reason);
+    return submit(page, f.getByRole('button', { name: 'Calculate and order' }));
+  };
+  res = await iv('5');
+  assert.equal(res.status(), 422);
+  assert.match(await text(page.locator('form#order')), /Hard limit, refused for everyone: Dose 5 mg\/kg is above the hard maximum of 1 mg\/kg/);
+  res = await iv('0.8');
+  assert.equal(res.status(), 422);
+  assert.match(await text(page.locator('form#order')), /Soft limit: Dose 0\.\d+ mg\/kg is above the soft maximum of 0\.75 mg\/kg.* Give a reason/);
+  res = await iv('0.8', 'Partial response at 0.75 mg/kg, well tolerated; agreed at the team meeting');
+  assert.equal(res.status(), 200);
+  const ivOrder = page.locator('article.order[data-status="awaiting_override"]');
+  assert.equal(await ivOrder.count(), 1);
+  // The prescriber cannot approve their own override.
+  res = await submit(page, ivOrder.getByRole('button', { name: 'Approve the override as second clinician' }));
+  assert.equal(res.status(), 422);
+  assert.match(await text(page.locator('main')), /someone other than the prescriber/);
+  await logout(page);
+
+  await login(page, 'director');
+  await page.goto(`${chartPath}/dosing`);
+  res = await submit(page, page.locator('article.order[data-status="awaiting_override"]').getByRole('button', { name: 'Approve the override as second clinician' }));
+  assert.equal(res.status(), 200);
+  assert.equal(await page.locator('article.order[data-status="awaiting_override"]').count(), 0);
+  assert.match(await text(page.locator('main')), /approved by director/);
+  await logout(page);
+
+  // The nurse checks the SC dose blind: a wrong vial is blocked, the right one passes.
+  await login(page, 'nurse');
+  await page.goto(`${chartPath}/dosing`);
+  const sc = page.locator('article.order', { hasText: 'Subcutaneous injection' });
+  assert.match(await text(sc), /The calculated dose is hidden until the independent double check/);
+  assert.equal(await sc.locator('dl.dose').count(), 0, 'no dose shown to the checker');
+  const check = sc.locator('form.check');
+  await check.getByLabel("Weight from today's record (kg)").fill(kg);
+  await check.getByLabel('Concentration on the vial in your hand (mg/mL)').fill('5');
+  await check.getByLabel('Dose you calculated (mg)').fill(String(Number((Number(kg) * 0.5).toFixed(3))));
+  res = await submit(page, check.getByRole('button', { name: 'Check' }));
+  assert.equal(res.status(), 422);
+  assert.match(await text(page.locator('article.order', { hasText: 'Subcutaneous injection' })), /does not match the order: the dose is blocked/);
+  const check2 = page.locator('article.order', { hasText: 'Subcutaneous injection' }).locator('form.check');
+  await check2.getByLabel("Weight from today's record (kg)").fill(kg);
+  await check2.getByLabel('Concentration on the vial in your hand (mg/mL)').fill('50');
+  await check2.getByLabel('Dose you calculated (mg)').fill(String(Number((Number(kg) * 0.5).toFixed(3))));
+  res = await submit(page, check2.getByRole('button', { name: 'Check' }));
+  assert.equal(res.status(), 200);
+  const done = page.locator('article.order[data-status="checked"]');
+  assert.equal(await done.count(), 1);
+  assert.match(await text(done), /Double-checked by nurse/);
+  assert.match(await text(done.locator('dl.dose')), /0\.5 mg\/kg/, 'the values show once checked');
+});
+
+async function openChartOf(page, mrn) {
+  await page.goto('/patients');
+  await page.getByLabel('Search by name or MRN').fill(mrn);
+  await clickAndWait(page, page.getByRole('button', { name: 'Search' }));
+  await clickAndWait(page, page.locator('table.list tbody tr').filter({ hasText: mrn }).getByRole('link'));
+}

@@ -457,6 +457,7 @@ async fn dosing_body(
         }
         section #orders {
             h2 { "Dose orders" }
+            (error_summary(&{ let mut e2 = FieldErrors::new(); for x in errors.iter().filter(|x| ["approver", "checker"].contains(&x.field.as_str()) || x.field.ends_with("_checker")) { e2.add(&x.field, x.message.clone()); } e2 }))
             @if v.orders.is_empty() { p.muted { "No orders yet." } }
             @for ((ov, o), first) in v.orders.iter().zip(&histories) { (order_markup(p, id, ov, first, o, values, errors)) }
         }
