@@ -203,6 +203,21 @@ uiTest('a prescriber plans SC ascending doses and orders 0.5 mg/kg; a soft limit
   assert.equal(await done.count(), 1);
   assert.match(await text(done), /Double-checked by nurse/);
   assert.match(await text(done.locator('dl.dose')), /0\.5 mg\/kg/, 'the values show once checked');
+  await logout(page);
+
+  // The prescriber reviews the titration recommendation and chooses otherwise, with a reason.
+  await login(page, 'prescriber');
+  await page.goto(`${chartPath}/dosing`);
+  const review = page.locator('section#titration');
+  assert.match(await text(review), /Recommendation: Escalate to the next dose · next dose 0\.5 mg\/kg/);
+  assert.match(await text(review), /Source: Glue P et al\. 2017/);
+  res = await submit(page, review.getByRole('button', { name: 'Choose otherwise' }));
+  assert.equal(res.status(), 422);
+  assert.match(await text(page.locator('section#titration')), /say why you choose otherwise/);
+  await page.locator('section#titration').getByLabel('Reason (required when you choose otherwise)').fill('Already at 0.5 mg/kg today; keep the dose for one more week');
+  res = await submit(page, page.locator('section#titration').getByRole('button', { name: 'Choose otherwise' }));
+  assert.equal(res.status(), 200);
+  assert.match(await text(page.locator('section#titration')), /Last decision: titration review: chose otherwise than "Escalate to the next dose": Already at 0\.5 mg\/kg today/);
 });
 
 async function openChartOf(page, mrn) {

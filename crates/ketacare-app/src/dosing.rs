@@ -519,3 +519,159 @@ impl App {
         Ok(v)
     }
 }
+
+// ---------------------------------------------------------------- titration review
+
+use ketacare_domain::titration::{recommend, Action, GivenSession, Recommendation};
+
+/// The titration review of a patient's current plan.
+#[derive(Clone, Debug)]
+pub struct TitrationView {
+    /// The plan (current version).
+    pub plan: (RecordVersion, TreatmentPlanRecord),
+    /// What was given under it, with what was seen.
+    pub given: Vec<GivenSession>,
+    /// The recommendation for the next session.
+    pub recommendation: Recommendation,
+}
+
+fn reduction(baseline: Decimal, value: Decimal) -> Option<Decimal> {
+    (baseline > Decimal::ZERO).then(|| ((baseline - value) * Decimal::ONE_HUNDRED / baseline).round_dp(1))
+}
+
+impl App {
+    /// The recommendation for the next session of the patient's latest plan, from the
+    /// double-checked doses given under it and the ratings, blood pressure and sedation seen.
+    pub async fn titration(&self, p: &Principal, patient: PatientId) -> Result<Option<TitrationView>, AppError> {
+        let view = self.dosing(p, patient).await?;
+        let Some((pv, plan)) = view.plans.first().cloned() else { return Ok(None) };
+        let Some(protocol) = self.knowledge.protocols.iter().find(|x| x.key == plan.protocol) else { return Ok(None) };
+        let chart = self.chart(p, patient).await?;
+        let rules = &self.knowledge.titration;
+        let assessments: Vec<&ketacare_domain::assessment::Assessment> = chart
+            .records
+            .iter()
+            .filter_map(|v| match &v.record {
+                ClinicalRecord::Assessment(a) => Some(a),
+                _ => None,
+            })
+            .collect();
+        let total = |a: &ketacare_domain::assessment::Assessment| {
+            self.knowledge.instrument(&a.instrument).and_then(|i| i.score(&a.answers, None).ok()).and_then(|s| s.total)
+        };
+        let mut given = Vec::new();
+        let mut orders: Vec<&(RecordVersion, DoseOrderRecord)> =
+            view.orders.iter().filter(|(_, o)| o.plan == Some(pv.record_id) && o.status == OrderStatus::Checked).collect();
+        orders.sort_by_key(|(_, o)| o.check.as_ref().map(|c| c.at));
+        for (_, o) in orders {
+            let Some(at) = o.check.as_ref().map(|c| c.at) else { continue };
+            let date = at.date_naive();
+            let on_day = |inst: &'static str| assessments.iter().filter(move |a| a.instrument == inst && a.taken_at.date_naive() == date);
+            let mut response = None;
+            let mut benefit_days = None;
+            for inst in ["hama", "gad7", "lsas", "fq", "vas_anxiety"] {
+                let Some(baseline) = assessments.iter().filter(|a| a.instrument == inst).min_by_key(|a| a.taken_at).and_then(|a| total(a))
+                else {
+                    continue;
+                };
+                let Some(v) =
+                    on_day(inst).filter(|a| a.timepoint.as_deref() == Some(rules.response_timepoint.as_str())).find_map(|a| total(a))
+                else {
+                    continue;
+                };
+                let name = self.knowledge.instrument(inst).map(|i| i.name.clone()).unwrap_or_default();
+                response = reduction(baseline, v).map(|r| (r, name));
+                let later: Vec<(i64, Decimal)> = assessments
+                    .iter()
+                    .filter(|a| a.instrument == inst && a.taken_at > at && (a.taken_at - at).num_days() <= 8)
+                    .filter_map(|a| total(a).and_then(|t| reduction(baseline, t)).map(|r| ((a.taken_at - at).num_days(), r)))
+                    .collect();
+                if !later.is_empty() {
+                    let lasting = later.iter().filter(|(_, r)| *r >= rules.response_percent.value).map(|(d, _)| *d).max().unwrap_or(0);
+                    benefit_days = u32::try_from(lasting).ok();
+                }
+                break;
+            }
+            let cadss = on_day("cadss").find_map(|a| total(a));
+            let moaas_min = on_day("moaas").filter_map(|a| total(a)).min().and_then(|m| u32::try_from(m.trunc().mantissa()).ok());
+            let mut peak: Option<(u32, u32)> = None;
+            for v in &chart.records {
+                if let ClinicalRecord::Observation(obs) = &v.record {
+                    if obs.effective.date_naive() != date {
+                        continue;
+                    }
+                    let whole = |d: Decimal| u32::try_from(d.round().mantissa()).ok();
+                    if let Some(s) = obs.quantity_if(ketacare_domain::coding::loinc::SYSTOLIC_BP, "mm[Hg]").and_then(whole) {
+                        let cur = peak.unwrap_or((0, 0));
+                        peak = Some((cur.0.max(s), cur.1));
+                    }
+                    if let Some(dia) = obs.quantity_if(ketacare_domain::coding::loinc::DIASTOLIC_BP, "mm[Hg]").and_then(whole) {
+                        let cur = peak.unwrap_or((0, 0));
+                        peak = Some((cur.0, cur.1.max(dia)));
+                    }
+                }
+            }
+            given.push(GivenSession {
+                date,
+                step: o.step.clone(),
+                mg_per_kg: o.mg_per_kg,
+                response,
+                benefit_days,
+                cadss,
+                peak_bp: peak,
+                moaas_min,
+            });
+        }
+        let recommendation = recommend(protocol, &given, self.clock.now().date_naive(), rules);
+        Ok(Some(TitrationView { plan: (pv, plan), given, recommendation }))
+    }
+
+    /// A prescriber accepts the recommendation (the plan changes as it says) or chooses
+    /// otherwise with a reason (the plan keeps its sessions); either way the decision is a new
+    /// version of the plan, with who, when and why.
+    pub async fn decide_titration(
+        &self,
+        p: &Principal,
+        patient: PatientId,
+        base_version: u32,
+        accept: bool,
+        reason: &str,
+    ) -> Result<RecordVersion, AppError> {
+        self.authorize(p, Permission::Prescribe, "TreatmentPlan").await?;
+        let t = self.titration(p, patient).await?.ok_or_else(|| FieldErrors::single("plan", "the patient has no treatment plan"))?;
+        let (pv, mut plan) = t.plan;
+        if pv.version != base_version {
+            return Err(AppError::Conflict("the plan changed meanwhile; reload it".into()));
+        }
+        let rec = &t.recommendation;
+        let today = self.clock.now().date_naive();
+        let why = if accept {
+            match rec.action {
+                Action::Reduce | Action::Repeat => {
+                    if let (Some(next), Some(s)) = (rec.next_mg_per_kg, plan.sessions.iter_mut().find(|s| s.date >= today)) {
+                        s.mg_per_kg = Some(next);
+                    }
+                }
+                Action::Stop | Action::Pause | Action::Maintenance => plan.sessions.retain(|s| s.date < today),
+                _ => {}
+            }
+            let extra = reason.trim();
+            format!(
+                "titration review: accepted \"{}\" ({}){}",
+                rec.action.label(),
+                rec.rule,
+                if extra.is_empty() { String::new() } else { format!("; {extra}") }
+            )
+        } else {
+            let r = Reason::parse(reason)
+                .map_err(|m| FieldErrors::single("reason", format!("{m}: say why you choose otherwise than \"{}\"", rec.action.label())))?;
+            format!("titration review: chose otherwise than \"{}\": {}", rec.action.label(), r.as_str())
+        };
+        let why: String = why.chars().take(480).collect();
+        plan.note = Some(why.clone());
+        let reason = Reason::parse(&why).map_err(AppError::Internal)?;
+        let v = self.next(p, &pv, VersionAction::Amend, ClinicalRecord::TreatmentPlan(plan), reason);
+        self.store.append_record_version(&self.ctx(p, "treatment"), &v).await?;
+        Ok(v)
+    }
+}

@@ -21,6 +21,8 @@
 //!   rates, soft and hard limits of the drug library, and the safe display of amounts.
 //! - [`order`]: treatment plans laid out from protocols, and dose orders with the soft-limit
 //!   override and the independent double check.
+//! - [`titration`]: the recommendation for the next session from the protocol and the
+//!   patient's response and tolerability.
 //! - [`access`]: roles, permissions and the de-identified view.
 //! - [`audit`]: the audit entry model (mirrors FHIR AuditEvent).
 //! - [`wording`]: a clinic's licensed item wording, checked against its instrument.
@@ -39,5 +41,6 @@ pub mod order;
 pub mod patient;
 pub mod record;
 pub mod screening;
+pub mod titration;
 pub mod validation;
 pub mod wording;

@@ -11,6 +11,7 @@ use std::str::FromStr;
 
 /// The embedded files.
 pub const DOSING_FILES: &[(&str, &str)] = &[
+    ("titration.toml", include_str!("../../../knowledge/titration.toml")),
     ("drug-library.toml", include_str!("../../../knowledge/drug-library.toml")),
     ("protocols.toml", include_str!("../../../knowledge/protocols.toml")),
 ];
@@ -310,4 +311,37 @@ pub fn load_dosing(cm_per_inch: Decimal) -> Result<(DrugLibrary, Vec<Protocol>, 
     let _ = pf.title;
     let _ = pf.version;
     Ok((library, protocols, vec![ValueTable { file: LIB, version: f.version, title: f.title, values }]))
+}
+
+/// Parses `knowledge/titration.toml`.
+pub fn load_titration() -> Result<(ketacare_domain::titration::TitrationRules, ValueTable), KnowledgeError> {
+    use ketacare_domain::titration::{Rule, TitrationRules};
+    const FILE: &str = "titration.toml";
+    #[derive(Deserialize)]
+    struct File {
+        version: String,
+        title: String,
+        #[serde(flatten)]
+        values: BTreeMap<String, SourcedValue>,
+    }
+    let f: File = toml::from_str(text(FILE)).map_err(|source| KnowledgeError::Parse { file: FILE, source })?;
+    let get = |key: &str| -> Result<&SourcedValue, KnowledgeError> {
+        f.values.get(key).ok_or_else(|| KnowledgeError::Value { file: FILE, key: key.to_owned(), problem: "is missing".into() })
+    };
+    let rule = |key: &str| -> Result<Rule, KnowledgeError> {
+        let v = get(key)?;
+        Ok(Rule { value: dec(FILE, key, &v.value)?, source: v.source.clone() })
+    };
+    let rules = TitrationRules {
+        response_percent: rule("response_reduction_percent")?,
+        response_timepoint: get("response_timepoint")?.value.clone(),
+        benefit_days_weekly: rule("benefit_days_weekly")?,
+        sbp_above: rule("hypertension_systolic_above")?,
+        dbp_above: rule("hypertension_diastolic_above")?,
+        moaas_unresponsive: rule("moaas_unresponsive")?,
+        gap_days: rule("gap_days_repeat")?,
+        maintenance_days: rule("maintenance_max_days")?,
+        maintenance_from_mg_per_kg: rule("maintenance_from_mg_per_kg")?,
+    };
+    Ok((rules, ValueTable { file: FILE, version: f.version, title: f.title, values: f.values }))
 }

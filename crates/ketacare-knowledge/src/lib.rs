@@ -251,6 +251,8 @@ pub struct Knowledge {
     pub drug_library: dosing::DrugLibrary,
     /// Published protocols.
     pub protocols: Vec<ketacare_domain::dose::Protocol>,
+    /// Rules of the titration review.
+    pub titration: ketacare_domain::titration::TitrationRules,
     common_passwords: Vec<&'static str>,
 }
 
@@ -311,6 +313,13 @@ impl Knowledge {
         let (screening, screening_files, eligibility_table) =
             screening::load_screening(&diagnoses, &diagnosis_names, (&age_limits, &min_age_source), &instruments)?;
         let (drug_library, protocols, library_tables) = dosing::load_dosing(anthropometry.cm_per_inch)?;
+        let (titration, titration_table) = dosing::load_titration()?;
+        if !assessment_timing.timepoints.iter().any(|t| t.key == titration.response_timepoint) {
+            return Err(KnowledgeError::Inconsistent {
+                file: "titration.toml",
+                problem: format!("response_timepoint {} is not a time point", titration.response_timepoint),
+            });
+        }
         for p in &protocols {
             for s in &p.steps {
                 for a in &s.assessments {
@@ -329,7 +338,7 @@ impl Knowledge {
             anthropometry,
             age_limits,
             diagnoses,
-            tables: [vec![anth, pat, timing_table, eligibility_table], library_tables].concat(),
+            tables: [vec![anth, pat, timing_table, eligibility_table], library_tables, vec![titration_table]].concat(),
             diagnoses_version: dfile.version,
             diagnosis_sources,
             instruments,
@@ -337,6 +346,7 @@ impl Knowledge {
             screening_files,
             drug_library,
             protocols,
+            titration,
             assessment_timing,
             common_passwords,
         })

@@ -423,6 +423,7 @@ pub fn patient_routes() -> Router<AppState> {
         .route("/patients/{id}/orders", post(create_order))
         .route("/orders/{id}/approve-override", post(approve_override))
         .route("/orders/{id}/double-check", post(double_check))
+        .route("/patients/{id}/titration", get(get_titration).post(decide_titration))
 }
 
 /// A planned session.
@@ -704,4 +705,61 @@ async fn double_check(State(state): State<AppState>, Auth(p): Auth, Path(id): Pa
     let input = CheckInput { weight_kg: t(&r.weight_kg), concentration_mg_per_ml: t(&r.concentration_mg_per_ml), dose_mg: t(&r.dose_mg) };
     let v = state.app.double_check(&p, order_id(&id)?, r.base_version, &input).await?;
     Ok(Json(order_after(&state, &p, &v).await?))
+}
+
+/// The titration review of the latest plan.
+#[derive(Serialize, ToSchema)]
+pub struct TitrationDto {
+    plan_record_id: String,
+    /// Send as base_version with the decision.
+    plan_version: u32,
+    /// start, escalate, repeat, reduce, change_interval, pause, stop, maintenance or continue.
+    action: String,
+    action_label: String,
+    next_mg_per_kg: Option<String>,
+    interval_days: Option<u32>,
+    rule: String,
+    data: Vec<String>,
+    source: String,
+    last_decision: Option<String>,
+}
+
+#[utoipa::path(get, path = "/api/patients/{id}/titration", params(("id" = String, Path)),
+    responses((status = 200, body = TitrationDto), (status = 403, body = Problem), (status = 404, body = Problem, description = "no patient, or no plan")), tag = "dosing")]
+async fn get_titration(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<Json<TitrationDto>> {
+    let t = state.app.titration(&p, pid(&id)?).await?.ok_or_else(|| crate::error::WebError::api(ketacare_app::AppError::NotFound))?;
+    let r = &t.recommendation;
+    Ok(Json(TitrationDto {
+        plan_record_id: t.plan.0.record_id.to_string(),
+        plan_version: t.plan.0.version,
+        action: r.action.code().into(),
+        action_label: r.action.label().into(),
+        next_mg_per_kg: r.next_mg_per_kg.map(dec),
+        interval_days: r.interval_days,
+        rule: r.rule.clone(),
+        data: r.data.clone(),
+        source: r.source.clone(),
+        last_decision: t.plan.1.note.clone(),
+    }))
+}
+
+/// A prescriber's decision on the recommendation.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecisionRequest {
+    /// The plan version you saw.
+    base_version: u32,
+    /// true: accept; false: choose otherwise (a reason is required).
+    accept: bool,
+    #[serde(default)]
+    reason: String,
+}
+
+#[utoipa::path(post, path = "/api/patients/{id}/titration", params(("id" = String, Path)), request_body = DecisionRequest,
+    responses((status = 200, body = PlanDto), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)), tag = "dosing")]
+async fn decide_titration(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>, req: Request) -> ApiResult<Json<PlanDto>> {
+    let r: DecisionRequest = json(req, &state).await?;
+    let v = state.app.decide_titration(&p, pid(&id)?, r.base_version, r.accept, &r.reason).await?;
+    let ketacare_domain::record::ClinicalRecord::TreatmentPlan(pl) = &v.record else { return Err(bad("plan", "not a plan")) };
+    Ok(Json(plan_dto(&v, pl)))
 }

@@ -277,6 +277,7 @@ pub fn patient_routes() -> Router<AppState> {
         .route("/patients/{id}/orders", post(create_order))
         .route("/orders/{rid}/approve-override", post(approve_override))
         .route("/orders/{rid}/double-check", post(double_check))
+        .route("/patients/{id}/titration", post(decide_titration))
 }
 
 /// Whether `p` may see an order's calculated values: always once checked; before the check
@@ -405,6 +406,7 @@ async fn dosing_body(
         out
     };
     let protocols: Vec<(String, String)> = k.protocols.iter().map(|x| (x.key.clone(), x.name.clone())).collect();
+    let titration = state.app.titration(p, patient).await.map_err(ui)?;
     Ok(html! {
         p { a href=(format!("/patients/{id}")) { "← Chart" } " · " a href=(format!("/patients/{id}/screening")) { "Screening" } }
         h1 { "Dosing" }
@@ -453,6 +455,29 @@ async fn dosing_body(
                 (dose_fields(state, values, errors, false))
                 (textarea("override_reason", "Reason to pass a soft limit (then a second clinician approves)", values, errors))
                 button.primary type="submit" { "Calculate and order" }
+            }
+        }
+        @if let Some(t) = &titration {
+            section.card #titration {
+                h2 { "Titration review" }
+                p.verdict-label { "Recommendation: " strong { (t.recommendation.action.label()) }
+                    @if let Some(m) = t.recommendation.next_mg_per_kg { " · next dose " (fa(m)) " mg/kg" }
+                    @if let Some(i) = t.recommendation.interval_days { " · every " (i) " days" } }
+                p { (t.recommendation.rule) }
+                @if !t.recommendation.data.is_empty() { ul.small { @for d in &t.recommendation.data { li { (d) } } } }
+                p.source { "Source: " (t.recommendation.source) }
+                @if let Some(n) = &t.plan.1.note { p.small { "Last decision: " (n) } }
+                @if can {
+                    form #titration-form method="post" action=(format!("/patients/{id}/titration")) novalidate {
+                        (csrf(p))
+                        input type="hidden" name="base_version" value=(t.plan.0.version);
+                        (textarea("reason", "Reason (required when you choose otherwise)", values, errors))
+                        div.actions {
+                            button.primary type="submit" name="decision" value="accept" { "Accept the recommendation" }
+                            button type="submit" name="decision" value="other" { "Choose otherwise" }
+                        }
+                    }
+                }
             }
         }
         section #orders {
@@ -547,6 +572,20 @@ async fn double_check(State(state): State<AppState>, Auth(p): Auth, Path(r): Pat
             }
             rerender(&state, &p, &id, &form, &shown).await
         }
+        Err(e) => Err(ui(e)),
+    }
+}
+
+async fn decide_titration(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>, Form(form): Form<Fields>) -> PageResult {
+    check_csrf(&p, &form)?;
+    let accept = f(&form, "decision") == "accept";
+    match state
+        .app
+        .decide_titration(&p, crate::pages::pid(&id)?, f(&form, "base_version").parse().unwrap_or(0), accept, &f(&form, "reason"))
+        .await
+    {
+        Ok(_) => Ok(Redirect::to(&format!("/patients/{id}/dosing#titration")).into_response()),
+        Err(AppError::Validation(e)) => rerender(&state, &p, &id, &form, &e).await,
         Err(e) => Err(ui(e)),
     }
 }

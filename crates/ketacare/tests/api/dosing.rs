@@ -12,6 +12,7 @@ http_tests!(
     protocols_and_the_drug_library_are_published,
     a_planned_dose_is_ordered_on_todays_weight_and_given_only_after_a_blind_independent_check,
     a_soft_limit_needs_a_reason_and_a_second_prescriber_and_a_hard_limit_is_refused,
+    the_titration_review_recommends_from_the_response_and_the_prescriber_decides,
 );
 
 async fn the_calculator_gives_the_worked_example_and_refuses_hard_breaches(app: &TestApp) {
@@ -267,4 +268,69 @@ async fn a_soft_limit_needs_a_reason_and_a_second_prescriber_and_a_hard_limit_is
     let user = q["by_user"].as_array().unwrap().iter().find(|u| u["key"] == "pia.prescriber").unwrap();
     assert!(user["rejected"].as_u64().unwrap() >= 1 && user["soft_breach"].as_u64().unwrap() >= 2, "{q}");
     assert_eq!(q["all"]["overridden"], 1);
+}
+
+async fn the_titration_review_recommends_from_the_response_and_the_prescriber_decides(app: &TestApp) {
+    let prescriber = app.login(Role::Prescriber).await;
+    let nurse = app.login(Role::Nurse).await;
+    let pid = register(&prescriber, "DO-0003", "Quist", "Anya", "1982-02-02", "female").await;
+    nurse.get(&format!("/api/patients/{pid}/titration")).await.assert_status(404, "no plan yet");
+    let url = format!("/api/patients/{pid}/assessments");
+    // Baseline HAM-A 24 the week before.
+    prescriber
+        .post_json(&url, &json!({"instrument": "hama", "items": "2,2,2,2,2,2,2,2,2,2,1,1,1,1", "taken_at": "2026-11-19T09:00"}))
+        .await
+        .assert_status(201, "baseline");
+    let plan = prescriber
+        .post_json(&format!("/api/patients/{pid}/plans"), &json!({"protocol": "sc_ascending", "start": "2026-11-26"}))
+        .await
+        .json();
+    let t = nurse.get(&format!("/api/patients/{pid}/titration")).await.json();
+    assert_eq!((t["action"].as_str(), t["next_mg_per_kg"].as_str()), (Some("start"), Some("0.25")));
+    weigh(&nurse, &pid, "70").await;
+    let o = prescriber
+        .post_json(
+            &format!("/api/patients/{pid}/orders"),
+            &json!({"route": "sc", "mg_per_kg": "0.25", "concentration_mg_per_ml": 50, "plan": plan["record_id"], "step": "dose1"}),
+        )
+        .await
+        .json();
+    nurse
+        .post_json(
+            &format!("/api/orders/{}/double-check", o["record_id"].as_str().unwrap()),
+            &json!({"base_version": 1, "weight_kg": 70, "concentration_mg_per_ml": 50, "dose_mg": 17.5}),
+        )
+        .await
+        .assert_status(200, "checked");
+    let session = prescriber
+        .post_json(&format!("/api/patients/{pid}/records"), &json!({"kind": "encounter", "fields": {"encounter_kind": "treatment", "start": "2026-11-26T08:00", "reason_for_visit": "SC ketamine 0.25 mg/kg"}}))
+        .await
+        .json();
+    // HAM-A 19 an hour after the dose: 20.8 % less, no response; peak BP 150/90.
+    prescriber
+        .post_json(&url, &json!({"instrument": "hama", "items": "2,2,2,2,2,1,1,1,1,1,1,1,1,1", "taken_at": "2026-11-26T09:00", "session": session["record_id"], "timepoint": "1h"}))
+        .await
+        .assert_status(201, "1 h rating");
+    nurse
+        .post_json(&format!("/api/patients/{pid}/vitals"), &json!({"systolic": 150, "diastolic": 90, "measured_at": "2026-11-26T08:40"}))
+        .await
+        .assert_status(201, "vitals");
+    let t = nurse.get(&format!("/api/patients/{pid}/titration")).await.json();
+    assert_eq!((t["action"].as_str(), t["next_mg_per_kg"].as_str()), (Some("escalate"), Some("0.5")), "{t}");
+    assert!(
+        t["data"][0].as_str().unwrap().contains("HAM-A reduced 20.8 % at 1h") && t["data"][0].as_str().unwrap().contains("peak BP 150/90"),
+        "{t}"
+    );
+    assert!(t["source"].as_str().unwrap().contains("Glue"));
+    let decide = format!("/api/patients/{pid}/titration");
+    nurse.post_json(&decide, &json!({"base_version": 1, "accept": true})).await.assert_status(403, "nurses do not decide");
+    let r = prescriber.post_json(&decide, &json!({"base_version": 1, "accept": false, "reason": ""})).await;
+    r.assert_status(422, "otherwise without a reason");
+    assert!(r.field_message("reason").contains("say why you choose otherwise"));
+    let r = prescriber.post_json(&decide, &json!({"base_version": 1, "accept": true})).await;
+    r.assert_status(200, "accept");
+    assert!(r.json()["note"].as_str().unwrap().starts_with("titration review: accepted \"Escalate to the next dose\""), "{}", r.text);
+    prescriber.post_json(&decide, &json!({"base_version": 1, "accept": true})).await.assert_status(409, "stale plan version");
+    let h = prescriber.get(&format!("/api/records/{}/history", plan["record_id"].as_str().unwrap())).await.json();
+    assert_eq!(h.as_array().unwrap().len(), 2, "the decision is a version of the plan");
 }
