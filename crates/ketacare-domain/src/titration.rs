@@ -419,7 +419,7 @@ mod tests {
         let g3 = given("dose3", "1", 14, Some("30"));
         assert_eq!(recommend(&p, &[g1.clone(), g2.clone(), g3], day(21), &r).action, Action::Stop, "no response at the top step");
         // A gap of more than 14 days: repeat.
-        let rec = recommend(&p, &[g1.clone()], day(30), &r);
+        let rec = recommend(&p, std::slice::from_ref(&g1), day(30), &r);
         assert_eq!((rec.action, rec.next_mg_per_kg), (Action::Repeat, Some(d("0.25"))));
         // A response at 0.25 mg/kg: repeat it.
         let early = given("dose1", "0.25", 0, Some("60"));
