@@ -226,3 +226,34 @@ async function openChartOf(page, mrn) {
   await clickAndWait(page, page.getByRole('button', { name: 'Search' }));
   await clickAndWait(page, page.locator('table.list tbody tr').filter({ hasText: mrn }).getByRole('link'));
 }
+
+uiTest('a drug-library change needs two people: the director proposes, a prescriber approves, and it is in force', async (page) => {
+  await login(page, 'director');
+  await page.goto('/drug-library');
+  const form = page.locator('form#propose');
+  await form.getByLabel('Value', { exact: true }).selectOption('sc.soft_max_total_mg');
+  await form.getByLabel('New value (empty = back to the default)').fill('500');
+  await form.getByLabel('Why').fill('Too high');
+  let res = await submit(page, form.getByRole('button', { name: 'Propose' }));
+  assert.equal(res.status(), 422, 'a soft maximum above the hard maximum is refused');
+  assert.match(await text(page.locator('form#propose')), /soft maximum would be above the hard maximum/);
+  await page.locator('form#propose').getByLabel('New value (empty = back to the default)').fill('90');
+  await page.locator('form#propose').getByLabel('Why').fill('Our heaviest patients stay under 90 mg SC');
+  res = await submit(page, page.locator('form#propose').getByRole('button', { name: 'Propose' }));
+  assert.equal(res.status(), 200);
+  const row = page.locator('section#proposals tbody tr').first();
+  assert.match(await text(row), /sc\.soft_max_total_mg → 90/);
+  res = await submit(page, row.getByRole('button', { name: 'Approve' }));
+  assert.equal(res.status(), 422, 'the proposer cannot approve');
+  assert.match(await text(page.locator('section#proposals')), /someone other than the proposer/);
+  await logout(page);
+
+  await login(page, 'prescriber');
+  await page.goto('/drug-library');
+  res = await submit(page, page.locator('section#proposals tbody tr').first().getByRole('button', { name: 'Approve' }));
+  assert.equal(res.status(), 200);
+  assert.match(await text(page.locator('section#proposals tbody tr').first()), /approved by prescriber/);
+  const sc = await rows(page.locator('#route-sc table'));
+  assert.deepEqual(sc.find((r) => r[0] === 'Total per dose'), ['Total per dose', '—', '—', '90 mg', '150 mg']);
+  assert.match(await text(page.locator('#route-sc')), /Clinic policy set on .* Our heaviest patients stay under 90 mg SC/);
+});

@@ -23,7 +23,7 @@ impl App {
     pub async fn calculate_dose(&self, p: &Principal, input: &DoseInput) -> Result<DoseResult, AppError> {
         self.authorize(p, Permission::ReadPatients, "DoseCalculation").await?;
         let req = self.parse_dose(input)?;
-        let lib = &self.knowledge.drug_library;
+        let lib = self.drug_library_in_force().await?;
         let limits = lib.limits(req.route).ok_or_else(|| {
             AppError::Validation(ketacare_domain::validation::FieldErrors::single("route", "the drug library has no limits for this route"))
         })?;
@@ -279,7 +279,7 @@ impl App {
                 Some(rid)
             }
         };
-        let lib = &self.knowledge.drug_library;
+        let lib = self.drug_library_in_force().await?;
         let limits = lib.limits(req.route).ok_or_else(|| FieldErrors::single("route", "the drug library has no limits for this route"))?;
         let r = calculate(&req, limits, &lib.policy)?;
         let reason = input.override_reason.trim();
@@ -484,7 +484,7 @@ impl App {
         let dose = num(&mut e, "dose_mg", &input.dose_mg, "dose in mg");
         e.into_result()?;
         let (Some(weight), Some(dose)) = (weight, dose) else { return Err(AppError::Internal("checked above".into())) };
-        let differ = o.compare(weight, conc, dose, self.knowledge.drug_library.policy.volume_step_ml);
+        let differ = o.compare(weight, conc, dose, self.drug_library_in_force().await?.policy.volume_step_ml);
         if !differ.is_empty() {
             let mut r = Self::order_result(&o);
             r.dose_mg = dose;
@@ -673,5 +673,242 @@ impl App {
         let v = self.next(p, &pv, VersionAction::Amend, ClinicalRecord::TreatmentPlan(plan), reason);
         self.store.append_record_version(&self.ctx(p, "treatment"), &v).await?;
         Ok(v)
+    }
+}
+
+// ---------------------------------------------------------------- the clinic's drug library
+
+use ketacare_db::{PolicyProposal, PolicyVersion, ProposalDecision};
+use ketacare_domain::dose::{Limits, RouteLimits, Sourced};
+use ketacare_knowledge::dosing::DrugLibrary;
+
+/// The drug-library values a clinic may change (per route), each a soft or hard bound.
+pub const LIBRARY_FIELDS: [&str; 16] = [
+    "soft_min_mg_per_kg",
+    "soft_max_mg_per_kg",
+    "hard_min_mg_per_kg",
+    "hard_max_mg_per_kg",
+    "soft_max_total_mg",
+    "hard_max_total_mg",
+    "soft_max_mg_per_kg_per_h",
+    "hard_max_mg_per_kg_per_h",
+    "soft_min_minutes",
+    "soft_max_minutes",
+    "hard_min_minutes",
+    "hard_max_minutes",
+    "soft_max_7d_mg",
+    "hard_max_7d_mg",
+    "soft_max_28d_mg",
+    "hard_max_28d_mg",
+];
+
+fn bound<'a>(l: &'a mut RouteLimits, field: &str) -> Option<&'a mut Option<Sourced>> {
+    let (soft, rest) = if let Some(r) = field.strip_prefix("soft_") { (true, r) } else { (false, field.strip_prefix("hard_")?) };
+    let (min, q) = if let Some(r) = rest.strip_prefix("min_") { (true, r) } else { (false, rest.strip_prefix("max_")?) };
+    let limits: &mut Limits = match q {
+        "mg_per_kg" => &mut l.mg_per_kg,
+        "total_mg" => &mut l.total_mg,
+        "mg_per_kg_per_h" => &mut l.mg_per_kg_per_h,
+        "minutes" => &mut l.minutes,
+        "7d_mg" => &mut l.cumulative_7d_mg,
+        "28d_mg" => &mut l.cumulative_28d_mg,
+        _ => return None,
+    };
+    let band = if soft { &mut limits.soft } else { &mut limits.hard };
+    Some(if min { &mut band.min } else { &mut band.max })
+}
+
+fn consistent(lib: &DrugLibrary) -> Result<(), String> {
+    for (route, l) in &lib.routes {
+        for (name, x) in [
+            ("dose", &l.mg_per_kg),
+            ("total", &l.total_mg),
+            ("rate", &l.mg_per_kg_per_h),
+            ("minutes", &l.minutes),
+            ("7-day total", &l.cumulative_7d_mg),
+            ("28-day total", &l.cumulative_28d_mg),
+        ] {
+            let v = |b: &Option<Sourced>| b.as_ref().map(|s| s.value);
+            let (smin, smax, hmin, hmax) = (v(&x.soft.min), v(&x.soft.max), v(&x.hard.min), v(&x.hard.max));
+            let bad = |what: &str| Err(format!("{}: the {name} {what}", route.code()));
+            if matches!((smax, hmax), (Some(s), Some(h)) if s > h) {
+                return bad("soft maximum would be above the hard maximum");
+            }
+            if matches!((smin, hmin), (Some(s), Some(h)) if s < h) {
+                return bad("soft minimum would be below the hard minimum");
+            }
+            if matches!((smin, smax), (Some(a), Some(b)) if a > b) || matches!((hmin, hmax), (Some(a), Some(b)) if a > b) {
+                return bad("minimum would be above its maximum");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn apply_library_policies(base: &DrugLibrary, policies: &[PolicyVersion]) -> DrugLibrary {
+    let mut lib = base.clone();
+    for p in policies.iter().filter(|p| p.key.starts_with("drug_library.")) {
+        let note = |default: &str| {
+            format!("Clinic policy set on {} ({}): {} (default: {default})", p.set_at.format("%Y-%m-%d"), p.set_by_name, p.reason)
+        };
+        let parts: Vec<&str> = p.key.split('.').collect();
+        match parts.as_slice() {
+            ["drug_library", "concentrations"] => {
+                if let Some(v) = &p.value {
+                    let cs: Vec<Decimal> = v.split(',').filter_map(|c| c.trim().parse::<Decimal>().ok()).map(|d| d.normalize()).collect();
+                    if !cs.is_empty() {
+                        lib.policy.concentrations_mg_per_ml = cs;
+                        lib.concentrations_source = note(&base.concentrations_source);
+                    }
+                }
+            }
+            ["drug_library", route, field] => {
+                let Ok(route) = Route::parse(route) else { continue };
+                let Some((_, l)) = lib.routes.iter_mut().find(|(r, _)| *r == route) else { continue };
+                let Some(slot) = bound(l, field) else { continue };
+                let default_source = slot.as_ref().map(|s| s.source.clone()).unwrap_or_else(|| "none".into());
+                let default_value = base.limits(route).cloned().and_then(|mut bl| bound(&mut bl, field).and_then(|b| b.clone()));
+                *slot = match &p.value {
+                    Some(v) => v.parse::<Decimal>().ok().map(|value| Sourced { value, source: note(&default_source) }),
+                    None => default_value,
+                };
+            }
+            _ => {}
+        }
+    }
+    lib
+}
+
+/// The key a proposal changes: `concentrations` or `<route>.<field>`.
+fn library_key(key: &str) -> Result<String, String> {
+    let k = key.trim();
+    if k == "concentrations" {
+        return Ok("drug_library.concentrations".into());
+    }
+    match k.split_once('.') {
+        Some((route, field)) if Route::parse(route).is_ok() && LIBRARY_FIELDS.contains(&field) => {
+            Ok(format!("drug_library.{route}.{field}"))
+        }
+        _ => Err(format!(
+            "must be concentrations or <route>.<field> with route iv, sc, im or in and field one of {}",
+            LIBRARY_FIELDS.join(", ")
+        )),
+    }
+}
+
+impl App {
+    /// The drug library in force: the knowledge defaults with the clinic's approved changes.
+    pub async fn drug_library_in_force(&self) -> Result<DrugLibrary, AppError> {
+        let policies = self.store.current_policies().await?;
+        Ok(apply_library_policies(&self.knowledge.drug_library, &policies))
+    }
+
+    /// Proposes a change of the drug library (medical director); another person must approve it
+    /// before it is in force. The change is checked: values are positive numbers, and every soft
+    /// limit stays inside its hard limits.
+    pub async fn propose_library_change(&self, p: &Principal, key: &str, value: &str, reason: &str) -> Result<PolicyProposal, AppError> {
+        self.authorize(p, Permission::ManagePolicy, "PolicyProposal").await?;
+        let mut e = FieldErrors::new();
+        let key = e.check("key", library_key(key));
+        let v = value.trim();
+        let value = if v.is_empty() {
+            None
+        } else if key.as_deref() == Some("drug_library.concentrations") {
+            let ok = v.split(',').all(|c| c.trim().parse::<Decimal>().is_ok_and(|d| d > Decimal::ZERO));
+            if !ok {
+                e.add("value", "must be concentrations in mg/mL separated by commas, for example 10, 50, 100");
+            }
+            Some(
+                v.split(',')
+                    .map(|c| c.trim().parse::<Decimal>().map(|d| d.normalize().to_string()).unwrap_or_default())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )
+        } else {
+            match v.parse::<Decimal>() {
+                Ok(d) if d > Decimal::ZERO => Some(d.normalize().to_string()),
+                _ => {
+                    e.add("value", "must be a positive number (mg/kg, mg, mg/kg/h or minutes), or empty to return to the default");
+                    None
+                }
+            }
+        };
+        let reason = e.check("reason", Reason::parse(reason));
+        let (Some(key), Some(reason)) = (key, reason) else { return Err(e.into()) };
+        e.into_result()?;
+        let mut policies = self.store.current_policies().await?;
+        policies.retain(|x| x.key != key);
+        policies.push(PolicyVersion {
+            key: key.clone(),
+            value: value.clone(),
+            reason: "proposed".into(),
+            set_by: p.user.id,
+            set_by_name: String::new(),
+            set_at: self.clock.now(),
+        });
+        consistent(&apply_library_policies(&self.knowledge.drug_library, &policies)).map_err(|m| FieldErrors::single("value", m))?;
+        let proposal = PolicyProposal {
+            id: Uuid::new_v4(),
+            key,
+            value,
+            reason: reason.as_str().to_owned(),
+            proposed_by: p.user.id,
+            proposed_by_name: p.user.username.as_str().to_owned(),
+            proposed_at: self.clock.now(),
+            decision: None,
+        };
+        self.store.create_policy_proposal(&self.ctx(p, "operations"), &proposal).await?;
+        Ok(proposal)
+    }
+
+    /// Drug-library proposals (open ones first in the list the page shows).
+    pub async fn library_proposals(&self, p: &Principal) -> Result<Vec<PolicyProposal>, AppError> {
+        self.authorize(p, Permission::ReadPatients, "PolicyProposal").await?;
+        Ok(self.store.list_policy_proposals(false).await?.into_iter().filter(|x| x.key.starts_with("drug_library.")).collect())
+    }
+
+    /// A second person (a prescriber or the medical director, not the proposer) approves or
+    /// rejects a drug-library proposal; a rejection needs a reason. An approval is in force at once.
+    pub async fn decide_library_change(&self, p: &Principal, id: &str, approve: bool, reason: &str) -> Result<PolicyProposal, AppError> {
+        self.authorize(p, Permission::Prescribe, "PolicyProposal").await?;
+        let id = Uuid::parse_str(id.trim()).map_err(|_| AppError::NotFound)?;
+        let open = self.store.list_policy_proposals(true).await?;
+        let Some(prop) = open.iter().find(|x| x.id == id) else {
+            return Err(AppError::Conflict("the proposal is already decided or does not exist; reload".into()));
+        };
+        if prop.proposed_by == p.user.id {
+            return Err(FieldErrors::single("decider", "the second person must be someone other than the proposer").into());
+        }
+        let reason = reason.trim();
+        let reason = if approve {
+            let mut policies = self.store.current_policies().await?;
+            policies.retain(|x| x.key != prop.key);
+            policies.push(PolicyVersion {
+                key: prop.key.clone(),
+                value: prop.value.clone(),
+                reason: String::new(),
+                set_by: p.user.id,
+                set_by_name: String::new(),
+                set_at: self.clock.now(),
+            });
+            consistent(&apply_library_policies(&self.knowledge.drug_library, &policies))
+                .map_err(|m| FieldErrors::single("value", format!("no longer fits the library in force: {m}")))?;
+            (!reason.is_empty()).then(|| reason.to_owned())
+        } else {
+            Some(
+                Reason::parse(reason)
+                    .map_err(|m| FieldErrors::single("reason", format!("{m}: say why you reject it")))?
+                    .as_str()
+                    .to_owned(),
+            )
+        };
+        let d = ProposalDecision {
+            approved: approve,
+            by: p.user.id,
+            by_name: p.user.username.as_str().to_owned(),
+            at: self.clock.now(),
+            reason,
+        };
+        Ok(self.store.decide_policy_proposal(&self.ctx(p, "operations"), id, &d).await?)
     }
 }

@@ -17,7 +17,7 @@ mod screening;
 
 pub use auth::{token_hash, NewUserInput, Principal, PrincipalKind};
 pub use clock::{Clock, FixedClock, SystemClock};
-pub use dosing::{CheckInput, DosingView, OrderInput, TitrationView};
+pub use dosing::{CheckInput, DosingView, OrderInput, TitrationView, LIBRARY_FIELDS};
 pub use error::AppError;
 pub use outcomes::{LinkProblem, LoadedWording, OpenQuestionnaire, OutcomeView, ScoredAssessment, SentRequest, Series, SessionMarker};
 pub use patients::{Chart, DeidentifiedPatient, Measurement};

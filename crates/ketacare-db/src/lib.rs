@@ -195,6 +195,16 @@ pub trait Store: Send + Sync + 'static {
         to: chrono::DateTime<chrono::Utc>,
     ) -> DbResult<Vec<ketacare_domain::dose::DoseEvaluation>>;
 
+    // ---- two-person policy changes ----
+    /// Stores a proposal; audited.
+    async fn create_policy_proposal(&self, ctx: &AuditCtx, p: &PolicyProposal) -> DbResult<()>;
+    /// Proposals, newest first (open only, or all).
+    async fn list_policy_proposals(&self, open_only: bool) -> DbResult<Vec<PolicyProposal>>;
+    /// Decides an open proposal once; an approval appends the policy version in the same
+    /// transaction. `NotFound` for an unknown id, `Conflict` when already decided or when the
+    /// decider proposed it.
+    async fn decide_policy_proposal(&self, ctx: &AuditCtx, id: uuid::Uuid, d: &ProposalDecision) -> DbResult<PolicyProposal>;
+
     // ---- clinic policy ----
     /// Appends a policy version; audited.
     async fn set_policy(&self, ctx: &AuditCtx, v: &PolicyVersion) -> DbResult<()>;

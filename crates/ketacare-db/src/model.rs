@@ -190,3 +190,39 @@ pub struct PolicyVersion {
     /// When.
     pub set_at: chrono::DateTime<chrono::Utc>,
 }
+
+/// A proposed change of a clinic-policy value that needs a second person (the drug library).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PolicyProposal {
+    /// Id.
+    pub id: uuid::Uuid,
+    /// Key, e.g. `drug_library.iv.soft_max_mg_per_kg`.
+    pub key: String,
+    /// Proposed value (`None`: back to the knowledge default).
+    pub value: Option<String>,
+    /// Why.
+    pub reason: String,
+    /// Who proposed it.
+    pub proposed_by: ketacare_domain::ids::UserId,
+    /// Their username.
+    pub proposed_by_name: String,
+    /// When.
+    pub proposed_at: chrono::DateTime<chrono::Utc>,
+    /// The decision, once made.
+    pub decision: Option<ProposalDecision>,
+}
+
+/// The second person's decision.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProposalDecision {
+    /// Approved (the value is in force) or rejected.
+    pub approved: bool,
+    /// Who decided.
+    pub by: ketacare_domain::ids::UserId,
+    /// Their username.
+    pub by_name: String,
+    /// When.
+    pub at: chrono::DateTime<chrono::Utc>,
+    /// Why (required to reject).
+    pub reason: Option<String>,
+}

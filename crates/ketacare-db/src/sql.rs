@@ -849,6 +849,108 @@ macro_rules! impl_sql_store {
                     .collect()
             }
 
+            async fn create_policy_proposal(&self, ctx: &$crate::AuditCtx, p: &$crate::PolicyProposal) -> $crate::DbResult<()> {
+                let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
+                $crate::__sqlx::query("INSERT INTO policy_proposals (id, key, value, reason, proposed_by, proposed_by_name, proposed_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                    .bind(p.id.to_string())
+                    .bind(p.key.clone())
+                    .bind(p.value.clone())
+                    .bind(p.reason.clone())
+                    .bind(p.proposed_by.to_string())
+                    .bind(p.proposed_by_name.clone())
+                    .bind($crate::codec::ts(p.proposed_at))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?;
+                let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Create, ::ketacare_domain::audit::AuditOutcome::Success, "PolicyProposal", Some(p.id.to_string()), None, Some(format!("key={} value={}", p.key, p.value.as_deref().unwrap_or("default"))));
+                Self::__audit(&mut *tx, &e).await?;
+                tx.commit().await.map_err($crate::DbError::from_sqlx)
+            }
+
+            async fn list_policy_proposals(&self, open_only: bool) -> $crate::DbResult<Vec<$crate::PolicyProposal>> {
+                let sql = format!(
+                    "SELECT id, key, value, reason, proposed_by, proposed_by_name, proposed_at, decided_by, decided_by_name, decided_at, decision, decision_reason FROM policy_proposals {} ORDER BY proposed_at DESC, id",
+                    if open_only { "WHERE decided_at IS NULL" } else { "" }
+                );
+                #[allow(clippy::type_complexity)]
+                let rows: Vec<(String, String, Option<String>, String, String, String, String, Option<String>, Option<String>, Option<String>, Option<String>, Option<String>)> =
+                    $crate::__sqlx::query_as(&sql).fetch_all(&self.pool).await.map_err($crate::DbError::from_sqlx)?;
+                let bad = |w: &str| $crate::DbError::Corrupt(format!("policy proposal {w}"));
+                rows.into_iter()
+                    .map(|(id, key, value, reason, by, by_name, at, dby, dname, dat, decision, dreason)| {
+                        let decision = match (dby, dat, decision) {
+                            (Some(dby), Some(dat), Some(d)) => Some($crate::ProposalDecision {
+                                approved: d == "approved",
+                                by: ::ketacare_domain::ids::UserId::parse(&dby).map_err(|_| bad("decider"))?,
+                                by_name: dname.unwrap_or_default(),
+                                at: $crate::codec::parse_ts(&dat)?,
+                                reason: dreason,
+                            }),
+                            _ => None,
+                        };
+                        Ok($crate::PolicyProposal {
+                            id: $crate::__uuid::Uuid::parse_str(&id).map_err(|_| bad("id"))?,
+                            key,
+                            value,
+                            reason,
+                            proposed_by: ::ketacare_domain::ids::UserId::parse(&by).map_err(|_| bad("proposer"))?,
+                            proposed_by_name: by_name,
+                            proposed_at: $crate::codec::parse_ts(&at)?,
+                            decision,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn decide_policy_proposal(&self, ctx: &$crate::AuditCtx, id: $crate::__uuid::Uuid, d: &$crate::ProposalDecision) -> $crate::DbResult<$crate::PolicyProposal> {
+                let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
+                let row: Option<(String, Option<String>, String, Option<String>)> =
+                    $crate::__sqlx::query_as("SELECT key, value, proposed_by, decided_at FROM policy_proposals WHERE id = $1")
+                        .bind(id.to_string())
+                        .fetch_optional(&mut *tx)
+                        .await
+                        .map_err($crate::DbError::from_sqlx)?;
+                let Some((key, value, proposed_by, decided_at)) = row else { return Err($crate::DbError::NotFound) };
+                if decided_at.is_some() {
+                    return Err($crate::DbError::Conflict("the proposal was already decided".into()));
+                }
+                if proposed_by == d.by.to_string() {
+                    return Err($crate::DbError::Conflict("the second person must be someone other than the proposer".into()));
+                }
+                let n = $crate::__sqlx::query("UPDATE policy_proposals SET decided_by = $1, decided_by_name = $2, decided_at = $3, decision = $4, decision_reason = $5 WHERE id = $6 AND decided_at IS NULL AND proposed_by <> $1")
+                    .bind(d.by.to_string())
+                    .bind(d.by_name.clone())
+                    .bind($crate::codec::ts(d.at))
+                    .bind(if d.approved { "approved" } else { "rejected" })
+                    .bind(d.reason.clone())
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?
+                    .rows_affected();
+                if n != 1 {
+                    return Err($crate::DbError::Conflict("the proposal was already decided".into()));
+                }
+                if d.approved {
+                    let reason: Option<String> = $crate::__sqlx::query_scalar("SELECT reason FROM policy_proposals WHERE id = $1").bind(id.to_string()).fetch_one(&mut *tx).await.map_err($crate::DbError::from_sqlx)?;
+                    $crate::__sqlx::query("INSERT INTO policy_versions (id, key, value, reason, set_by, set_by_name, set_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, (SELECT COALESCE(MAX(q.version), 0) + 1 FROM policy_versions q WHERE q.key = $2))")
+                        .bind($crate::__uuid::Uuid::new_v4().to_string())
+                        .bind(key.clone())
+                        .bind(value.clone())
+                        .bind(format!("{} (approved by {})", reason.unwrap_or_default(), d.by_name))
+                        .bind(d.by.to_string())
+                        .bind(d.by_name.clone())
+                        .bind($crate::codec::ts(d.at))
+                        .execute(&mut *tx)
+                        .await
+                        .map_err($crate::DbError::from_sqlx)?;
+                }
+                let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Update, ::ketacare_domain::audit::AuditOutcome::Success, "PolicyProposal", Some(id.to_string()), None, Some(format!("key={key} decision={}", if d.approved { "approved" } else { "rejected" })));
+                Self::__audit(&mut *tx, &e).await?;
+                tx.commit().await.map_err($crate::DbError::from_sqlx)?;
+                self.list_policy_proposals(false).await?.into_iter().find(|p| p.id == id).ok_or($crate::DbError::NotFound)
+            }
+
             async fn set_policy(&self, ctx: &$crate::AuditCtx, v: &$crate::PolicyVersion) -> $crate::DbResult<()> {
                 let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
                 $crate::__sqlx::query("INSERT INTO policy_versions (id, key, value, reason, set_by, set_by_name, set_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, (SELECT COALESCE(MAX(q.version), 0) + 1 FROM policy_versions q WHERE q.key = $2))")

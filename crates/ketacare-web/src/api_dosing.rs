@@ -20,6 +20,8 @@ pub fn routes() -> Router<AppState> {
         .route("/dose/calculate", post(calculate))
         .route("/protocols", get(protocols))
         .route("/drug-library", get(drug_library))
+        .route("/drug-library/proposals", post(propose))
+        .route("/drug-library/proposals/{id}/decide", post(decide))
         .route("/dose/quality", get(quality))
 }
 
@@ -297,13 +299,99 @@ pub struct DrugLibraryDto {
     rate_step_ml_per_h: String,
     default_weight_basis: String,
     routes: Vec<RouteLimitsDto>,
+    /// Changes proposed, approved or rejected (two people), newest first.
+    proposals: Vec<ProposalDto>,
+}
+
+/// A proposed change of the drug library.
+#[derive(Serialize, ToSchema)]
+pub struct ProposalDto {
+    id: String,
+    /// concentrations, or <route>.<field>.
+    key: String,
+    value: Option<String>,
+    reason: String,
+    proposed_by: String,
+    proposed_at: String,
+    /// open, approved or rejected.
+    state: String,
+    decided_by: Option<String>,
+    decision_reason: Option<String>,
+}
+
+impl From<&ketacare_db::PolicyProposal> for ProposalDto {
+    fn from(p: &ketacare_db::PolicyProposal) -> Self {
+        ProposalDto {
+            id: p.id.to_string(),
+            key: p.key.trim_start_matches("drug_library.").to_owned(),
+            value: p.value.clone(),
+            reason: p.reason.clone(),
+            proposed_by: p.proposed_by_name.clone(),
+            proposed_at: p.proposed_at.to_rfc3339(),
+            state: match &p.decision {
+                None => "open".into(),
+                Some(d) if d.approved => "approved".into(),
+                Some(_) => "rejected".into(),
+            },
+            decided_by: p.decision.as_ref().map(|d| d.by_name.clone()),
+            decision_reason: p.decision.as_ref().and_then(|d| d.reason.clone()),
+        }
+    }
+}
+
+/// A change to propose.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProposeRequest {
+    /// concentrations, or <route>.<field> (e.g. iv.soft_max_mg_per_kg).
+    key: String,
+    /// The new value (empty: back to the default).
+    #[serde(default)]
+    #[schema(value_type = Option<String>)]
+    value: Option<NumberOrText>,
+    reason: String,
+}
+
+/// The second person's decision.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DecideRequest {
+    approve: bool,
+    /// Required to reject.
+    #[serde(default)]
+    reason: String,
+}
+
+#[utoipa::path(post, path = "/api/drug-library/proposals", request_body = ProposeRequest,
+    responses((status = 201, body = ProposalDto), (status = 403, body = Problem, description = "medical director only"), (status = 422, body = Problem)), tag = "dosing")]
+async fn propose(State(state): State<AppState>, Auth(p): Auth, req: Request) -> ApiResult<axum::response::Response> {
+    let r: ProposeRequest = json(req, &state).await?;
+    let prop = state.app.propose_library_change(&p, &r.key, &t(&r.value), &r.reason).await?;
+    Ok((axum::http::StatusCode::CREATED, Json(ProposalDto::from(&prop))).into_response())
+}
+
+#[utoipa::path(post, path = "/api/drug-library/proposals/{id}/decide", params(("id" = String, Path, description = "Proposal id")), request_body = DecideRequest,
+    responses((status = 200, body = ProposalDto), (status = 403, body = Problem), (status = 404, body = Problem), (status = 409, body = Problem),
+        (status = 422, body = Problem, description = "the decider proposed it, a rejection without a reason, or the change no longer fits")),
+    tag = "dosing")]
+async fn decide(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    req: Request,
+) -> ApiResult<Json<ProposalDto>> {
+    let r: DecideRequest = json(req, &state).await?;
+    let prop = state.app.decide_library_change(&p, &id, r.approve, &r.reason).await?;
+    Ok(Json(ProposalDto::from(&prop)))
 }
 
 #[utoipa::path(get, path = "/api/drug-library", responses((status = 200, body = DrugLibraryDto), (status = 403, body = Problem)), tag = "dosing")]
 async fn drug_library(State(state): State<AppState>, Auth(p): Auth) -> ApiResult<Json<DrugLibraryDto>> {
     state.app.authorize(&p, Permission::ReadPatients, "DrugLibrary").await?;
-    let lib = &state.app.knowledge().drug_library;
+    let lib = &state.app.drug_library_in_force().await?;
+    let proposals = state.app.library_proposals(&p).await?;
     Ok(Json(DrugLibraryDto {
+        proposals: proposals.iter().map(ProposalDto::from).collect(),
         version: lib.version.clone(),
         drug: lib.drug.clone(),
         rxnorm: lib.rxnorm.0.clone(),

@@ -24,6 +24,8 @@ pub fn routes() -> Router<AppState> {
         .route("/calculator", get(calculator_page).post(calculate))
         .route("/protocols", get(protocols_page))
         .route("/drug-library", get(library_page))
+        .route("/drug-library/proposals", axum::routing::post(propose))
+        .route("/drug-library/proposals/{pid}", axum::routing::post(decide))
         .route("/dose-quality", get(quality_page))
 }
 
@@ -48,8 +50,7 @@ fn opts(xs: &[(&str, &str)]) -> Vec<(String, String)> {
 }
 
 /// The inputs of a dose (shared by the calculator and the patient's order form).
-pub fn dose_fields(state: &AppState, values: &Fields, errors: &FieldErrors, with_weight: bool) -> Markup {
-    let lib = &state.app.knowledge().drug_library;
+pub fn dose_fields(lib: &ketacare_knowledge::dosing::DrugLibrary, values: &Fields, errors: &FieldErrors, with_weight: bool) -> Markup {
     let routes: Vec<(String, String)> = Route::ALL.iter().map(|r| (r.code().to_owned(), r.label().to_owned())).collect();
     let mut concs: Vec<(String, String)> = vec![(String::new(), "Choose the vial on the shelf".into())];
     concs.extend(lib.policy.concentrations_mg_per_ml.iter().map(|c| (fa(*c), format!("{} mg/mL", fa(*c)))));
@@ -109,7 +110,8 @@ pub fn result_markup(r: &DoseResult) -> Markup {
 }
 
 async fn calculator_body(state: &AppState, p: &Principal, values: &Fields, errors: &FieldErrors, result: Option<&DoseResult>) -> Markup {
-    let _ = p;
+    let library = state.app.drug_library_in_force().await;
+    let lib = library.as_ref().unwrap_or(&state.app.knowledge().drug_library);
     html! {
         h1 { "Dose calculator" }
         p.muted { "Bedside tool: the drug library's concentrations and limits, nothing ordered. Every calculation is logged for the quality report. Orders for a patient are made from the patient's chart with the weight measured today." }
@@ -117,7 +119,7 @@ async fn calculator_body(state: &AppState, p: &Principal, values: &Fields, error
             form.card #calculator method="post" action="/calculator" novalidate {
                 (csrf(p))
                 (error_summary(errors))
-                (dose_fields(state, values, errors, true))
+                (dose_fields(lib, values, errors, true))
                 button.primary type="submit" { "Calculate" }
             }
             div { @if let Some(r) = result { (result_markup(r)) } }
@@ -177,12 +179,53 @@ fn limit_cells(l: &Limits, unit: &str) -> Markup {
 }
 
 async fn library_page(State(state): State<AppState>, Auth(p): Auth) -> PageResult {
-    state.app.authorize(&p, Permission::ReadPatients, "DrugLibrary").await.map_err(ui)?;
-    let lib = &state.app.knowledge().drug_library;
+    let b = library_body(&state, &p, &Fields::new(), &FieldErrors::new()).await?;
+    Ok(layout(Some(&p), "Drug library", b).into_response())
+}
+
+async fn propose(State(state): State<AppState>, Auth(p): Auth, Form(form): Form<Fields>) -> PageResult {
+    check_csrf(&p, &form)?;
+    match state.app.propose_library_change(&p, &f(&form, "key"), &f(&form, "value"), &f(&form, "reason")).await {
+        Ok(_) => Ok(Redirect::to("/drug-library#proposals").into_response()),
+        Err(AppError::Validation(e)) => {
+            let b = library_body(&state, &p, &form, &e).await?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, layout(Some(&p), "Drug library", b)).into_response())
+        }
+        Err(e) => Err(ui(e)),
+    }
+}
+
+async fn decide(State(state): State<AppState>, Auth(p): Auth, Path(pid): Path<String>, Form(form): Form<Fields>) -> PageResult {
+    check_csrf(&p, &form)?;
+    match state.app.decide_library_change(&p, &pid, f(&form, "decision") == "approve", &f(&form, "decision_reason")).await {
+        Ok(_) => Ok(Redirect::to("/drug-library#proposals").into_response()),
+        Err(AppError::Validation(e)) => {
+            let mut shown = FieldErrors::new();
+            for x in e.iter() {
+                shown.add(&format!("decision_{}", x.field), x.message.clone());
+            }
+            let b = library_body(&state, &p, &form, &shown).await?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, layout(Some(&p), "Drug library", b)).into_response())
+        }
+        Err(e) => Err(ui(e)),
+    }
+}
+
+async fn library_body(state: &AppState, p: &Principal, values: &Fields, errors: &FieldErrors) -> Result<Markup, crate::error::WebError> {
+    state.app.authorize(p, Permission::ReadPatients, "DrugLibrary").await.map_err(ui)?;
+    let lib = &state.app.drug_library_in_force().await.map_err(ui)?;
+    let proposals = state.app.library_proposals(p).await.map_err(ui)?;
     let pol = &lib.policy;
+    let mut keys: Vec<(String, String)> = vec![("concentrations".into(), "Concentrations on the shelf (mg/mL, comma-separated)".into())];
+    for r in [Route::Iv, Route::Sc, Route::Im, Route::In] {
+        for fld in ketacare_app::LIBRARY_FIELDS {
+            keys.push((format!("{}.{fld}", r.code()), format!("{}: {}", r.code().to_uppercase(), fld.replace('_', " "))));
+        }
+    }
+    let decision_errors: Vec<String> = errors.iter().filter(|e| e.field.starts_with("decision_")).map(|e| e.message.clone()).collect();
     let b = html! {
         h1 { "Drug library: " (lib.drug) }
-        p.muted { "Version " (lib.version) " · RxNorm " (lib.rxnorm.0) ". Hard limits cannot be passed by anyone; soft limits need a reason and a second clinician. Changes are made in the versioned knowledge file under review." }
+        p.muted { "Version " (lib.version) " · RxNorm " (lib.rxnorm.0) ". Hard limits cannot be passed by anyone; soft limits need a reason and a second clinician. A change needs two people: the medical director proposes it with a reason, another prescriber or director approves it." }
         section.card {
             h2 { "On the shelf" }
             p { (pol.concentrations_mg_per_ml.iter().map(|c| format!("{} mg/mL", fa(*c))).collect::<Vec<_>>().join(", ")) }
@@ -205,12 +248,60 @@ async fn library_page(State(state): State<AppState>, Auth(p): Auth) -> PageResul
                         tr { td { "Cumulative, 28 days" } (limit_cells(&l.cumulative_28d_mg, "mg")) }
                     }
                 }
-                @let sources: Vec<String> = [&l.mg_per_kg, &l.total_mg, &l.mg_per_kg_per_h, &l.minutes, &l.cumulative_7d_mg].iter().filter_map(|x| x.hard.max.as_ref().or(x.soft.max.as_ref()).map(|s| s.source.clone())).collect();
+                @let sources: Vec<String> = [&l.mg_per_kg, &l.total_mg, &l.mg_per_kg_per_h, &l.minutes, &l.cumulative_7d_mg, &l.cumulative_28d_mg].iter().flat_map(|x| [&x.soft.min, &x.soft.max, &x.hard.min, &x.hard.max]).filter_map(|b| b.as_ref().map(|s| s.source.clone())).collect();
                 ul.small { @for s in sources.iter().enumerate().filter(|(i, s)| !sources[..*i].contains(s)).map(|(_, s)| s) { li.source { (s) } } }
             }
         }
+        section.card #proposals {
+            h2 { "Changes" }
+            @if !decision_errors.is_empty() { div.alert.alert-error role="alert" { @for m in &decision_errors { p { (m) } } } }
+            @if proposals.is_empty() { p.muted { "No changes proposed: the library is the knowledge-file default." } }
+            @else {
+                table.list {
+                    thead { tr { th { "Proposed" } th { "Change" } th { "Why" } th { "Decision" } } }
+                    tbody {
+                        @for pr in &proposals {
+                            tr data-proposal=(pr.id) {
+                                td { (pr.proposed_at.format("%Y-%m-%d %H:%M")) " by " (pr.proposed_by_name) }
+                                td { code { (pr.key.trim_start_matches("drug_library.")) } " → " strong { (pr.value.as_deref().unwrap_or("default")) } }
+                                td { (pr.reason) }
+                                td {
+                                    @match &pr.decision {
+                                        Some(d) => { (if d.approved { "approved" } else { "rejected" }) " by " (d.by_name) " on " (d.at.format("%Y-%m-%d %H:%M")) @if let Some(r) = &d.reason { ": " (r) } },
+                                        None => {
+                                            @if p.can(Permission::Prescribe) {
+                                                form method="post" action=(format!("/drug-library/proposals/{}", pr.id)) {
+                                                    (csrf(p))
+                                                    label for=(format!("r-{}", pr.id)) { "Reason (required to reject)" }
+                                                    input id=(format!("r-{}", pr.id)) name="decision_reason" type="text";
+                                                    div.actions {
+                                                        button.primary type="submit" name="decision" value="approve" { "Approve" }
+                                                        button type="submit" name="decision" value="reject" { "Reject" }
+                                                    }
+                                                }
+                                            } @else { "awaiting a second person" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @if p.can(Permission::ManagePolicy) {
+                form.card #propose method="post" action="/drug-library/proposals" novalidate {
+                    h3 { "Propose a change" }
+                    (csrf(p))
+                    (error_summary(&{ let mut e2 = FieldErrors::new(); for x in errors.iter().filter(|x| !x.field.starts_with("decision_")) { e2.add(&x.field, x.message.clone()); } e2 }))
+                    (select("key", "Value", &keys, values, errors))
+                    (input("value", "New value (empty = back to the default)", values, errors, "text", None))
+                    (textarea("reason", "Why", values, errors))
+                    button type="submit" { "Propose" }
+                }
+            }
+        }
     };
-    Ok(layout(Some(&p), "Drug library", b).into_response())
+    Ok(b)
 }
 
 #[derive(serde::Deserialize)]
@@ -407,6 +498,7 @@ async fn dosing_body(
     };
     let protocols: Vec<(String, String)> = k.protocols.iter().map(|x| (x.key.clone(), x.name.clone())).collect();
     let titration = state.app.titration(p, patient).await.map_err(ui)?;
+    let library = state.app.drug_library_in_force().await.map_err(ui)?;
     Ok(html! {
         p { a href=(format!("/patients/{id}")) { "← Chart" } " · " a href=(format!("/patients/{id}/screening")) { "Screening" } }
         h1 { "Dosing" }
@@ -452,7 +544,7 @@ async fn dosing_body(
                 input type="hidden" name="plan" value=(f(values, "plan"));
                 input type="hidden" name="step" value=(f(values, "step"));
                 (error_summary(&{ let mut e2 = FieldErrors::new(); for x in errors.iter().filter(|x| ["weight_kg", "plan", "step"].contains(&x.field.as_str())) { e2.add(&x.field, x.message.clone()); } e2 }))
-                (dose_fields(state, values, errors, false))
+                (dose_fields(&library, values, errors, false))
                 (textarea("override_reason", "Reason to pass a soft limit (then a second clinician approves)", values, errors))
                 button.primary type="submit" { "Calculate and order" }
             }

@@ -13,6 +13,7 @@ http_tests!(
     a_planned_dose_is_ordered_on_todays_weight_and_given_only_after_a_blind_independent_check,
     a_soft_limit_needs_a_reason_and_a_second_prescriber_and_a_hard_limit_is_refused,
     the_titration_review_recommends_from_the_response_and_the_prescriber_decides,
+    a_drug_library_change_needs_two_people_and_stays_consistent,
 );
 
 async fn the_calculator_gives_the_worked_example_and_refuses_hard_breaches(app: &TestApp) {
@@ -333,4 +334,55 @@ async fn the_titration_review_recommends_from_the_response_and_the_prescriber_de
     prescriber.post_json(&decide, &json!({"base_version": 1, "accept": true})).await.assert_status(409, "stale plan version");
     let h = prescriber.get(&format!("/api/records/{}/history", plan["record_id"].as_str().unwrap())).await.json();
     assert_eq!(h.as_array().unwrap().len(), 2, "the decision is a version of the plan");
+}
+
+async fn a_drug_library_change_needs_two_people_and_stays_consistent(app: &TestApp) {
+    let director = app.login(Role::MedicalDirector).await;
+    let prescriber = app.login(Role::Prescriber).await;
+    let calc =
+        json!({"route": "iv", "weight_kg": 72, "mg_per_kg": "0.8", "concentration_mg_per_ml": 10, "final_volume_ml": 100, "minutes": 60});
+    assert_eq!(prescriber.post_json("/api/dose/calculate", &calc).await.json()["needs_override"], true);
+    prescriber
+        .post_json("/api/drug-library/proposals", &json!({"key": "iv.soft_max_mg_per_kg", "value": "0.8", "reason": "local protocol"}))
+        .await
+        .assert_status(403, "prescribers do not propose");
+    let r = director
+        .post_json("/api/drug-library/proposals", &json!({"key": "iv.soft_max_mg_per_kg", "value": "1.2", "reason": "too high"}))
+        .await;
+    r.assert_status(422, "soft above hard");
+    assert!(r.field_message("value").contains("soft maximum would be above the hard maximum"), "{}", r.text);
+    let r = director.post_json("/api/drug-library/proposals", &json!({"key": "iv.nonsense", "value": "1", "reason": "x y z"})).await;
+    r.assert_status(422, "unknown key");
+    assert!(r.field_message("key").contains("soft_max_mg_per_kg"));
+    let r = director
+        .post_json(
+            "/api/drug-library/proposals",
+            &json!({"key": "iv.soft_max_mg_per_kg", "value": 0.8, "reason": "Our IV protocol titrates to 0.8 mg/kg"}),
+        )
+        .await;
+    r.assert_status(201, "propose");
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    assert_eq!(r.json()["state"], "open");
+    assert_eq!(
+        prescriber.post_json("/api/dose/calculate", &calc).await.json()["needs_override"],
+        true,
+        "not in force before the second person"
+    );
+    let url = format!("/api/drug-library/proposals/{id}/decide");
+    let r = director.post_json(&url, &json!({"approve": true})).await;
+    r.assert_status(422, "self-approval");
+    assert!(r.field_message("decider").contains("someone other than the proposer"));
+    prescriber.post_json(&url, &json!({"approve": false})).await.assert_status(422, "rejection without a reason");
+    let r = prescriber.post_json(&url, &json!({"approve": true})).await;
+    r.assert_status(200, "approve");
+    assert_eq!((r.json()["state"].as_str(), r.json()["decided_by"].as_str()), (Some("approved"), Some("pia.prescriber")));
+    prescriber.post_json(&url, &json!({"approve": true})).await.assert_status(409, "decided once");
+    let out = prescriber.post_json("/api/dose/calculate", &calc).await.json();
+    assert_eq!(out["needs_override"], false, "in force: {out}");
+    let lib = prescriber.get("/api/drug-library").await.json();
+    let iv = lib["routes"].as_array().unwrap().iter().find(|r| r["route"] == "iv").unwrap();
+    assert_eq!(iv["mg_per_kg"]["soft_max"], "0.8");
+    assert_eq!(lib["proposals"][0]["state"], "approved");
+    let audit = director.get("/api/audit?action=U").await.json();
+    assert!(audit.as_array().unwrap().iter().any(|e| e["entity_type"] == "PolicyProposal"), "audited");
 }
