@@ -1180,6 +1180,16 @@ pub(crate) mod tests {
 
     proptest! {
         #[test]
+        fn every_amount_prints_safely(mantissa in -10_000_000_000i64..10_000_000_000i64, scale in 0u32..8) {
+            let v = Decimal::new(mantissa, scale);
+            let s = format_amount(v);
+            prop_assert!(!s.starts_with('.') && !s.starts_with("-."), "leading zero: {s}");
+            prop_assert!(!(s.contains('.') && (s.ends_with('0') || s.ends_with('.'))), "no trailing zero: {s}");
+            // The text reads back to the same amount.
+            prop_assert_eq!(s.replace(',', "").parse::<Decimal>().unwrap(), v.normalize());
+        }
+
+        #[test]
         fn never_panics_is_monotone_and_exact(w in 1u32..400_000u32, m in 1u32..5000u32, c in 0usize..3, fv in 0u32..1000, mins in 1u32..300) {
             let p = policy();
             let weight = Decimal::new(w as i64, 3);
