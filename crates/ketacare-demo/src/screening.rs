@@ -10,8 +10,13 @@
 //! - `KC-000068` not eligible: schizophrenia (psychosis, absolute); signed by the medical director;
 //! - `KC-000069` eligible with cautions after review: bladder symptoms accepted by the medical
 //!   director with a reason (urology review normal), signed.
+//!
+//! `KC-000065` and `KC-000069` then start the SC ascending protocol on the day the clinic is
+//! seeded: the first dose of `KC-000065` is ordered and double-checked, `KC-000069`'s waits for
+//! the double check.
 
-use ketacare_app::{App, AppError, LiverInput, MeasurementInput, Principal, RecordInput, SignInput, VitalsInput};
+use ketacare_app::{App, AppError, CheckInput, LiverInput, MeasurementInput, OrderInput, Principal, RecordInput, SignInput, VitalsInput};
+use ketacare_domain::dose::DoseInput;
 use ketacare_domain::assessment::AssessmentInput;
 use ketacare_domain::patient::DemographicsInput;
 use ketacare_domain::record::{DiagnosisInput, MedicationInput};
@@ -245,6 +250,25 @@ pub(crate) async fn seed_referrals(app: &App, director: &Principal, prescriber: 
                 base_version: None,
             };
             app.sign_screening(signer, id, &input).await?;
+        }
+        // The two eligible referrals start the SC ascending protocol today: the first dose of
+        // KC-000065 is ordered and double-checked; KC-000069's waits for the double check.
+        if matches!(r.mrn, "KC-000065" | "KC-000069") {
+            let today = app.clock().now().date_naive().to_string();
+            let plan = app.plan_protocol(prescriber, id, "sc_ascending", &today, "", "Started after the screening was signed.").await?;
+            let dose = DoseInput { route: "sc".into(), mg_per_kg: "0.25".into(), concentration_mg_per_ml: "50".into(), ..Default::default() };
+            let order = OrderInput { dose, plan: plan.record_id.to_string(), step: "dose1".into(), override_reason: String::new() };
+            let v = app.order_dose(prescriber, id, &order).await?;
+            if r.mrn == "KC-000065" {
+                if let ketacare_domain::record::ClinicalRecord::DoseOrder(o) = &v.record {
+                    let check = CheckInput {
+                        weight_kg: o.weight_kg.normalize().to_string(),
+                        concentration_mg_per_ml: "50".into(),
+                        dose_mg: o.dose_mg.normalize().to_string(),
+                    };
+                    app.double_check(nurse, v.record_id, v.version, &check).await?;
+                }
+            }
         }
     }
     Ok(REFERRALS)

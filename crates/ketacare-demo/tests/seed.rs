@@ -211,4 +211,11 @@ async fn seeds_screening_referrals_with_each_verdict() {
     let f = v.screening.findings.iter().find(|f| f.code == "condition:bladder_symptoms").unwrap();
     assert!(f.accepted && f.severity == Severity::Review);
     assert!(!app.screening(&p, app.find_by_mrn(&p, "KC-000068").await.unwrap().patient_id).await.unwrap().session_may_start());
+    // The eligible referrals have started the SC ascending protocol.
+    use ketacare_domain::order::OrderStatus;
+    for (mrn, status) in [("KC-000065", OrderStatus::Checked), ("KC-000069", OrderStatus::AwaitingCheck)] {
+        let d = app.dosing(&p, app.find_by_mrn(&p, mrn).await.unwrap().patient_id).await.unwrap();
+        assert_eq!(d.plans.len(), 1, "{mrn}");
+        assert_eq!(d.orders.iter().map(|(_, o)| o.status).collect::<Vec<_>>(), vec![status], "{mrn}");
+    }
 }
