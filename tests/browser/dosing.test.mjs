@@ -257,3 +257,39 @@ uiTest('a drug-library change needs two people: the director proposes, a prescri
   assert.deepEqual(sc.find((r) => r[0] === 'Total per dose'), ['Total per dose', '—', '—', '90 mg', '150 mg']);
   assert.match(await text(page.locator('#route-sc')), /Clinic policy set on .* Our heaviest patients stay under 90 mg SC/);
 });
+
+const CLINIC_PROTOCOL = `[[protocol]]
+key = "sc_slow"
+name = "SC slow ascending (clinic)"
+route = "sc"
+indication = "Frail adults"
+source = "Local guideline 2026-04, adapted from Glue 2017 (doi:10.1177/0269881117705089)"
+steps = [
+  { key = "d1", label = "Slow dose 1", day = 0, mg_per_kg = "0.2", assessments = ["hama@1h"], move_on = "If tolerated" },
+  { key = "d2", label = "Slow dose 2", day = 14, mg_per_kg = "0.4", assessments = ["hama@1h"], move_on = "Review" },
+]`;
+
+uiTest('a prescriber proposes a clinic protocol; it is in force only once the medical director approves it', async (page) => {
+  await login(page, 'prescriber');
+  await page.goto('/protocols');
+  const form = page.locator('form#propose-protocol');
+  await form.getByLabel('Protocol (TOML)').fill(CLINIC_PROTOCOL.replace('hama@1h', 'hama@90min'));
+  await form.getByLabel('Why').fill('Slower escalation for frail adults');
+  let res = await submit(page, form.getByRole('button', { name: 'Propose' }));
+  assert.equal(res.status(), 422);
+  assert.match(await text(page.locator('form#propose-protocol')), /must be instrument@timepoint/);
+  assert.ok((await page.locator('form#propose-protocol').getByLabel('Protocol (TOML)').inputValue()).includes('sc_slow'), 'the text is kept');
+  await page.locator('form#propose-protocol').getByLabel('Protocol (TOML)').fill(CLINIC_PROTOCOL);
+  res = await submit(page, page.locator('form#propose-protocol').getByRole('button', { name: 'Propose' }));
+  assert.equal(res.status(), 200);
+  assert.match(await text(page.locator('section#proposals tbody tr').first()), /awaiting the medical director/);
+  assert.equal(await page.locator('#protocol-sc_slow').count(), 0, 'not in force yet');
+  await logout(page);
+  await login(page, 'director');
+  await page.goto('/protocols');
+  res = await submit(page, page.locator('section#proposals tbody tr').first().getByRole('button', { name: 'Approve' }));
+  assert.equal(res.status(), 200);
+  const rows2 = await rows(page.locator('#protocol-sc_slow table'));
+  assert.deepEqual(rows2.map((r) => r[1]), ['0.2 mg/kg', '0.4 mg/kg']);
+  assert.match(await text(page.locator('#protocol-sc_slow')), /clinic protocol approved by director/);
+});

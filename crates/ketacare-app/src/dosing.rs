@@ -194,9 +194,10 @@ impl App {
         self.authorize(p, Permission::Prescribe, "TreatmentPlan").await?;
         self.patient(p, patient).await?;
         let mut e = FieldErrors::new();
-        let proto = self.knowledge.protocols.iter().find(|x| x.key == protocol.trim());
+        let protocols = self.protocols_in_force().await?;
+        let proto = protocols.iter().find(|x| x.key == protocol.trim());
         if proto.is_none() {
-            let keys: Vec<&str> = self.knowledge.protocols.iter().map(|x| x.key.as_str()).collect();
+            let keys: Vec<&str> = protocols.iter().map(|x| x.key.as_str()).collect();
             e.add("protocol", format!("must be one of {}", keys.join(", ")));
         }
         let start = e.check(
@@ -545,7 +546,8 @@ impl App {
     pub async fn titration(&self, p: &Principal, patient: PatientId) -> Result<Option<TitrationView>, AppError> {
         let view = self.dosing(p, patient).await?;
         let Some((pv, plan)) = view.plans.first().cloned() else { return Ok(None) };
-        let Some(protocol) = self.knowledge.protocols.iter().find(|x| x.key == plan.protocol) else { return Ok(None) };
+        let protocols = self.protocols_in_force().await?;
+        let Some(protocol) = protocols.iter().find(|x| x.key == plan.protocol) else { return Ok(None) };
         let chart = self.chart(p, patient).await?;
         let rules = &self.knowledge.titration;
         let assessments: Vec<&ketacare_domain::assessment::Assessment> = chart
@@ -869,6 +871,8 @@ impl App {
 
     /// A second person (a prescriber or the medical director, not the proposer) approves or
     /// rejects a drug-library proposal; a rejection needs a reason. An approval is in force at once.
+    ///
+    /// Protocol proposals (`protocols.<key>`) are decided by the medical director.
     pub async fn decide_library_change(&self, p: &Principal, id: &str, approve: bool, reason: &str) -> Result<PolicyProposal, AppError> {
         self.authorize(p, Permission::Prescribe, "PolicyProposal").await?;
         let id = Uuid::parse_str(id.trim()).map_err(|_| AppError::NotFound)?;
@@ -876,11 +880,19 @@ impl App {
         let Some(prop) = open.iter().find(|x| x.id == id) else {
             return Err(AppError::Conflict("the proposal is already decided or does not exist; reload".into()));
         };
+        if prop.key.starts_with("protocols.") {
+            self.authorize(p, Permission::ManagePolicy, "ProtocolProposal").await?;
+        }
         if prop.proposed_by == p.user.id {
             return Err(FieldErrors::single("decider", "the second person must be someone other than the proposer").into());
         }
         let reason = reason.trim();
-        let reason = if approve {
+        let reason = if approve && prop.key.starts_with("protocols.") {
+            if let Some(text) = &prop.value {
+                self.check_clinic_protocol(text)?;
+            }
+            (!reason.is_empty()).then(|| reason.to_owned())
+        } else if approve {
             let mut policies = self.store.current_policies().await?;
             policies.retain(|x| x.key != prop.key);
             policies.push(PolicyVersion {
@@ -910,5 +922,89 @@ impl App {
             reason,
         };
         Ok(self.store.decide_policy_proposal(&self.ctx(p, "operations"), id, &d).await?)
+    }
+}
+
+// ---------------------------------------------------------------- the clinic's protocols
+
+use ketacare_domain::dose::Protocol;
+
+impl App {
+    fn check_clinic_protocol(&self, text: &str) -> Result<Protocol, AppError> {
+        let proto = ketacare_knowledge::dosing::parse_clinic_protocol(text)?;
+        let mut e = FieldErrors::new();
+        for s in &proto.steps {
+            for a in &s.assessments {
+                let (inst, tp) = a.split_once('@').unwrap_or((a, ""));
+                if self.knowledge.instrument(inst).is_none() || !self.knowledge.assessment_timing.timepoints.iter().any(|t| t.key == tp) {
+                    e.add("content", format!("step {}: assessment {a:?} must be instrument@timepoint, e.g. hama@1h", s.key));
+                }
+            }
+        }
+        if proto.source.trim().chars().count() < 20 {
+            e.add("content", "the protocol needs its source (publication or local guideline), at least 20 characters");
+        }
+        e.into_result()?;
+        Ok(proto)
+    }
+
+    /// The protocols in force: the published ones, with the clinic's approved protocols added
+    /// (or replacing a published one of the same key). Plans keep the protocol as planned.
+    pub async fn protocols_in_force(&self) -> Result<Vec<Protocol>, AppError> {
+        let mut out = self.knowledge.protocols.clone();
+        for pv in self.store.current_policies().await?.into_iter().filter(|x| x.key.starts_with("protocols.")) {
+            let key = pv.key.trim_start_matches("protocols.");
+            out.retain(|x| x.key != key);
+            if let Some(text) = &pv.value {
+                if let Ok(mut proto) = ketacare_knowledge::dosing::parse_clinic_protocol(text) {
+                    proto.source = format!(
+                        "{} (clinic protocol approved by {} on {}: {})",
+                        proto.source,
+                        pv.set_by_name,
+                        pv.set_at.format("%Y-%m-%d"),
+                        pv.reason
+                    );
+                    out.push(proto);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Proposes a new or changed protocol (a prescriber or the medical director); the medical
+    /// director (not the proposer) approves it before it can be planned. Versions are kept.
+    pub async fn propose_protocol(&self, p: &Principal, text: &str, reason: &str) -> Result<PolicyProposal, AppError> {
+        self.authorize(p, Permission::Prescribe, "ProtocolProposal").await?;
+        let mut e = FieldErrors::new();
+        let proto = match self.check_clinic_protocol(text) {
+            Ok(x) => Some(x),
+            Err(AppError::Validation(errs)) => {
+                for x in errs.iter() {
+                    e.add(&x.field, x.message.clone());
+                }
+                None
+            }
+            Err(other) => return Err(other),
+        };
+        let reason = e.check("reason", Reason::parse(reason));
+        let (Some(proto), Some(reason)) = (proto, reason) else { return Err(e.into()) };
+        let proposal = PolicyProposal {
+            id: Uuid::new_v4(),
+            key: format!("protocols.{}", proto.key),
+            value: Some(text.trim().to_owned()),
+            reason: reason.as_str().to_owned(),
+            proposed_by: p.user.id,
+            proposed_by_name: p.user.username.as_str().to_owned(),
+            proposed_at: self.clock.now(),
+            decision: None,
+        };
+        self.store.create_policy_proposal(&self.ctx(p, "operations"), &proposal).await?;
+        Ok(proposal)
+    }
+
+    /// Protocol proposals, newest first.
+    pub async fn protocol_proposals(&self, p: &Principal) -> Result<Vec<PolicyProposal>, AppError> {
+        self.authorize(p, Permission::ReadPatients, "ProtocolProposal").await?;
+        Ok(self.store.list_policy_proposals(false).await?.into_iter().filter(|x| x.key.starts_with("protocols.")).collect())
     }
 }

@@ -16,8 +16,8 @@
 //! the double check.
 
 use ketacare_app::{App, AppError, CheckInput, LiverInput, MeasurementInput, OrderInput, Principal, RecordInput, SignInput, VitalsInput};
-use ketacare_domain::dose::DoseInput;
 use ketacare_domain::assessment::AssessmentInput;
+use ketacare_domain::dose::DoseInput;
 use ketacare_domain::patient::DemographicsInput;
 use ketacare_domain::record::{DiagnosisInput, MedicationInput};
 use ketacare_domain::screening::{ConditionInput, PriorTreatmentInput};
@@ -256,7 +256,8 @@ pub(crate) async fn seed_referrals(app: &App, director: &Principal, prescriber: 
         if matches!(r.mrn, "KC-000065" | "KC-000069") {
             let today = app.clock().now().date_naive().to_string();
             let plan = app.plan_protocol(prescriber, id, "sc_ascending", &today, "", "Started after the screening was signed.").await?;
-            let dose = DoseInput { route: "sc".into(), mg_per_kg: "0.25".into(), concentration_mg_per_ml: "50".into(), ..Default::default() };
+            let dose =
+                DoseInput { route: "sc".into(), mg_per_kg: "0.25".into(), concentration_mg_per_ml: "50".into(), ..Default::default() };
             let order = OrderInput { dose, plan: plan.record_id.to_string(), step: "dose1".into(), override_reason: String::new() };
             let v = app.order_dose(prescriber, id, &order).await?;
             if r.mrn == "KC-000065" {

@@ -273,6 +273,15 @@ pub fn load_dosing(cm_per_inch: Decimal) -> Result<(DrugLibrary, Vec<Protocol>, 
     let pf: ProtocolFile = toml::from_str(text(PROT)).map_err(|source| KnowledgeError::Parse { file: PROT, source })?;
     let mut protocols = Vec::new();
     for p in pf.protocol {
+        protocols.push(protocol_from(p)?);
+    }
+    let _ = pf.title;
+    let _ = pf.version;
+    Ok((library, protocols, vec![ValueTable { file: LIB, version: f.version, title: f.title, values }]))
+}
+
+fn protocol_from(p: ProtocolToml) -> Result<Protocol, KnowledgeError> {
+    {
         let route = Route::parse(&p.route).map_err(|problem| KnowledgeError::Value { file: PROT, key: p.key.clone(), problem })?;
         if p.source.len() < 20 {
             return Err(KnowledgeError::Value { file: PROT, key: p.key, problem: "needs its source".into() });
@@ -306,11 +315,26 @@ pub fn load_dosing(cm_per_inch: Decimal) -> Result<(DrugLibrary, Vec<Protocol>, 
                 move_on: s.move_on,
             });
         }
-        protocols.push(Protocol { key: p.key, name: p.name, route, indication: p.indication, source: p.source, steps });
+        if steps.is_empty() {
+            return Err(KnowledgeError::Inconsistent { file: PROT, problem: format!("{}: a protocol needs at least one step", p.key) });
+        }
+        Ok(Protocol { key: p.key, name: p.name, route, indication: p.indication, source: p.source, steps })
     }
-    let _ = pf.title;
-    let _ = pf.version;
-    Ok((library, protocols, vec![ValueTable { file: LIB, version: f.version, title: f.title, values }]))
+}
+
+/// Parses one protocol written by a clinic (the same TOML as `knowledge/protocols.toml`, one
+/// `[[protocol]]` table), naming what is wrong.
+pub fn parse_clinic_protocol(text: &str) -> Result<Protocol, ketacare_domain::validation::FieldErrors> {
+    use ketacare_domain::validation::FieldErrors;
+    let bad = |m: String| FieldErrors::single("content", m);
+    if text.len() > 64 * 1024 {
+        return Err(bad("must be at most 64 KiB".into()));
+    }
+    let f: ProtocolFile = toml::from_str(&format!("version = \"clinic\"\ntitle = \"clinic\"\n{text}"))
+        .map_err(|e| bad(format!("is not a valid protocol (TOML as in knowledge/protocols.toml): {}", e.message())))?;
+    let mut ps = f.protocol.into_iter();
+    let (Some(p), None) = (ps.next(), ps.next()) else { return Err(bad("must hold exactly one [[protocol]] table".into())) };
+    protocol_from(p).map_err(|e| bad(e.to_string().replace("knowledge file protocols.toml", "the protocol")))
 }
 
 /// Parses `knowledge/titration.toml`.

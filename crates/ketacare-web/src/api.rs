@@ -695,7 +695,7 @@ async fn revoke_token(State(state): State<AppState>, Auth(p): Auth, Path(id): Pa
         crate::api_dosing::calculate, crate::api_dosing::protocols, crate::api_dosing::drug_library, crate::api_dosing::quality,
         crate::api_dosing::patient_dosing, crate::api_dosing::create_plan, crate::api_dosing::create_order,
         crate::api_dosing::approve_override, crate::api_dosing::double_check, crate::api_dosing::get_titration, crate::api_dosing::decide_titration,
-        crate::api_dosing::propose, crate::api_dosing::decide),
+        crate::api_dosing::propose, crate::api_dosing::decide, crate::api_dosing::propose_protocol, crate::api_dosing::decide_protocol),
     components(schemas(Problem, FieldProblem, WarningDto)),
     tags((name = "session"), (name = "patients"), (name = "measurements"), (name = "records"), (name = "audit"), (name = "research"), (name = "admin"),
         (name = "instruments", description = "Rating-scale catalogue and calculators (nothing stored)"),

@@ -19,6 +19,8 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/dose/calculate", post(calculate))
         .route("/protocols", get(protocols))
+        .route("/protocols/proposals", post(propose_protocol))
+        .route("/protocols/proposals/{id}/decide", post(decide_protocol))
         .route("/drug-library", get(drug_library))
         .route("/drug-library/proposals", post(propose))
         .route("/drug-library/proposals/{id}/decide", post(decide))
@@ -223,8 +225,8 @@ async fn protocols(State(state): State<AppState>, Auth(p): Auth) -> ApiResult<Js
     Ok(Json(
         state
             .app
-            .knowledge()
-            .protocols
+            .protocols_in_force()
+            .await?
             .iter()
             .map(|pr| ProtocolDto {
                 key: pr.key.clone(),
@@ -850,4 +852,35 @@ async fn decide_titration(State(state): State<AppState>, Auth(p): Auth, Path(id)
     let v = state.app.decide_titration(&p, pid(&id)?, r.base_version, r.accept, &r.reason).await?;
     let ketacare_domain::record::ClinicalRecord::TreatmentPlan(pl) = &v.record else { return Err(bad("plan", "not a plan")) };
     Ok(Json(plan_dto(&v, pl)))
+}
+
+/// A protocol to propose.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProtocolProposalRequest {
+    /// One [[protocol]] table, as in knowledge/protocols.toml.
+    content: String,
+    reason: String,
+}
+
+#[utoipa::path(post, path = "/api/protocols/proposals", request_body = ProtocolProposalRequest,
+    responses((status = 201, body = ProposalDto), (status = 403, body = Problem), (status = 422, body = Problem)), tag = "dosing")]
+async fn propose_protocol(State(state): State<AppState>, Auth(p): Auth, req: Request) -> ApiResult<axum::response::Response> {
+    let r: ProtocolProposalRequest = json(req, &state).await?;
+    let prop = state.app.propose_protocol(&p, &r.content, &r.reason).await?;
+    Ok((axum::http::StatusCode::CREATED, Json(ProposalDto::from(&prop))).into_response())
+}
+
+#[utoipa::path(post, path = "/api/protocols/proposals/{id}/decide", params(("id" = String, Path, description = "Proposal id")), request_body = DecideRequest,
+    responses((status = 200, body = ProposalDto), (status = 403, body = Problem, description = "medical director only"), (status = 404, body = Problem), (status = 409, body = Problem), (status = 422, body = Problem)),
+    tag = "dosing")]
+async fn decide_protocol(
+    State(state): State<AppState>,
+    Auth(p): Auth,
+    axum::extract::Path(id): axum::extract::Path<String>,
+    req: Request,
+) -> ApiResult<Json<ProposalDto>> {
+    let r: DecideRequest = json(req, &state).await?;
+    let prop = state.app.decide_library_change(&p, &id, r.approve, &r.reason).await?;
+    Ok(Json(ProposalDto::from(&prop)))
 }

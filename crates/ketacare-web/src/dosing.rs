@@ -23,6 +23,8 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/calculator", get(calculator_page).post(calculate))
         .route("/protocols", get(protocols_page))
+        .route("/protocols/proposals", axum::routing::post(propose_protocol))
+        .route("/protocols/proposals/{pid}", axum::routing::post(decide_protocol))
         .route("/drug-library", get(library_page))
         .route("/drug-library/proposals", axum::routing::post(propose))
         .route("/drug-library/proposals/{pid}", axum::routing::post(decide))
@@ -152,12 +154,47 @@ async fn calculate(State(state): State<AppState>, Auth(p): Auth, Form(form): For
 }
 
 async fn protocols_page(State(state): State<AppState>, Auth(p): Auth) -> PageResult {
-    state.app.authorize(&p, Permission::ReadPatients, "Protocol").await.map_err(ui)?;
-    let k = state.app.knowledge();
+    let b = protocols_body(&state, &p, &Fields::new(), &FieldErrors::new()).await?;
+    Ok(layout(Some(&p), "Protocols", b).into_response())
+}
+
+async fn propose_protocol(State(state): State<AppState>, Auth(p): Auth, Form(form): Form<Fields>) -> PageResult {
+    check_csrf(&p, &form)?;
+    match state.app.propose_protocol(&p, &f(&form, "content"), &f(&form, "reason")).await {
+        Ok(_) => Ok(Redirect::to("/protocols#proposals").into_response()),
+        Err(AppError::Validation(e)) => {
+            let b = protocols_body(&state, &p, &form, &e).await?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, layout(Some(&p), "Protocols", b)).into_response())
+        }
+        Err(e) => Err(ui(e)),
+    }
+}
+
+async fn decide_protocol(State(state): State<AppState>, Auth(p): Auth, Path(pid): Path<String>, Form(form): Form<Fields>) -> PageResult {
+    check_csrf(&p, &form)?;
+    match state.app.decide_library_change(&p, &pid, f(&form, "decision") == "approve", &f(&form, "decision_reason")).await {
+        Ok(_) => Ok(Redirect::to("/protocols#proposals").into_response()),
+        Err(AppError::Validation(e)) => {
+            let mut shown = FieldErrors::new();
+            for x in e.iter() {
+                shown.add(&format!("decision_{}", x.field), x.message.clone());
+            }
+            let b = protocols_body(&state, &p, &form, &shown).await?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, layout(Some(&p), "Protocols", b)).into_response())
+        }
+        Err(e) => Err(ui(e)),
+    }
+}
+
+async fn protocols_body(state: &AppState, p: &Principal, values: &Fields, errors: &FieldErrors) -> Result<Markup, crate::error::WebError> {
+    state.app.authorize(p, Permission::ReadPatients, "Protocol").await.map_err(ui)?;
+    let protocols = state.app.protocols_in_force().await.map_err(ui)?;
+    let proposals = state.app.protocol_proposals(p).await.map_err(ui)?;
+    let decision_errors: Vec<String> = errors.iter().filter(|e| e.field.starts_with("decision_")).map(|e| e.message.clone()).collect();
     let b = html! {
         h1 { "Protocols" }
-        p.muted { "Published protocols from the versioned knowledge file, each step with its dose rule, timing, the rating scales due and the criteria to move on. " a href="/drug-library" { "Drug library and limits" } }
-        @for pr in &k.protocols {
+        p.muted { "Published protocols from the versioned knowledge file, and the clinic's own once the medical director has approved them; each step with its dose rule, timing, the rating scales due and the criteria to move on. " a href="/drug-library" { "Drug library and limits" } }
+        @for pr in &protocols {
             section.card.protocol id=(format!("protocol-{}", pr.key)) {
                 h2 { (pr.name) " " small.muted { (pr.route.label()) } }
                 p { (pr.indication) }
@@ -168,8 +205,56 @@ async fn protocols_page(State(state): State<AppState>, Auth(p): Auth) -> PageRes
                 p.source { "Source: " (pr.source) }
             }
         }
+        section.card #proposals {
+            h2 { "The clinic's protocols" }
+            @if !decision_errors.is_empty() { div.alert.alert-error role="alert" { @for m in &decision_errors { p { (m) } } } }
+            @if proposals.is_empty() { p.muted { "None proposed." } }
+            @else {
+                table.list {
+                    thead { tr { th { "Proposed" } th { "Protocol" } th { "Why" } th { "Medical director" } } }
+                    tbody {
+                        @for pr in &proposals {
+                            tr {
+                                td { (pr.proposed_at.format("%Y-%m-%d %H:%M")) " by " (pr.proposed_by_name) }
+                                td { code { (pr.key.trim_start_matches("protocols.")) } details { summary { "Text" } pre { (pr.value.as_deref().unwrap_or("")) } } }
+                                td { (pr.reason) }
+                                td {
+                                    @match &pr.decision {
+                                        Some(d) => { (if d.approved { "approved" } else { "rejected" }) " by " (d.by_name) @if let Some(r) = &d.reason { ": " (r) } },
+                                        None => {
+                                            @if p.can(Permission::ManagePolicy) {
+                                                form method="post" action=(format!("/protocols/proposals/{}", pr.id)) {
+                                                    (csrf(p))
+                                                    label for=(format!("r-{}", pr.id)) { "Reason (required to reject)" }
+                                                    input id=(format!("r-{}", pr.id)) name="decision_reason" type="text";
+                                                    div.actions {
+                                                        button.primary type="submit" name="decision" value="approve" { "Approve" }
+                                                        button type="submit" name="decision" value="reject" { "Reject" }
+                                                    }
+                                                }
+                                            } @else { "awaiting the medical director" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            @if p.can(Permission::Prescribe) {
+                form.card #propose-protocol method="post" action="/protocols/proposals" novalidate {
+                    h3 { "Propose a protocol" }
+                    p.small { "One [[protocol]] table in the format of knowledge/protocols.toml (key, name, route, indication, source, steps). A protocol with the key of a published one replaces it once approved." }
+                    (csrf(p))
+                    (error_summary(&{ let mut e2 = FieldErrors::new(); for x in errors.iter().filter(|x| !x.field.starts_with("decision_")) { e2.add(&x.field, x.message.clone()); } e2 }))
+                    (textarea("content", "Protocol (TOML)", values, errors))
+                    (textarea("reason", "Why", values, errors))
+                    button type="submit" { "Propose" }
+                }
+            }
+        }
     };
-    Ok(layout(Some(&p), "Protocols", b).into_response())
+    Ok(b)
 }
 
 fn limit_cells(l: &Limits, unit: &str) -> Markup {
@@ -486,7 +571,6 @@ async fn dosing_body(
     let pv = state.app.patient(p, patient).await.map_err(ui)?;
     let v: DosingView = state.app.dosing(p, patient).await.map_err(ui)?;
     let today = state.app.clock().now().date_naive();
-    let k = state.app.knowledge();
     let can = p.can(Permission::Prescribe);
     let histories = {
         let mut out = Vec::new();
@@ -496,7 +580,8 @@ async fn dosing_body(
         }
         out
     };
-    let protocols: Vec<(String, String)> = k.protocols.iter().map(|x| (x.key.clone(), x.name.clone())).collect();
+    let protocols: Vec<(String, String)> =
+        state.app.protocols_in_force().await.map_err(ui)?.iter().map(|x| (x.key.clone(), x.name.clone())).collect();
     let titration = state.app.titration(p, patient).await.map_err(ui)?;
     let library = state.app.drug_library_in_force().await.map_err(ui)?;
     Ok(html! {

@@ -14,6 +14,7 @@ http_tests!(
     a_soft_limit_needs_a_reason_and_a_second_prescriber_and_a_hard_limit_is_refused,
     the_titration_review_recommends_from_the_response_and_the_prescriber_decides,
     a_drug_library_change_needs_two_people_and_stays_consistent,
+    a_clinic_protocol_needs_the_medical_directors_approval,
 );
 
 async fn the_calculator_gives_the_worked_example_and_refuses_hard_breaches(app: &TestApp) {
@@ -385,4 +386,47 @@ async fn a_drug_library_change_needs_two_people_and_stays_consistent(app: &TestA
     assert_eq!(lib["proposals"][0]["state"], "approved");
     let audit = director.get("/api/audit?action=U").await.json();
     assert!(audit.as_array().unwrap().iter().any(|e| e["entity_type"] == "PolicyProposal"), "audited");
+}
+
+const CLINIC_PROTOCOL: &str = r#"[[protocol]]
+key = "sc_slow"
+name = "SC slow ascending (clinic)"
+route = "sc"
+indication = "Frail adults"
+source = "Local guideline 2026-04, adapted from Glue 2017 (doi:10.1177/0269881117705089)"
+steps = [
+  { key = "d1", label = "Dose 1", day = 0, mg_per_kg = "0.2", assessments = ["hama@1h"], move_on = "If tolerated" },
+  { key = "d2", label = "Dose 2", day = 14, mg_per_kg = "0.4", assessments = ["hama@1h"], move_on = "Review" },
+]
+"#;
+
+async fn a_clinic_protocol_needs_the_medical_directors_approval(app: &TestApp) {
+    let prescriber = app.login(Role::Prescriber).await;
+    let director = app.login(Role::MedicalDirector).await;
+    let bad = CLINIC_PROTOCOL.replace("hama@1h", "hama@3h");
+    let r = prescriber.post_json("/api/protocols/proposals", &json!({"content": bad, "reason": "for frail patients"})).await;
+    r.assert_status(422, "unknown time point");
+    assert!(r.field_message("content").contains("instrument@timepoint"), "{}", r.text);
+    let r = prescriber.post_json("/api/protocols/proposals", &json!({"content": "not toml [", "reason": "x y z"})).await;
+    r.assert_status(422, "not TOML");
+    let r = prescriber
+        .post_json("/api/protocols/proposals", &json!({"content": CLINIC_PROTOCOL, "reason": "For frail patients, slower escalation"}))
+        .await;
+    r.assert_status(201, "propose");
+    let id = r.json()["id"].as_str().unwrap().to_owned();
+    let pid = register(&prescriber, "DO-0004", "Frey", "Ola", "1950-03-03", "female").await;
+    let plan = json!({"protocol": "sc_slow", "start": "2026-11-26"});
+    prescriber.post_json(&format!("/api/patients/{pid}/plans"), &plan).await.assert_status(422, "not in force before approval");
+    prescriber
+        .post_json(&format!("/api/protocols/proposals/{id}/decide"), &json!({"approve": true}))
+        .await
+        .assert_status(403, "only the medical director approves protocols");
+    let r = director.post_json(&format!("/api/protocols/proposals/{id}/decide"), &json!({"approve": true})).await;
+    r.assert_status(200, "approve");
+    let list = prescriber.get("/api/protocols").await.json();
+    let p = list.as_array().unwrap().iter().find(|p| p["key"] == "sc_slow").expect("in force");
+    assert!(p["source"].as_str().unwrap().contains("approved by mira.director"));
+    let r = prescriber.post_json(&format!("/api/patients/{pid}/plans"), &plan).await;
+    r.assert_status(201, "planned");
+    assert_eq!(r.json()["sessions"].as_array().unwrap().len(), 2);
 }
