@@ -13,9 +13,22 @@ use uuid::Uuid;
 impl App {
     /// Parses a typed dose request with the library's default weight basis and the clinic's
     /// weight limits.
+    /// When no basis is chosen, the library's default applies, or its basis for obesity at or
+    /// above the BMI threshold (clinic policy).
     pub fn parse_dose(&self, input: &DoseInput) -> Result<DoseRequest, AppError> {
         let a = &self.knowledge.anthropometry;
-        Ok(input.parse(self.knowledge.drug_library.default_basis, (a.weight_min_kg, a.weight_max_kg))?)
+        let lib = &self.knowledge.drug_library;
+        let mut req = input.parse(lib.default_basis, (a.weight_min_kg, a.weight_max_kg))?;
+        if input.weight_basis.trim().is_empty() {
+            req.basis = ketacare_domain::dose::basis_for(
+                req.weight_kg,
+                req.height_cm,
+                lib.default_basis,
+                lib.obese_basis,
+                lib.policy.bmi_ideal_caution,
+            );
+        }
+        Ok(req)
     }
 
     /// Calculates a dose against the drug library (nothing is ordered) and logs the evaluation.

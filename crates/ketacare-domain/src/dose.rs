@@ -723,6 +723,28 @@ fn positive(e: &mut FieldErrors, field: &str, raw: &str, unit: &str) -> Option<D
     }
 }
 
+/// The weight basis when the prescriber chose none: `obese` at or above `bmi_threshold` (when
+/// height is known), else `default`.
+pub fn basis_for(
+    weight_kg: Decimal,
+    height_cm: Option<Decimal>,
+    default: WeightBasis,
+    obese: WeightBasis,
+    bmi_threshold: Decimal,
+) -> WeightBasis {
+    match height_cm.filter(|h| *h > Decimal::ZERO) {
+        Some(h) => {
+            let m = h / Decimal::ONE_HUNDRED;
+            if (weight_kg / (m * m)).round_dp(1) >= bmi_threshold {
+                obese
+            } else {
+                default
+            }
+        }
+        None => default,
+    }
+}
+
 impl DoseInput {
     /// Parses the typed fields. `weight_range` is the plausible range in kg (a weight outside it
     /// is refused as a likely pounds-for-kilograms error).

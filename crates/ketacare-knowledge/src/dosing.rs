@@ -126,6 +126,8 @@ pub struct DrugLibrary {
     pub routes: Vec<(Route, RouteLimits)>,
     /// Default weight basis (clinic policy).
     pub default_basis: WeightBasis,
+    /// Basis at or above the BMI of `policy.bmi_ideal_caution` when none is chosen (clinic policy).
+    pub obese_basis: WeightBasis,
     /// Source of the concentrations.
     pub concentrations_source: String,
     /// How old the measured weight may be, in days (0: measured the same day).
@@ -187,6 +189,8 @@ pub fn load_dosing(cm_per_inch: Decimal) -> Result<(DrugLibrary, Vec<Protocol>, 
     };
     let default_basis = WeightBasis::parse(&f.values.get("default_weight_basis").map(|v| v.value.clone()).unwrap_or_default())
         .map_err(|problem| KnowledgeError::Value { file: LIB, key: "default_weight_basis".into(), problem })?;
+    let obese_basis = WeightBasis::parse(&f.values.get("obese_weight_basis").map(|v| v.value.clone()).unwrap_or_default())
+        .map_err(|problem| KnowledgeError::Value { file: LIB, key: "obese_weight_basis".into(), problem })?;
     let mut routes = Vec::new();
     for r in &f.route {
         let route = Route::parse(&r.route).map_err(|problem| KnowledgeError::Value { file: LIB, key: "route".into(), problem })?;
@@ -266,6 +270,7 @@ pub fn load_dosing(cm_per_inch: Decimal) -> Result<(DrugLibrary, Vec<Protocol>, 
         policy,
         routes,
         default_basis,
+        obese_basis,
         concentrations_source: f.concentrations.source.clone(),
         weight_max_age_days: i64::try_from(value("weight_max_age_days")?.trunc().mantissa()).unwrap_or(0),
     };

@@ -98,3 +98,14 @@ fn the_classic_errors_are_caught() {
     let out = calculate(&request(Route::Iv, "72", "0.8", "10"), iv, &lib.policy).unwrap();
     assert!(out.needs_override(), "{:?}", out.breaches);
 }
+
+#[test]
+fn the_basis_at_high_bmi_is_clinic_policy_with_the_trials_default() {
+    let k = Knowledge::load().unwrap();
+    let lib = &k.drug_library;
+    assert_eq!(lib.obese_basis, WeightBasis::Actual, "default: actual, as the trials dosed");
+    let t = lib.policy.bmi_ideal_caution;
+    assert_eq!(basis_for(d("100"), Some(d("175")), WeightBasis::Actual, WeightBasis::Ideal, t), WeightBasis::Ideal, "BMI 32.7");
+    assert_eq!(basis_for(d("70"), Some(d("175")), WeightBasis::Actual, WeightBasis::Ideal, t), WeightBasis::Actual, "BMI 22.9");
+    assert_eq!(basis_for(d("100"), None, WeightBasis::Actual, WeightBasis::Ideal, t), WeightBasis::Actual, "no height: the default");
+}
