@@ -315,7 +315,7 @@ async fn library_body(state: &AppState, p: &Principal, values: &Fields, errors: 
             h2 { "On the shelf" }
             p { (pol.concentrations_mg_per_ml.iter().map(|c| format!("{} mg/mL", fa(*c))).collect::<Vec<_>>().join(", ")) }
             p.source { "Source: " (lib.concentrations_source) }
-            p { "Syringe steps " (fa(pol.volume_step_ml)) " mL (volumes rounded down); pump steps " (fa(pol.rate_step_ml_per_h)) " mL/h; default weight basis " (lib.default_basis.code()) "; caution at BMI " (fa(pol.bmi_ideal_caution)) " or more." }
+            p { "Syringe steps " (fa(pol.volume_step_ml)) " mL (volumes rounded down); pump steps " (fa(pol.rate_step_ml_per_h)) " mL/h; weight basis when none is chosen: " (lib.default_basis.code()) ", and " (lib.obese_basis.code()) " at BMI " (fa(pol.bmi_ideal_caution)) " or more (with a caution when actual)." }
         }
         @for (route, l) in &lib.routes {
             section.card id=(format!("route-{}", route.code())) {
