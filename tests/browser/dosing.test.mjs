@@ -6,7 +6,7 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { clickAndWait, launchBrowser, login, logout, pathname, rows, startServer, text, withPage } from './harness.mjs';
+import { clickAndWait, launchBrowser, login, logout, pathname, rows, startServer, text, withPage, submit } from './harness.mjs';
 
 const TEST_TIMEOUT_MS = 120_000;
 let server;
@@ -24,11 +24,6 @@ after(async () => {
 
 function uiTest(name, body) {
   test(name, { timeout: TEST_TIMEOUT_MS }, () => withPage(browser, server, name, body));
-}
-
-async function submit(page, locator) {
-  const [response] = await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), locator.click()]);
-  return response;
 }
 
 async function fillDose(page, { route = 'iv', weight, mgkg, conc, finalVolume, minutes }) {

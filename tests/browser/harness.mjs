@@ -149,6 +149,12 @@ async function saveFailure(page, name, serverLog) {
   console.error(`failure screenshot: ${base}.png (page ${page.url()})`);
 }
 
+/** Clicks a submit button (or link) and returns the HTTP response of the page it loads. */
+export async function submit(page, locator) {
+  const [response] = await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), locator.click()]);
+  return response;
+}
+
 /** Clicks something that loads a new page (link or form submit) and waits for that page. */
 export async function clickAndWait(page, locator) {
   await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), locator.click()]);

@@ -19,6 +19,7 @@ import {
   rows,
   startServer,
   text,
+  submit,
   withPage,
 } from './harness.mjs';
 
@@ -80,11 +81,6 @@ async function tapAndWait(page, locator) {
   return response;
 }
 
-/** Clicks like `clickAndWait` and returns the HTTP response of the new page. */
-async function submit(page, locator) {
-  const [response] = await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), locator.click()]);
-  return response;
-}
 
 /** Horizontal overflow of the page: `{ scrollWidth, innerWidth, wide }` (wide: offending elements). */
 async function overflow(page) {

@@ -8,7 +8,7 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { clickAndWait, launchBrowser, login, openChart, pathname, rows, startServer, text, withPage } from './harness.mjs';
+import { clickAndWait, launchBrowser, login, openChart, pathname, rows, startServer, text, withPage, submit } from './harness.mjs';
 
 const TEST_TIMEOUT_MS = 120_000;
 
@@ -27,11 +27,6 @@ after(async () => {
 
 function uiTest(name, body) {
   test(name, { timeout: TEST_TIMEOUT_MS }, () => withPage(browser, server, name, body));
-}
-
-async function submit(page, locator) {
-  const [response] = await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), locator.click()]);
-  return response;
 }
 
 /** From the patient list to the screening page of `mrn`. */

@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { HERE, STEP_TIMEOUT_MS, clickAndWait, launchBrowser, login, openChart, pathname, rows, startServer, text, withPage } from './harness.mjs';
+import { HERE, STEP_TIMEOUT_MS, clickAndWait, launchBrowser, login, openChart, pathname, rows, startServer, text, withPage, submit } from './harness.mjs';
 
 const TEST_TIMEOUT_MS = 120_000;
 const PHONE = { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 3 };
@@ -27,11 +27,6 @@ after(async () => {
   await browser?.close();
   await server?.stop();
 });
-
-async function submit(page, locator) {
-  const [response] = await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), locator.click()]);
-  return response;
-}
 
 test('the medical director loads licensed GAD-7 wording; the patient link shows it; then it is withdrawn', { timeout: TEST_TIMEOUT_MS }, () =>
   withPage(browser, server, 'licensed wording', async (page) => {

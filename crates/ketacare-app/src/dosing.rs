@@ -17,18 +17,7 @@ impl App {
     /// above the BMI threshold (clinic policy).
     pub fn parse_dose(&self, input: &DoseInput) -> Result<DoseRequest, AppError> {
         let a = &self.knowledge.anthropometry;
-        let lib = &self.knowledge.drug_library;
-        let mut req = input.parse(lib.default_basis, (a.weight_min_kg, a.weight_max_kg))?;
-        if input.weight_basis.trim().is_empty() {
-            req.basis = ketacare_domain::dose::basis_for(
-                req.weight_kg,
-                req.height_cm,
-                lib.default_basis,
-                lib.obese_basis,
-                lib.policy.bmi_ideal_caution,
-            );
-        }
-        Ok(req)
+        Ok(self.knowledge.drug_library.parse_dose(input, (a.weight_min_kg, a.weight_max_kg))?)
     }
 
     /// Calculates a dose against the drug library (nothing is ordered) and logs the evaluation.
@@ -862,6 +851,10 @@ impl App {
             set_at: self.clock.now(),
         });
         consistent(&apply_library_policies(&self.knowledge.drug_library, &policies)).map_err(|m| FieldErrors::single("value", m))?;
+        self.store_proposal(p, key, value, reason).await
+    }
+
+    async fn store_proposal(&self, p: &Principal, key: String, value: Option<String>, reason: Reason) -> Result<PolicyProposal, AppError> {
         let proposal = PolicyProposal {
             id: Uuid::new_v4(),
             key,
@@ -1001,18 +994,7 @@ impl App {
         };
         let reason = e.check("reason", Reason::parse(reason));
         let (Some(proto), Some(reason)) = (proto, reason) else { return Err(e.into()) };
-        let proposal = PolicyProposal {
-            id: Uuid::new_v4(),
-            key: format!("protocols.{}", proto.key),
-            value: Some(text.trim().to_owned()),
-            reason: reason.as_str().to_owned(),
-            proposed_by: p.user.id,
-            proposed_by_name: p.user.username.as_str().to_owned(),
-            proposed_at: self.clock.now(),
-            decision: None,
-        };
-        self.store.create_policy_proposal(&self.ctx(p, "operations"), &proposal).await?;
-        Ok(proposal)
+        self.store_proposal(p, format!("protocols.{}", proto.key), Some(text.trim().to_owned()), reason).await
     }
 
     /// Protocol proposals, newest first.

@@ -135,6 +135,27 @@ pub struct DrugLibrary {
 }
 
 impl DrugLibrary {
+    /// Parses a typed dose with this library's weight basis when none is chosen (the default,
+    /// or the basis for obesity at or above the BMI threshold). `weight_range` is the plausible
+    /// range in kg.
+    pub fn parse_dose(
+        &self,
+        input: &ketacare_domain::dose::DoseInput,
+        weight_range: (Decimal, Decimal),
+    ) -> Result<ketacare_domain::dose::DoseRequest, ketacare_domain::validation::FieldErrors> {
+        let mut req = input.parse(self.default_basis, weight_range)?;
+        if input.weight_basis.trim().is_empty() {
+            req.basis = ketacare_domain::dose::basis_for(
+                req.weight_kg,
+                req.height_cm,
+                self.default_basis,
+                self.obese_basis,
+                self.policy.bmi_ideal_caution,
+            );
+        }
+        Ok(req)
+    }
+
     /// Limits for a route.
     pub fn limits(&self, route: Route) -> Option<&RouteLimits> {
         self.routes.iter().find(|(r, _)| *r == route).map(|(_, l)| l)

@@ -160,29 +160,50 @@ async fn protocols_page(State(state): State<AppState>, Auth(p): Auth) -> PageRes
 
 async fn propose_protocol(State(state): State<AppState>, Auth(p): Auth, Form(form): Form<Fields>) -> PageResult {
     check_csrf(&p, &form)?;
-    match state.app.propose_protocol(&p, &f(&form, "content"), &f(&form, "reason")).await {
-        Ok(_) => Ok(Redirect::to("/protocols#proposals").into_response()),
-        Err(AppError::Validation(e)) => {
-            let b = protocols_body(&state, &p, &form, &e).await?;
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, layout(Some(&p), "Protocols", b)).into_response())
-        }
-        Err(e) => Err(ui(e)),
-    }
+    let r = state.app.propose_protocol(&p, &f(&form, "content"), &f(&form, "reason")).await;
+    ProposalPage::Protocols.after(&state, &p, &form, r.map(|_| ()), false).await
 }
 
 async fn decide_protocol(State(state): State<AppState>, Auth(p): Auth, Path(pid): Path<String>, Form(form): Form<Fields>) -> PageResult {
     check_csrf(&p, &form)?;
-    match state.app.decide_library_change(&p, &pid, f(&form, "decision") == "approve", &f(&form, "decision_reason")).await {
-        Ok(_) => Ok(Redirect::to("/protocols#proposals").into_response()),
-        Err(AppError::Validation(e)) => {
-            let mut shown = FieldErrors::new();
-            for x in e.iter() {
-                shown.add(&format!("decision_{}", x.field), x.message.clone());
-            }
-            let b = protocols_body(&state, &p, &form, &shown).await?;
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, layout(Some(&p), "Protocols", b)).into_response())
+    let r = state.app.decide_library_change(&p, &pid, f(&form, "decision") == "approve", &f(&form, "decision_reason")).await;
+    ProposalPage::Protocols.after(&state, &p, &form, r.map(|_| ()), true).await
+}
+
+/// The two pages with two-person proposals: the drug library and the protocols.
+#[derive(Clone, Copy)]
+enum ProposalPage {
+    Library,
+    Protocols,
+}
+
+impl ProposalPage {
+    async fn body(self, state: &AppState, p: &Principal, values: &Fields, errors: &FieldErrors) -> Result<Markup, crate::error::WebError> {
+        match self {
+            ProposalPage::Library => library_body(state, p, values, errors).await,
+            ProposalPage::Protocols => protocols_body(state, p, values, errors).await,
         }
-        Err(e) => Err(ui(e)),
+    }
+
+    /// After a proposal or a decision: back to the list, or the page again with the problems
+    /// (a decision's problems are shown above the list, a proposal's on its form).
+    async fn after(self, state: &AppState, p: &Principal, form: &Fields, r: Result<(), AppError>, decision: bool) -> PageResult {
+        let (path, title) = match self {
+            ProposalPage::Library => ("/drug-library#proposals", "Drug library"),
+            ProposalPage::Protocols => ("/protocols#proposals", "Protocols"),
+        };
+        match r {
+            Ok(()) => Ok(Redirect::to(path).into_response()),
+            Err(AppError::Validation(e)) => {
+                let mut shown = FieldErrors::new();
+                for x in e.iter() {
+                    shown.add(&if decision { format!("decision_{}", x.field) } else { x.field.clone() }, x.message.clone());
+                }
+                let b = self.body(state, p, form, &shown).await?;
+                Ok((StatusCode::UNPROCESSABLE_ENTITY, layout(Some(p), title, b)).into_response())
+            }
+            Err(e) => Err(ui(e)),
+        }
     }
 }
 
@@ -270,30 +291,14 @@ async fn library_page(State(state): State<AppState>, Auth(p): Auth) -> PageResul
 
 async fn propose(State(state): State<AppState>, Auth(p): Auth, Form(form): Form<Fields>) -> PageResult {
     check_csrf(&p, &form)?;
-    match state.app.propose_library_change(&p, &f(&form, "key"), &f(&form, "value"), &f(&form, "reason")).await {
-        Ok(_) => Ok(Redirect::to("/drug-library#proposals").into_response()),
-        Err(AppError::Validation(e)) => {
-            let b = library_body(&state, &p, &form, &e).await?;
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, layout(Some(&p), "Drug library", b)).into_response())
-        }
-        Err(e) => Err(ui(e)),
-    }
+    let r = state.app.propose_library_change(&p, &f(&form, "key"), &f(&form, "value"), &f(&form, "reason")).await;
+    ProposalPage::Library.after(&state, &p, &form, r.map(|_| ()), false).await
 }
 
 async fn decide(State(state): State<AppState>, Auth(p): Auth, Path(pid): Path<String>, Form(form): Form<Fields>) -> PageResult {
     check_csrf(&p, &form)?;
-    match state.app.decide_library_change(&p, &pid, f(&form, "decision") == "approve", &f(&form, "decision_reason")).await {
-        Ok(_) => Ok(Redirect::to("/drug-library#proposals").into_response()),
-        Err(AppError::Validation(e)) => {
-            let mut shown = FieldErrors::new();
-            for x in e.iter() {
-                shown.add(&format!("decision_{}", x.field), x.message.clone());
-            }
-            let b = library_body(&state, &p, &form, &shown).await?;
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, layout(Some(&p), "Drug library", b)).into_response())
-        }
-        Err(e) => Err(ui(e)),
-    }
+    let r = state.app.decide_library_change(&p, &pid, f(&form, "decision") == "approve", &f(&form, "decision_reason")).await;
+    ProposalPage::Library.after(&state, &p, &form, r.map(|_| ()), true).await
 }
 
 async fn library_body(state: &AppState, p: &Principal, values: &Fields, errors: &FieldErrors) -> Result<Markup, crate::error::WebError> {

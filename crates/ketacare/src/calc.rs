@@ -362,16 +362,7 @@ pub fn dose(k: &Knowledge, a: &DoseArgs, as_json: bool) -> Result<(String, bool)
     };
     let named =
         |e: &FieldErrors| e.iter().map(|x| format!("--{}: {}", x.field.replace('_', "-"), x.message)).collect::<Vec<_>>().join("; ");
-    let mut req = input.parse(lib.default_basis, (k.anthropometry.weight_min_kg, k.anthropometry.weight_max_kg)).map_err(|e| named(&e))?;
-    if input.weight_basis.trim().is_empty() {
-        req.basis = ketacare_domain::dose::basis_for(
-            req.weight_kg,
-            req.height_cm,
-            lib.default_basis,
-            lib.obese_basis,
-            lib.policy.bmi_ideal_caution,
-        );
-    }
+    let req = lib.parse_dose(&input, (k.anthropometry.weight_min_kg, k.anthropometry.weight_max_kg)).map_err(|e| named(&e))?;
     let limits = lib.limits(req.route).ok_or_else(|| format!("--route: the drug library has no limits for {}", req.route.code()))?;
     let r = calculate(&req, limits, &lib.policy).map_err(|e| named(&e))?;
     let refused = r.refused();
