@@ -101,7 +101,9 @@ uiTest('the medical director reads the quality report with the soft breaches and
   const users = await rows(page.locator('#quality-user'));
   assert.ok(users.some((r) => r[0] === 'prescriber'), JSON.stringify(users));
   const events = await rows(page.locator('#quality-events'));
-  assert.ok(events.some((r) => r[4] === 'rejected' && /hard limit: Dose 5 mg\/kg/.test(r[5])), JSON.stringify(events));
+  assert.ok(events.some((r) => r[3] === 'rejected' && /hard limit: dose above the hard maximum/.test(r[4])), JSON.stringify(events));
+  // The report names the kind of limit, never the amounts: it must not reveal doses to a blind checker.
+  assert.ok(events.every((r) => !/\d mg\/kg/.test(r[4])), JSON.stringify(events));
 });
 
 uiTest('a prescriber plans SC ascending doses and orders 0.5 mg/kg; a soft limit needs a reason and a second person; a ten-fold dose is refused; a nurse double-checks blind', async (page) => {
@@ -187,8 +189,26 @@ uiTest('a prescriber plans SC ascending doses and orders 0.5 mg/kg; a soft limit
   await check.getByLabel('Dose you calculated (mg)').fill(String(Number((Number(kg) * 0.5).toFixed(3))));
   res = await submit(page, check.getByRole('button', { name: 'Check' }));
   assert.equal(res.status(), 422);
-  assert.match(await text(page.locator('article.order', { hasText: 'Subcutaneous injection' })), /does not match the order: the dose is blocked/);
-  const check2 = page.locator('article.order', { hasText: 'Subcutaneous injection' }).locator('form.check');
+  assert.match(await text(page.locator('main')), /does not match the order: the dose is blocked/);
+  const blocked = page.locator('article.order[data-status="blocked"]', { hasText: 'Subcutaneous injection' });
+  assert.match(await text(blocked), /Blocked: the double check did not match; order again/);
+  assert.equal(await blocked.locator('form.check').count(), 0, 'a blocked order cannot be checked again');
+  await logout(page);
+
+  // The prescriber orders the SC dose again; the nurse checks with the right vial.
+  await login(page, 'prescriber');
+  await page.goto(`${chartPath}/dosing`);
+  await clickAndWait(page, page.getByRole('link', { name: 'Order this dose' }).first());
+  const again = page.locator('form#order');
+  assert.equal(await again.getByLabel('Route').inputValue(), 'sc');
+  await again.getByLabel('Dose (mg/kg)').fill('0.5');
+  await again.getByLabel('Concentration of the vial').selectOption('50');
+  res = await submit(page, again.getByRole('button', { name: 'Calculate and order' }));
+  assert.equal(res.status(), 200);
+  await logout(page);
+  await login(page, 'nurse');
+  await page.goto(`${chartPath}/dosing`);
+  const check2 = page.locator('article.order[data-status="awaiting_check"]', { hasText: 'Subcutaneous injection' }).locator('form.check');
   await check2.getByLabel("Weight from today's record (kg)").fill(kg);
   await check2.getByLabel('Concentration on the vial in your hand (mg/mL)').fill('50');
   await check2.getByLabel('Dose you calculated (mg)').fill(String(Number((Number(kg) * 0.5).toFixed(3))));

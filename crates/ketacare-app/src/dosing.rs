@@ -102,10 +102,13 @@ pub struct DosingView {
     pub latest_weight: Option<Measurement<BodyWeight>>,
     /// Whether it is recent enough for a dose (the drug library's policy).
     pub weight_current: bool,
-    /// mg given (double-checked orders) in the last 7 and 28 days.
+    /// mg given (double-checked orders) in the last 7 days.
     pub given_7d_mg: Decimal,
     /// mg given in the last 28 days.
     pub given_28d_mg: Decimal,
+    /// mg given or pending (orders neither blocked nor cancelled) in the last 7 and 28 days:
+    /// what the cumulative limits count. Not for display (pending doses are blind).
+    pub committed: (Decimal, Decimal),
     /// Absolute contraindications that stop any dose now.
     pub blocking: Vec<String>,
 }
@@ -160,13 +163,19 @@ impl App {
         }
         plans.reverse();
         orders.reverse();
-        let given = |days: i64| -> Decimal {
+        // Given (double-checked) doses are shown; the limits also count pending orders, so that
+        // a later order is checked against every earlier one that may still be given. Pending
+        // amounts are never shown: an order may wait for its blind double check.
+        let total = |days: i64, pending_too: bool| -> Decimal {
             orders
                 .iter()
-                .filter(|(v, o)| o.status == OrderStatus::Checked && v.provenance.recorded_at > now - chrono::Duration::days(days))
+                .filter(|(_, o)| o.status == OrderStatus::Checked || (pending_too && o.status != OrderStatus::Blocked))
+                .filter(|(v, _)| v.provenance.recorded_at > now - chrono::Duration::days(days))
                 .map(|(_, o)| o.dose_mg)
                 .sum()
         };
+        let given = |days: i64| total(days, false);
+        let committed = (total(7, true), total(28, true));
         let latest_weight = chart.latest_weight().cloned();
         let max_age = self.knowledge.drug_library.weight_max_age_days;
         let weight_current = latest_weight.as_ref().is_some_and(|w| (now.date_naive() - w.effective.date_naive()).num_days() <= max_age);
@@ -179,7 +188,7 @@ impl App {
             .map(|f| f.title.clone())
             .collect();
         let (given_7d_mg, given_28d_mg) = (given(7), given(28));
-        Ok(DosingView { plans, orders, latest_weight, weight_current, given_7d_mg, given_28d_mg, blocking })
+        Ok(DosingView { plans, orders, latest_weight, weight_current, given_7d_mg, given_28d_mg, committed, blocking })
     }
 
     /// Lays a protocol out for a patient from a start date (prescribers and the medical
@@ -262,8 +271,7 @@ impl App {
             _ => String::new(),
         };
         let mut req = self.parse_dose(&dose)?;
-        req.given_7d_mg = view.given_7d_mg;
-        req.given_28d_mg = view.given_28d_mg;
+        (req.given_7d_mg, req.given_28d_mg) = view.committed;
         let plan = match input.plan.trim() {
             "" => None,
             id => {
@@ -460,11 +468,38 @@ impl App {
                 return Err(AppError::Conflict("a second clinician must approve the soft-limit override first".into()))
             }
             OrderStatus::Checked => return Err(AppError::Conflict("this order is already double-checked".into())),
+            OrderStatus::Blocked => {
+                return Err(AppError::Conflict("this order is blocked by a mismatched double check; the prescriber orders again".into()))
+            }
         }
         if first.provenance.user_id == p.user.id {
             return Err(FieldErrors::single(
                 "checker",
                 "the double check must be done by someone other than the prescriber who ordered the dose",
+            )
+            .into());
+        }
+        if o.override_approved_by.as_deref() == Some(p.user.username.as_str()) {
+            return Err(FieldErrors::single(
+                "checker",
+                "the double check must be done by someone who has not seen the order: not the clinician who approved its override",
+            )
+            .into());
+        }
+        // The order must still hold today: weighed today, no absolute contraindication since.
+        let view = self.dosing(p, cur.patient_id).await?;
+        if !view.blocking.is_empty() {
+            return Err(FieldErrors::single(
+                "checker",
+                format!("No dose while an absolute contraindication stands: {}. The prescriber must review.", view.blocking.join("; ")),
+            )
+            .into());
+        }
+        if (self.clock.now().date_naive() - o.weight_measured_at.date_naive()).num_days() > self.knowledge.drug_library.weight_max_age_days
+        {
+            return Err(FieldErrors::single(
+                "checker",
+                "the order used a weight from another day; the prescriber orders again with today's weight",
             )
             .into());
         }
@@ -502,9 +537,16 @@ impl App {
                 Some(p.user.username.as_str().to_owned()),
             )
             .await?;
+            // The order is blocked for good (no second try that could be adjusted until it passes).
+            let mut blocked = o.clone();
+            blocked.status = OrderStatus::Blocked;
+            let why = Reason::parse(&format!("double check by {} did not match ({})", p.user.username.as_str(), differ.join(", ")))
+                .map_err(AppError::Internal)?;
+            let v = self.next(p, &cur, VersionAction::Amend, ClinicalRecord::DoseOrder(Box::new(blocked)), why);
+            self.store.append_record_version(&self.ctx(p, "treatment"), &v).await?;
             let mut e = FieldErrors::new();
             for f in differ {
-                e.add(f, "does not match the order: the dose is blocked. Check the weight record, the vial label and your calculation from the start; ask the prescriber.");
+                e.add(f, "does not match the order: the dose is blocked. Check the weight record, the vial label and your calculation; the prescriber must order again.");
             }
             return Err(e.into());
         }
@@ -650,13 +692,36 @@ impl App {
         let rec = &t.recommendation;
         let today = self.clock.now().date_naive();
         let why = if accept {
+            // The next session is the first one after the last dose given (and not before today).
+            let last_given = t.given.last().map(|g| g.date);
+            let is_next = |d: chrono::NaiveDate| d >= today && last_given.is_none_or(|g| d > g);
             match rec.action {
                 Action::Reduce | Action::Repeat => {
-                    if let (Some(next), Some(s)) = (rec.next_mg_per_kg, plan.sessions.iter_mut().find(|s| s.date >= today)) {
+                    if let (Some(next), Some(s)) = (rec.next_mg_per_kg, plan.sessions.iter_mut().find(|s| is_next(s.date))) {
                         s.mg_per_kg = Some(next);
                     }
                 }
-                Action::Stop | Action::Pause | Action::Maintenance => plan.sessions.retain(|s| s.date < today),
+                Action::ChangeInterval => {
+                    // Lay the remaining sessions out again at the new interval, up to the plan's end.
+                    if let (Some(every), Some(first), Some(end)) =
+                        (rec.interval_days, plan.sessions.iter().find(|s| is_next(s.date)).cloned(), plan.sessions.last().map(|s| s.date))
+                    {
+                        plan.sessions.retain(|s| !is_next(s.date));
+                        let mut d = first.date;
+                        let mut n = 1;
+                        while d <= end && every > 0 {
+                            plan.sessions.push(ketacare_domain::order::PlanSession {
+                                date: d,
+                                label: format!("{} (every {every} days, {n})", first.step),
+                                mg_per_kg: rec.next_mg_per_kg.or(first.mg_per_kg),
+                                ..first.clone()
+                            });
+                            d += chrono::Duration::days(i64::from(every));
+                            n += 1;
+                        }
+                    }
+                }
+                Action::Stop | Action::Pause | Action::Maintenance => plan.sessions.retain(|s| !is_next(s.date) && s.date < today),
                 _ => {}
             }
             let extra = reason.trim();

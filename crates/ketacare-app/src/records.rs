@@ -67,10 +67,12 @@ pub struct MeasurementInput {
 }
 
 fn permission_for(kind: RecordKind) -> Permission {
-    if kind == RecordKind::Diagnosis {
-        Permission::WriteDiagnoses
-    } else {
-        Permission::WriteClinical
+    match kind {
+        RecordKind::Diagnosis => Permission::WriteDiagnoses,
+        // Plans and dose orders are the prescriber's; a signed screening is the signer's.
+        RecordKind::TreatmentPlan | RecordKind::DoseOrder => Permission::Prescribe,
+        RecordKind::Screening => Permission::SignScreening,
+        _ => Permission::WriteClinical,
     }
 }
 
@@ -223,6 +225,15 @@ impl App {
     /// Voids a record with a reason; it leaves the chart and stays in the history.
     pub async fn void_record(&self, p: &Principal, id: RecordId, base_version: u32, reason: &str) -> Result<RecordVersion, AppError> {
         let cur = self.current_for_change(p, id, base_version).await?;
+        if let ClinicalRecord::DoseOrder(o) = &cur.record {
+            if o.status == ketacare_domain::order::OrderStatus::Checked {
+                return Err(FieldErrors::single(
+                    "reason",
+                    "a double-checked dose counts towards the cumulative totals and cannot be voided; record what happened in a note",
+                )
+                .into());
+            }
+        }
         let reason = Reason::parse(reason).map_err(|m| FieldErrors::single("reason", m))?;
         let v = self.next(p, &cur, VersionAction::Void, cur.record.clone(), reason);
         self.store.append_record_version(&self.ctx(p, "treatment"), &v).await?;

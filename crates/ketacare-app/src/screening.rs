@@ -275,8 +275,18 @@ impl App {
         self.authorize(p, Permission::ReadPatients, "Screening").await?;
         let (intake, provenance) = self.screening_intake(p, patient).await?;
         let signed = self.signed_screening(p, patient).await?;
-        let accepted: Vec<String> =
-            signed.as_ref().map(|(_, s)| s.acceptances.iter().map(|a| a.code.clone()).collect()).unwrap_or_default();
+        // An acceptance holds only while the finding rests on the same data it had when accepted.
+        let bare = screen(&intake, &self.knowledge.screening, &[]);
+        let accepted: Vec<String> = signed
+            .as_ref()
+            .map(|(_, s)| {
+                s.acceptances
+                    .iter()
+                    .filter(|a| bare.findings.iter().any(|f| f.code == a.code && f.trigger == a.trigger))
+                    .map(|a| a.code.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
         let screening = screen(&intake, &self.knowledge.screening, &accepted);
         let new_since_signed = match &signed {
             Some((_, s)) => new_since(s, &screening).into_iter().cloned().collect(),
@@ -317,9 +327,9 @@ impl App {
                     e.add(&field, format!("{} is an absolute contraindication and cannot be accepted by anyone", f.title))
                 }
                 Some(f) if f.severity != Severity::Review => e.add(&field, format!("{} does not need review; nothing to accept", f.title)),
-                Some(_) => {
+                Some(f) => {
                     if let Some(r) = e.check(&format!("reason.{code}"), Reason::parse(reason)) {
-                        acceptances.push(Acceptance { code: code.clone(), reason: r.as_str().to_owned() });
+                        acceptances.push(Acceptance { code: code.clone(), trigger: f.trigger.clone(), reason: r.as_str().to_owned() });
                     }
                 }
             }

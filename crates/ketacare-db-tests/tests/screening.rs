@@ -135,7 +135,11 @@ fn signed() -> ClinicalRecord {
         }],
         resistance: ResistanceStatus::Met,
         resistance_definition: "Delphi 2024".into(),
-        acceptances: vec![Acceptance { code: "condition:bipolar_disorder".into(), reason: "on lithium, euthymic for 2 years".into() }],
+        acceptances: vec![Acceptance {
+            code: "condition:bipolar_disorder".into(),
+            trigger: "condition on record: bipolar disorder".into(),
+            reason: "on lithium, euthymic for 2 years".into(),
+        }],
         knowledge_version: "conditions 2026.11.1".into(),
         note: Some("signed after the team meeting".into()),
     })

@@ -224,6 +224,8 @@ struct TrialJson {
 #[derive(Serialize, Deserialize)]
 struct AcceptanceJson {
     code: String,
+    #[serde(default)]
+    trigger: String,
     reason: String,
 }
 
@@ -372,7 +374,11 @@ pub fn encode_record(r: &ClinicalRecord) -> String {
                 .collect(),
             resistance: x.resistance.code().to_owned(),
             resistance_definition: x.resistance_definition.clone(),
-            acceptances: x.acceptances.iter().map(|a| AcceptanceJson { code: a.code.clone(), reason: a.reason.clone() }).collect(),
+            acceptances: x
+                .acceptances
+                .iter()
+                .map(|a| AcceptanceJson { code: a.code.clone(), trigger: a.trigger.clone(), reason: a.reason.clone() })
+                .collect(),
             knowledge_version: x.knowledge_version.clone(),
             note: x.note.clone(),
         },
@@ -551,7 +557,7 @@ pub fn decode_record(s: &str) -> Result<ClinicalRecord, DbError> {
                 trials: ts,
                 resistance: ResistanceStatus::parse(&resistance).map_err(corrupt)?,
                 resistance_definition,
-                acceptances: acceptances.into_iter().map(|a| Acceptance { code: a.code, reason: a.reason }).collect(),
+                acceptances: acceptances.into_iter().map(|a| Acceptance { code: a.code, trigger: a.trigger, reason: a.reason }).collect(),
                 knowledge_version,
                 note,
             })

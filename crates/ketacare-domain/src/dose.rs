@@ -418,6 +418,30 @@ pub fn calculate(req: &DoseRequest, limits: &RouteLimits, p: &CalculatorPolicy) 
     if req.route.infused() && req.minutes.is_none_or(|m| m <= Decimal::ZERO) {
         e.add("minutes", "is required for an infusion: the infusion time in minutes above 0, for example 40");
     }
+    if req.route.infused() && req.final_volume_ml.is_none() {
+        e.add(
+            "final_volume_ml",
+            "is required for an infusion: the final volume after dilution in mL, for example 100 (vials are diluted before IV use)",
+        );
+    }
+    // Bounds far outside any dose, so that nothing typed can overflow the arithmetic.
+    let caps: [(&str, Option<Decimal>, i64, &str); 7] = [
+        ("weight_kg", Some(req.weight_kg), 1000, "kg"),
+        ("height_cm", req.height_cm, 300, "cm"),
+        ("mg_per_kg", req.mg_per_kg, 100, "mg/kg"),
+        ("dose_mg", req.fixed_mg, 10_000, "mg"),
+        ("concentration_mg_per_ml", req.concentration_mg_per_ml, 1000, "mg/mL"),
+        ("final_volume_ml", req.final_volume_ml, 10_000, "mL"),
+        ("minutes", req.minutes, 10_000, "minutes"),
+    ];
+    for (field, v, max, unit) in caps {
+        if v.is_some_and(|v| v > Decimal::from(max)) {
+            e.add(field, format!("must be at most {max} {unit}"));
+        }
+    }
+    if req.height_cm.is_some_and(|h| h < Decimal::from(50)) {
+        e.add("height_cm", "must be a height in centimetres of at least 50");
+    }
     if !req.route.infused() && (req.minutes.is_some() || req.final_volume_ml.is_some()) {
         e.add(
             if req.minutes.is_some() { "minutes" } else { "final_volume_ml" },
@@ -539,9 +563,11 @@ pub fn calculate(req: &DoseRequest, limits: &RouteLimits, p: &CalculatorPolicy) 
         }
         (requested, given.normalize(), Some(volume), None)
     };
-    let dose_mg_per_kg = (dose / weight_used).round_dp(3);
+    // Limits are checked on exact values; only the display is rounded.
+    let exact_mg_per_kg = dose / weight_used;
+    let dose_mg_per_kg = exact_mg_per_kg.round_dp(3);
     if req.route != Route::In {
-        check(dose_mg_per_kg, &limits.mg_per_kg, "mg_per_kg", "Dose", "mg/kg", &mut breaches);
+        check(exact_mg_per_kg, &limits.mg_per_kg, "mg_per_kg", "Dose", "mg/kg", &mut breaches);
     }
     check(dose, &limits.total_mg, "total_mg", "Dose", "mg", &mut breaches);
     let c7 = req.given_7d_mg + dose;
@@ -587,11 +613,24 @@ pub fn calculate(req: &DoseRequest, limits: &RouteLimits, p: &CalculatorPolicy) 
             ));
         }
         let diluent = final_volume - volume;
-        let final_conc = (dose / final_volume).round_dp(4);
+        let exact_conc = dose / final_volume;
+        let final_conc = exact_conc.round_dp(4);
         let hours = minutes / Decimal::from(60);
         let rate_ml = round_to(final_volume / hours, p.rate_step_ml_per_h);
-        let rate_mg = (dose / hours).round_dp(3);
-        let rate_mgkg = (dose_mg_per_kg / hours).round_dp(3);
+        if rate_ml <= Decimal::ZERO {
+            return Err(FieldErrors::single(
+                "minutes",
+                format!(
+                    "the rate would round to 0 mL/h (pump steps of {} mL/h): shorten the infusion or dilute to a larger volume",
+                    f(p.rate_step_ml_per_h)
+                ),
+            ));
+        }
+        // The rate the pump will actually run (rounded to its steps) is what the limits check.
+        let actual_mg_per_h = rate_ml * exact_conc;
+        let actual_mg_per_kg_per_h = actual_mg_per_h / weight_used;
+        let rate_mg = actual_mg_per_h.round_dp(3);
+        let rate_mgkg = actual_mg_per_kg_per_h.round_dp(3);
         result.steps.push(format!("Diluent = {} mL final − {} mL drug = {} mL", f(final_volume), f(volume), f(diluent)));
         result.steps.push(format!("Final concentration = {} mg ÷ {} mL = {} mg/mL", f(dose), f(final_volume), f(final_conc)));
         result.steps.push(format!(
@@ -603,7 +642,7 @@ pub fn calculate(req: &DoseRequest, limits: &RouteLimits, p: &CalculatorPolicy) 
             f(rate_mg),
             f(rate_mgkg)
         ));
-        check(rate_mgkg, &limits.mg_per_kg_per_h, "rate", "Rate", "mg/kg/h", &mut breaches);
+        check(actual_mg_per_kg_per_h, &limits.mg_per_kg_per_h, "rate", "Rate", "mg/kg/h", &mut breaches);
         check(minutes, &limits.minutes, "minutes", "Infusion time", "min", &mut breaches);
         result.diluent_ml = Some(diluent);
         result.final_volume_ml = Some(final_volume);
@@ -1150,6 +1189,43 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn limits_are_checked_on_exact_values_and_the_rate_the_pump_runs() {
+        let hard1 =
+            RouteLimits { mg_per_kg: Limits { soft: Band::default(), hard: Band { min: None, max: s("1") } }, ..RouteLimits::default() };
+        let mut r = iv("200", "1.0005");
+        r.route = Route::Sc;
+        r.final_volume_ml = None;
+        r.minutes = None;
+        let out = calculate(&r, &hard1, &policy()).unwrap();
+        assert_eq!(out.dose_mg, d("200.1"));
+        assert!(out.refused(), "1.0005 mg/kg is above 1 even though it displays as {}", out.dose_mg_per_kg);
+        // A tiny infusion: the pump's 0.1 mL/h step is what the rate limit sees.
+        let mut tiny = iv("70", "0.01");
+        tiny.final_volume_ml = Some(d("0.07"));
+        tiny.minutes = Some(d("60"));
+        let out = calculate(&tiny, &RouteLimits::default(), &policy()).unwrap();
+        assert_eq!((out.rate_ml_per_h, out.rate_mg_per_h), (Some(d("0.1")), Some(d("1"))), "0.1 mL/h of 10 mg/mL");
+        tiny.final_volume_ml = Some(d("0.03"));
+        tiny.mg_per_kg = Some(d("0.004"));
+        tiny.minutes = Some(d("100"));
+        assert!(calculate(&tiny, &RouteLimits::default(), &policy())
+            .unwrap_err()
+            .for_field("minutes")
+            .unwrap()
+            .contains("round to 0 mL/h"));
+        // IV needs a dilution.
+        let mut neat = iv("72", "0.5");
+        neat.final_volume_ml = None;
+        assert!(calculate(&neat, &iv_limits(), &policy()).unwrap_err().for_field("final_volume_ml").is_some());
+        // Absurd numbers are refused, never a panic.
+        let mut huge = iv("72", "0.5");
+        huge.mg_per_kg = Some(Decimal::MAX);
+        huge.height_cm = Some(Decimal::new(1, 15));
+        let e = calculate(&huge, &iv_limits(), &policy()).unwrap_err();
+        assert!(e.for_field("mg_per_kg").is_some() && e.for_field("height_cm").is_some(), "{e:?}");
+    }
+
+    #[test]
     fn amounts_are_printed_without_trailing_zeros_and_with_a_leading_zero() {
         for (v, want) in [
             ("5.0", "5"),
@@ -1201,6 +1277,20 @@ pub(crate) mod tests {
     }
 
     proptest! {
+        #[test]
+        fn any_numbers_at_all_give_a_result_or_an_error_never_a_panic(w in any::<i64>(), m in any::<i64>(), h in any::<i64>(), v in any::<i64>(), mins in any::<i64>(), sc in 0u32..28) {
+            let mut r = iv("1", "1");
+            r.weight_kg = Decimal::new(w, sc);
+            r.mg_per_kg = Some(Decimal::new(m, sc));
+            r.height_cm = Some(Decimal::new(h, sc));
+            r.sex = Some("female".into());
+            r.basis = WeightBasis::Adjusted;
+            r.final_volume_ml = Some(Decimal::new(v, sc));
+            r.minutes = Some(Decimal::new(mins, sc));
+            r.given_7d_mg = Decimal::new(w, 0).abs();
+            let _ = calculate(&r, &iv_limits(), &policy());
+        }
+
         #[test]
         fn every_amount_prints_safely(mantissa in -10_000_000_000i64..10_000_000_000i64, scale in 0u32..8) {
             let v = Decimal::new(mantissa, scale);

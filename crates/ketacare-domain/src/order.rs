@@ -120,6 +120,8 @@ pub enum OrderStatus {
     AwaitingCheck,
     /// Double-checked: may be given.
     Checked,
+    /// The double check did not match: the dose is blocked; the prescriber orders again.
+    Blocked,
 }
 
 impl OrderStatus {
@@ -129,6 +131,7 @@ impl OrderStatus {
             OrderStatus::AwaitingOverride => "awaiting_override",
             OrderStatus::AwaitingCheck => "awaiting_check",
             OrderStatus::Checked => "checked",
+            OrderStatus::Blocked => "blocked",
         }
     }
     /// Parses a code.
@@ -137,6 +140,7 @@ impl OrderStatus {
             "awaiting_override" => Ok(Self::AwaitingOverride),
             "awaiting_check" => Ok(Self::AwaitingCheck),
             "checked" => Ok(Self::Checked),
+            "blocked" => Ok(Self::Blocked),
             _ => Err(format!("unknown order status {s}")),
         }
     }
@@ -146,6 +150,7 @@ impl OrderStatus {
             OrderStatus::AwaitingOverride => "Awaiting a second clinician's approval of the override",
             OrderStatus::AwaitingCheck => "Awaiting the independent double check",
             OrderStatus::Checked => "Double-checked: ready to give",
+            OrderStatus::Blocked => "Blocked: the double check did not match; order again",
         }
     }
 }
@@ -219,14 +224,20 @@ pub struct DoseOrderRecord {
 }
 
 impl DoseOrderRecord {
-    /// One line for lists.
+    /// One line for lists. The dose appears only once double-checked, so that lists, the chart
+    /// and record histories never show it to the clinician who checks it blind.
     pub fn summary(&self) -> String {
-        let mut s = format!("{} {} mg", self.route.code().to_uppercase(), format_amount(self.dose_mg));
-        if let Some(m) = self.mg_per_kg {
-            s.push_str(&format!(" ({} mg/kg)", format_amount(m)));
+        match self.status {
+            OrderStatus::Checked => {
+                let mut s = format!("{} {} mg", self.route.code().to_uppercase(), format_amount(self.dose_mg));
+                if let Some(m) = self.mg_per_kg {
+                    s.push_str(&format!(" ({} mg/kg)", format_amount(m)));
+                }
+                s.push_str(", double-checked");
+                s
+            }
+            other => format!("{} dose order, {}", self.route.code().to_uppercase(), other.code().replace('_', " ")),
         }
-        s.push_str(&format!(", {}", self.status.code().replace('_', " ")));
-        s
     }
 
     /// Compares a blind double check with this order: the weight and concentration must be

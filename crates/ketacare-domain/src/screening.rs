@@ -1690,6 +1690,8 @@ impl ConditionInput {
 pub struct Acceptance {
     /// Finding code.
     pub code: String,
+    /// The data the finding had when accepted: the acceptance holds only while it is the same.
+    pub trigger: String,
     /// Why.
     pub reason: String,
 }
@@ -1738,13 +1740,14 @@ impl ResistanceStatus {
     }
 }
 
-/// Findings of `now` that were not in the signed screening (by code), or that became more
-/// serious since: what the nurse and prescriber must see at check-in.
+/// Findings of `now` that were not in the signed screening, became more serious, or rest on
+/// different data since (a new reading, a higher risk level): what the nurse and prescriber
+/// must see at check-in.
 pub fn new_since<'a>(signed: &ScreeningRecord, now: &'a Screening) -> Vec<&'a Finding> {
     now.findings
         .iter()
         .filter(|f| f.severity != Severity::Info)
-        .filter(|f| !signed.findings.iter().any(|s| s.code == f.code && s.severity <= f.severity))
+        .filter(|f| !signed.findings.iter().any(|s| s.code == f.code && s.severity <= f.severity && s.trigger == f.trigger))
         .collect()
 }
 

@@ -322,6 +322,19 @@ fn protocol_from(p: ProtocolToml) -> Result<Protocol, KnowledgeError> {
                     problem: format!("{}/{}: intranasal steps have fixed_mg, others mg_per_kg", p.key, s.key),
                 });
             }
+            if s.day > 3650
+                || s.repeat_until_day.is_some_and(|u| u > 3650 || u < s.day)
+                || s.repeat_every_days == Some(0)
+                || s.minutes.is_some_and(|m| m == 0 || m > 1440)
+            {
+                return Err(KnowledgeError::Inconsistent {
+                    file: PROT,
+                    problem: format!(
+                        "{}/{}: days must be 0-3650 (repeat_until_day not before day), repeats every 1 day or more, minutes 1-1440",
+                        p.key, s.key
+                    ),
+                });
+            }
             if route.infused() != s.minutes.is_some() {
                 return Err(KnowledgeError::Inconsistent {
                     file: PROT,

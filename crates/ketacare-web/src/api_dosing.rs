@@ -503,7 +503,7 @@ use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use ketacare_app::{CheckInput, OrderInput};
-use ketacare_domain::order::{DoseOrderRecord, OrderStatus, TreatmentPlanRecord};
+use ketacare_domain::order::{DoseOrderRecord, TreatmentPlanRecord};
 use ketacare_domain::record::RecordVersion;
 
 pub fn patient_routes() -> Router<AppState> {
@@ -595,7 +595,7 @@ pub struct OrderDto {
 }
 
 fn order_dto(p: &ketacare_app::Principal, v: &RecordVersion, first: &RecordVersion, o: &DoseOrderRecord) -> OrderDto {
-    let visible = o.status == OrderStatus::Checked || first.provenance.user_id == p.user.id;
+    let visible = crate::dosing::order_visible(p, first, o);
     let show = |d: Option<rust_decimal::Decimal>| if visible { d.map(dec) } else { None };
     OrderDto {
         record_id: v.record_id.to_string(),
@@ -615,8 +615,8 @@ fn order_dto(p: &ketacare_app::Principal, v: &RecordVersion, first: &RecordVersi
         concentration_mg_per_ml: show(o.concentration_mg_per_ml),
         drug_volume_ml: show(o.drug_volume_ml),
         rate_ml_per_h: show(o.rate_ml_per_h),
-        breaches: o.breaches.clone(),
-        override_reason: o.override_reason.clone(),
+        breaches: if visible { o.breaches.clone() } else { Vec::new() },
+        override_reason: if visible { o.override_reason.clone() } else { None },
         override_approved_by: o.override_approved_by.clone(),
         checked_by: o.check.as_ref().map(|c| c.by.clone()),
     }

@@ -400,6 +400,35 @@ struct Period {
     to: Option<String>,
 }
 
+/// Which limit a logged breach was, without the amount: "soft limit: Dose 0.8 mg/kg is above
+/// the soft maximum …" → "soft limit: dose above the soft maximum".
+fn limit_kind(b: &str) -> String {
+    let (level, what) = b.split_once(": ").unwrap_or(("", b));
+    // The subject is the words before the first number ("Dose", "Total dose", "Rate" …).
+    let subject = what
+        .split_whitespace()
+        .take_while(|w| !w.starts_with(|c: char| c.is_ascii_digit()) && *w != "is")
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase();
+    let side = ["above the hard maximum", "below the hard minimum", "above the soft maximum", "below the soft minimum"]
+        .into_iter()
+        .find(|s| what.contains(s))
+        .unwrap_or("");
+    format!("{level}: {subject} {side}").trim().to_owned()
+}
+
+/// The distinct kinds of limit a logged calculation met, in order.
+fn breach_kinds(breaches: &[String]) -> String {
+    let mut kinds: Vec<String> = Vec::new();
+    for k in breaches.iter().map(|b| limit_kind(b)) {
+        if !kinds.contains(&k) {
+            kinds.push(k);
+        }
+    }
+    kinds.join("; ")
+}
+
 fn quality_row(r: &QualityRow) -> Markup {
     html! { tr { td { (r.key) } td { (r.total) } td { (r.accepted) } td { (r.soft) } td { (r.overridden) } td { (r.rejected) } td { (r.mismatches) } td { (r.override_rate_percent().map(|x| format!("{} %", fa(x))).unwrap_or_else(|| "—".into())) } } }
 }
@@ -433,9 +462,10 @@ async fn quality_page(State(state): State<AppState>, Auth(p): Auth, Query(q): Qu
         table.list #quality-user { (head) tbody { @for r in &report.by_user { (quality_row(r)) } } }
         h2 { "Soft breaches, overrides and refusals" }
         table.list #quality-events {
-            thead { tr { th { "When (UTC)" } th { "User" } th { "Route" } th { "Dose" } th { "Outcome" } th { "Limits" } th { "Reason, second clinician" } } }
+            thead { tr { th { "When (UTC)" } th { "User" } th { "Route" } th { "Outcome" } th { "Limits" } th { "Reason, second clinician" } } }
             tbody { @for e in evals.iter().rev().filter(|e| !e.breaches.is_empty() || e.outcome != ketacare_domain::dose::EvaluationOutcome::Accepted) {
-                tr { td { (e.at.format("%Y-%m-%d %H:%M")) } td { (e.username) } td { (e.route.code()) } td { (fa(e.dose_mg)) " mg" } td { (e.outcome.code().replace('_', " ")) } td { (e.breaches.join("; ")) } td { (e.reason.clone().unwrap_or_default()) @if let Some(s) = &e.second_username { " (" (s) ")" } } }
+                // Doses are not shown: an order may still wait for its blind double check.
+                tr { td { (e.at.format("%Y-%m-%d %H:%M")) } td { (e.username) } td { (e.route.code()) } td { (e.outcome.code().replace('_', " ")) } td { (breach_kinds(&e.breaches)) } td { (e.reason.clone().unwrap_or_default()) @if let Some(s) = &e.second_username { " (" (s) ")" } } }
             } }
         }
     };
@@ -464,7 +494,9 @@ pub fn patient_routes() -> Router<AppState> {
 /// Whether `p` may see an order's calculated values: always once checked; before the check
 /// only the prescriber who ordered it (the checker works blind).
 pub fn order_visible(p: &Principal, first: &RecordVersion, o: &DoseOrderRecord) -> bool {
-    o.status == OrderStatus::Checked || first.provenance.user_id == p.user.id
+    o.status == OrderStatus::Checked
+        || first.provenance.user_id == p.user.id
+        || (o.status == OrderStatus::AwaitingOverride && p.can(Permission::Prescribe))
 }
 
 fn calendar(plan: &TreatmentPlanRecord, id: &str, plan_id: &str, can_order: bool, today: NaiveDate) -> Markup {
@@ -528,8 +560,10 @@ fn order_markup(
             } @else {
                 p.blind { "The calculated dose is hidden until the independent double check: work it out yourself from the weight record and the vial in your hand." }
             }
-            @if !o.breaches.is_empty() { ul.breaches { @for b in &o.breaches { li.soft { (b) } } } }
-            @if let Some(r) = &o.override_reason { p { "Override reason: " (r) @if let Some(a) = &o.override_approved_by { " · approved by " strong { (a) } } } }
+            @if visible {
+                @if !o.breaches.is_empty() { ul.breaches { @for b in &o.breaches { li.soft { (b) } } } }
+                @if let Some(r) = &o.override_reason { p { "Override reason: " (r) @if let Some(a) = &o.override_approved_by { " · approved by " strong { (a) } } } }
+            } @else if let Some(a) = &o.override_approved_by { p { "A soft limit was passed with a reason; the override was approved by " strong { (a) } "." } }
             @if let Some(c) = &o.check { p { "Double-checked by " strong { (c.by) } " on " (c.at.format("%Y-%m-%d %H:%M")) " UTC: " (fa(c.weight_kg)) " kg, " (c.concentration_mg_per_ml.map(|x| format!("{} mg/mL, ", fa(x))).unwrap_or_default()) (fa(c.dose_mg)) " mg." } }
             @if o.status == OrderStatus::AwaitingOverride && p.can(Permission::Prescribe) {
                 form method="post" action=(format!("/orders/{rid}/approve-override")) {
@@ -538,6 +572,12 @@ fn order_markup(
                     input type="hidden" name="patient" value=(id);
                     button type="submit" { "Approve the override as second clinician" }
                 }
+            }
+            @if o.status != OrderStatus::AwaitingCheck {
+                // A check that just failed blocks the order: its form is gone, so say why here.
+                @let prefix = format!("{rid}_");
+                @let failed: Vec<String> = errors.iter().filter(|e| e.field.starts_with(&prefix)).map(|e| format!("{}: {}", check_field_label(&e.field[prefix.len()..]), e.message)).collect();
+                @if !failed.is_empty() { div.alert.alert-error role="alert" { @for m in &failed { p { (m) } } } }
             }
             @if o.status == OrderStatus::AwaitingCheck && p.can(Permission::WriteClinical) {
                 @let f = |n: &str| format!("{rid}_{n}");
@@ -553,6 +593,15 @@ fn order_markup(
                 }
             }
         }
+    }
+}
+
+fn check_field_label(field: &str) -> &'static str {
+    match field {
+        "weight_kg" => "Weight",
+        "concentration_mg_per_ml" => "Concentration",
+        "dose_mg" => "Dose",
+        _ => "Double check",
     }
 }
 
@@ -603,7 +652,7 @@ async fn dosing_body(
                     @if v.weight_current { " · measured today" } @else { " · not today: " a href=(format!("/patients/{id}/measurements?type=weight")) { "weigh the patient before a dose" } }
                 },
             }
-            p.small { "Given (double-checked orders): " (fa(v.given_7d_mg)) " mg in 7 days, " (fa(v.given_28d_mg)) " mg in 28 days." }
+            p.small { "Given (double-checked): " (fa(v.given_7d_mg)) " mg in 7 days, " (fa(v.given_28d_mg)) " mg in 28 days. The cumulative limits also count orders still pending." }
         }
         section.card #plans {
             h2 { "Treatment plans" }

@@ -180,9 +180,37 @@ async fn a_planned_dose_is_ordered_on_todays_weight_and_given_only_after_a_blind
     r.assert_status(422, "a ten-fold vial mix-up");
     assert_eq!(r.problem_fields(), vec!["concentration_mg_per_ml".to_owned()]);
     assert!(!r.text.contains("16.5") && !r.text.contains("\"50\""), "the order's values are not revealed: {}", r.text);
+    // A mismatch blocks the order for good: no second try that could be adjusted until it passes.
+    nurse
+        .post_json(&url, &json!({"base_version": 2, "weight_kg": 67.3, "concentration_mg_per_ml": 50, "dose_mg": 16.8}))
+        .await
+        .assert_status(409, "blocked");
+    let v = nurse.get(&format!("/api/patients/{pid}/dosing")).await.json();
+    assert_eq!(v["orders"][0]["status"], "blocked");
+    assert_eq!(v["given_7d_mg"], "0", "a blocked order is not counted");
+    // The prescriber orders again; the chart and the record views do not show the dose either.
+    let o = prescriber.post_json(&format!("/api/patients/{pid}/orders"), &order).await.json();
+    let oid = o["record_id"].as_str().unwrap().to_owned();
+    let url = format!("/api/orders/{oid}/double-check");
+    for path in [
+        format!("/api/patients/{pid}"),
+        format!("/api/records/{oid}"),
+        format!("/api/records/{oid}/history"),
+        format!("/api/patients/{pid}/dosing"),
+    ] {
+        let text = nurse.get(&path).await.text;
+        assert!(!text.contains("16.5") && !text.contains("0.33"), "{path} shows the dose to the checker: {text}");
+    }
+    nurse
+        .post_json(&format!("/api/records/{oid}/void"), &json!({"base_version": 1, "reason": "not needed"}))
+        .await
+        .assert_status(403, "nurses do not cancel orders");
     let r = nurse.post_json(&url, &json!({"base_version": 1, "weight_kg": 148.4, "concentration_mg_per_ml": 50, "dose_mg": 37.1})).await;
     r.assert_status(422, "pounds for kilograms");
     assert_eq!(r.problem_fields(), vec!["weight_kg".to_owned(), "dose_mg".to_owned()]);
+    let o = prescriber.post_json(&format!("/api/patients/{pid}/orders"), &order).await.json();
+    let oid = o["record_id"].as_str().unwrap().to_owned();
+    let url = format!("/api/orders/{oid}/double-check");
     let r =
         nurse.post_json(&url, &json!({"base_version": 1, "weight_kg": "67.3", "concentration_mg_per_ml": "50", "dose_mg": "16.8"})).await;
     r.assert_status(200, "matching double check");
@@ -199,6 +227,8 @@ async fn a_planned_dose_is_ordered_on_todays_weight_and_given_only_after_a_blind
     assert_eq!(v["given_7d_mg"], "16.5");
     let h = nurse.get(&format!("/api/records/{oid}/history")).await.json();
     assert_eq!(h.as_array().unwrap().len(), 2, "ordered, then checked: each a version");
+    let r = prescriber.post_json(&format!("/api/records/{oid}/void"), &json!({"base_version": 2, "reason": "entered in error"})).await;
+    r.assert_status(422, "a given dose is never voided");
 
     // A weight from another day is not used, and an absolute contraindication stops any dose.
     app.advance_minutes(60 * 24 * 2);
@@ -264,6 +294,9 @@ async fn a_soft_limit_needs_a_reason_and_a_second_prescriber_and_a_hard_limit_is
     assert_eq!((r.json()["status"].as_str(), r.json()["override_approved_by"].as_str()), (Some("awaiting_check"), Some("mira.director")));
     let mut check = check;
     check["base_version"] = json!(2);
+    let r = director.post_json(&format!("/api/orders/{oid}/double-check"), &check).await;
+    r.assert_status(422, "the approver saw the order");
+    assert!(r.field_message("checker").contains("approved its override"));
     nurse.post_json(&format!("/api/orders/{oid}/double-check"), &check).await.assert_status(200, "checked");
 
     let q = director.get("/api/dose/quality").await.json();
