@@ -277,16 +277,7 @@ impl App {
         let signed = self.signed_screening(p, patient).await?;
         // An acceptance holds only while the finding rests on the same data it had when accepted.
         let bare = screen(&intake, &self.knowledge.screening, &[]);
-        let accepted: Vec<String> = signed
-            .as_ref()
-            .map(|(_, s)| {
-                s.acceptances
-                    .iter()
-                    .filter(|a| bare.findings.iter().any(|f| f.code == a.code && f.trigger == a.trigger))
-                    .map(|a| a.code.clone())
-                    .collect()
-            })
-            .unwrap_or_default();
+        let accepted: Vec<String> = signed.as_ref().map(|(_, s)| s.acceptances_in_force(&bare)).unwrap_or_default();
         let screening = screen(&intake, &self.knowledge.screening, &accepted);
         let new_since_signed = match &signed {
             Some((_, s)) => new_since(s, &screening).into_iter().cloned().collect(),

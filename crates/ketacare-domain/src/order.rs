@@ -87,8 +87,9 @@ impl TreatmentPlanRecord {
                     minutes: s.minutes,
                 });
                 n += 1;
-                let Some(every) = s.repeat_every_days else { break };
-                day += every;
+                // Knowledge and proposals refuse a repeat of 0 days; a plan never loops on one.
+                let Some(every) = s.repeat_every_days.filter(|e| *e > 0) else { break };
+                day = day.saturating_add(every);
                 match s.repeat_until_day {
                     Some(until) if day > until => break,
                     None if n >= OPEN_REPEATS => break,
@@ -334,6 +335,9 @@ mod tests {
         };
         assert_eq!(TreatmentPlanRecord::from_protocol(&open, start, None).unwrap().sessions.len(), OPEN_REPEATS as usize);
         assert_eq!(plan.next_session(NaiveDate::from_ymd_opt(2026, 12, 2).unwrap()).unwrap().step, "d2");
+        // A repeat of 0 days (refused by the knowledge loader) gives one session, never a hang.
+        let zero = Protocol { steps: vec![step("z", 0, "1", Some(0), Some(84))], ..open };
+        assert_eq!(TreatmentPlanRecord::from_protocol(&zero, start, None).unwrap().sessions.len(), 1);
     }
 
     #[test]

@@ -1740,6 +1740,19 @@ impl ResistanceStatus {
     }
 }
 
+impl ScreeningRecord {
+    /// Codes of the signed acceptances still in force against `bare` (the screening now, with no
+    /// acceptance applied): an acceptance holds only while its finding rests on the same data it
+    /// had when it was accepted. A new reading or a changed answer asks for a fresh review.
+    pub fn acceptances_in_force(&self, bare: &Screening) -> Vec<String> {
+        self.acceptances
+            .iter()
+            .filter(|a| bare.findings.iter().any(|f| f.code == a.code && f.trigger == a.trigger && f.severity == Severity::Review))
+            .map(|a| a.code.clone())
+            .collect()
+    }
+}
+
 /// Findings of `now` that were not in the signed screening, became more serious, or rest on
 /// different data since (a new reading, a higher risk level): what the nurse and prescriber
 /// must see at check-in.
@@ -2150,5 +2163,37 @@ pub(crate) mod tests {
         let s = screen(&i, &r, &[]);
         assert!(codes(&s).contains(&"missing:baseline:sad"), "{:?}", codes(&s));
         assert!(codes(&s).contains(&"unrecognised:diagnosis:hoarding"));
+    }
+
+    #[test]
+    fn an_acceptance_holds_only_while_the_finding_rests_on_the_same_data() {
+        let r = rules();
+        let mut i = eligible();
+        i.phq9_item9 = Some(1);
+        let bare = screen(&i, &r, &[]);
+        assert_eq!(bare.verdict, Verdict::NeedsReview);
+        let f = bare.findings.iter().find(|f| f.code == "suicide:phq9_item9").unwrap();
+        let signed = ScreeningRecord {
+            verdict: Verdict::EligibleWithCautions,
+            findings: bare.findings.clone(),
+            trials: vec![],
+            resistance: ResistanceStatus::Met,
+            resistance_definition: String::new(),
+            acceptances: vec![Acceptance { code: f.code.clone(), trigger: f.trigger.clone(), reason: "assessed in person".into() }],
+            knowledge_version: "t".into(),
+            note: None,
+        };
+        // Same answer: the acceptance stands and the verdict is eligible with cautions.
+        let accepted = signed.acceptances_in_force(&bare);
+        assert_eq!(accepted, vec!["suicide:phq9_item9".to_owned()]);
+        assert_eq!(screen(&i, &r, &accepted).verdict, Verdict::EligibleWithCautions);
+        assert!(new_since(&signed, &screen(&i, &r, &accepted)).is_empty());
+        // A worse answer since: the acceptance lapses, review again, and it shows as new.
+        i.phq9_item9 = Some(3);
+        let bare = screen(&i, &r, &[]);
+        assert!(signed.acceptances_in_force(&bare).is_empty());
+        let now = screen(&i, &r, &signed.acceptances_in_force(&bare));
+        assert_eq!(now.verdict, Verdict::NeedsReview);
+        assert!(new_since(&signed, &now).iter().any(|f| f.code == "suicide:phq9_item9"));
     }
 }
