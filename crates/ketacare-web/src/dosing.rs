@@ -239,24 +239,7 @@ async fn protocols_body(state: &AppState, p: &Principal, values: &Fields, errors
                                 td { (pr.proposed_at.format("%Y-%m-%d %H:%M")) " by " (pr.proposed_by_name) }
                                 td { code { (pr.key.trim_start_matches("protocols.")) } details { summary { "Text" } pre { (pr.value.as_deref().unwrap_or("")) } } }
                                 td { (pr.reason) }
-                                td {
-                                    @match &pr.decision {
-                                        Some(d) => { (if d.approved { "approved" } else { "rejected" }) " by " (d.by_name) @if let Some(r) = &d.reason { ": " (r) } },
-                                        None => {
-                                            @if p.can(Permission::ManagePolicy) {
-                                                form method="post" action=(format!("/protocols/proposals/{}", pr.id)) {
-                                                    (csrf(p))
-                                                    label for=(format!("r-{}", pr.id)) { "Reason (required to reject)" }
-                                                    input id=(format!("r-{}", pr.id)) name="decision_reason" type="text";
-                                                    div.actions {
-                                                        button.primary type="submit" name="decision" value="approve" { "Approve" }
-                                                        button type="submit" name="decision" value="reject" { "Reject" }
-                                                    }
-                                                }
-                                            } @else { "awaiting the medical director" }
-                                        }
-                                    }
-                                }
+                                td { (decision_cell(p, pr, "/protocols/proposals", p.can(Permission::ManagePolicy), "awaiting the medical director")) }
                             }
                         }
                     }
@@ -355,24 +338,7 @@ async fn library_body(state: &AppState, p: &Principal, values: &Fields, errors: 
                                 td { (pr.proposed_at.format("%Y-%m-%d %H:%M")) " by " (pr.proposed_by_name) }
                                 td { code { (pr.key.trim_start_matches("drug_library.")) } " → " strong { (pr.value.as_deref().unwrap_or("default")) } }
                                 td { (pr.reason) }
-                                td {
-                                    @match &pr.decision {
-                                        Some(d) => { (if d.approved { "approved" } else { "rejected" }) " by " (d.by_name) " on " (d.at.format("%Y-%m-%d %H:%M")) @if let Some(r) = &d.reason { ": " (r) } },
-                                        None => {
-                                            @if p.can(Permission::Prescribe) {
-                                                form method="post" action=(format!("/drug-library/proposals/{}", pr.id)) {
-                                                    (csrf(p))
-                                                    label for=(format!("r-{}", pr.id)) { "Reason (required to reject)" }
-                                                    input id=(format!("r-{}", pr.id)) name="decision_reason" type="text";
-                                                    div.actions {
-                                                        button.primary type="submit" name="decision" value="approve" { "Approve" }
-                                                        button type="submit" name="decision" value="reject" { "Reject" }
-                                                    }
-                                                }
-                                            } @else { "awaiting a second person" }
-                                        }
-                                    }
-                                }
+                                td { (decision_cell(p, pr, "/drug-library/proposals", p.can(Permission::Prescribe), "awaiting a second person")) }
                             }
                         }
                     }
@@ -591,6 +557,28 @@ fn order_markup(
                     (input(&f("dose_mg"), "Dose you calculated (mg)", values, errors, "decimal", None))
                     button.primary type="submit" { "Check" }
                 }
+            }
+        }
+    }
+}
+
+/// A proposal's decision, or the form to decide it for someone who may.
+fn decision_cell(p: &Principal, pr: &ketacare_db::PolicyProposal, base: &str, may_decide: bool, waiting: &str) -> Markup {
+    html! {
+        @match &pr.decision {
+            Some(d) => { (if d.approved { "approved" } else { "rejected" }) " by " (d.by_name) " on " (d.at.format("%Y-%m-%d %H:%M")) @if let Some(r) = &d.reason { ": " (r) } },
+            None => {
+                @if may_decide {
+                    form method="post" action=(format!("{base}/{}", pr.id)) {
+                        (csrf(p))
+                        label for=(format!("r-{}", pr.id)) { "Reason (required to reject)" }
+                        input id=(format!("r-{}", pr.id)) name="decision_reason" type="text";
+                        div.actions {
+                            button.primary type="submit" name="decision" value="approve" { "Approve" }
+                            button type="submit" name="decision" value="reject" { "Reject" }
+                        }
+                    }
+                } @else { (waiting) }
             }
         }
     }
