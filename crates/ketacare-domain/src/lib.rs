@@ -41,6 +41,7 @@ pub mod order;
 pub mod patient;
 pub mod record;
 pub mod screening;
+pub mod session;
 pub mod titration;
 pub mod validation;
 pub mod wording;

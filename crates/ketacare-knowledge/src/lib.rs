@@ -8,6 +8,7 @@
 pub mod dosing;
 pub mod instruments;
 pub mod screening;
+pub mod session;
 pub mod wording;
 
 use ketacare_domain::anthropometry::AnthropometryPolicy;
@@ -253,6 +254,8 @@ pub struct Knowledge {
     pub protocols: Vec<ketacare_domain::dose::Protocol>,
     /// Rules of the titration review.
     pub titration: ketacare_domain::titration::TitrationRules,
+    /// Rules of the treatment session (gate, alarms, plausibility, discharge).
+    pub session: ketacare_domain::session::SessionRules,
     common_passwords: Vec<&'static str>,
 }
 
@@ -314,6 +317,7 @@ impl Knowledge {
             screening::load_screening(&diagnoses, &diagnosis_names, (&age_limits, &min_age_source), &instruments)?;
         let (drug_library, protocols, library_tables) = dosing::load_dosing(anthropometry.cm_per_inch)?;
         let (titration, titration_table) = dosing::load_titration()?;
+        let (session, session_table) = session::load_session()?;
         if !assessment_timing.timepoints.iter().any(|t| t.key == titration.response_timepoint) {
             return Err(KnowledgeError::Inconsistent {
                 file: "titration.toml",
@@ -338,7 +342,7 @@ impl Knowledge {
             anthropometry,
             age_limits,
             diagnoses,
-            tables: [vec![anth, pat, timing_table, eligibility_table], library_tables, vec![titration_table]].concat(),
+            tables: [vec![anth, pat, timing_table, eligibility_table], library_tables, vec![titration_table, session_table]].concat(),
             diagnoses_version: dfile.version,
             diagnosis_sources,
             instruments,
@@ -347,6 +351,7 @@ impl Knowledge {
             drug_library,
             protocols,
             titration,
+            session,
             assessment_timing,
             common_passwords,
         })

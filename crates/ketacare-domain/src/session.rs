@@ -1,0 +1,725 @@
+//! The treatment session as a state machine, and the alert engine that watches its vital signs.
+//!
+//! Phases: scheduled → checked in → pre-dose checks → dosing → monitoring → recovery →
+//! discharged; a session may be paused (and resumed where it was), stopped early or cancelled.
+//! Every step is checked here, so out-of-order steps are refused whatever the caller.
+//! The alert engine turns one reading (with the session's baseline and phase) into the alarms
+//! it raises, by the rules of `knowledge/session.toml`; a silent monitor is an alarm too.
+
+use chrono::{DateTime, Duration, Utc};
+use rust_decimal::Decimal;
+
+use crate::titration::Rule;
+
+/// Where a session is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Booked.
+    Scheduled,
+    /// The patient has arrived.
+    CheckedIn,
+    /// Pre-dose checks under way.
+    PreDoseChecks,
+    /// The dose is being given.
+    Dosing,
+    /// Dose given; watched.
+    Monitoring,
+    /// Recovering before discharge.
+    Recovery,
+    /// Discharged (final).
+    Discharged,
+    /// Paused from an active phase; resumes there.
+    Paused(ActivePhase),
+    /// Stopped before the end (final).
+    StoppedEarly,
+    /// Cancelled before any dose (final).
+    Cancelled,
+}
+
+/// The phases a session can be paused in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ActivePhase {
+    /// Dosing (an infusion paused).
+    Dosing,
+    /// Monitoring.
+    Monitoring,
+}
+
+/// What happens to a session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// The patient arrives.
+    CheckIn,
+    /// The nurse starts the pre-dose checks.
+    StartChecks,
+    /// The checks passed; the dose starts.
+    StartDose,
+    /// The dose has been given in full (infusion ended, injection given).
+    DoseGiven,
+    /// Monitoring ends; recovery starts.
+    StartRecovery,
+    /// The patient leaves, with the criteria met and a clinician's signature.
+    Discharge,
+    /// Pause (infusion or monitoring).
+    Pause,
+    /// Resume after a pause.
+    Resume,
+    /// Stop before the end, with a reason.
+    Stop,
+    /// Cancel before any dose, with a reason.
+    Cancel,
+}
+
+impl Phase {
+    /// Stable code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Phase::Scheduled => "scheduled",
+            Phase::CheckedIn => "checked_in",
+            Phase::PreDoseChecks => "pre_dose_checks",
+            Phase::Dosing => "dosing",
+            Phase::Monitoring => "monitoring",
+            Phase::Recovery => "recovery",
+            Phase::Discharged => "discharged",
+            Phase::Paused(ActivePhase::Dosing) => "paused_dosing",
+            Phase::Paused(ActivePhase::Monitoring) => "paused_monitoring",
+            Phase::StoppedEarly => "stopped_early",
+            Phase::Cancelled => "cancelled",
+        }
+    }
+
+    /// Parses a code.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        ALL.into_iter().find(|p| p.code() == s).ok_or_else(|| format!("unknown session phase {s}"))
+    }
+
+    /// Whether the session is over.
+    pub fn is_final(self) -> bool {
+        matches!(self, Phase::Discharged | Phase::StoppedEarly | Phase::Cancelled)
+    }
+
+    /// Whether drug has been (or is being) given: alarms for the dose apply.
+    pub fn dose_started(self) -> bool {
+        matches!(self, Phase::Dosing | Phase::Monitoring | Phase::Recovery | Phase::Paused(_) | Phase::StoppedEarly)
+    }
+
+    /// The next phase after `step`, or why the step is not allowed now.
+    pub fn next(self, step: &Step) -> Result<Phase, String> {
+        use Phase as P;
+        let next = match (self, step) {
+            (P::Scheduled, Step::CheckIn) => P::CheckedIn,
+            (P::CheckedIn, Step::StartChecks) => P::PreDoseChecks,
+            (P::PreDoseChecks, Step::StartDose) => P::Dosing,
+            (P::Dosing, Step::DoseGiven) => P::Monitoring,
+            (P::Monitoring, Step::StartRecovery) => P::Recovery,
+            (P::Recovery, Step::Discharge) => P::Discharged,
+            (P::Dosing, Step::Pause) => P::Paused(ActivePhase::Dosing),
+            (P::Monitoring, Step::Pause) => P::Paused(ActivePhase::Monitoring),
+            (P::Paused(ActivePhase::Dosing), Step::Resume) => P::Dosing,
+            (P::Paused(ActivePhase::Monitoring), Step::Resume) => P::Monitoring,
+            (P::Scheduled | P::CheckedIn | P::PreDoseChecks, Step::Cancel) => P::Cancelled,
+            (P::Dosing | P::Monitoring | P::Recovery | P::Paused(_), Step::Stop) => P::StoppedEarly,
+            (from, step) => return Err(refusal(from, step)),
+        };
+        Ok(next)
+    }
+}
+
+const ALL: [Phase; 11] = [
+    Phase::Scheduled,
+    Phase::CheckedIn,
+    Phase::PreDoseChecks,
+    Phase::Dosing,
+    Phase::Monitoring,
+    Phase::Recovery,
+    Phase::Discharged,
+    Phase::Paused(ActivePhase::Dosing),
+    Phase::Paused(ActivePhase::Monitoring),
+    Phase::StoppedEarly,
+    Phase::Cancelled,
+];
+
+fn refusal(from: Phase, step: &Step) -> String {
+    let what = match step {
+        Step::CheckIn => "check in",
+        Step::StartChecks => "start the pre-dose checks",
+        Step::StartDose => "start the dose",
+        Step::DoseGiven => "record the dose as given",
+        Step::StartRecovery => "start recovery",
+        Step::Discharge => "discharge",
+        Step::Pause => "pause",
+        Step::Resume => "resume",
+        Step::Stop => "stop early (use cancel before any dose)",
+        Step::Cancel => "cancel (after the dose has started, stop early instead)",
+    };
+    if from.is_final() {
+        format!("the session is {} and closed: it cannot {what}", from.code().replace('_', " "))
+    } else {
+        format!("cannot {what} while the session is {}", from.code().replace('_', " "))
+    }
+}
+
+/// The pre-dose checks. Each is `None` until done.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PreDoseChecks {
+    /// The screening re-check allows a session (no absolute contraindication).
+    pub screening_allows: Option<bool>,
+    /// Consent on file.
+    pub consent_on_file: Option<bool>,
+    /// Weight measured today.
+    pub weight_today: Option<bool>,
+    /// Baseline blood pressure (systolic, diastolic).
+    pub baseline_bp: Option<(u32, u32)>,
+    /// A prescriber's decision to go ahead above the gate, with who decided.
+    pub gate_decision_by: Option<String>,
+    /// Pregnancy test: `None` when not required, `Some(false)` required and missing or positive.
+    pub pregnancy_test_ok: Option<bool>,
+    /// Whether the clinic requires a pregnancy test for this patient.
+    pub pregnancy_test_required: bool,
+    /// Escort home confirmed.
+    pub escort_confirmed: Option<bool>,
+    /// The dose passed the independent double check.
+    pub dose_double_checked: Option<bool>,
+}
+
+/// The session rules (from `knowledge/session.toml`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionRules {
+    /// Version of the file.
+    pub version: String,
+    /// Pre-dose gate, systolic above.
+    pub gate_sbp_above: Rule,
+    /// Pre-dose gate, diastolic above.
+    pub gate_dbp_above: Rule,
+    /// Alarm: systolic above.
+    pub sbp_above: Rule,
+    /// Alarm: diastolic above.
+    pub dbp_above: Rule,
+    /// Alarm: systolic rise from baseline of at least.
+    pub sbp_rise: Rule,
+    /// Alarm: heart rate above.
+    pub hr_above: Rule,
+    /// Alarm: heart rate below.
+    pub hr_below: Rule,
+    /// Alarm: SpO2 below.
+    pub spo2_below: Rule,
+    /// Alarm: respiratory rate below.
+    pub rr_below: Rule,
+    /// Alarm: respiratory rate above.
+    pub rr_above: Rule,
+    /// Alarm: CADSS total above.
+    pub cadss_above: Rule,
+    /// Alarm: MOAA/S at or below.
+    pub moaas_at_or_below: Rule,
+    /// Stale feed after this many seconds.
+    pub stale_seconds: Rule,
+    /// Escalate an unacknowledged alarm after this many seconds.
+    pub escalate_seconds: Rule,
+    /// Plausible range per vital sign.
+    pub plausible: Vec<(Vital, Decimal, Decimal)>,
+    /// Minimum observation after the dose, minutes.
+    pub discharge_minutes: Rule,
+    /// Systolic within this of baseline to discharge.
+    pub discharge_sbp_within: Rule,
+    /// MOAA/S needed to discharge.
+    pub discharge_moaas: Rule,
+}
+
+/// A vital sign.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Vital {
+    /// Systolic BP, mm[Hg].
+    Systolic,
+    /// Diastolic BP, mm[Hg].
+    Diastolic,
+    /// Heart rate, /min.
+    HeartRate,
+    /// SpO2, %.
+    Spo2,
+    /// Respiratory rate, /min.
+    RespiratoryRate,
+}
+
+impl Vital {
+    /// All vital signs.
+    pub const ALL: [Vital; 5] = [Vital::Systolic, Vital::Diastolic, Vital::HeartRate, Vital::Spo2, Vital::RespiratoryRate];
+
+    /// Stable code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Vital::Systolic => "systolic",
+            Vital::Diastolic => "diastolic",
+            Vital::HeartRate => "heart_rate",
+            Vital::Spo2 => "spo2",
+            Vital::RespiratoryRate => "respiratory_rate",
+        }
+    }
+
+    /// Name shown to people.
+    pub fn label(self) -> &'static str {
+        match self {
+            Vital::Systolic => "Systolic BP",
+            Vital::Diastolic => "Diastolic BP",
+            Vital::HeartRate => "Heart rate",
+            Vital::Spo2 => "SpO2",
+            Vital::RespiratoryRate => "Respiratory rate",
+        }
+    }
+
+    /// UCUM unit.
+    pub fn unit(self) -> &'static str {
+        match self {
+            Vital::Systolic | Vital::Diastolic => "mm[Hg]",
+            Vital::HeartRate | Vital::RespiratoryRate => "/min",
+            Vital::Spo2 => "%",
+        }
+    }
+}
+
+/// How serious an alarm is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// Look soon.
+    Advisory,
+    /// Attend now.
+    Warning,
+    /// Attend now and call the prescriber.
+    Critical,
+}
+
+impl Level {
+    /// Stable code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Level::Advisory => "advisory",
+            Level::Warning => "warning",
+            Level::Critical => "critical",
+        }
+    }
+
+    /// One level up (critical stays critical).
+    pub fn escalated(self) -> Level {
+        match self {
+            Level::Advisory => Level::Warning,
+            _ => Level::Critical,
+        }
+    }
+}
+
+/// An alarm the engine raises.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Alarm {
+    /// Rule code, e.g. `sbp_above`; one open alarm per rule and session.
+    pub rule: &'static str,
+    /// Level.
+    pub level: Level,
+    /// What happened, with the value and the limit.
+    pub message: String,
+    /// Source of the limit.
+    pub source: String,
+}
+
+/// Whether a reading is physiologically plausible; the error names the accepted range.
+pub fn plausible(rules: &SessionRules, vital: Vital, value: Decimal) -> Result<(), String> {
+    match rules.plausible.iter().find(|(v, _, _)| *v == vital) {
+        Some((_, lo, hi)) if value < *lo || value > *hi => Err(format!(
+            "{} {value} {} is implausible (accepted {lo}-{hi}): rejected as an artefact, not stored as a reading",
+            vital.label(),
+            vital.unit()
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The pre-dose checks still open or failed, each as a sentence; empty when the dose may start.
+/// A baseline above the gate needs a prescriber's decision (recorded in `gate_decision_by`).
+pub fn unmet_checks(rules: &SessionRules, c: &PreDoseChecks) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut need = |ok: Option<bool>, missing: &str, failed: &str| match ok {
+        None => out.push(missing.to_owned()),
+        Some(false) => out.push(failed.to_owned()),
+        Some(true) => {}
+    };
+    need(c.screening_allows, "Screening re-check not done", "Screening: an absolute contraindication stands; no dose");
+    need(c.consent_on_file, "Consent not confirmed", "No consent on file");
+    need(c.weight_today, "Weight not measured today", "Weight not measured today");
+    if c.pregnancy_test_required {
+        need(c.pregnancy_test_ok, "Pregnancy test required and not recorded", "Pregnancy test not negative: no dose");
+    }
+    need(c.escort_confirmed, "Escort home not confirmed", "No escort home");
+    need(c.dose_double_checked, "The dose has not passed the independent double check", "The dose did not pass the double check");
+    match c.baseline_bp {
+        None => out.push("Baseline blood pressure not recorded".to_owned()),
+        Some((s, d)) => {
+            let above = Decimal::from(s) > rules.gate_sbp_above.value || Decimal::from(d) > rules.gate_dbp_above.value;
+            if above && c.gate_decision_by.is_none() {
+                out.push(format!(
+                    "Baseline {s}/{d} mmHg is above the gate of {}/{} mmHg: a prescriber must decide to go ahead ({})",
+                    rules.gate_sbp_above.value, rules.gate_dbp_above.value, rules.gate_sbp_above.source
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// The alarms one reading raises, given the baseline systolic and the phase. Before the dose
+/// only the plausibility matters (the gate is a pre-dose check, not an alarm).
+pub fn evaluate_vital(rules: &SessionRules, phase: Phase, vital: Vital, value: Decimal, baseline_sbp: Option<u32>) -> Vec<Alarm> {
+    if !phase.dose_started() {
+        return Vec::new();
+    }
+    let mut out = Vec::new();
+    let mut push = |rule: &'static str, level: Level, message: String, r: &Rule| {
+        out.push(Alarm { rule, level, message, source: r.source.clone() });
+    };
+    let (l, u) = (vital.label(), vital.unit());
+    match vital {
+        Vital::Systolic => {
+            if value > rules.sbp_above.value {
+                push("sbp_above", Level::Critical, format!("{l} {value} {u} is above {}", rules.sbp_above.value), &rules.sbp_above);
+            }
+            if let Some(b) = baseline_sbp {
+                let rise = value - Decimal::from(b);
+                if rise >= rules.sbp_rise.value {
+                    push(
+                        "sbp_rise",
+                        Level::Warning,
+                        format!("{l} rose {rise} {u} from the baseline of {b} (limit: a rise of {})", rules.sbp_rise.value),
+                        &rules.sbp_rise,
+                    );
+                }
+            }
+        }
+        Vital::Diastolic => {
+            if value > rules.dbp_above.value {
+                push("dbp_above", Level::Critical, format!("{l} {value} {u} is above {}", rules.dbp_above.value), &rules.dbp_above);
+            }
+        }
+        Vital::HeartRate => {
+            if value > rules.hr_above.value {
+                push("hr_above", Level::Warning, format!("{l} {value} {u} is above {}", rules.hr_above.value), &rules.hr_above);
+            }
+            if value < rules.hr_below.value {
+                push("hr_below", Level::Warning, format!("{l} {value} {u} is below {}", rules.hr_below.value), &rules.hr_below);
+            }
+        }
+        Vital::Spo2 => {
+            if value < rules.spo2_below.value {
+                push("spo2_below", Level::Critical, format!("{l} {value} {u} is below {}", rules.spo2_below.value), &rules.spo2_below);
+            }
+        }
+        Vital::RespiratoryRate => {
+            if value < rules.rr_below.value {
+                push("rr_below", Level::Critical, format!("{l} {value} {u} is below {}", rules.rr_below.value), &rules.rr_below);
+            }
+            if value > rules.rr_above.value {
+                push("rr_above", Level::Warning, format!("{l} {value} {u} is above {}", rules.rr_above.value), &rules.rr_above);
+            }
+        }
+    }
+    out
+}
+
+/// The alarm a CADSS total or MOAA/S score raises.
+pub fn evaluate_rating(rules: &SessionRules, instrument: &str, total: Decimal) -> Option<Alarm> {
+    match instrument {
+        "cadss" if total > rules.cadss_above.value => Some(Alarm {
+            rule: "cadss_above",
+            level: Level::Warning,
+            message: format!("CADSS {total} is above {}", rules.cadss_above.value),
+            source: rules.cadss_above.source.clone(),
+        }),
+        "moaas" if total <= rules.moaas_at_or_below.value => Some(Alarm {
+            rule: "moaas_low",
+            level: if total.is_zero() { Level::Critical } else { Level::Warning },
+            message: format!("MOAA/S {total}: at or below {}", rules.moaas_at_or_below.value),
+            source: rules.moaas_at_or_below.source.clone(),
+        }),
+        _ => None,
+    }
+}
+
+/// The stale-feed alarm for a bound monitor whose last reading was at `last` (or never, since
+/// it was bound at `bound_at`), now.
+pub fn stale_feed(
+    rules: &SessionRules,
+    phase: Phase,
+    bound_at: DateTime<Utc>,
+    last: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Option<Alarm> {
+    if phase.is_final() || matches!(phase, Phase::Scheduled) {
+        return None;
+    }
+    let secs = i64::try_from(rules.stale_seconds.value.trunc().mantissa()).unwrap_or(i64::MAX);
+    let since = last.unwrap_or(bound_at);
+    let silent = now - since;
+    (silent >= Duration::seconds(secs)).then(|| Alarm {
+        rule: "stale_feed",
+        level: if phase.dose_started() { Level::Critical } else { Level::Warning },
+        message: format!("The monitor has sent nothing for {} s (limit {secs} s)", silent.num_seconds()),
+        source: rules.stale_seconds.source.clone(),
+    })
+}
+
+/// The level an open alarm raised at `raised` has now: one level up per escalation period
+/// without acknowledgement.
+pub fn level_now(rules: &SessionRules, alarm: Level, raised: DateTime<Utc>, now: DateTime<Utc>) -> Level {
+    let secs = i64::try_from(rules.escalate_seconds.value.trunc().mantissa()).unwrap_or(i64::MAX).max(1);
+    let periods = (now - raised).num_seconds().max(0) / secs;
+    (0..periods.min(2)).fold(alarm, |l, _| l.escalated())
+}
+
+/// What discharge needs now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DischargeState {
+    /// Minutes since the dose ended.
+    pub minutes_since_dose: i64,
+    /// Baseline and latest systolic.
+    pub baseline_sbp: Option<u32>,
+    /// Latest systolic.
+    pub latest_sbp: Option<u32>,
+    /// Latest MOAA/S.
+    pub latest_moaas: Option<u32>,
+    /// Open (unacknowledged) alarms.
+    pub open_alarms: usize,
+    /// Escort present.
+    pub escort_present: bool,
+}
+
+/// The discharge criteria still unmet, each as a sentence; empty when a clinician may sign.
+pub fn unmet_discharge(rules: &SessionRules, s: &DischargeState) -> Vec<String> {
+    let mut out = Vec::new();
+    if Decimal::from(s.minutes_since_dose) < rules.discharge_minutes.value {
+        out.push(format!(
+            "Observed {} min since the dose; at least {} min needed",
+            s.minutes_since_dose.max(0),
+            rules.discharge_minutes.value
+        ));
+    }
+    match (s.baseline_sbp, s.latest_sbp) {
+        (Some(b), Some(l)) if (Decimal::from(l) - Decimal::from(b)).abs() > rules.discharge_sbp_within.value => {
+            out.push(format!("Systolic {l} mmHg is not within {} of the baseline of {b}", rules.discharge_sbp_within.value));
+        }
+        (_, None) | (None, _) => out.push("No baseline and recent systolic to compare".to_owned()),
+        _ => {}
+    }
+    match s.latest_moaas {
+        Some(m) if Decimal::from(m) >= rules.discharge_moaas.value => {}
+        Some(m) => out.push(format!("MOAA/S {m}; {} needed", rules.discharge_moaas.value)),
+        None => out.push("No MOAA/S recorded in recovery".to_owned()),
+    }
+    if s.open_alarms > 0 {
+        out.push(format!("{} alarm(s) not acknowledged", s.open_alarms));
+    }
+    if !s.escort_present {
+        out.push("Escort not present".to_owned());
+    }
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn r(v: i64) -> Rule {
+        Rule { value: Decimal::from(v), source: "test source".into() }
+    }
+
+    pub(crate) fn rules() -> SessionRules {
+        SessionRules {
+            version: "t".into(),
+            gate_sbp_above: r(140),
+            gate_dbp_above: r(90),
+            sbp_above: r(180),
+            dbp_above: r(110),
+            sbp_rise: r(40),
+            hr_above: r(120),
+            hr_below: r(50),
+            spo2_below: r(92),
+            rr_below: r(8),
+            rr_above: r(24),
+            cadss_above: r(40),
+            moaas_at_or_below: r(2),
+            stale_seconds: r(60),
+            escalate_seconds: r(120),
+            plausible: vec![(Vital::Systolic, Decimal::from(40), Decimal::from(300)), (Vital::Spo2, Decimal::from(50), Decimal::from(100))],
+            discharge_minutes: r(120),
+            discharge_sbp_within: r(20),
+            discharge_moaas: r(5),
+        }
+    }
+
+    #[test]
+    fn the_happy_path_and_out_of_order_steps() {
+        let mut p = Phase::Scheduled;
+        for s in [
+            Step::CheckIn,
+            Step::StartChecks,
+            Step::StartDose,
+            Step::Pause,
+            Step::Resume,
+            Step::DoseGiven,
+            Step::StartRecovery,
+            Step::Discharge,
+        ] {
+            p = p.next(&s).unwrap();
+        }
+        assert_eq!(p, Phase::Discharged);
+        assert!(Phase::Discharged.next(&Step::Stop).unwrap_err().contains("closed"));
+        assert!(Phase::Scheduled.next(&Step::StartDose).unwrap_err().contains("cannot start the dose while the session is scheduled"));
+        assert!(Phase::CheckedIn.next(&Step::Discharge).is_err());
+        assert!(Phase::Dosing.next(&Step::Cancel).unwrap_err().contains("stop early instead"));
+        assert_eq!(Phase::PreDoseChecks.next(&Step::Cancel), Ok(Phase::Cancelled));
+        assert_eq!(Phase::Paused(ActivePhase::Monitoring).next(&Step::Resume), Ok(Phase::Monitoring));
+        assert_eq!(Phase::Paused(ActivePhase::Dosing).next(&Step::Stop), Ok(Phase::StoppedEarly));
+        assert!(Phase::Recovery.next(&Step::Pause).is_err());
+        for p in ALL {
+            assert_eq!(Phase::parse(p.code()), Ok(p));
+        }
+    }
+
+    #[test]
+    fn every_step_from_every_phase_is_either_a_listed_transition_or_refused_with_a_reason() {
+        let steps = [
+            Step::CheckIn,
+            Step::StartChecks,
+            Step::StartDose,
+            Step::DoseGiven,
+            Step::StartRecovery,
+            Step::Discharge,
+            Step::Pause,
+            Step::Resume,
+            Step::Stop,
+            Step::Cancel,
+        ];
+        let mut allowed = 0;
+        for p in ALL {
+            for s in &steps {
+                match p.next(s) {
+                    Ok(n) => {
+                        allowed += 1;
+                        assert_ne!(n, p, "{p:?} {s:?} changes the phase");
+                        assert!(!p.is_final(), "nothing leaves a final phase");
+                    }
+                    Err(e) => assert!(e.starts_with("cannot") || e.contains("closed"), "{e}"),
+                }
+            }
+        }
+        assert_eq!(allowed, 18);
+    }
+
+    #[test]
+    fn the_pre_dose_gate() {
+        let rules = rules();
+        let mut c = PreDoseChecks::default();
+        assert_eq!(unmet_checks(&rules, &c).len(), 6);
+        c = PreDoseChecks {
+            screening_allows: Some(true),
+            consent_on_file: Some(true),
+            weight_today: Some(true),
+            baseline_bp: Some((140, 90)),
+            gate_decision_by: None,
+            pregnancy_test_ok: None,
+            pregnancy_test_required: false,
+            escort_confirmed: Some(true),
+            dose_double_checked: Some(true),
+        };
+        assert!(unmet_checks(&rules, &c).is_empty(), "140/90 is at the gate, not above it");
+        c.baseline_bp = Some((141, 80));
+        assert!(unmet_checks(&rules, &c)[0].contains("a prescriber must decide"));
+        c.gate_decision_by = Some("prescriber".into());
+        assert!(unmet_checks(&rules, &c).is_empty());
+        c.baseline_bp = Some((130, 91));
+        c.gate_decision_by = None;
+        assert_eq!(unmet_checks(&rules, &c).len(), 1);
+        c.baseline_bp = Some((130, 80));
+        c.pregnancy_test_required = true;
+        assert_eq!(unmet_checks(&rules, &c), vec!["Pregnancy test required and not recorded".to_owned()]);
+        c.pregnancy_test_ok = Some(true);
+        c.screening_allows = Some(false);
+        assert!(unmet_checks(&rules, &c)[0].contains("absolute contraindication"));
+    }
+
+    #[test]
+    fn alarm_rules_at_their_boundaries() {
+        let rules = rules();
+        let d = Decimal::from;
+        let m = Phase::Monitoring;
+        let rules_of = |v: Vital, x: i64, b: Option<u32>| evaluate_vital(&rules, m, v, d(x), b).iter().map(|a| a.rule).collect::<Vec<_>>();
+        assert!(rules_of(Vital::Systolic, 180, None).is_empty());
+        assert_eq!(rules_of(Vital::Systolic, 181, None), vec!["sbp_above"]);
+        assert_eq!(rules_of(Vital::Diastolic, 110, None), Vec::<&str>::new());
+        assert_eq!(rules_of(Vital::Diastolic, 111, None), vec!["dbp_above"]);
+        assert!(rules_of(Vital::Systolic, 159, Some(120)).is_empty());
+        assert_eq!(rules_of(Vital::Systolic, 160, Some(120)), vec!["sbp_rise"]);
+        assert_eq!(rules_of(Vital::Systolic, 185, Some(140)), vec!["sbp_above", "sbp_rise"]);
+        assert!(rules_of(Vital::HeartRate, 120, None).is_empty());
+        assert_eq!(rules_of(Vital::HeartRate, 121, None), vec!["hr_above"]);
+        assert!(rules_of(Vital::HeartRate, 50, None).is_empty());
+        assert_eq!(rules_of(Vital::HeartRate, 49, None), vec!["hr_below"]);
+        assert!(rules_of(Vital::Spo2, 92, None).is_empty());
+        assert_eq!(rules_of(Vital::Spo2, 91, None), vec!["spo2_below"]);
+        assert_eq!(rules_of(Vital::RespiratoryRate, 7, None), vec!["rr_below"]);
+        assert_eq!(rules_of(Vital::RespiratoryRate, 25, None), vec!["rr_above"]);
+        assert!(rules_of(Vital::RespiratoryRate, 8, None).is_empty() && rules_of(Vital::RespiratoryRate, 24, None).is_empty());
+        // Before the dose a high reading is the gate's business, not an alarm.
+        assert!(evaluate_vital(&rules, Phase::PreDoseChecks, Vital::Systolic, d(200), None).is_empty());
+        assert_eq!(evaluate_vital(&rules, Phase::Recovery, Vital::Systolic, d(200), None).len(), 1);
+        assert_eq!(evaluate_rating(&rules, "cadss", d(41)).unwrap().rule, "cadss_above");
+        assert!(evaluate_rating(&rules, "cadss", d(40)).is_none());
+        assert_eq!(evaluate_rating(&rules, "moaas", d(0)).unwrap().level, Level::Critical);
+        assert_eq!(evaluate_rating(&rules, "moaas", d(2)).unwrap().level, Level::Warning);
+        assert!(evaluate_rating(&rules, "moaas", d(3)).is_none());
+    }
+
+    #[test]
+    fn implausible_values_are_not_readings() {
+        let rules = rules();
+        assert!(plausible(&rules, Vital::Systolic, Decimal::from(300)).is_ok());
+        let e = plausible(&rules, Vital::Systolic, Decimal::from(301)).unwrap_err();
+        assert!(e.contains("accepted 40-300"), "{e}");
+        assert!(plausible(&rules, Vital::Spo2, Decimal::from(101)).is_err());
+        assert!(plausible(&rules, Vital::HeartRate, Decimal::from(999)).is_ok(), "no range configured: accepted");
+    }
+
+    #[test]
+    fn a_silent_monitor_and_escalation() {
+        let rules = rules();
+        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap();
+        let s = |secs| t0 + Duration::seconds(secs);
+        assert!(stale_feed(&rules, Phase::Monitoring, t0, Some(s(10)), s(69)).is_none());
+        let a = stale_feed(&rules, Phase::Monitoring, t0, Some(s(10)), s(70)).unwrap();
+        assert_eq!((a.rule, a.level), ("stale_feed", Level::Critical));
+        assert!(
+            stale_feed(&rules, Phase::CheckedIn, t0, None, s(60)).is_some_and(|a| a.level == Level::Warning),
+            "never sent since binding"
+        );
+        assert!(stale_feed(&rules, Phase::Discharged, t0, None, s(600)).is_none());
+        assert_eq!(level_now(&rules, Level::Advisory, t0, s(119)), Level::Advisory);
+        assert_eq!(level_now(&rules, Level::Advisory, t0, s(120)), Level::Warning);
+        assert_eq!(level_now(&rules, Level::Advisory, t0, s(10_000)), Level::Critical);
+    }
+
+    #[test]
+    fn discharge_criteria() {
+        let rules = rules();
+        let mut s = DischargeState {
+            minutes_since_dose: 120,
+            baseline_sbp: Some(120),
+            latest_sbp: Some(140),
+            latest_moaas: Some(5),
+            open_alarms: 0,
+            escort_present: true,
+        };
+        assert!(unmet_discharge(&rules, &s).is_empty());
+        s.minutes_since_dose = 119;
+        s.latest_sbp = Some(141);
+        s.latest_moaas = Some(4);
+        s.open_alarms = 1;
+        s.escort_present = false;
+        assert_eq!(unmet_discharge(&rules, &s).len(), 5, "{:?}", unmet_discharge(&rules, &s));
+    }
+}

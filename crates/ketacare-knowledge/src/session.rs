@@ -1,0 +1,111 @@
+//! Loads `knowledge/session.toml`: the pre-dose gate, the alarm rules, the plausibility limits
+//! of readings and the discharge criteria of the treatment session.
+
+use crate::{KnowledgeError, SourcedValue, ValueTable};
+use ketacare_domain::session::{SessionRules, Vital};
+use ketacare_domain::titration::Rule;
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+const FILE: &str = "session.toml";
+const TEXT: &str = include_str!("../../../knowledge/session.toml");
+
+/// Parses the embedded `knowledge/session.toml`.
+pub fn load_session() -> Result<(SessionRules, ValueTable), KnowledgeError> {
+    parse_session(TEXT)
+}
+
+/// Parses a session rules file; every value must be a decimal with a source, every range
+/// ordered, and the gate below the alarm.
+pub fn parse_session(text: &str) -> Result<(SessionRules, ValueTable), KnowledgeError> {
+    #[derive(Deserialize)]
+    struct File {
+        version: String,
+        title: String,
+        #[serde(flatten)]
+        values: BTreeMap<String, SourcedValue>,
+    }
+    let f: File = toml::from_str(text).map_err(|source| KnowledgeError::Parse { file: FILE, source })?;
+    let bad = |key: &str, problem: String| KnowledgeError::Value { file: FILE, key: key.to_owned(), problem };
+    let rule = |key: &str| -> Result<Rule, KnowledgeError> {
+        let v = f.values.get(key).ok_or_else(|| bad(key, "is missing".into()))?;
+        if v.source.trim().len() < 10 {
+            return Err(bad(key, "needs its source".into()));
+        }
+        let value = Decimal::from_str(v.value.trim()).map_err(|_| bad(key, format!("{:?} is not a decimal number", v.value)))?;
+        if value.is_sign_negative() {
+            return Err(bad(key, "must not be negative".into()));
+        }
+        Ok(Rule { value, source: v.source.clone() })
+    };
+    let mut plausible = Vec::new();
+    for v in Vital::ALL {
+        let lo = rule(&format!("plausible_{}_min", v.code()))?.value;
+        let hi = rule(&format!("plausible_{}_max", v.code()))?.value;
+        if lo >= hi {
+            return Err(bad(&format!("plausible_{}_min", v.code()), format!("{lo} is not below the maximum {hi}")));
+        }
+        plausible.push((v, lo, hi));
+    }
+    let rules = SessionRules {
+        version: f.version.clone(),
+        gate_sbp_above: rule("gate_systolic_above")?,
+        gate_dbp_above: rule("gate_diastolic_above")?,
+        sbp_above: rule("alarm_systolic_above")?,
+        dbp_above: rule("alarm_diastolic_above")?,
+        sbp_rise: rule("alarm_systolic_rise")?,
+        hr_above: rule("alarm_heart_rate_above")?,
+        hr_below: rule("alarm_heart_rate_below")?,
+        spo2_below: rule("alarm_spo2_below")?,
+        rr_below: rule("alarm_respiratory_rate_below")?,
+        rr_above: rule("alarm_respiratory_rate_above")?,
+        cadss_above: rule("alarm_cadss_above")?,
+        moaas_at_or_below: rule("alarm_moaas_at_or_below")?,
+        stale_seconds: rule("stale_feed_seconds")?,
+        escalate_seconds: rule("escalate_after_seconds")?,
+        plausible,
+        discharge_minutes: rule("discharge_min_observation_minutes")?,
+        discharge_sbp_within: rule("discharge_systolic_within")?,
+        discharge_moaas: rule("discharge_moaas")?,
+    };
+    if rules.gate_sbp_above.value >= rules.sbp_above.value || rules.gate_dbp_above.value >= rules.dbp_above.value {
+        return Err(KnowledgeError::Inconsistent { file: FILE, problem: "the pre-dose gate must be below the alarm limits".into() });
+    }
+    if rules.hr_below.value >= rules.hr_above.value || rules.rr_below.value >= rules.rr_above.value {
+        return Err(KnowledgeError::Inconsistent { file: FILE, problem: "a lower alarm limit is not below the upper one".into() });
+    }
+    if rules.stale_seconds.value.is_zero() || rules.escalate_seconds.value.is_zero() {
+        return Err(KnowledgeError::Inconsistent { file: FILE, problem: "stale-feed and escalation times must be above 0 s".into() });
+    }
+    Ok((rules, ValueTable { file: FILE, version: f.version, title: f.title, values: f.values }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shipped_file_loads_with_a_source_for_every_value() {
+        let (r, table) = load_session().unwrap();
+        assert_eq!((r.sbp_above.value, r.dbp_above.value), (Decimal::from(180), Decimal::from(110)));
+        assert_eq!((r.gate_sbp_above.value, r.gate_dbp_above.value), (Decimal::from(140), Decimal::from(90)));
+        assert_eq!(r.plausible.len(), 5);
+        assert!(table.values.values().all(|v| v.source.len() > 10));
+        // Local-policy thresholds without a published number are marked so.
+        for k in ["alarm_spo2_below", "alarm_heart_rate_above", "alarm_respiratory_rate_below", "alarm_systolic_rise"] {
+            assert!(table.values[k].policy && table.values[k].unverified, "{k}");
+        }
+    }
+
+    #[test]
+    fn bad_files_are_refused_with_the_key_named() {
+        let swap = |from: &str, to: &str| parse_session(&TEXT.replacen(from, to, 1)).map(|_| ()).unwrap_err().to_string();
+        assert!(swap("[alarm_spo2_below]\nvalue = \"92\"", "[alarm_spo2_below]\nvalue = \"ninety\"").contains("alarm_spo2_below"));
+        assert!(swap("[gate_systolic_above]\nvalue = \"140\"", "[gate_systolic_above]\nvalue = \"190\"").contains("gate"));
+        assert!(swap("[plausible_spo2_min]\nvalue = \"50\"", "[plausible_spo2_min]\nvalue = \"100\"").contains("plausible_spo2_min"));
+        assert!(swap("[stale_feed_seconds]\nvalue = \"60\"", "[stale_feed_seconds]\nvalue = \"0\"").contains("stale"));
+        assert!(swap("[discharge_moaas]", "[discharge_moaas_x]").contains("discharge_moaas"));
+    }
+}
