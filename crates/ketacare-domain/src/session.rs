@@ -519,6 +519,83 @@ pub fn unmet_discharge(rules: &SessionRules, s: &DischargeState) -> Vec<String> 
     out
 }
 
+/// One input to a session's alarm engine, in time order.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SessionInput {
+    /// A step of the state machine.
+    Step(Step),
+    /// A vital-sign reading.
+    Vital(DateTime<Utc>, Vital, Decimal),
+    /// A CADSS or MOAA/S total.
+    Rating(DateTime<Utc>, String, Decimal),
+    /// The clock ticks (for the stale-feed check) with the time of the monitor's last reading.
+    Tick(DateTime<Utc>),
+    /// Someone acknowledged the open alarm of a rule.
+    Acknowledge(&'static str),
+}
+
+/// The alarm engine of one session: the phase, the baseline, the monitor's last reading and
+/// the open alarms (one per rule; a rule that is still open raises nothing new).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AlarmTracker {
+    /// Phase now.
+    pub phase: Phase,
+    /// Pre-dose baseline systolic (the last systolic before the dose).
+    pub baseline_sbp: Option<u32>,
+    /// When the monitor was bound.
+    pub bound_at: DateTime<Utc>,
+    /// The monitor's last reading.
+    pub last_reading: Option<DateTime<Utc>>,
+    /// Open alarms with the time raised.
+    pub open: Vec<(DateTime<Utc>, Alarm)>,
+}
+
+impl AlarmTracker {
+    /// A session just booked, its monitor bound at `bound_at`.
+    pub fn new(bound_at: DateTime<Utc>) -> Self {
+        Self { phase: Phase::Scheduled, baseline_sbp: None, bound_at, last_reading: None, open: Vec::new() }
+    }
+
+    /// Feeds one input; returns the alarms newly raised (or an error for a refused step or an
+    /// implausible reading, which changes nothing).
+    pub fn feed(&mut self, rules: &SessionRules, input: &SessionInput) -> Result<Vec<Alarm>, String> {
+        let raised = match input {
+            SessionInput::Step(s) => {
+                self.phase = self.phase.next(s)?;
+                Vec::new()
+            }
+            SessionInput::Vital(at, v, x) => {
+                plausible(rules, *v, *x)?;
+                self.last_reading = Some(*at);
+                if *v == Vital::Systolic && !self.phase.dose_started() {
+                    self.baseline_sbp = u32::try_from(x.round().mantissa()).ok();
+                }
+                self.raise(*at, evaluate_vital(rules, self.phase, *v, *x, self.baseline_sbp))
+            }
+            SessionInput::Rating(at, inst, total) => self.raise(*at, evaluate_rating(rules, inst, *total).into_iter().collect()),
+            SessionInput::Tick(now) => {
+                let stale = stale_feed(rules, self.phase, self.bound_at, self.last_reading, *now);
+                self.raise(*now, stale.into_iter().collect())
+            }
+            SessionInput::Acknowledge(rule) => {
+                let before = self.open.len();
+                self.open.retain(|(_, a)| a.rule != *rule);
+                if self.open.len() == before {
+                    return Err(format!("no open alarm {rule} to acknowledge"));
+                }
+                Vec::new()
+            }
+        };
+        Ok(raised)
+    }
+
+    fn raise(&mut self, at: DateTime<Utc>, alarms: Vec<Alarm>) -> Vec<Alarm> {
+        let new: Vec<Alarm> = alarms.into_iter().filter(|a| !self.open.iter().any(|(_, o)| o.rule == a.rule)).collect();
+        self.open.extend(new.iter().cloned().map(|a| (at, a)));
+        new
+    }
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -721,5 +798,51 @@ pub(crate) mod tests {
         s.open_alarms = 1;
         s.escort_present = false;
         assert_eq!(unmet_discharge(&rules, &s).len(), 5, "{:?}", unmet_discharge(&rules, &s));
+    }
+
+    #[test]
+    fn a_replayed_session_raises_exactly_the_expected_alarms() {
+        let rules = rules();
+        let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap();
+        let at = |m: i64| t0 + Duration::minutes(m);
+        let d = Decimal::from;
+        use SessionInput as I;
+        let script = vec![
+            I::Step(Step::CheckIn),
+            I::Vital(at(1), Vital::Systolic, d(150)),
+            I::Vital(at(2), Vital::Systolic, d(128)),
+            I::Step(Step::StartChecks),
+            I::Step(Step::StartDose),
+            I::Vital(at(10), Vital::Systolic, d(150)),
+            I::Vital(at(20), Vital::Systolic, d(170)),
+            I::Vital(at(21), Vital::Systolic, d(175)),
+            I::Vital(at(22), Vital::Systolic, d(400)),
+            I::Vital(at(30), Vital::Diastolic, d(112)),
+            I::Acknowledge("sbp_rise"),
+            I::Vital(at(31), Vital::Systolic, d(182)),
+            I::Step(Step::DoseGiven),
+            I::Rating(at(45), "moaas".into(), d(3)),
+            I::Tick(at(32)),
+            I::Tick(at(33)),
+        ];
+        let mut t = AlarmTracker::new(t0);
+        let mut raised = Vec::new();
+        let mut refused = Vec::new();
+        for i in &script {
+            match t.feed(&rules, i) {
+                Ok(a) => raised.extend(a.into_iter().map(|a| a.rule)),
+                Err(e) => refused.push(e),
+            }
+        }
+        // 150 before the dose is the gate's business; the baseline is the last pre-dose 128.
+        // 170 rises 42: sbp_rise once (175 adds nothing while it is open); 400 is an artefact;
+        // 112 diastolic; after the acknowledgement 182 raises the rise again and the ceiling;
+        // the monitor last sent at 31 min, so it is stale at 32 min only after 60 s.
+        assert_eq!(raised, vec!["sbp_rise", "dbp_above", "sbp_above", "sbp_rise", "stale_feed"]);
+        assert_eq!(refused.len(), 1, "{refused:?}");
+        assert!(refused[0].contains("implausible"));
+        assert_eq!(t.baseline_sbp, Some(128));
+        assert!(t.feed(&rules, &I::Acknowledge("hr_above")).unwrap_err().contains("no open alarm"));
+        assert!(t.feed(&rules, &I::Step(Step::Discharge)).is_err(), "monitoring cannot jump to discharge");
     }
 }
