@@ -115,6 +115,10 @@ pub mod loinc {
     pub const DIASTOLIC_BP: &str = "8462-4";
     /// Heart rate (/min).
     pub const HEART_RATE: &str = "8867-4";
+    /// Oxygen saturation in arterial blood by pulse oximetry (%).
+    pub const SPO2: &str = "59408-5";
+    /// Respiratory rate (/min).
+    pub const RESPIRATORY_RATE: &str = "9279-1";
     /// Alanine aminotransferase, enzymatic activity in serum or plasma (U/L). LOINC 1742-6 as
     /// published at loinc.org (laboratory codes are not in the product's clinical reference; verify
     /// against the laboratory's own coding).

@@ -266,6 +266,26 @@ impl Vital {
         }
     }
 
+    /// LOINC code (FHIR R4 vital-signs value set).
+    pub fn loinc(self) -> &'static str {
+        use crate::coding::loinc;
+        match self {
+            Vital::Systolic => loinc::SYSTOLIC_BP,
+            Vital::Diastolic => loinc::DIASTOLIC_BP,
+            Vital::HeartRate => loinc::HEART_RATE,
+            Vital::Spo2 => loinc::SPO2,
+            Vital::RespiratoryRate => loinc::RESPIRATORY_RATE,
+        }
+    }
+
+    /// Parses a code.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|v| v.code() == s)
+            .ok_or_else(|| format!("unknown vital sign {s:?}; accepted: {}", Self::ALL.map(Vital::code).join(", ")))
+    }
+
     /// UCUM unit.
     pub fn unit(self) -> &'static str {
         match self {
@@ -517,6 +537,40 @@ pub fn unmet_discharge(rules: &SessionRules, s: &DischargeState) -> Vec<String> 
         out.push("Escort not present".to_owned());
     }
     out
+}
+
+/// How monitors name vital signs (from `knowledge/monitor-codes.toml`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MonitorCodes {
+    /// (MDC numeric code, REFID, vital sign).
+    pub codes: Vec<(String, String, Vital)>,
+    /// Values that mean "no value".
+    pub no_value: Vec<String>,
+}
+
+impl MonitorCodes {
+    /// The vital sign an HL7 OBX-3 observation id (`code^REFID^MDC`) names: by the numeric code
+    /// first (trusted over the name), then by the REFID; `None` for codes Ketacare does not use.
+    pub fn vital_for(&self, observation_id: &str) -> Option<Vital> {
+        let mut parts = observation_id.split('^').map(str::trim);
+        let code = parts.next().unwrap_or("");
+        let refid = parts.next().unwrap_or("");
+        self.codes
+            .iter()
+            .find(|(c, _, _)| c == code)
+            .or_else(|| self.codes.iter().find(|(_, r, _)| !refid.is_empty() && r.eq_ignore_ascii_case(refid)))
+            .map(|(_, _, v)| *v)
+    }
+
+    /// The value of an OBX-5: `Ok(None)` for a "no value" marker, an error naming the accepted
+    /// form for anything else that is not a decimal number.
+    pub fn value(&self, raw: &str) -> Result<Option<Decimal>, String> {
+        let t = raw.trim();
+        if self.no_value.iter().any(|m| m == t) {
+            return Ok(None);
+        }
+        t.parse::<Decimal>().map(Some).map_err(|_| format!("value {t:?} is not a number (accepted: a decimal such as 128 or 97.5)"))
+    }
 }
 
 /// One input to a session's alarm engine, in time order.
@@ -844,5 +898,26 @@ pub(crate) mod tests {
         assert_eq!(t.baseline_sbp, Some(128));
         assert!(t.feed(&rules, &I::Acknowledge("hr_above")).unwrap_err().contains("no open alarm"));
         assert!(t.feed(&rules, &I::Step(Step::Discharge)).is_err(), "monitoring cannot jump to discharge");
+    }
+
+    #[test]
+    fn monitor_codes_trust_the_number_and_skip_no_value_markers() {
+        let m = MonitorCodes {
+            codes: vec![
+                ("150021".into(), "MDC_PRESS_BLD_NONINV_SYS".into(), Vital::Systolic),
+                ("150017".into(), "MDC_PRESS_BLD_SYS".into(), Vital::Systolic),
+                ("150456".into(), "MDC_PULS_OXIM_SAT_O2".into(), Vital::Spo2),
+            ],
+            no_value: vec!["-100".into(), "".into()],
+        };
+        assert_eq!(m.vital_for("150017^MDC_PRESS_BLD_NONINV_SYS^MDC"), Some(Vital::Systolic));
+        assert_eq!(m.vital_for("150456^WRONG_NAME^MDC"), Some(Vital::Spo2), "the number wins over the name");
+        assert_eq!(m.vital_for("999^MDC_PULS_OXIM_SAT_O2^MDC"), Some(Vital::Spo2), "a known name with an unknown number");
+        assert_eq!(m.vital_for("393216^NIBP_SYS^EHC"), None, "private codes are not guessed");
+        assert_eq!(m.value("-100"), Ok(None));
+        assert_eq!(m.value(" 97.5 "), Ok(Some(Decimal::new(975, 1))));
+        assert!(m.value("12O").unwrap_err().contains("accepted: a decimal"));
+        assert_eq!(Vital::parse("spo2"), Ok(Vital::Spo2));
+        assert!(Vital::parse("bp").unwrap_err().contains("systolic, diastolic"));
     }
 }

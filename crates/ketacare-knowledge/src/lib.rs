@@ -256,6 +256,8 @@ pub struct Knowledge {
     pub titration: ketacare_domain::titration::TitrationRules,
     /// Rules of the treatment session (gate, alarms, plausibility, discharge).
     pub session: ketacare_domain::session::SessionRules,
+    /// How monitors name vital signs (MDC codes).
+    pub monitor_codes: ketacare_domain::session::MonitorCodes,
     common_passwords: Vec<&'static str>,
 }
 
@@ -318,6 +320,7 @@ impl Knowledge {
         let (drug_library, protocols, library_tables) = dosing::load_dosing(anthropometry.cm_per_inch)?;
         let (titration, titration_table) = dosing::load_titration()?;
         let (session, session_table) = session::load_session()?;
+        let monitor_codes = session::load_monitor_codes()?;
         if !assessment_timing.timepoints.iter().any(|t| t.key == titration.response_timepoint) {
             return Err(KnowledgeError::Inconsistent {
                 file: "titration.toml",
@@ -352,6 +355,7 @@ impl Knowledge {
             protocols,
             titration,
             session,
+            monitor_codes,
             assessment_timing,
             common_passwords,
         })

@@ -2,7 +2,7 @@
 //! of readings and the discharge criteria of the treatment session.
 
 use crate::{KnowledgeError, SourcedValue, ValueTable};
-use ketacare_domain::session::{SessionRules, Vital};
+use ketacare_domain::session::{MonitorCodes, SessionRules, Vital};
 use ketacare_domain::titration::Rule;
 use rust_decimal::Decimal;
 use serde::Deserialize;
@@ -82,6 +82,43 @@ pub fn parse_session(text: &str) -> Result<(SessionRules, ValueTable), Knowledge
     Ok((rules, ValueTable { file: FILE, version: f.version, title: f.title, values: f.values }))
 }
 
+const CODES_FILE: &str = "monitor-codes.toml";
+const CODES_TEXT: &str = include_str!("../../../knowledge/monitor-codes.toml");
+
+/// Parses the embedded `knowledge/monitor-codes.toml`: each MDC code once, each naming a vital
+/// sign Ketacare knows.
+pub fn load_monitor_codes() -> Result<MonitorCodes, KnowledgeError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        version: String,
+        title: String,
+        source: String,
+        no_value_markers: Vec<String>,
+        no_value_source: String,
+        code: Vec<Code>,
+    }
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Code {
+        mdc: String,
+        refid: String,
+        vital: String,
+    }
+    let f: File = toml::from_str(CODES_TEXT).map_err(|source| KnowledgeError::Parse { file: CODES_FILE, source })?;
+    let _ = (&f.version, &f.title, &f.source, &f.no_value_source);
+    let mut codes: Vec<(String, String, Vital)> = Vec::new();
+    for c in f.code {
+        let bad = |problem: String| KnowledgeError::Value { file: CODES_FILE, key: c.mdc.clone(), problem };
+        let vital = Vital::parse(&c.vital).map_err(bad)?;
+        if c.mdc.parse::<u32>().is_err() || codes.iter().any(|(m, _, _)| *m == c.mdc) {
+            return Err(bad("must be a numeric MDC code listed once".into()));
+        }
+        codes.push((c.mdc, c.refid, vital));
+    }
+    Ok(MonitorCodes { codes, no_value: f.no_value_markers })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -107,5 +144,15 @@ mod tests {
         assert!(swap("[plausible_spo2_min]\nvalue = \"50\"", "[plausible_spo2_min]\nvalue = \"100\"").contains("plausible_spo2_min"));
         assert!(swap("[stale_feed_seconds]\nvalue = \"60\"", "[stale_feed_seconds]\nvalue = \"0\"").contains("stale"));
         assert!(swap("[discharge_moaas]", "[discharge_moaas_x]").contains("discharge_moaas"));
+    }
+
+    #[test]
+    fn every_vital_sign_has_a_monitor_code() {
+        let m = load_monitor_codes().unwrap();
+        for v in Vital::ALL {
+            assert!(m.codes.iter().any(|(_, _, x)| *x == v), "{v:?}");
+        }
+        assert_eq!(m.vital_for("150021^MDC_PRESS_BLD_NONINV_SYS^MDC"), Some(Vital::Systolic));
+        assert_eq!(m.value("-100"), Ok(None));
     }
 }
