@@ -573,6 +573,114 @@ impl MonitorCodes {
     }
 }
 
+/// The kinds of adverse event recorded at a session (the effects reported with ketamine at
+/// sub-anaesthetic doses); anything else is `other` with a description.
+pub const ADVERSE_EVENT_KINDS: [(&str, &str); 12] = [
+    ("dissociation", "Dissociation"),
+    ("hallucinations", "Hallucinations"),
+    ("nausea", "Nausea"),
+    ("vomiting", "Vomiting"),
+    ("dizziness", "Dizziness"),
+    ("headache", "Headache"),
+    ("blurred_vision", "Blurred vision"),
+    ("hypertension", "Hypertension"),
+    ("tachycardia", "Tachycardia"),
+    ("raised_temperature", "Raised temperature"),
+    ("anxiety", "Anxiety"),
+    ("other", "Other (describe)"),
+];
+
+/// What was done about an adverse event.
+pub const ADVERSE_EVENT_ACTIONS: [&str; 5] = ["none", "dose_paused", "dose_stopped", "treated", "referred"];
+
+/// How an adverse event ended.
+pub const ADVERSE_EVENT_OUTCOMES: [&str; 4] = ["resolved", "resolving", "not_resolved", "unknown"];
+
+/// An adverse event at a session.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AdverseEvent {
+    /// Kind code (`ADVERSE_EVENT_KINDS`).
+    pub kind: String,
+    /// Description (required for `other`).
+    pub description: Option<String>,
+    /// Grade 1 (mild) to 5 (death), as in CTCAE.
+    pub grade: u8,
+    /// Serious (hospitalisation, life-threatening, disability, death).
+    pub serious: bool,
+    /// Action taken (`ADVERSE_EVENT_ACTIONS`).
+    pub action: String,
+    /// Outcome (`ADVERSE_EVENT_OUTCOMES`).
+    pub outcome: String,
+}
+
+/// The raw form of an adverse event.
+#[derive(Clone, Debug, Default)]
+pub struct AdverseEventInput {
+    /// Kind code.
+    pub kind: String,
+    /// Description.
+    pub description: String,
+    /// Grade as typed.
+    pub grade: String,
+    /// "yes"/"no" (or "true"/"false").
+    pub serious: String,
+    /// Action code.
+    pub action: String,
+    /// Outcome code.
+    pub outcome: String,
+}
+
+impl AdverseEventInput {
+    /// Validates every field at once; each error names the field and the accepted values.
+    pub fn parse(&self) -> Result<AdverseEvent, crate::validation::FieldErrors> {
+        let mut e = crate::validation::FieldErrors::new();
+        let kind = self.kind.trim();
+        if !ADVERSE_EVENT_KINDS.iter().any(|(k, _)| *k == kind) {
+            e.add("kind", format!("choose one of: {}", ADVERSE_EVENT_KINDS.map(|(k, _)| k).join(", ")));
+        }
+        let description = Some(self.description.trim().to_owned()).filter(|d| !d.is_empty());
+        if kind == "other" && description.is_none() {
+            e.add("description", "describe the event (required for other)");
+        }
+        if description.as_ref().is_some_and(|d| d.chars().count() > 500) {
+            e.add("description", "at most 500 characters");
+        }
+        let grade = self.grade.trim().parse::<u8>().ok().filter(|g| (1..=5).contains(g));
+        if grade.is_none() {
+            e.add("grade", "a whole number from 1 (mild) to 5 (death)");
+        }
+        let serious = match self.serious.trim() {
+            "yes" | "true" => Some(true),
+            "no" | "false" | "" => Some(false),
+            _ => None,
+        };
+        if serious.is_none() {
+            e.add("serious", "yes or no");
+        }
+        let action = self.action.trim();
+        if !ADVERSE_EVENT_ACTIONS.contains(&action) {
+            e.add("action", format!("choose one of: {}", ADVERSE_EVENT_ACTIONS.join(", ")));
+        }
+        let outcome = self.outcome.trim();
+        if !ADVERSE_EVENT_OUTCOMES.contains(&outcome) {
+            e.add("outcome", format!("choose one of: {}", ADVERSE_EVENT_OUTCOMES.join(", ")));
+        }
+        let grade = grade.unwrap_or(1);
+        if grade >= 4 && serious == Some(false) {
+            e.add("serious", "a grade 4 or 5 event is serious");
+        }
+        e.into_result()?;
+        Ok(AdverseEvent {
+            kind: kind.to_owned(),
+            description,
+            grade,
+            serious: serious.unwrap_or(false),
+            action: action.to_owned(),
+            outcome: outcome.to_owned(),
+        })
+    }
+}
+
 /// One input to a session's alarm engine, in time order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SessionInput {
@@ -919,5 +1027,32 @@ pub(crate) mod tests {
         assert!(m.value("12O").unwrap_err().contains("accepted: a decimal"));
         assert_eq!(Vital::parse("spo2"), Ok(Vital::Spo2));
         assert!(Vital::parse("bp").unwrap_err().contains("systolic, diastolic"));
+    }
+
+    #[test]
+    fn adverse_events_name_every_bad_field() {
+        let ok = AdverseEventInput {
+            kind: "nausea".into(),
+            description: String::new(),
+            grade: "1".into(),
+            serious: "no".into(),
+            action: "none".into(),
+            outcome: "resolved".into(),
+        };
+        assert_eq!(ok.parse().unwrap().grade, 1);
+        let bad = AdverseEventInput {
+            kind: "other".into(),
+            grade: "7".into(),
+            serious: "maybe".into(),
+            action: "x".into(),
+            ..Default::default()
+        };
+        let e = bad.parse().unwrap_err();
+        for f in ["description", "grade", "serious", "action", "outcome"] {
+            assert!(e.for_field(f).is_some(), "{f}");
+        }
+        assert!(e.for_field("grade").unwrap().contains("1 (mild) to 5"));
+        let grave = AdverseEventInput { grade: "4".into(), ..ok };
+        assert!(grave.parse().unwrap_err().for_field("serious").unwrap().contains("serious"));
     }
 }
