@@ -2,7 +2,10 @@
 //!
 //! Phases: scheduled → checked in → pre-dose checks → dosing → monitoring → recovery →
 //! discharged; a session may be paused (and resumed where it was), stopped early or cancelled.
-//! Every step is checked here, so out-of-order steps are refused whatever the caller.
+//! `Phase::next` refuses out-of-order steps whatever the caller; starting the dose also needs
+//! `unmet_checks` to be empty and discharging needs `unmet_discharge` to be empty, which the
+//! caller checks with the chart's data before it takes the step. A session stopped early still
+//! goes through recovery and discharge: the patient has had drug.
 //! The alert engine turns one reading (with the session's baseline and phase) into the alarms
 //! it raises, by the rules of `knowledge/session.toml`; a silent monitor is an alarm too.
 
@@ -30,7 +33,7 @@ pub enum Phase {
     Discharged,
     /// Paused from an active phase; resumes there.
     Paused(ActivePhase),
-    /// Stopped before the end (final).
+    /// The dose was stopped before the end; the patient goes on to recovery.
     StoppedEarly,
     /// Cancelled before any dose (final).
     Cancelled,
@@ -64,7 +67,7 @@ pub enum Step {
     Pause,
     /// Resume after a pause.
     Resume,
-    /// Stop before the end, with a reason.
+    /// Stop the dose before the end, with a reason (then recovery as usual).
     Stop,
     /// Cancel before any dose, with a reason.
     Cancel,
@@ -95,7 +98,7 @@ impl Phase {
 
     /// Whether the session is over.
     pub fn is_final(self) -> bool {
-        matches!(self, Phase::Discharged | Phase::StoppedEarly | Phase::Cancelled)
+        matches!(self, Phase::Discharged | Phase::Cancelled)
     }
 
     /// Whether drug has been (or is being) given: alarms for the dose apply.
@@ -111,14 +114,14 @@ impl Phase {
             (P::CheckedIn, Step::StartChecks) => P::PreDoseChecks,
             (P::PreDoseChecks, Step::StartDose) => P::Dosing,
             (P::Dosing, Step::DoseGiven) => P::Monitoring,
-            (P::Monitoring, Step::StartRecovery) => P::Recovery,
+            (P::Monitoring | P::StoppedEarly, Step::StartRecovery) => P::Recovery,
             (P::Recovery, Step::Discharge) => P::Discharged,
             (P::Dosing, Step::Pause) => P::Paused(ActivePhase::Dosing),
             (P::Monitoring, Step::Pause) => P::Paused(ActivePhase::Monitoring),
             (P::Paused(ActivePhase::Dosing), Step::Resume) => P::Dosing,
             (P::Paused(ActivePhase::Monitoring), Step::Resume) => P::Monitoring,
             (P::Scheduled | P::CheckedIn | P::PreDoseChecks, Step::Cancel) => P::Cancelled,
-            (P::Dosing | P::Monitoring | P::Recovery | P::Paused(_), Step::Stop) => P::StoppedEarly,
+            (P::Dosing | P::Monitoring | P::Paused(_), Step::Stop) => P::StoppedEarly,
             (from, step) => return Err(refusal(from, step)),
         };
         Ok(next)
@@ -149,7 +152,7 @@ fn refusal(from: Phase, step: &Step) -> String {
         Step::Discharge => "discharge",
         Step::Pause => "pause",
         Step::Resume => "resume",
-        Step::Stop => "stop early (use cancel before any dose)",
+        Step::Stop => "stop the dose early (use cancel before any dose; in recovery the dose is over)",
         Step::Cancel => "cancel (after the dose has started, stop early instead)",
     };
     if from.is_final() {
@@ -191,12 +194,18 @@ pub struct SessionRules {
     pub gate_sbp_above: Rule,
     /// Pre-dose gate, diastolic above.
     pub gate_dbp_above: Rule,
+    /// Pre-dose hard ceiling, systolic above: no decision lets the dose start.
+    pub gate_hard_sbp_above: Rule,
+    /// Pre-dose hard ceiling, diastolic above.
+    pub gate_hard_dbp_above: Rule,
     /// Alarm: systolic above.
     pub sbp_above: Rule,
     /// Alarm: diastolic above.
     pub dbp_above: Rule,
     /// Alarm: systolic rise from baseline of at least.
     pub sbp_rise: Rule,
+    /// Alarm: diastolic rise from baseline of at least.
+    pub dbp_rise: Rule,
     /// Alarm: heart rate above.
     pub hr_above: Rule,
     /// Alarm: heart rate below.
@@ -211,6 +220,8 @@ pub struct SessionRules {
     pub cadss_above: Rule,
     /// Alarm: MOAA/S at or below.
     pub moaas_at_or_below: Rule,
+    /// Critical when MOAA/S is at or below.
+    pub moaas_critical_at_or_below: Rule,
     /// Stale feed after this many seconds.
     pub stale_seconds: Rule,
     /// Escalate an unacknowledged alarm after this many seconds.
@@ -371,8 +382,17 @@ pub fn unmet_checks(rules: &SessionRules, c: &PreDoseChecks) -> Vec<String> {
     match c.baseline_bp {
         None => out.push("Baseline blood pressure not recorded".to_owned()),
         Some((s, d)) => {
+            let implausible = [plausible(rules, Vital::Systolic, Decimal::from(s)), plausible(rules, Vital::Diastolic, Decimal::from(d))];
             let above = Decimal::from(s) > rules.gate_sbp_above.value || Decimal::from(d) > rules.gate_dbp_above.value;
-            if above && c.gate_decision_by.is_none() {
+            let decided = c.gate_decision_by.as_deref().is_some_and(|b| !b.trim().is_empty());
+            if let Some(Err(e)) = implausible.into_iter().find(Result::is_err) {
+                out.push(format!("Baseline: {e}; measure again"));
+            } else if Decimal::from(s) > rules.gate_hard_sbp_above.value || Decimal::from(d) > rules.gate_hard_dbp_above.value {
+                out.push(format!(
+                    "Baseline {s}/{d} mmHg is above {}/{} mmHg: no dose today, for anyone ({})",
+                    rules.gate_hard_sbp_above.value, rules.gate_hard_dbp_above.value, rules.gate_hard_sbp_above.source
+                ));
+            } else if above && !decided {
                 out.push(format!(
                     "Baseline {s}/{d} mmHg is above the gate of {}/{} mmHg: a prescriber must decide to go ahead ({})",
                     rules.gate_sbp_above.value, rules.gate_dbp_above.value, rules.gate_sbp_above.source
@@ -385,7 +405,14 @@ pub fn unmet_checks(rules: &SessionRules, c: &PreDoseChecks) -> Vec<String> {
 
 /// The alarms one reading raises, given the baseline systolic and the phase. Before the dose
 /// only the plausibility matters (the gate is a pre-dose check, not an alarm).
-pub fn evaluate_vital(rules: &SessionRules, phase: Phase, vital: Vital, value: Decimal, baseline_sbp: Option<u32>) -> Vec<Alarm> {
+pub fn evaluate_vital(
+    rules: &SessionRules,
+    phase: Phase,
+    vital: Vital,
+    value: Decimal,
+    baseline: (Option<u32>, Option<u32>),
+) -> Vec<Alarm> {
+    let (baseline_sbp, baseline_dbp) = baseline;
     if !phase.dose_started() {
         return Vec::new();
     }
@@ -415,6 +442,17 @@ pub fn evaluate_vital(rules: &SessionRules, phase: Phase, vital: Vital, value: D
             if value > rules.dbp_above.value {
                 push("dbp_above", Level::Critical, format!("{l} {value} {u} is above {}", rules.dbp_above.value), &rules.dbp_above);
             }
+            if let Some(b) = baseline_dbp {
+                let rise = value - Decimal::from(b);
+                if rise >= rules.dbp_rise.value {
+                    push(
+                        "dbp_rise",
+                        Level::Warning,
+                        format!("{l} rose {rise} {u} from the baseline of {b} (limit: a rise of {})", rules.dbp_rise.value),
+                        &rules.dbp_rise,
+                    );
+                }
+            }
         }
         Vital::HeartRate => {
             if value > rules.hr_above.value {
@@ -441,7 +479,8 @@ pub fn evaluate_vital(rules: &SessionRules, phase: Phase, vital: Vital, value: D
     out
 }
 
-/// The alarm a CADSS total or MOAA/S score raises.
+/// The alarm a CADSS total or MOAA/S score raises (totals come from the instrument's own
+/// scoring, which has already checked their range). Other instruments raise nothing here.
 pub fn evaluate_rating(rules: &SessionRules, instrument: &str, total: Decimal) -> Option<Alarm> {
     match instrument {
         "cadss" if total > rules.cadss_above.value => Some(Alarm {
@@ -452,7 +491,7 @@ pub fn evaluate_rating(rules: &SessionRules, instrument: &str, total: Decimal) -
         }),
         "moaas" if total <= rules.moaas_at_or_below.value => Some(Alarm {
             rule: "moaas_low",
-            level: if total.is_zero() { Level::Critical } else { Level::Warning },
+            level: if total <= rules.moaas_critical_at_or_below.value { Level::Critical } else { Level::Warning },
             message: format!("MOAA/S {total}: at or below {}", rules.moaas_at_or_below.value),
             source: rules.moaas_at_or_below.source.clone(),
         }),
@@ -460,22 +499,23 @@ pub fn evaluate_rating(rules: &SessionRules, instrument: &str, total: Decimal) -
     }
 }
 
-/// The stale-feed alarm for a bound monitor whose last reading was at `last` (or never, since
-/// it was bound at `bound_at`), now.
+/// The stale-feed alarm for a monitor bound to the session at `bound_at` (`None`: no monitor,
+/// vitals are typed in by hand, so no stale-feed alarm) whose last reading was at `last`, now.
 pub fn stale_feed(
     rules: &SessionRules,
     phase: Phase,
-    bound_at: DateTime<Utc>,
+    bound_at: Option<DateTime<Utc>>,
     last: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
 ) -> Option<Alarm> {
+    let bound_at = bound_at?;
     if phase.is_final() || matches!(phase, Phase::Scheduled) {
         return None;
     }
-    let secs = i64::try_from(rules.stale_seconds.value.trunc().mantissa()).unwrap_or(i64::MAX);
-    let since = last.unwrap_or(bound_at);
+    let secs = whole_seconds(&rules.stale_seconds);
+    let since = last.map_or(bound_at, |l| l.max(bound_at));
     let silent = now - since;
-    (silent >= Duration::seconds(secs)).then(|| Alarm {
+    (silent >= Duration::try_seconds(secs).unwrap_or(Duration::MAX)).then(|| Alarm {
         rule: "stale_feed",
         level: if phase.dose_started() { Level::Critical } else { Level::Warning },
         message: format!("The monitor has sent nothing for {} s (limit {secs} s)", silent.num_seconds()),
@@ -486,9 +526,14 @@ pub fn stale_feed(
 /// The level an open alarm raised at `raised` has now: one level up per escalation period
 /// without acknowledgement.
 pub fn level_now(rules: &SessionRules, alarm: Level, raised: DateTime<Utc>, now: DateTime<Utc>) -> Level {
-    let secs = i64::try_from(rules.escalate_seconds.value.trunc().mantissa()).unwrap_or(i64::MAX).max(1);
+    let secs = whole_seconds(&rules.escalate_seconds);
     let periods = (now - raised).num_seconds().max(0) / secs;
     (0..periods.min(2)).fold(alarm, |l, _| l.escalated())
+}
+
+/// A rule's value in whole seconds, at least 1 (the loader allows 1 to 86400).
+fn whole_seconds(r: &Rule) -> i64 {
+    i64::try_from(r.value.trunc().mantissa()).unwrap_or(i64::MAX).clamp(1, 86_400)
 }
 
 /// What discharge needs now.
@@ -555,6 +600,10 @@ impl MonitorCodes {
         let mut parts = observation_id.split('^').map(str::trim);
         let code = parts.next().unwrap_or("");
         let refid = parts.next().unwrap_or("");
+        let system = parts.next().unwrap_or("");
+        if !system.is_empty() && !system.eq_ignore_ascii_case("MDC") {
+            return None;
+        }
         self.codes
             .iter()
             .find(|(c, _, _)| c == code)
@@ -696,65 +745,101 @@ pub enum SessionInput {
     Acknowledge(&'static str),
 }
 
-/// The alarm engine of one session: the phase, the baseline, the monitor's last reading and
-/// the open alarms (one per rule; a rule that is still open raises nothing new).
+/// The alarm engine of one session: the phase, the baseline, the monitor's last reading, the
+/// open alarms (one per rule; a rule that is still open raises nothing new) and the
+/// acknowledged ones, which stay latched until their value is back inside the limit (so a
+/// continuous feed does not raise an acknowledged alarm again every few seconds).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AlarmTracker {
     /// Phase now.
     pub phase: Phase,
-    /// Pre-dose baseline systolic (the last systolic before the dose).
-    pub baseline_sbp: Option<u32>,
-    /// When the monitor was bound.
-    pub bound_at: DateTime<Utc>,
+    /// Pre-dose baseline systolic and diastolic (the last readings before the dose).
+    pub baseline: (Option<u32>, Option<u32>),
+    /// When a monitor was bound to the session (`None`: vitals by hand only).
+    pub bound_at: Option<DateTime<Utc>>,
     /// The monitor's last reading.
     pub last_reading: Option<DateTime<Utc>>,
     /// Open alarms with the time raised.
     pub open: Vec<(DateTime<Utc>, Alarm)>,
+    /// Acknowledged rules whose condition has not yet cleared.
+    pub latched: Vec<&'static str>,
+}
+
+/// The rules a reading of a vital sign (or a rating) decides.
+fn rules_of(input: &SessionInput) -> &'static [&'static str] {
+    match input {
+        SessionInput::Vital(_, Vital::Systolic, _) => &["sbp_above", "sbp_rise", "stale_feed"],
+        SessionInput::Vital(_, Vital::Diastolic, _) => &["dbp_above", "dbp_rise", "stale_feed"],
+        SessionInput::Vital(_, Vital::HeartRate, _) => &["hr_above", "hr_below", "stale_feed"],
+        SessionInput::Vital(_, Vital::Spo2, _) => &["spo2_below", "stale_feed"],
+        SessionInput::Vital(_, Vital::RespiratoryRate, _) => &["rr_above", "rr_below", "stale_feed"],
+        SessionInput::Rating(_, i, _) if i == "cadss" => &["cadss_above"],
+        SessionInput::Rating(_, i, _) if i == "moaas" => &["moaas_low"],
+        _ => &[],
+    }
 }
 
 impl AlarmTracker {
-    /// A session just booked, its monitor bound at `bound_at`.
-    pub fn new(bound_at: DateTime<Utc>) -> Self {
-        Self { phase: Phase::Scheduled, baseline_sbp: None, bound_at, last_reading: None, open: Vec::new() }
+    /// A session just booked, with no monitor yet.
+    pub fn new() -> Self {
+        Self { phase: Phase::Scheduled, baseline: (None, None), bound_at: None, last_reading: None, open: Vec::new(), latched: Vec::new() }
+    }
+
+    /// Binds a monitor at `at`: from then on a silent monitor raises the stale-feed alarm.
+    pub fn bind(&mut self, at: DateTime<Utc>) {
+        self.bound_at = Some(at);
     }
 
     /// Feeds one input; returns the alarms newly raised (or an error for a refused step or an
     /// implausible reading, which changes nothing).
     pub fn feed(&mut self, rules: &SessionRules, input: &SessionInput) -> Result<Vec<Alarm>, String> {
-        let raised = match input {
+        let found = match input {
             SessionInput::Step(s) => {
                 self.phase = self.phase.next(s)?;
-                Vec::new()
+                return Ok(Vec::new());
             }
             SessionInput::Vital(at, v, x) => {
                 plausible(rules, *v, *x)?;
                 self.last_reading = Some(*at);
-                if *v == Vital::Systolic && !self.phase.dose_started() {
-                    self.baseline_sbp = u32::try_from(x.round().mantissa()).ok();
+                if matches!(self.phase, Phase::CheckedIn | Phase::PreDoseChecks) {
+                    let whole = u32::try_from(x.round().mantissa()).ok();
+                    match v {
+                        Vital::Systolic => self.baseline.0 = whole,
+                        Vital::Diastolic => self.baseline.1 = whole,
+                        _ => {}
+                    }
                 }
-                self.raise(*at, evaluate_vital(rules, self.phase, *v, *x, self.baseline_sbp))
+                evaluate_vital(rules, self.phase, *v, *x, self.baseline)
             }
-            SessionInput::Rating(at, inst, total) => self.raise(*at, evaluate_rating(rules, inst, *total).into_iter().collect()),
-            SessionInput::Tick(now) => {
-                let stale = stale_feed(rules, self.phase, self.bound_at, self.last_reading, *now);
-                self.raise(*now, stale.into_iter().collect())
-            }
+            SessionInput::Rating(_, inst, total) => evaluate_rating(rules, inst, *total).into_iter().collect(),
+            SessionInput::Tick(now) => stale_feed(rules, self.phase, self.bound_at, self.last_reading, *now).into_iter().collect(),
             SessionInput::Acknowledge(rule) => {
                 let before = self.open.len();
                 self.open.retain(|(_, a)| a.rule != *rule);
                 if self.open.len() == before {
                     return Err(format!("no open alarm {rule} to acknowledge"));
                 }
-                Vec::new()
+                self.latched.push(rule);
+                return Ok(Vec::new());
             }
         };
-        Ok(raised)
-    }
-
-    fn raise(&mut self, at: DateTime<Utc>, alarms: Vec<Alarm>) -> Vec<Alarm> {
-        let new: Vec<Alarm> = alarms.into_iter().filter(|a| !self.open.iter().any(|(_, o)| o.rule == a.rule)).collect();
+        // A reading that no longer meets a latched rule clears the latch.
+        let decided = rules_of(input);
+        self.latched.retain(|r| !decided.contains(r) || found.iter().any(|a| a.rule == *r));
+        let at = match input {
+            SessionInput::Vital(at, ..) | SessionInput::Rating(at, ..) | SessionInput::Tick(at) => *at,
+            _ => return Ok(Vec::new()),
+        };
+        let new: Vec<Alarm> =
+            found.into_iter().filter(|a| !self.open.iter().any(|(_, o)| o.rule == a.rule) && !self.latched.contains(&a.rule)).collect();
         self.open.extend(new.iter().cloned().map(|a| (at, a)));
-        new
+        Ok(new)
+    }
+}
+
+impl Default for AlarmTracker {
+    fn default() -> Self {
+        Self::new()
     }
 }
 
@@ -772,9 +857,12 @@ pub(crate) mod tests {
             version: "t".into(),
             gate_sbp_above: r(140),
             gate_dbp_above: r(90),
+            gate_hard_sbp_above: r(180),
+            gate_hard_dbp_above: r(100),
             sbp_above: r(180),
             dbp_above: r(110),
             sbp_rise: r(40),
+            dbp_rise: r(25),
             hr_above: r(120),
             hr_below: r(50),
             spo2_below: r(92),
@@ -782,9 +870,14 @@ pub(crate) mod tests {
             rr_above: r(24),
             cadss_above: r(40),
             moaas_at_or_below: r(2),
+            moaas_critical_at_or_below: r(1),
             stale_seconds: r(60),
             escalate_seconds: r(120),
-            plausible: vec![(Vital::Systolic, Decimal::from(40), Decimal::from(300)), (Vital::Spo2, Decimal::from(50), Decimal::from(100))],
+            plausible: vec![
+                (Vital::Systolic, Decimal::from(40), Decimal::from(300)),
+                (Vital::Diastolic, Decimal::from(20), Decimal::from(200)),
+                (Vital::Spo2, Decimal::from(50), Decimal::from(100)),
+            ],
             discharge_minutes: r(120),
             discharge_sbp_within: r(20),
             discharge_moaas: r(5),
@@ -815,6 +908,12 @@ pub(crate) mod tests {
         assert_eq!(Phase::Paused(ActivePhase::Monitoring).next(&Step::Resume), Ok(Phase::Monitoring));
         assert_eq!(Phase::Paused(ActivePhase::Dosing).next(&Step::Stop), Ok(Phase::StoppedEarly));
         assert!(Phase::Recovery.next(&Step::Pause).is_err());
+        assert!(Phase::Recovery.next(&Step::Stop).unwrap_err().contains("in recovery the dose is over"));
+        // Stopped early still recovers and is discharged: the patient has had drug.
+        let mut p = Phase::Dosing.next(&Step::Stop).unwrap();
+        assert!(!p.is_final() && p.dose_started());
+        p = p.next(&Step::StartRecovery).unwrap().next(&Step::Discharge).unwrap();
+        assert_eq!(p, Phase::Discharged);
         for p in ALL {
             assert_eq!(Phase::parse(p.code()), Ok(p));
         }
@@ -874,6 +973,18 @@ pub(crate) mod tests {
         c.baseline_bp = Some((130, 91));
         c.gate_decision_by = None;
         assert_eq!(unmet_checks(&rules, &c).len(), 1);
+        // Above the hard ceiling nobody may go ahead; an implausible or unnamed decision does not count.
+        c.baseline_bp = Some((181, 80));
+        c.gate_decision_by = Some("prescriber".into());
+        assert!(unmet_checks(&rules, &c)[0].contains("no dose today, for anyone"));
+        c.baseline_bp = Some((150, 101));
+        assert!(unmet_checks(&rules, &c)[0].contains("no dose today"));
+        c.baseline_bp = Some((0, 0));
+        assert!(unmet_checks(&rules, &c)[0].contains("implausible"));
+        c.baseline_bp = Some((150, 80));
+        c.gate_decision_by = Some("  ".into());
+        assert!(unmet_checks(&rules, &c)[0].contains("a prescriber must decide"));
+        c.gate_decision_by = None;
         c.baseline_bp = Some((130, 80));
         c.pregnancy_test_required = true;
         assert_eq!(unmet_checks(&rules, &c), vec!["Pregnancy test required and not recorded".to_owned()]);
@@ -887,10 +998,13 @@ pub(crate) mod tests {
         let rules = rules();
         let d = Decimal::from;
         let m = Phase::Monitoring;
-        let rules_of = |v: Vital, x: i64, b: Option<u32>| evaluate_vital(&rules, m, v, d(x), b).iter().map(|a| a.rule).collect::<Vec<_>>();
+        let rules_of =
+            |v: Vital, x: i64, b: Option<u32>| evaluate_vital(&rules, m, v, d(x), (b, b)).iter().map(|a| a.rule).collect::<Vec<_>>();
         assert!(rules_of(Vital::Systolic, 180, None).is_empty());
         assert_eq!(rules_of(Vital::Systolic, 181, None), vec!["sbp_above"]);
         assert_eq!(rules_of(Vital::Diastolic, 110, None), Vec::<&str>::new());
+        assert!(rules_of(Vital::Diastolic, 104, Some(80)).is_empty());
+        assert_eq!(rules_of(Vital::Diastolic, 105, Some(80)), vec!["dbp_rise"]);
         assert_eq!(rules_of(Vital::Diastolic, 111, None), vec!["dbp_above"]);
         assert!(rules_of(Vital::Systolic, 159, Some(120)).is_empty());
         assert_eq!(rules_of(Vital::Systolic, 160, Some(120)), vec!["sbp_rise"]);
@@ -905,11 +1019,12 @@ pub(crate) mod tests {
         assert_eq!(rules_of(Vital::RespiratoryRate, 25, None), vec!["rr_above"]);
         assert!(rules_of(Vital::RespiratoryRate, 8, None).is_empty() && rules_of(Vital::RespiratoryRate, 24, None).is_empty());
         // Before the dose a high reading is the gate's business, not an alarm.
-        assert!(evaluate_vital(&rules, Phase::PreDoseChecks, Vital::Systolic, d(200), None).is_empty());
-        assert_eq!(evaluate_vital(&rules, Phase::Recovery, Vital::Systolic, d(200), None).len(), 1);
+        assert!(evaluate_vital(&rules, Phase::PreDoseChecks, Vital::Systolic, d(200), (None, None)).is_empty());
+        assert_eq!(evaluate_vital(&rules, Phase::Recovery, Vital::Systolic, d(200), (None, None)).len(), 1);
         assert_eq!(evaluate_rating(&rules, "cadss", d(41)).unwrap().rule, "cadss_above");
         assert!(evaluate_rating(&rules, "cadss", d(40)).is_none());
         assert_eq!(evaluate_rating(&rules, "moaas", d(0)).unwrap().level, Level::Critical);
+        assert_eq!(evaluate_rating(&rules, "moaas", d(1)).unwrap().level, Level::Critical);
         assert_eq!(evaluate_rating(&rules, "moaas", d(2)).unwrap().level, Level::Warning);
         assert!(evaluate_rating(&rules, "moaas", d(3)).is_none());
     }
@@ -929,14 +1044,20 @@ pub(crate) mod tests {
         let rules = rules();
         let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap();
         let s = |secs| t0 + Duration::seconds(secs);
-        assert!(stale_feed(&rules, Phase::Monitoring, t0, Some(s(10)), s(69)).is_none());
-        let a = stale_feed(&rules, Phase::Monitoring, t0, Some(s(10)), s(70)).unwrap();
+        let b = Some(t0);
+        assert!(stale_feed(&rules, Phase::Monitoring, b, Some(s(10)), s(69)).is_none());
+        let a = stale_feed(&rules, Phase::Monitoring, b, Some(s(10)), s(70)).unwrap();
         assert_eq!((a.rule, a.level), ("stale_feed", Level::Critical));
         assert!(
-            stale_feed(&rules, Phase::CheckedIn, t0, None, s(60)).is_some_and(|a| a.level == Level::Warning),
+            stale_feed(&rules, Phase::CheckedIn, b, None, s(60)).is_some_and(|a| a.level == Level::Warning),
             "never sent since binding"
         );
-        assert!(stale_feed(&rules, Phase::Discharged, t0, None, s(600)).is_none());
+        assert!(stale_feed(&rules, Phase::Monitoring, Some(s(100)), Some(s(10)), s(120)).is_none(), "counted from a later binding");
+        assert!(stale_feed(&rules, Phase::Monitoring, None, None, s(6000)).is_none(), "no monitor: vitals by hand");
+        assert!(stale_feed(&rules, Phase::Discharged, b, None, s(600)).is_none());
+        let mut huge = rules.clone();
+        huge.stale_seconds.value = Decimal::MAX;
+        assert!(stale_feed(&huge, Phase::Monitoring, b, None, s(86_399)).is_none(), "no overflow; capped at a day");
         assert_eq!(level_now(&rules, Level::Advisory, t0, s(119)), Level::Advisory);
         assert_eq!(level_now(&rules, Level::Advisory, t0, s(120)), Level::Warning);
         assert_eq!(level_now(&rules, Level::Advisory, t0, s(10_000)), Level::Critical);
@@ -982,12 +1103,15 @@ pub(crate) mod tests {
             I::Vital(at(30), Vital::Diastolic, d(112)),
             I::Acknowledge("sbp_rise"),
             I::Vital(at(31), Vital::Systolic, d(182)),
+            I::Vital(at(31), Vital::Systolic, d(130)),
+            I::Vital(at(31), Vital::Systolic, d(175)),
             I::Step(Step::DoseGiven),
             I::Rating(at(45), "moaas".into(), d(3)),
             I::Tick(at(32)),
             I::Tick(at(33)),
         ];
-        let mut t = AlarmTracker::new(t0);
+        let mut t = AlarmTracker::new();
+        t.bind(t0);
         let mut raised = Vec::new();
         let mut refused = Vec::new();
         for i in &script {
@@ -998,12 +1122,13 @@ pub(crate) mod tests {
         }
         // 150 before the dose is the gate's business; the baseline is the last pre-dose 128.
         // 170 rises 42: sbp_rise once (175 adds nothing while it is open); 400 is an artefact;
-        // 112 diastolic; after the acknowledgement 182 raises the rise again and the ceiling;
+        // 112 diastolic; after the acknowledgement 182 raises the ceiling but not the latched
+        // rise; 130 clears the latch, so 175 raises the rise again;
         // the monitor last sent at 31 min, so it is stale at 32 min only after 60 s.
         assert_eq!(raised, vec!["sbp_rise", "dbp_above", "sbp_above", "sbp_rise", "stale_feed"]);
         assert_eq!(refused.len(), 1, "{refused:?}");
         assert!(refused[0].contains("implausible"));
-        assert_eq!(t.baseline_sbp, Some(128));
+        assert_eq!(t.baseline, (Some(128), None));
         assert!(t.feed(&rules, &I::Acknowledge("hr_above")).unwrap_err().contains("no open alarm"));
         assert!(t.feed(&rules, &I::Step(Step::Discharge)).is_err(), "monitoring cannot jump to discharge");
     }
@@ -1022,6 +1147,7 @@ pub(crate) mod tests {
         assert_eq!(m.vital_for("150456^WRONG_NAME^MDC"), Some(Vital::Spo2), "the number wins over the name");
         assert_eq!(m.vital_for("999^MDC_PULS_OXIM_SAT_O2^MDC"), Some(Vital::Spo2), "a known name with an unknown number");
         assert_eq!(m.vital_for("393216^NIBP_SYS^EHC"), None, "private codes are not guessed");
+        assert_eq!(m.vital_for("150456^SAT^EHC"), None, "a private code with an MDC number is not MDC");
         assert_eq!(m.value("-100"), Ok(None));
         assert_eq!(m.value(" 97.5 "), Ok(Some(Decimal::new(975, 1))));
         assert!(m.value("12O").unwrap_err().contains("accepted: a decimal"));

@@ -53,9 +53,12 @@ pub fn parse_session(text: &str) -> Result<(SessionRules, ValueTable), Knowledge
         version: f.version.clone(),
         gate_sbp_above: rule("gate_systolic_above")?,
         gate_dbp_above: rule("gate_diastolic_above")?,
+        gate_hard_sbp_above: rule("gate_hard_systolic_above")?,
+        gate_hard_dbp_above: rule("gate_hard_diastolic_above")?,
         sbp_above: rule("alarm_systolic_above")?,
         dbp_above: rule("alarm_diastolic_above")?,
         sbp_rise: rule("alarm_systolic_rise")?,
+        dbp_rise: rule("alarm_diastolic_rise")?,
         hr_above: rule("alarm_heart_rate_above")?,
         hr_below: rule("alarm_heart_rate_below")?,
         spo2_below: rule("alarm_spo2_below")?,
@@ -63,6 +66,7 @@ pub fn parse_session(text: &str) -> Result<(SessionRules, ValueTable), Knowledge
         rr_above: rule("alarm_respiratory_rate_above")?,
         cadss_above: rule("alarm_cadss_above")?,
         moaas_at_or_below: rule("alarm_moaas_at_or_below")?,
+        moaas_critical_at_or_below: rule("alarm_moaas_critical_at_or_below")?,
         stale_seconds: rule("stale_feed_seconds")?,
         escalate_seconds: rule("escalate_after_seconds")?,
         plausible,
@@ -70,14 +74,23 @@ pub fn parse_session(text: &str) -> Result<(SessionRules, ValueTable), Knowledge
         discharge_sbp_within: rule("discharge_systolic_within")?,
         discharge_moaas: rule("discharge_moaas")?,
     };
+    if rules.gate_sbp_above.value >= rules.gate_hard_sbp_above.value || rules.gate_dbp_above.value >= rules.gate_hard_dbp_above.value {
+        return Err(KnowledgeError::Inconsistent { file: FILE, problem: "the pre-dose gate must be below its hard ceiling".into() });
+    }
     if rules.gate_sbp_above.value >= rules.sbp_above.value || rules.gate_dbp_above.value >= rules.dbp_above.value {
         return Err(KnowledgeError::Inconsistent { file: FILE, problem: "the pre-dose gate must be below the alarm limits".into() });
     }
     if rules.hr_below.value >= rules.hr_above.value || rules.rr_below.value >= rules.rr_above.value {
         return Err(KnowledgeError::Inconsistent { file: FILE, problem: "a lower alarm limit is not below the upper one".into() });
     }
-    if rules.stale_seconds.value.is_zero() || rules.escalate_seconds.value.is_zero() {
-        return Err(KnowledgeError::Inconsistent { file: FILE, problem: "stale-feed and escalation times must be above 0 s".into() });
+    let day = Decimal::from(86_400);
+    for (key, r) in [("stale_feed_seconds", &rules.stale_seconds), ("escalate_after_seconds", &rules.escalate_seconds)] {
+        if r.value.fract() != Decimal::ZERO || r.value < Decimal::ONE || r.value > day {
+            return Err(bad(key, format!("{} must be whole seconds from 1 to 86400", r.value)));
+        }
+    }
+    if rules.moaas_critical_at_or_below.value > rules.moaas_at_or_below.value {
+        return Err(KnowledgeError::Inconsistent { file: FILE, problem: "the critical MOAA/S must not be above the alarm MOAA/S".into() });
     }
     Ok((rules, ValueTable { file: FILE, version: f.version, title: f.title, values: f.values }))
 }
@@ -131,7 +144,7 @@ mod tests {
         assert_eq!(r.plausible.len(), 5);
         assert!(table.values.values().all(|v| v.source.len() > 10));
         // Local-policy thresholds without a published number are marked so.
-        for k in ["alarm_spo2_below", "alarm_heart_rate_above", "alarm_respiratory_rate_below", "alarm_systolic_rise"] {
+        for k in ["alarm_spo2_below", "alarm_heart_rate_above", "alarm_respiratory_rate_below", "alarm_cadss_above"] {
             assert!(table.values[k].policy && table.values[k].unverified, "{k}");
         }
     }
@@ -143,6 +156,9 @@ mod tests {
         assert!(swap("[gate_systolic_above]\nvalue = \"140\"", "[gate_systolic_above]\nvalue = \"190\"").contains("gate"));
         assert!(swap("[plausible_spo2_min]\nvalue = \"50\"", "[plausible_spo2_min]\nvalue = \"100\"").contains("plausible_spo2_min"));
         assert!(swap("[stale_feed_seconds]\nvalue = \"60\"", "[stale_feed_seconds]\nvalue = \"0\"").contains("stale"));
+        assert!(swap("[stale_feed_seconds]\nvalue = \"60\"", "[stale_feed_seconds]\nvalue = \"0.5\"").contains("whole seconds"));
+        assert!(swap("[escalate_after_seconds]\nvalue = \"120\"", "[escalate_after_seconds]\nvalue = \"99999999999\"").contains("86400"));
+        assert!(swap("[gate_hard_systolic_above]\nvalue = \"180\"", "[gate_hard_systolic_above]\nvalue = \"130\"").contains("hard ceiling"));
         assert!(swap("[discharge_moaas]", "[discharge_moaas_x]").contains("discharge_moaas"));
     }
 
