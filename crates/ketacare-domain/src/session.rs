@@ -63,6 +63,8 @@ pub enum Step {
     StartRecovery,
     /// The patient leaves, with the criteria met and a clinician's signature.
     Discharge,
+    /// Back from recovery to monitoring (the patient got worse).
+    BackToMonitoring,
     /// Pause (infusion or monitoring).
     Pause,
     /// Resume after a pause.
@@ -116,6 +118,7 @@ impl Phase {
             (P::Dosing, Step::DoseGiven) => P::Monitoring,
             (P::Monitoring | P::StoppedEarly, Step::StartRecovery) => P::Recovery,
             (P::Recovery, Step::Discharge) => P::Discharged,
+            (P::Recovery, Step::BackToMonitoring) => P::Monitoring,
             (P::Dosing, Step::Pause) => P::Paused(ActivePhase::Dosing),
             (P::Monitoring, Step::Pause) => P::Paused(ActivePhase::Monitoring),
             (P::Paused(ActivePhase::Dosing), Step::Resume) => P::Dosing,
@@ -150,6 +153,7 @@ fn refusal(from: Phase, step: &Step) -> String {
         Step::DoseGiven => "record the dose as given",
         Step::StartRecovery => "start recovery",
         Step::Discharge => "discharge",
+        Step::BackToMonitoring => "go back to monitoring (only from recovery)",
         Step::Pause => "pause",
         Step::Resume => "resume",
         Step::Stop => "stop the dose early (use cancel before any dose; in recovery the dose is over)",
@@ -222,8 +226,11 @@ pub struct SessionRules {
     pub moaas_at_or_below: Rule,
     /// Critical when MOAA/S is at or below.
     pub moaas_critical_at_or_below: Rule,
-    /// Stale feed after this many seconds.
+    /// Stale feed after this many seconds (the monitor as a whole, and continuous signals:
+    /// heart rate, SpO2, respiratory rate).
     pub stale_seconds: Rule,
+    /// A blood-pressure cuff that measured once and then stays silent this long is stale.
+    pub stale_bp_seconds: Rule,
     /// Escalate an unacknowledged alarm after this many seconds.
     pub escalate_seconds: Rule,
     /// Plausible range per vital sign.
@@ -295,6 +302,17 @@ impl Vital {
             .into_iter()
             .find(|v| v.code() == s)
             .ok_or_else(|| format!("unknown vital sign {s:?}; accepted: {}", Self::ALL.map(Vital::code).join(", ")))
+    }
+
+    /// The rule code of this signal's stale alarm.
+    pub fn stale_rule(self) -> &'static str {
+        match self {
+            Vital::Systolic => "stale_systolic",
+            Vital::Diastolic => "stale_diastolic",
+            Vital::HeartRate => "stale_heart_rate",
+            Vital::Spo2 => "stale_spo2",
+            Vital::RespiratoryRate => "stale_respiratory_rate",
+        }
     }
 
     /// UCUM unit.
@@ -520,6 +538,24 @@ pub fn stale_feed(
         level: if phase.dose_started() { Level::Critical } else { Level::Warning },
         message: format!("The monitor has sent nothing for {} s (limit {secs} s)", silent.num_seconds()),
         source: rules.stale_seconds.source.clone(),
+    })
+}
+
+/// The alarm for one vital sign a bound monitor has sent before and has not sent since `last`
+/// (a probe that fell off while the rest of the feed goes on). Blood pressure has its own,
+/// longer limit: cuffs measure every few minutes.
+pub fn stale_vital(rules: &SessionRules, phase: Phase, vital: Vital, last: DateTime<Utc>, now: DateTime<Utc>) -> Option<Alarm> {
+    if phase.is_final() || matches!(phase, Phase::Scheduled) {
+        return None;
+    }
+    let limit = if matches!(vital, Vital::Systolic | Vital::Diastolic) { &rules.stale_bp_seconds } else { &rules.stale_seconds };
+    let secs = whole_seconds(limit);
+    let silent = now - last;
+    (silent >= Duration::try_seconds(secs).unwrap_or(Duration::MAX)).then(|| Alarm {
+        rule: vital.stale_rule(),
+        level: if phase.dose_started() { Level::Critical } else { Level::Warning },
+        message: format!("{} has not been sent for {} s (limit {secs} s): check the probe or cuff", vital.label(), silent.num_seconds()),
+        source: limit.source.clone(),
     })
 }
 
@@ -759,6 +795,8 @@ pub struct AlarmTracker {
     pub bound_at: Option<DateTime<Utc>>,
     /// The monitor's last reading.
     pub last_reading: Option<DateTime<Utc>>,
+    /// The last reading of each vital sign.
+    pub last_by_vital: Vec<(Vital, DateTime<Utc>)>,
     /// Open alarms with the time raised.
     pub open: Vec<(DateTime<Utc>, Alarm)>,
     /// Acknowledged rules whose condition has not yet cleared.
@@ -768,11 +806,11 @@ pub struct AlarmTracker {
 /// The rules a reading of a vital sign (or a rating) decides.
 fn rules_of(input: &SessionInput) -> &'static [&'static str] {
     match input {
-        SessionInput::Vital(_, Vital::Systolic, _) => &["sbp_above", "sbp_rise", "stale_feed"],
-        SessionInput::Vital(_, Vital::Diastolic, _) => &["dbp_above", "dbp_rise", "stale_feed"],
-        SessionInput::Vital(_, Vital::HeartRate, _) => &["hr_above", "hr_below", "stale_feed"],
-        SessionInput::Vital(_, Vital::Spo2, _) => &["spo2_below", "stale_feed"],
-        SessionInput::Vital(_, Vital::RespiratoryRate, _) => &["rr_above", "rr_below", "stale_feed"],
+        SessionInput::Vital(_, Vital::Systolic, _) => &["sbp_above", "sbp_rise", "stale_feed", "stale_systolic"],
+        SessionInput::Vital(_, Vital::Diastolic, _) => &["dbp_above", "dbp_rise", "stale_feed", "stale_diastolic"],
+        SessionInput::Vital(_, Vital::HeartRate, _) => &["hr_above", "hr_below", "stale_feed", "stale_heart_rate"],
+        SessionInput::Vital(_, Vital::Spo2, _) => &["spo2_below", "stale_feed", "stale_spo2"],
+        SessionInput::Vital(_, Vital::RespiratoryRate, _) => &["rr_above", "rr_below", "stale_feed", "stale_respiratory_rate"],
         SessionInput::Rating(_, i, _) if i == "cadss" => &["cadss_above"],
         SessionInput::Rating(_, i, _) if i == "moaas" => &["moaas_low"],
         _ => &[],
@@ -782,7 +820,15 @@ fn rules_of(input: &SessionInput) -> &'static [&'static str] {
 impl AlarmTracker {
     /// A session just booked, with no monitor yet.
     pub fn new() -> Self {
-        Self { phase: Phase::Scheduled, baseline: (None, None), bound_at: None, last_reading: None, open: Vec::new(), latched: Vec::new() }
+        Self {
+            phase: Phase::Scheduled,
+            baseline: (None, None),
+            bound_at: None,
+            last_reading: None,
+            last_by_vital: Vec::new(),
+            open: Vec::new(),
+            latched: Vec::new(),
+        }
     }
 
     /// Binds a monitor at `at`: from then on a silent monitor raises the stale-feed alarm.
@@ -801,6 +847,8 @@ impl AlarmTracker {
             SessionInput::Vital(at, v, x) => {
                 plausible(rules, *v, *x)?;
                 self.last_reading = Some(*at);
+                self.last_by_vital.retain(|(x, _)| x != v);
+                self.last_by_vital.push((*v, *at));
                 if matches!(self.phase, Phase::CheckedIn | Phase::PreDoseChecks) {
                     let whole = u32::try_from(x.round().mantissa()).ok();
                     match v {
@@ -812,7 +860,14 @@ impl AlarmTracker {
                 evaluate_vital(rules, self.phase, *v, *x, self.baseline)
             }
             SessionInput::Rating(_, inst, total) => evaluate_rating(rules, inst, *total).into_iter().collect(),
-            SessionInput::Tick(now) => stale_feed(rules, self.phase, self.bound_at, self.last_reading, *now).into_iter().collect(),
+            SessionInput::Tick(now) => match stale_feed(rules, self.phase, self.bound_at, self.last_reading, *now) {
+                // The whole feed is silent: one alarm, not one per signal.
+                Some(a) => vec![a],
+                None if self.bound_at.is_some() => {
+                    self.last_by_vital.iter().filter_map(|(v, last)| stale_vital(rules, self.phase, *v, *last, *now)).collect()
+                }
+                None => Vec::new(),
+            },
             SessionInput::Acknowledge(rule) => {
                 let before = self.open.len();
                 self.open.retain(|(_, a)| a.rule != *rule);
@@ -872,6 +927,7 @@ pub(crate) mod tests {
             moaas_at_or_below: r(2),
             moaas_critical_at_or_below: r(1),
             stale_seconds: r(60),
+            stale_bp_seconds: r(900),
             escalate_seconds: r(120),
             plausible: vec![
                 (Vital::Systolic, Decimal::from(40), Decimal::from(300)),
@@ -908,6 +964,8 @@ pub(crate) mod tests {
         assert_eq!(Phase::Paused(ActivePhase::Monitoring).next(&Step::Resume), Ok(Phase::Monitoring));
         assert_eq!(Phase::Paused(ActivePhase::Dosing).next(&Step::Stop), Ok(Phase::StoppedEarly));
         assert!(Phase::Recovery.next(&Step::Pause).is_err());
+        assert_eq!(Phase::Recovery.next(&Step::BackToMonitoring), Ok(Phase::Monitoring), "a patient who gets worse");
+        assert!(Phase::Monitoring.next(&Step::BackToMonitoring).is_err());
         assert!(Phase::Recovery.next(&Step::Stop).unwrap_err().contains("in recovery the dose is over"));
         // Stopped early still recovers and is discharged: the patient has had drug.
         let mut p = Phase::Dosing.next(&Step::Stop).unwrap();
@@ -922,6 +980,7 @@ pub(crate) mod tests {
     #[test]
     fn every_step_from_every_phase_is_either_a_listed_transition_or_refused_with_a_reason() {
         let steps = [
+            Step::BackToMonitoring,
             Step::CheckIn,
             Step::StartChecks,
             Step::StartDose,
@@ -946,7 +1005,7 @@ pub(crate) mod tests {
                 }
             }
         }
-        assert_eq!(allowed, 18);
+        assert_eq!(allowed, 19);
     }
 
     #[test]
@@ -1058,6 +1117,21 @@ pub(crate) mod tests {
         let mut huge = rules.clone();
         huge.stale_seconds.value = Decimal::MAX;
         assert!(stale_feed(&huge, Phase::Monitoring, b, None, s(86_399)).is_none(), "no overflow; capped at a day");
+        // One signal stops while the rest goes on; a BP cuff has a longer limit.
+        let st = stale_vital(&rules, Phase::Monitoring, Vital::Spo2, s(0), s(60)).unwrap();
+        assert_eq!((st.rule, st.level), ("stale_spo2", Level::Critical));
+        assert!(stale_vital(&rules, Phase::Monitoring, Vital::Systolic, s(0), s(899)).is_none());
+        assert!(stale_vital(&rules, Phase::Monitoring, Vital::Systolic, s(0), s(900)).is_some());
+        let mut t = AlarmTracker::new();
+        t.bind(t0);
+        for step in [Step::CheckIn, Step::StartChecks, Step::StartDose] {
+            t.feed(&rules, &SessionInput::Step(step)).unwrap();
+        }
+        t.feed(&rules, &SessionInput::Vital(s(1), Vital::Spo2, Decimal::from(98))).unwrap();
+        t.feed(&rules, &SessionInput::Vital(s(1), Vital::HeartRate, Decimal::from(80))).unwrap();
+        t.feed(&rules, &SessionInput::Vital(s(50), Vital::HeartRate, Decimal::from(80))).unwrap();
+        let raised = t.feed(&rules, &SessionInput::Tick(s(61))).unwrap();
+        assert_eq!(raised.iter().map(|a| a.rule).collect::<Vec<_>>(), vec!["stale_spo2"], "the heart rate still comes; SpO2 stopped");
         assert_eq!(level_now(&rules, Level::Advisory, t0, s(119)), Level::Advisory);
         assert_eq!(level_now(&rules, Level::Advisory, t0, s(120)), Level::Warning);
         assert_eq!(level_now(&rules, Level::Advisory, t0, s(10_000)), Level::Critical);

@@ -68,6 +68,7 @@ pub fn parse_session(text: &str) -> Result<(SessionRules, ValueTable), Knowledge
         moaas_at_or_below: rule("alarm_moaas_at_or_below")?,
         moaas_critical_at_or_below: rule("alarm_moaas_critical_at_or_below")?,
         stale_seconds: rule("stale_feed_seconds")?,
+        stale_bp_seconds: rule("stale_bp_seconds")?,
         escalate_seconds: rule("escalate_after_seconds")?,
         plausible,
         discharge_minutes: rule("discharge_min_observation_minutes")?,
@@ -84,7 +85,11 @@ pub fn parse_session(text: &str) -> Result<(SessionRules, ValueTable), Knowledge
         return Err(KnowledgeError::Inconsistent { file: FILE, problem: "a lower alarm limit is not below the upper one".into() });
     }
     let day = Decimal::from(86_400);
-    for (key, r) in [("stale_feed_seconds", &rules.stale_seconds), ("escalate_after_seconds", &rules.escalate_seconds)] {
+    for (key, r) in [
+        ("stale_feed_seconds", &rules.stale_seconds),
+        ("stale_bp_seconds", &rules.stale_bp_seconds),
+        ("escalate_after_seconds", &rules.escalate_seconds),
+    ] {
         if r.value.fract() != Decimal::ZERO || r.value < Decimal::ONE || r.value > day {
             return Err(bad(key, format!("{} must be whole seconds from 1 to 86400", r.value)));
         }
