@@ -421,8 +421,8 @@ pub fn unmet_checks(rules: &SessionRules, c: &PreDoseChecks) -> Vec<String> {
     out
 }
 
-/// The alarms one reading raises, given the baseline systolic and the phase. Before the dose
-/// only the plausibility matters (the gate is a pre-dose check, not an alarm).
+/// The alarms one reading raises, given the pre-dose baseline (systolic, diastolic) and the
+/// phase. Before the dose nothing is raised (the gate is a pre-dose check, not an alarm).
 pub fn evaluate_vital(
     rules: &SessionRules,
     phase: Phase,
@@ -430,71 +430,31 @@ pub fn evaluate_vital(
     value: Decimal,
     baseline: (Option<u32>, Option<u32>),
 ) -> Vec<Alarm> {
-    let (baseline_sbp, baseline_dbp) = baseline;
     if !phase.dose_started() {
         return Vec::new();
     }
-    let mut out = Vec::new();
-    let mut push = |rule: &'static str, level: Level, message: String, r: &Rule| {
-        out.push(Alarm { rule, level, message, source: r.source.clone() });
-    };
     let (l, u) = (vital.label(), vital.unit());
-    match vital {
-        Vital::Systolic => {
-            if value > rules.sbp_above.value {
-                push("sbp_above", Level::Critical, format!("{l} {value} {u} is above {}", rules.sbp_above.value), &rules.sbp_above);
-            }
-            if let Some(b) = baseline_sbp {
-                let rise = value - Decimal::from(b);
-                if rise >= rules.sbp_rise.value {
-                    push(
-                        "sbp_rise",
-                        Level::Warning,
-                        format!("{l} rose {rise} {u} from the baseline of {b} (limit: a rise of {})", rules.sbp_rise.value),
-                        &rules.sbp_rise,
-                    );
-                }
-            }
-        }
-        Vital::Diastolic => {
-            if value > rules.dbp_above.value {
-                push("dbp_above", Level::Critical, format!("{l} {value} {u} is above {}", rules.dbp_above.value), &rules.dbp_above);
-            }
-            if let Some(b) = baseline_dbp {
-                let rise = value - Decimal::from(b);
-                if rise >= rules.dbp_rise.value {
-                    push(
-                        "dbp_rise",
-                        Level::Warning,
-                        format!("{l} rose {rise} {u} from the baseline of {b} (limit: a rise of {})", rules.dbp_rise.value),
-                        &rules.dbp_rise,
-                    );
-                }
-            }
-        }
-        Vital::HeartRate => {
-            if value > rules.hr_above.value {
-                push("hr_above", Level::Warning, format!("{l} {value} {u} is above {}", rules.hr_above.value), &rules.hr_above);
-            }
-            if value < rules.hr_below.value {
-                push("hr_below", Level::Warning, format!("{l} {value} {u} is below {}", rules.hr_below.value), &rules.hr_below);
-            }
-        }
-        Vital::Spo2 => {
-            if value < rules.spo2_below.value {
-                push("spo2_below", Level::Critical, format!("{l} {value} {u} is below {}", rules.spo2_below.value), &rules.spo2_below);
-            }
-        }
-        Vital::RespiratoryRate => {
-            if value < rules.rr_below.value {
-                push("rr_below", Level::Critical, format!("{l} {value} {u} is below {}", rules.rr_below.value), &rules.rr_below);
-            }
-            if value > rules.rr_above.value {
-                push("rr_above", Level::Warning, format!("{l} {value} {u} is above {}", rules.rr_above.value), &rules.rr_above);
-            }
-        }
-    }
-    out
+    let alarm = |rule: &'static str, level: Level, message: String, r: &Rule| Alarm { rule, level, message, source: r.source.clone() };
+    let above = |rule: &'static str, level: Level, r: &Rule| {
+        (value > r.value).then(|| alarm(rule, level, format!("{l} {value} {u} is above {}", r.value), r))
+    };
+    let below = |rule: &'static str, level: Level, r: &Rule| {
+        (value < r.value).then(|| alarm(rule, level, format!("{l} {value} {u} is below {}", r.value), r))
+    };
+    let rise = |rule: &'static str, base: Option<u32>, r: &Rule| {
+        let b = base?;
+        let by = value - Decimal::from(b);
+        (by >= r.value)
+            .then(|| alarm(rule, Level::Warning, format!("{l} rose {by} {u} from the baseline of {b} (limit: a rise of {})", r.value), r))
+    };
+    let found = match vital {
+        Vital::Systolic => [above("sbp_above", Level::Critical, &rules.sbp_above), rise("sbp_rise", baseline.0, &rules.sbp_rise)],
+        Vital::Diastolic => [above("dbp_above", Level::Critical, &rules.dbp_above), rise("dbp_rise", baseline.1, &rules.dbp_rise)],
+        Vital::HeartRate => [above("hr_above", Level::Warning, &rules.hr_above), below("hr_below", Level::Warning, &rules.hr_below)],
+        Vital::Spo2 => [below("spo2_below", Level::Critical, &rules.spo2_below), None],
+        Vital::RespiratoryRate => [below("rr_below", Level::Critical, &rules.rr_below), above("rr_above", Level::Warning, &rules.rr_above)],
+    };
+    found.into_iter().flatten().collect()
 }
 
 /// The alarm a CADSS total or MOAA/S score raises (totals come from the instrument's own
