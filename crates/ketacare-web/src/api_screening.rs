@@ -73,6 +73,7 @@ pub struct PatientScreeningDto {
 
 /// A signature.
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SignRequest {
     /// Findings that need review which the medical director accepts, each with a reason.
     #[serde(default)]
@@ -87,6 +88,7 @@ pub struct SignRequest {
 
 /// Resting blood pressure and heart rate.
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct VitalsRequest {
     /// Systolic, mmHg.
     #[schema(value_type = String)]
@@ -105,6 +107,7 @@ pub struct VitalsRequest {
 
 /// Liver tests.
 #[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct LiverRequest {
     /// ALT, U/L.
     #[serde(default)]

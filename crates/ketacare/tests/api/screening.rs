@@ -198,6 +198,10 @@ async fn vital_signs_liver_tests_and_the_calculator_name_bad_fields(app: &TestAp
     let r = nurse.post_json(&format!("/api/patients/{pid}/liver-tests"), &json!({"alp": 80})).await;
     r.assert_status(422, "no ALT or AST");
     assert!(r.field_message("alt").contains("at least ALT or AST"));
+    // A misspelt key is refused by name, never silently dropped.
+    let r = nurse.post_json(&format!("/api/patients/{pid}/liver-tests"), &json!({"alt": 30, "alt_ul": 400})).await;
+    r.assert_status(422, "unknown key");
+    assert!(r.text.contains("unknown field") && r.text.contains("alt_ul"), "{}", r.text);
     let v = nurse.get(&format!("/api/patients/{pid}/screening")).await.json();
     let c = codes(&v["current"]);
     for code in [
