@@ -169,3 +169,61 @@ macro_rules! both_backends {
         }
     };
 }
+
+/// Shared fixtures of the storage suites: a fixed instant, audit contexts and users.
+pub mod fixtures {
+    use crate::TestDb;
+    use chrono::{DateTime, TimeZone, Utc};
+    use ketacare_db::{AuditCtx, NewUser, User};
+    use ketacare_domain::access::{Role, Username};
+    use ketacare_domain::audit::Actor;
+    use ketacare_domain::ids::UserId;
+    use uuid::Uuid;
+
+    /// The instant the suites record at.
+    pub fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 26, 9, 0, 0).unwrap()
+    }
+
+    /// The system acting at `t0` (operations).
+    pub fn system_ctx() -> AuditCtx {
+        AuditCtx {
+            actor: Actor { user_id: None, username: "system".into(), role: None, session_ref: None, client_addr: None },
+            at: t0(),
+            purpose: "operations",
+        }
+    }
+
+    /// `user` acting at `t0` for treatment.
+    pub fn ctx(user: &User) -> AuditCtx {
+        AuditCtx {
+            actor: Actor {
+                user_id: Some(user.id),
+                username: user.username.as_str().to_owned(),
+                role: Some(user.role),
+                session_ref: None,
+                client_addr: None,
+            },
+            at: t0(),
+            purpose: "treatment",
+        }
+    }
+
+    /// Creates a user with `username` and `role` (display name `display_name`).
+    pub async fn user(db: &TestDb, username: &str, display_name: &str, role: Role) -> User {
+        db.store()
+            .create_user(
+                &system_ctx(),
+                NewUser {
+                    id: UserId::from_uuid(Uuid::new_v4()),
+                    username: Username::parse(username).unwrap(),
+                    display_name: display_name.into(),
+                    role,
+                    password_hash: "$argon2id$test".into(),
+                    created_at: t0(),
+                },
+            )
+            .await
+            .unwrap()
+    }
+}

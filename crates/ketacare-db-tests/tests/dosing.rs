@@ -1,18 +1,14 @@
 //! Storage of the drug-library evaluation log on both backends: exact decimals, every outcome,
 //! the time window, the audit row, and append-only triggers.
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
-use ketacare_db::{AuditCtx, AuditFilter, NewUser, Page};
+use chrono::Duration;
+use ketacare_db::{AuditCtx, AuditFilter, Page};
+use ketacare_db_tests::fixtures::{self, t0};
 use ketacare_db_tests::{both_backends, TestDb};
-use ketacare_domain::access::{Role, Username};
-use ketacare_domain::audit::Actor;
+use ketacare_domain::access::Role;
 use ketacare_domain::dose::{DoseEvaluation, EvaluationOutcome, Route};
 use ketacare_domain::ids::*;
 use uuid::Uuid;
-
-fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 26, 9, 0, 0).unwrap()
-}
 
 both_backends!(
     dose_evaluations_are_logged_exactly_listed_by_time_and_append_only,
@@ -21,30 +17,8 @@ both_backends!(
 
 async fn dose_evaluations_are_logged_exactly_listed_by_time_and_append_only(db: &TestDb) {
     let s = db.store();
-    let system = AuditCtx {
-        actor: Actor { user_id: None, username: "system".into(), role: None, session_ref: None, client_addr: None },
-        at: t0(),
-        purpose: "operations",
-    };
-    let u = s
-        .create_user(
-            &system,
-            NewUser {
-                id: UserId::from_uuid(Uuid::new_v4()),
-                username: Username::parse("pia.p").unwrap(),
-                display_name: "Pia".into(),
-                role: Role::Prescriber,
-                password_hash: "x".into(),
-                created_at: t0(),
-            },
-        )
-        .await
-        .unwrap();
-    let ctx = AuditCtx {
-        actor: Actor { user_id: Some(u.id), username: "pia.p".into(), role: Some(Role::Prescriber), session_ref: None, client_addr: None },
-        at: t0(),
-        purpose: "treatment",
-    };
+    let u = fixtures::user(db, "pia.p", "Pia", Role::Prescriber).await;
+    let ctx = fixtures::ctx(&u);
     let mut evs = Vec::new();
     for (n, o) in EvaluationOutcome::ALL.into_iter().enumerate() {
         let e = DoseEvaluation {
@@ -91,40 +65,11 @@ async fn dose_evaluations_are_logged_exactly_listed_by_time_and_append_only(db: 
 async fn policy_proposals_need_a_second_person_and_an_approval_is_in_force_at_once(db: &TestDb) {
     use ketacare_db::{PolicyProposal, ProposalDecision};
     let s = db.store();
-    let system = AuditCtx {
-        actor: Actor { user_id: None, username: "system".into(), role: None, session_ref: None, client_addr: None },
-        at: t0(),
-        purpose: "operations",
-    };
     let mut users = Vec::new();
     for (name, role) in [("dr.mira", Role::MedicalDirector), ("dr.pia", Role::Prescriber)] {
-        users.push(
-            s.create_user(
-                &system,
-                NewUser {
-                    id: UserId::from_uuid(Uuid::new_v4()),
-                    username: Username::parse(name).unwrap(),
-                    display_name: name.into(),
-                    role,
-                    password_hash: "x".into(),
-                    created_at: t0(),
-                },
-            )
-            .await
-            .unwrap(),
-        );
+        users.push(fixtures::user(db, name, name, role).await);
     }
-    let ctx = |u: &ketacare_db::User| AuditCtx {
-        actor: Actor {
-            user_id: Some(u.id),
-            username: u.username.as_str().into(),
-            role: Some(u.role),
-            session_ref: None,
-            client_addr: None,
-        },
-        at: t0(),
-        purpose: "operations",
-    };
+    let ctx = |u: &ketacare_db::User| AuditCtx { purpose: "operations", ..fixtures::ctx(u) };
     let proposal = |value: &str| PolicyProposal {
         id: Uuid::new_v4(),
         key: "drug_library.iv.soft_max_mg_per_kg".into(),

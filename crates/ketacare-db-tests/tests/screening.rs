@@ -2,11 +2,10 @@
 //! verdicts) on both backends, and the upgrade from schema 4, which rebuilds SQLite's record
 //! table to admit the new kinds: every earlier record, version chain and trigger survives.
 
-use chrono::{DateTime, NaiveDate, TimeZone, Utc};
-use ketacare_db::{AuditCtx, NewUser};
+use chrono::NaiveDate;
+use ketacare_db_tests::fixtures::{self, ctx, t0};
 use ketacare_db_tests::{both_backends, fresh_postgres_at, fresh_sqlite_at, TestDb};
-use ketacare_domain::access::{Role, Username};
-use ketacare_domain::audit::Actor;
+use ketacare_domain::access::Role;
 use ketacare_domain::ids::*;
 use ketacare_domain::patient::{AgeLimits, DemographicsInput};
 use ketacare_domain::record::*;
@@ -14,44 +13,8 @@ use ketacare_domain::screening::*;
 use rust_decimal::Decimal;
 use uuid::Uuid;
 
-fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 26, 9, 0, 0).unwrap()
-}
-
-fn ctx(user: &ketacare_db::User) -> AuditCtx {
-    AuditCtx {
-        actor: Actor {
-            user_id: Some(user.id),
-            username: user.username.as_str().to_owned(),
-            role: Some(user.role),
-            session_ref: None,
-            client_addr: None,
-        },
-        at: t0(),
-        purpose: "treatment",
-    }
-}
-
 async fn director(db: &TestDb) -> ketacare_db::User {
-    let system = AuditCtx {
-        actor: Actor { user_id: None, username: "system".into(), role: None, session_ref: None, client_addr: None },
-        at: t0(),
-        purpose: "operations",
-    };
-    db.store()
-        .create_user(
-            &system,
-            NewUser {
-                id: UserId::from_uuid(Uuid::new_v4()),
-                username: Username::parse("dr.mira").unwrap(),
-                display_name: "Dr Mira".into(),
-                role: Role::MedicalDirector,
-                password_hash: "$argon2id$test".into(),
-                created_at: t0(),
-            },
-        )
-        .await
-        .unwrap()
+    fixtures::user(db, "dr.mira", "Dr Mira", Role::MedicalDirector).await
 }
 
 async fn register(db: &TestDb, u: &ketacare_db::User) -> PatientId {
