@@ -76,6 +76,27 @@ impl PgStore {
     pub fn pool(&self) -> &Pool<Postgres> {
         &self.pool
     }
+
+    /// Hears every server's session changes (`LISTEN ketacare_sessions`; the writers call
+    /// `pg_notify` inside their transactions) and passes each session id to `listener`.
+    /// The listener reconnects by itself if the connection drops (sqlx re-issues `LISTEN`).
+    async fn __listen_session_changes(&self, listener: ketacare_db::session::ChangeListener) -> DbResult<bool> {
+        let mut l = sqlx::postgres::PgListener::connect_with(&self.pool).await.map_err(DbError::from_sqlx)?;
+        l.listen("ketacare_sessions").await.map_err(DbError::from_sqlx)?;
+        tokio::spawn(async move {
+            loop {
+                match l.recv().await {
+                    Ok(n) => listener(n.payload().to_owned()),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "session change listener lost its connection; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+        Ok(true)
+    }
 }
 
 ketacare_db::impl_sql_store!(PgStore, sqlx::Postgres);
+ketacare_db::impl_session_store!(PgStore, sqlx::Postgres);

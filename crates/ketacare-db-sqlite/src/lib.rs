@@ -92,6 +92,12 @@ impl SqliteStore {
     pub fn pool(&self) -> &Pool<Sqlite> {
         &self.pool
     }
+
+    /// An embedded database has one server: there is nobody else to hear from.
+    async fn __listen_session_changes(&self, _listener: ketacare_db::session::ChangeListener) -> DbResult<bool> {
+        Ok(false)
+    }
 }
 
 ketacare_db::impl_sql_store!(SqliteStore, sqlx::Sqlite);
+ketacare_db::impl_session_store!(SqliteStore, sqlx::Sqlite);

@@ -19,6 +19,7 @@
 
 pub mod codec;
 mod model;
+pub mod session;
 #[doc(hidden)]
 pub mod sql;
 
@@ -80,7 +81,7 @@ pub type DbResult<T> = Result<T, DbError>;
 
 /// The storage interface. See the crate docs for the invariants.
 #[async_trait::async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: session::SessionStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     /// Applies pending migrations.

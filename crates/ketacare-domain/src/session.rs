@@ -241,6 +241,12 @@ pub struct SessionRules {
     pub discharge_sbp_within: Rule,
     /// MOAA/S needed to discharge.
     pub discharge_moaas: Rule,
+    /// Prompt for vitals this many minutes after the last blood pressure (dose started).
+    pub prompt_vitals_minutes: Rule,
+    /// Prompt for MOAA/S this many minutes after the last one.
+    pub prompt_moaas_minutes: Rule,
+    /// Prompt for CADSS this many minutes after the dose starts.
+    pub prompt_cadss_minutes: Rule,
 }
 
 /// A vital sign.
@@ -344,6 +350,14 @@ impl Level {
             Level::Warning => "warning",
             Level::Critical => "critical",
         }
+    }
+
+    /// Parses a code.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        [Level::Advisory, Level::Warning, Level::Critical]
+            .into_iter()
+            .find(|l| l.code() == s)
+            .ok_or_else(|| format!("unknown alarm level {s}"))
     }
 
     /// One level up (critical stays critical).
@@ -763,6 +777,32 @@ pub struct AlarmTracker {
     pub latched: Vec<&'static str>,
 }
 
+/// Every alarm rule the engine has, by code.
+pub const ALARM_RULES: [&str; 17] = [
+    "sbp_above",
+    "sbp_rise",
+    "dbp_above",
+    "dbp_rise",
+    "hr_above",
+    "hr_below",
+    "spo2_below",
+    "rr_below",
+    "rr_above",
+    "cadss_above",
+    "moaas_low",
+    "stale_feed",
+    "stale_systolic",
+    "stale_diastolic",
+    "stale_heart_rate",
+    "stale_spo2",
+    "stale_respiratory_rate",
+];
+
+/// The rule code for a stored rule name (`None`: not a rule of this engine).
+pub fn rule_code(s: &str) -> Option<&'static str> {
+    ALARM_RULES.into_iter().find(|r| *r == s)
+}
+
 /// The rules a reading of a vital sign (or a rating) decides.
 fn rules_of(input: &SessionInput) -> &'static [&'static str] {
     match input {
@@ -897,6 +937,9 @@ pub(crate) mod tests {
             discharge_minutes: r(120),
             discharge_sbp_within: r(20),
             discharge_moaas: r(5),
+            prompt_vitals_minutes: r(15),
+            prompt_moaas_minutes: r(15),
+            prompt_cadss_minutes: r(40),
         }
     }
 

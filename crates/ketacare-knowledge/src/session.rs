@@ -74,6 +74,9 @@ pub fn parse_session(text: &str) -> Result<(SessionRules, ValueTable), Knowledge
         discharge_minutes: rule("discharge_min_observation_minutes")?,
         discharge_sbp_within: rule("discharge_systolic_within")?,
         discharge_moaas: rule("discharge_moaas")?,
+        prompt_vitals_minutes: rule("prompt_vitals_minutes")?,
+        prompt_moaas_minutes: rule("prompt_moaas_minutes")?,
+        prompt_cadss_minutes: rule("prompt_cadss_minutes")?,
     };
     if rules.gate_sbp_above.value >= rules.gate_hard_sbp_above.value || rules.gate_dbp_above.value >= rules.gate_hard_dbp_above.value {
         return Err(KnowledgeError::Inconsistent { file: FILE, problem: "the pre-dose gate must be below its hard ceiling".into() });
@@ -92,6 +95,15 @@ pub fn parse_session(text: &str) -> Result<(SessionRules, ValueTable), Knowledge
     ] {
         if r.value.fract() != Decimal::ZERO || r.value < Decimal::ONE || r.value > day {
             return Err(bad(key, format!("{} must be whole seconds from 1 to 86400", r.value)));
+        }
+    }
+    for (key, r) in [
+        ("prompt_vitals_minutes", &rules.prompt_vitals_minutes),
+        ("prompt_moaas_minutes", &rules.prompt_moaas_minutes),
+        ("prompt_cadss_minutes", &rules.prompt_cadss_minutes),
+    ] {
+        if r.value.fract() != Decimal::ZERO || r.value < Decimal::ONE || r.value > Decimal::from(240) {
+            return Err(bad(key, format!("{} must be whole minutes from 1 to 240", r.value)));
         }
     }
     if rules.moaas_critical_at_or_below.value > rules.moaas_at_or_below.value {
