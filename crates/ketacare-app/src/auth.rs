@@ -285,11 +285,41 @@ impl App {
     /// Resolves an API bearer token.
     pub async fn authenticate_token(&self, token: &str, client_addr: Option<String>) -> Result<Principal, AppError> {
         let t = self.store.find_api_token(&token_hash(token)).await?.ok_or(AppError::Unauthenticated)?;
-        if t.revoked_at.is_some() {
+        // A room-display token opens the room display only, never the API.
+        if t.revoked_at.is_some() || t.label.starts_with(crate::session::ROOM_DISPLAY_LABEL) {
             return Err(AppError::Unauthenticated);
         }
         let user = self.store.get_user(t.user_id).await?.filter(|u| u.active).ok_or(AppError::Unauthenticated)?;
         Ok(Principal { user, kind: PrincipalKind::Token(t.id), client_addr })
+    }
+
+    /// Resolves a room-display token (issued by `issue_room_display`).
+    pub async fn authenticate_room_display(&self, token: &str) -> Result<Principal, AppError> {
+        let t = self.store.find_api_token(&token_hash(token)).await?.ok_or(AppError::Unauthenticated)?;
+        if t.revoked_at.is_some() || !t.label.starts_with(crate::session::ROOM_DISPLAY_LABEL) {
+            return Err(AppError::Unauthenticated);
+        }
+        let user = self.store.get_user(t.user_id).await?.filter(|u| u.active).ok_or(AppError::Unauthenticated)?;
+        Ok(Principal { user, kind: PrincipalKind::Token(t.id), client_addr: None })
+    }
+
+    /// Issues a room-display token acting as the caller (clinical staff): it opens the room
+    /// display (chairs, vitals, alarms, no patient details) and nothing else; administrators
+    /// see and revoke it with the API tokens.
+    pub async fn issue_room_display(&self, p: &Principal) -> Result<(String, ApiToken), AppError> {
+        self.authorize(p, Permission::WriteClinical, "ApiToken").await?;
+        let secret = format!("kc_{}", random_token());
+        let t = ApiToken {
+            id: TokenId::from_uuid(Uuid::new_v4()),
+            user_id: p.user.id,
+            label: format!("{} started by {}", crate::session::ROOM_DISPLAY_LABEL, p.user.username.as_str()),
+            token_hash: token_hash(&secret),
+            created_at: self.clock.now(),
+            created_by: p.user.id,
+            revoked_at: None,
+        };
+        self.store.create_api_token(&self.ctx(p, "operations"), &t).await?;
+        Ok((secret, t))
     }
 
     /// Ends the caller's session.

@@ -14,6 +14,7 @@ mod outcomes;
 mod patients;
 mod records;
 mod screening;
+mod session;
 
 pub use auth::{token_hash, NewUserInput, Principal, PrincipalKind};
 pub use clock::{Clock, FixedClock, SystemClock};
@@ -23,6 +24,9 @@ pub use outcomes::{LinkProblem, LoadedWording, OpenQuestionnaire, OutcomeView, S
 pub use patients::{Chart, DeidentifiedPatient, Measurement};
 pub use records::{MeasurementInput, RecordInput};
 pub use screening::{LiverInput, ScreeningView, SignInput, VitalsInput};
+pub use session::{
+    BoardChair, BookingInput, ChecksInput, GateView, IngestOutcome, LiveAlarm, Prompt, ReadingInput, SessionAction, SessionView,
+};
 
 use chrono::Duration;
 use ketacare_db::Store;
@@ -54,13 +58,14 @@ pub struct App {
     knowledge: Arc<Knowledge>,
     settings: Settings,
     hashing: Arc<Semaphore>,
+    changes: tokio::sync::broadcast::Sender<String>,
 }
 
 impl App {
     /// Builds the application.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, knowledge: Arc<Knowledge>, settings: Settings) -> Self {
         // At most two password hashes at once, so a login flood cannot starve clinical requests.
-        Self { store, clock, knowledge, settings, hashing: Arc::new(Semaphore::new(2)) }
+        Self { store, clock, knowledge, settings, hashing: Arc::new(Semaphore::new(2)), changes: tokio::sync::broadcast::channel(1024).0 }
     }
     /// The store (for health checks and shutdown).
     pub fn store(&self) -> &Arc<dyn Store> {

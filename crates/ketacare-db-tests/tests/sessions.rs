@@ -156,7 +156,10 @@ async fn steps_are_numbered_chairs_and_monitors_are_exclusive_and_a_signed_sessi
         assert!(db.exec_raw(sql).await.is_err(), "{sql} must be refused on {}", db.backend());
     }
     let audit = st
-        .search_audit(&ctx(&u), &AuditFilter { entity_type: Some("TreatmentSession".into()), page: Page { limit: 100, offset: 0 }, ..Default::default() })
+        .search_audit(
+            &ctx(&u),
+            &AuditFilter { entity_type: Some("TreatmentSession".into()), page: Page { limit: 100, offset: 0 }, ..Default::default() },
+        )
         .await
         .unwrap();
     assert!(audit.len() >= 10, "creates, steps and reads are audited: {}", audit.len());
@@ -184,18 +187,27 @@ async fn readings_are_stored_once_and_read_back_in_order(db: &TestDb) {
     let s = session(&u, p, "ROOM1^CHAIR3", None);
     st.create_treatment_session(&ctx(&u), &s, &event(&u, &s, "created", "booked")).await.unwrap();
     let first = SessionWrite {
-        readings: vec![reading(&s, Vital::Systolic, "128", 0, ReadingSource::Hl7), reading(&s, Vital::HeartRate, "72", 0, ReadingSource::Hl7)],
+        readings: vec![
+            reading(&s, Vital::Systolic, "128", 0, ReadingSource::Hl7),
+            reading(&s, Vital::HeartRate, "72", 0, ReadingSource::Hl7),
+        ],
         ..Default::default()
     };
     assert_eq!(st.write_session_input(&ctx(&u), &first).await.unwrap(), 2);
     // The monitor lost our ACK and resends the same message: stored once.
     let resent = SessionWrite {
-        readings: vec![reading(&s, Vital::Systolic, "128", 0, ReadingSource::Hl7), reading(&s, Vital::HeartRate, "72", 0, ReadingSource::Hl7)],
+        readings: vec![
+            reading(&s, Vital::Systolic, "128", 0, ReadingSource::Hl7),
+            reading(&s, Vital::HeartRate, "72", 0, ReadingSource::Hl7),
+        ],
         ..Default::default()
     };
     assert_eq!(st.write_session_input(&ctx(&u), &resent).await.unwrap(), 0);
     let later = SessionWrite {
-        readings: vec![reading(&s, Vital::Systolic, "171.5", 60, ReadingSource::Manual), reading(&s, Vital::Spo2, "97", 30, ReadingSource::Hl7)],
+        readings: vec![
+            reading(&s, Vital::Systolic, "171.5", 60, ReadingSource::Manual),
+            reading(&s, Vital::Spo2, "97", 30, ReadingSource::Hl7),
+        ],
         ..Default::default()
     };
     assert_eq!(st.write_session_input(&ctx(&u), &later).await.unwrap(), 2);
@@ -235,11 +247,22 @@ async fn alarms_are_raised_once_per_rule_acknowledged_once_and_cleared_once(db: 
     let s = session(&u, p, "ROOM1^CHAIR4", None);
     st.create_treatment_session(&ctx(&u), &s, &event(&u, &s, "created", "booked")).await.unwrap();
     let a = alarm(&s, "sbp_above", 10);
-    st.write_session_input(&ctx(&u), &SessionWrite { readings: vec![reading(&s, Vital::Systolic, "186", 10, ReadingSource::Hl7)], raised: vec![a.clone()], cleared: vec![] })
-        .await
-        .unwrap();
+    st.write_session_input(
+        &ctx(&u),
+        &SessionWrite {
+            readings: vec![reading(&s, Vital::Systolic, "186", 10, ReadingSource::Hl7)],
+            raised: vec![a.clone()],
+            cleared: vec![],
+        },
+    )
+    .await
+    .unwrap();
     // Another server raising the same rule at the same moment loses, and writes nothing.
-    let dup = SessionWrite { readings: vec![reading(&s, Vital::Systolic, "187", 11, ReadingSource::Hl7)], raised: vec![alarm(&s, "sbp_above", 11)], cleared: vec![] };
+    let dup = SessionWrite {
+        readings: vec![reading(&s, Vital::Systolic, "187", 11, ReadingSource::Hl7)],
+        raised: vec![alarm(&s, "sbp_above", 11)],
+        cleared: vec![],
+    };
     assert!(matches!(st.write_session_input(&ctx(&u), &dup).await, Err(DbError::Conflict(_))));
     assert_eq!(st.session_readings(&ctx(&u), s.id, None).await.unwrap().len(), 1, "all or nothing");
 
@@ -264,7 +287,10 @@ async fn alarms_are_raised_once_per_rule_acknowledged_once_and_cleared_once(db: 
     for sql in ["DELETE FROM session_alarms", "UPDATE session_alarms SET message = 'x'"] {
         assert!(db.exec_raw(sql).await.is_err(), "{sql} must be refused on {}", db.backend());
     }
-    let sql = format!("UPDATE session_alarms SET acknowledged_by_name = 'someone else', acknowledged_at = '2026-11-30T00:00:00.000000Z' WHERE id = '{}'", a.id);
+    let sql = format!(
+        "UPDATE session_alarms SET acknowledged_by_name = 'someone else', acknowledged_at = '2026-11-30T00:00:00.000000Z' WHERE id = '{}'",
+        a.id
+    );
     assert!(db.exec_raw(&sql).await.is_err(), "an acknowledgement cannot be rewritten");
 }
 
@@ -280,9 +306,12 @@ async fn other_servers_hear_session_changes_on_postgres(db: &TestDb) {
     let (u, p) = setup(db, "SE-0004").await;
     let s = session(&u, p, "ROOM2^CHAIR1", None);
     st.create_treatment_session(&ctx(&u), &s, &event(&u, &s, "created", "booked")).await.unwrap();
-    st.write_session_input(&ctx(&u), &SessionWrite { readings: vec![reading(&s, Vital::HeartRate, "80", 5, ReadingSource::Device)], ..Default::default() })
-        .await
-        .unwrap();
+    st.write_session_input(
+        &ctx(&u),
+        &SessionWrite { readings: vec![reading(&s, Vital::HeartRate, "80", 5, ReadingSource::Device)], ..Default::default() },
+    )
+    .await
+    .unwrap();
     for _ in 0..100 {
         if heard.lock().unwrap().len() >= 2 {
             break;

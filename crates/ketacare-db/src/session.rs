@@ -322,7 +322,8 @@ impl EventRow {
 }
 
 /// Columns of `session_readings`, in [`ReadingRow`] order.
-pub const READING_COLS: &str = "id, session_id, patient_id, vital, value, observed_at, received_at, source, device_id, message_id, recorded_by_name";
+pub const READING_COLS: &str =
+    "id, session_id, patient_id, vital, value, observed_at, received_at, source, device_id, message_id, recorded_by_name";
 
 /// A `session_readings` row.
 #[derive(sqlx::FromRow)]

@@ -71,6 +71,7 @@
 mod data;
 mod outcomes;
 mod plan;
+pub mod room;
 mod screening;
 
 pub use screening::REFERRALS;
@@ -115,6 +116,8 @@ pub struct DemoSummary {
     pub patients: usize,
     /// Number of rating-scale administrations recorded.
     pub assessments: usize,
+    /// The monitored chairs of the simulated treatment room.
+    pub room: Vec<room::RoomChair>,
     /// Number of safety alerts the rating scales raised (all left open).
     pub alerts: usize,
 }
@@ -155,7 +158,8 @@ pub async fn seed(app: &App) -> Result<DemoSummary, AppError> {
         assessments += p.assessments.len();
     }
     let referrals = screening::seed_referrals(app, &director, &prescriber, &nurse).await?;
-    Ok(DemoSummary { logins, patients: plans.len() + referrals, assessments, alerts })
+    let room = room::seed_room(app, &prescriber, &nurse).await?;
+    Ok(DemoSummary { logins, patients: plans.len() + referrals + room.len(), assessments, alerts, room })
 }
 
 /// Registers one patient and writes their chart: clinical records as the prescriber, weights and

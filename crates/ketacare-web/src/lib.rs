@@ -16,6 +16,7 @@ pub mod api;
 mod api_dosing;
 mod api_outcomes;
 mod api_screening;
+mod api_session;
 mod dosing;
 pub mod error;
 pub mod extract;
@@ -24,6 +25,7 @@ mod outcomes;
 mod pages;
 mod screening;
 pub mod screening_doc;
+mod session;
 mod views;
 
 use axum::extract::{Request, State};
@@ -134,6 +136,7 @@ pub fn router(state: AppState) -> Router {
         .merge(screening::routes())
         .merge(dosing::routes())
         .merge(dosing::patient_routes())
+        .merge(session::routes())
         .nest("/api", api::routes())
         .route("/health", get(health))
         .route("/static/app.css", get(css))

@@ -2,6 +2,8 @@
 //! and serving the router. The binary (`main.rs`) adds the command line; tests call
 //! [`Server::start`] with a fresh database on port 0, exactly as production does.
 
+pub mod monitors;
+
 use anyhow::Context;
 use ketacare_app::{App, Clock, Settings, SystemClock};
 use ketacare_db::Store;
@@ -27,6 +29,10 @@ pub struct Config {
     pub session_absolute_hours: i64,
     /// Secret key for research pseudonyms (set a long random value in production).
     pub pseudonym_key: String,
+    /// Address of the MLLP listener for bedside monitors (HL7 v2 ORU^R01), e.g.
+    /// `127.0.0.1:2575`; empty: off. MLLP has no authentication: bind it to the monitor
+    /// network only.
+    pub mllp_listen: String,
 }
 
 impl Default for Config {
@@ -38,6 +44,7 @@ impl Default for Config {
             session_idle_minutes: 15,
             session_absolute_hours: 12,
             pseudonym_key: "change-me".into(),
+            mllp_listen: String::new(),
         }
     }
 }
@@ -52,6 +59,7 @@ impl std::fmt::Debug for Config {
             .field("session_idle_minutes", &self.session_idle_minutes)
             .field("session_absolute_hours", &self.session_absolute_hours)
             .field("pseudonym_key", &"***")
+            .field("mllp_listen", &self.mllp_listen)
             .finish()
     }
 }
@@ -83,6 +91,11 @@ impl Config {
         self.listen
             .parse::<SocketAddr>()
             .with_context(|| format!("listen must be an address such as 127.0.0.1:8080 (got {})", self.listen))?;
+        if !self.mllp_listen.is_empty() {
+            self.mllp_listen
+                .parse::<SocketAddr>()
+                .with_context(|| format!("mllp_listen must be an address such as 127.0.0.1:2575, or empty (got {})", self.mllp_listen))?;
+        }
         Ok(())
     }
 }
@@ -120,8 +133,20 @@ pub struct Server {
     pub addr: SocketAddr,
     /// The application (tests use it for seeding).
     pub app: Arc<App>,
-    shutdown: tokio::sync::oneshot::Sender<()>,
+    /// Bound address of the MLLP listener, when configured.
+    pub mllp_addr: Option<SocketAddr>,
+    shutdown: tokio::sync::watch::Sender<bool>,
     handle: tokio::task::JoinHandle<()>,
+    background: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Resolves when `rx` says stop.
+async fn stopped(mut rx: tokio::sync::watch::Receiver<bool>) {
+    while !*rx.borrow() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
 }
 
 impl Server {
@@ -140,25 +165,61 @@ impl Server {
         let router = ketacare_web::router(state);
         let listener = tokio::net::TcpListener::bind(&config.listen).await.with_context(|| format!("binding {}", config.listen))?;
         let addr = listener.local_addr()?;
-        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let mut background = Vec::new();
+        // Other servers' session changes reach this server's live boards (PostgreSQL).
+        if app.listen_for_other_servers().await.map_err(|e| anyhow::anyhow!("listening for other servers: {e}"))? {
+            tracing::info!("live board hears the other servers through PostgreSQL");
+        }
+        // The alarm engine's clock: silent monitors raise their alarm.
+        let (tick_app, tick_rx) = (app.clone(), rx.clone());
+        background.push(tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(1));
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                tokio::select! {
+                    _ = every.tick() => {
+                        if let Err(e) = tick_app.tick_sessions().await {
+                            tracing::warn!(error = %e, "stale-monitor check failed");
+                        }
+                    }
+                    _ = stopped(tick_rx.clone()) => return,
+                }
+            }
+        }));
+        let mut mllp_addr = None;
+        if !config.mllp_listen.is_empty() {
+            let l = tokio::net::TcpListener::bind(&config.mllp_listen)
+                .await
+                .with_context(|| format!("binding the MLLP listener {}", config.mllp_listen))?;
+            mllp_addr = Some(l.local_addr()?);
+            let handler = Arc::new(crate::monitors::MonitorHandler { app: app.clone() });
+            let clock = app.clock().clone();
+            let now: Arc<dyn Fn() -> chrono::DateTime<chrono::Utc> + Send + Sync> = Arc::new(move || clock.now());
+            let stop = stopped(rx.clone());
+            background.push(tokio::spawn(async move {
+                if let Err(e) = ketacare_hl7::serve(l, handler, ketacare_hl7::ListenerConfig::default(), now, stop).await {
+                    tracing::error!(error = %e, "MLLP listener stopped with an error");
+                }
+            }));
+        }
+        let http_rx = rx.clone();
         let handle = tokio::spawn(async move {
             let svc = router.into_make_service_with_connect_info::<SocketAddr>();
-            if let Err(e) = axum::serve(listener, svc)
-                .with_graceful_shutdown(async move {
-                    let _ = rx.await;
-                })
-                .await
-            {
+            if let Err(e) = axum::serve(listener, svc).with_graceful_shutdown(stopped(http_rx)).await {
                 tracing::error!(error = %e, "server stopped with an error");
             }
         });
-        Ok(Self { addr, app, shutdown: tx, handle })
+        Ok(Self { addr, app, mllp_addr, shutdown: tx, handle, background })
     }
 
     /// Stops accepting requests, finishes those in flight and closes the database.
     pub async fn stop(self) {
-        let _ = self.shutdown.send(());
+        let _ = self.shutdown.send(true);
         let _ = self.handle.await;
+        for b in self.background {
+            let _ = b.await;
+        }
         self.app.store().close().await;
     }
 }

@@ -37,6 +37,13 @@ enum Command {
         /// Directory for the demo database; its previous demo database is replaced.
         #[arg(long, default_value = "ketacare-demo-data")]
         data_dir: PathBuf,
+        /// Port of the MLLP listener for bedside monitors (127.0.0.1); the simulated treatment
+        /// room sends HL7 ORU^R01 to it.
+        #[arg(long, default_value_t = 2575)]
+        mllp_port: u16,
+        /// Do not run the simulated monitors of the treatment room.
+        #[arg(long)]
+        no_monitors: bool,
     },
     /// Serve the clinic using the configuration.
     Serve {
@@ -350,7 +357,7 @@ async fn run() -> anyhow::Result<()> {
             out(&calc::protocols(&k, *json));
             Ok(())
         }
-        Command::Demo { port, data_dir } => demo(*port, data_dir).await,
+        Command::Demo { port, data_dir, mllp_port, no_monitors } => demo(*port, data_dir, *mllp_port, *no_monitors).await,
         Command::Serve { listen } => {
             let mut config = load_config(&cli)?;
             if let Some(l) = listen {
@@ -418,7 +425,7 @@ async fn run() -> anyhow::Result<()> {
     }
 }
 
-async fn demo(port: u16, data_dir: &std::path::Path) -> anyhow::Result<()> {
+async fn demo(port: u16, data_dir: &std::path::Path, mllp_port: u16, no_monitors: bool) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
     std::fs::create_dir_all(data_dir).with_context(|| format!("creating {}", data_dir.display()))?;
     let db = data_dir.join("ketacare-demo.db");
@@ -433,6 +440,7 @@ async fn demo(port: u16, data_dir: &std::path::Path) -> anyhow::Result<()> {
         listen: format!("127.0.0.1:{port}"),
         secure_cookies: false,
         pseudonym_key: "demo".into(),
+        mllp_listen: format!("127.0.0.1:{mllp_port}"),
         ..Config::default()
     };
     config.validate()?;
@@ -441,8 +449,18 @@ async fn demo(port: u16, data_dir: &std::path::Path) -> anyhow::Result<()> {
     let app = build_app(store, &config, Arc::new(SystemClock))?;
     let summary = ketacare_demo::seed(&app).await.map_err(|e| anyhow::anyhow!("seeding the demo clinic: {e}"))?;
     let server = Server::serve(app, &config).await?;
+    let mllp = server.mllp_addr.ok_or_else(|| anyhow::anyhow!("the demo's MLLP listener did not start"))?;
+    if !no_monitors {
+        ketacare::monitors::simulate_room(mllp, summary.room.clone());
+    }
     out(&format!("Ketacare demo clinic: {} synthetic patients, ready in {:.1} s", summary.patients, started.elapsed().as_secs_f64()));
     out(&format!("Open http://{} and log in as one of:", server.addr));
+    out(&format!(
+        "Treatment room: {} monitored chairs sending HL7 over MLLP to {mllp}{} (live board: http://{}/board)",
+        summary.room.len(),
+        if no_monitors { " (simulated monitors off)" } else { "" },
+        server.addr
+    ));
     for l in &summary.logins {
         out(&format!("  {:<18} username {:<12} password {}", l.role.label(), l.username, l.password));
     }

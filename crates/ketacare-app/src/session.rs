@@ -1,0 +1,1112 @@
+//! The treatment session: booking a chair, the steps of the state machine with their checks,
+//! vital signs from the nurse, device gateways and monitors, the alarm engine, ratings,
+//! adverse events, discharge with a signature, addenda, the live board and the session note.
+//!
+//! The rules are the domain's (`ketacare_domain::session`); this module gathers the data they
+//! need from the chart and the store, and writes what they decide in one transaction each.
+//! The alarm engine keeps no state in memory: each input rebuilds the session's tracker from
+//! the stored session, its live alarms and last readings, so any server (several behind one
+//! PostgreSQL) can take any input, and a unique index keeps one live alarm per rule.
+
+use chrono::{DateTime, Duration, Utc};
+use ketacare_db::session::*;
+use ketacare_db::{AuditCtx, DbError};
+use ketacare_domain::access::Permission;
+use ketacare_domain::assessment::AssessmentInput;
+use ketacare_domain::audit::Actor;
+use ketacare_domain::ids::{PatientId, RecordId};
+use ketacare_domain::order::OrderStatus;
+use ketacare_domain::patient::Sex;
+use ketacare_domain::record::{ClinicalRecord, EncounterInput, RecordVersion};
+use ketacare_domain::session::*;
+use ketacare_domain::validation::FieldErrors;
+use rust_decimal::Decimal;
+use uuid::Uuid;
+
+use crate::{App, AppError, Principal, RecordInput};
+
+/// Label prefix of room-display tokens.
+pub const ROOM_DISPLAY_LABEL: &str = "room display";
+
+/// Raw input to book a session on a chair.
+#[derive(Clone, Debug, Default)]
+pub struct BookingInput {
+    /// Chair (treatment place) as the monitors name it in PV1-3, e.g. `ROOM1^CHAIR2`.
+    pub chair: String,
+    /// Monitor device id (EUI-64 or gateway id), optional.
+    pub device_id: String,
+    /// The dose order to give, optional at booking (needed before the dose).
+    pub order_id: String,
+}
+
+/// Raw input of the pre-dose checks the nurse confirms (the rest come from the chart).
+#[derive(Clone, Debug, Default)]
+pub struct ChecksInput {
+    /// Consent on file: `yes` or `no`.
+    pub consent: String,
+    /// Escort home confirmed: `yes` or `no`.
+    pub escort: String,
+    /// Pregnancy test: `negative`, `positive`, `not_done` or `not_applicable`.
+    pub pregnancy_test: String,
+    /// A prescriber's decision to go ahead with a baseline above the gate (the reason).
+    pub gate_decision: String,
+}
+
+/// One step of a session, as asked for.
+#[derive(Clone, Debug)]
+pub enum SessionAction {
+    /// The patient arrived.
+    CheckIn,
+    /// Start the pre-dose checks.
+    StartChecks,
+    /// Record the nurse's checks.
+    Checks(ChecksInput),
+    /// Link the dose order (before the dose).
+    LinkOrder(String),
+    /// Bind a monitor (device id) now.
+    BindMonitor(String),
+    /// Start the dose (every check met), at `at` (blank: now; charted later: the time it
+    /// started, up to 12 hours back).
+    StartDose {
+        /// When the dose started.
+        at: String,
+    },
+    /// The dose is in: infusion finished, or injection given at `site`, at `at` (blank: now).
+    DoseGiven {
+        /// Injection site (needed for SC and IM), or blank for an infusion.
+        site: String,
+        /// When the dose ended (not before it started).
+        at: String,
+    },
+    /// Pause (infusion or monitoring), with a reason.
+    Pause(String),
+    /// Resume.
+    Resume,
+    /// Stop the dose early, with a reason.
+    Stop(String),
+    /// Monitoring over; recovery.
+    StartRecovery,
+    /// Back from recovery to monitoring, with a reason.
+    BackToMonitoring(String),
+    /// Discharge with the escort present (`yes`), signed by the clinician.
+    Discharge {
+        /// Escort present: `yes` or `no`.
+        escort_present: String,
+        /// Note for the record.
+        note: String,
+    },
+    /// Cancel before any dose, with a reason.
+    Cancel(String),
+    /// Adverse event.
+    AdverseEvent(AdverseEventInput),
+    /// A later note on a signed session.
+    Addendum(String),
+}
+
+impl SessionAction {
+    fn step(&self) -> Option<Step> {
+        Some(match self {
+            SessionAction::CheckIn => Step::CheckIn,
+            SessionAction::StartChecks => Step::StartChecks,
+            SessionAction::StartDose { .. } => Step::StartDose,
+            SessionAction::DoseGiven { .. } => Step::DoseGiven,
+            SessionAction::Pause(_) => Step::Pause,
+            SessionAction::Resume => Step::Resume,
+            SessionAction::Stop(_) => Step::Stop,
+            SessionAction::StartRecovery => Step::StartRecovery,
+            SessionAction::BackToMonitoring(_) => Step::BackToMonitoring,
+            SessionAction::Discharge { .. } => Step::Discharge,
+            SessionAction::Cancel(_) => Step::Cancel,
+            _ => return None,
+        })
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            SessionAction::Checks(_) => "checks",
+            SessionAction::LinkOrder(_) => "order",
+            SessionAction::BindMonitor(_) => "monitor",
+            SessionAction::AdverseEvent(_) => "adverse_event",
+            SessionAction::Addendum(_) => "addendum",
+            SessionAction::Discharge { .. } => "signed",
+            SessionAction::StartDose { .. } | SessionAction::DoseGiven { .. } | SessionAction::Stop(_) => "dose",
+            _ => "step",
+        }
+    }
+}
+
+/// A vital sign as typed or sent (raw).
+#[derive(Clone, Debug, Default)]
+pub struct ReadingInput {
+    /// Vital code (`systolic`, `diastolic`, `heart_rate`, `spo2`, `respiratory_rate`).
+    pub vital: String,
+    /// Value as typed.
+    pub value: String,
+    /// When measured, RFC 3339 or `YYYY-MM-DDTHH:MM` (UTC); blank = now.
+    pub observed_at: String,
+}
+
+/// What the pre-dose gate sees now.
+#[derive(Clone, Debug)]
+pub struct GateView {
+    /// The checks as they stand.
+    pub checks: PreDoseChecks,
+    /// What is still missing or failed (empty: the dose may start).
+    pub unmet: Vec<String>,
+}
+
+/// A live alarm with its level now.
+#[derive(Clone, Debug)]
+pub struct LiveAlarm {
+    /// The stored alarm.
+    pub alarm: SessionAlarm,
+    /// Level now (escalated when nobody acknowledged it in time).
+    pub level_now: Level,
+}
+
+/// A timed prompt: something due at the protocol's time points.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Prompt {
+    /// What (`vitals`, `cadss`, `moaas`).
+    pub what: String,
+    /// In words.
+    pub label: String,
+    /// Due at.
+    pub due_at: DateTime<Utc>,
+    /// Overdue now.
+    pub overdue: bool,
+}
+
+/// One session as the session page and the note show it.
+#[derive(Clone, Debug)]
+pub struct SessionView {
+    /// The session.
+    pub session: TreatmentSession,
+    /// Patient display name (staff only).
+    pub patient_name: String,
+    /// Patient MRN.
+    pub mrn: String,
+    /// Its events, oldest first.
+    pub events: Vec<SessionEvent>,
+    /// Readings, oldest first.
+    pub readings: Vec<SessionReading>,
+    /// Every alarm, oldest first.
+    pub alarms: Vec<SessionAlarm>,
+    /// Live alarms with their level now.
+    pub live: Vec<LiveAlarm>,
+    /// The pre-dose gate.
+    pub gate: GateView,
+    /// Discharge criteria not met now.
+    pub discharge_unmet: Vec<String>,
+    /// The linked dose order.
+    pub order: Option<RecordVersion>,
+    /// Prompts due.
+    pub prompts: Vec<Prompt>,
+    /// Server time of the view.
+    pub now: DateTime<Utc>,
+}
+
+/// One chair on the live board.
+#[derive(Clone, Debug)]
+pub struct BoardChair {
+    /// Session id.
+    pub session_id: RecordId,
+    /// Chair.
+    pub chair: String,
+    /// Patient initials (None on the room display).
+    pub initials: Option<String>,
+    /// Phase.
+    pub phase: Phase,
+    /// Minutes since check-in (or booking).
+    pub elapsed_min: i64,
+    /// Minutes since the dose started.
+    pub since_dose_min: Option<i64>,
+    /// Latest value of each vital with its age in seconds.
+    pub latest: Vec<(Vital, Decimal, i64)>,
+    /// Trend: the last 30 minutes of readings.
+    pub trend: Vec<(Vital, DateTime<Utc>, Decimal)>,
+    /// Live alarms.
+    pub alarms: Vec<LiveAlarm>,
+    /// Whether a monitor is bound.
+    pub monitored: bool,
+    /// Prompts due.
+    pub prompts: Vec<Prompt>,
+}
+
+/// Result of one input from a monitor or a gateway.
+#[derive(Clone, Debug, Default)]
+pub struct IngestOutcome {
+    /// Readings newly stored (a resent one is stored once).
+    pub stored: usize,
+    /// Values that were not readings: implausible, "no value" markers, unknown codes.
+    pub rejected: Vec<String>,
+    /// Alarms raised.
+    pub raised: Vec<SessionAlarm>,
+}
+
+fn yes_no(e: &mut FieldErrors, field: &str, raw: &str) -> Option<bool> {
+    match raw.trim() {
+        "yes" | "true" | "on" => Some(true),
+        "no" | "false" => Some(false),
+        _ => {
+            e.add(field, "answer yes or no");
+            None
+        }
+    }
+}
+
+fn reason(field: &str, raw: &str) -> Result<String, AppError> {
+    let r = raw.trim();
+    if r.chars().count() < 3 || r.chars().count() > 2000 {
+        return Err(FieldErrors::single(field, "give a reason of 3 to 2000 characters").into());
+    }
+    Ok(r.to_owned())
+}
+
+fn valid_chair(raw: &str) -> Result<String, String> {
+    let c = raw.trim();
+    if c.is_empty() || c.len() > 60 || !c.chars().all(|ch| ch.is_ascii_alphanumeric() || "^ _-.".contains(ch)) {
+        return Err("name the chair as the monitors send it in PV1-3 (letters, digits, ^ _ - . up to 60), e.g. ROOM1^CHAIR2".into());
+    }
+    Ok(c.trim_end_matches('^').to_owned())
+}
+
+fn valid_device(raw: &str) -> Result<Option<String>, String> {
+    let d = raw.trim();
+    if d.is_empty() {
+        return Ok(None);
+    }
+    if d.len() > 64 || !d.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_:.".contains(ch)) {
+        return Err("a device id is the monitor's EUI-64 or gateway id (letters, digits, - _ : . up to 64)".into());
+    }
+    Ok(Some(d.to_owned()))
+}
+
+/// Parses a reading's time: RFC 3339, or `YYYY-MM-DDTHH:MM[:SS]` in UTC; blank is `now`.
+fn reading_time(raw: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {
+    let t = raw.trim();
+    if t.is_empty() {
+        return Ok(now);
+    }
+    if let Ok(x) = DateTime::parse_from_rfc3339(t) {
+        return Ok(x.with_timezone(&Utc));
+    }
+    for f in ["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"] {
+        if let Ok(x) = chrono::NaiveDateTime::parse_from_str(t, f) {
+            return Ok(x.and_utc());
+        }
+    }
+    Err("a time as 2026-11-30T09:15:00Z (RFC 3339) or 2026-11-30T09:15 (UTC)".into())
+}
+
+/// A time charted for a step: blank is now; otherwise not in the future, not before
+/// `earliest` (the step before it) and not more than 12 hours back.
+fn charted_time(field: &str, raw: &str, now: DateTime<Utc>, earliest: DateTime<Utc>) -> Result<DateTime<Utc>, AppError> {
+    let t = reading_time(raw, now).map_err(|m| FieldErrors::single(field, m))?;
+    if t > now + Duration::minutes(2) {
+        return Err(FieldErrors::single(field, "must not be in the future").into());
+    }
+    if t < earliest || t < now - Duration::hours(12) {
+        return Err(FieldErrors::single(
+            field,
+            format!("must be after {} and within the last 12 hours", earliest.format("%Y-%m-%d %H:%M UTC")),
+        )
+        .into());
+    }
+    Ok(t)
+}
+
+/// Initials of a name, for the board ("A. Q.").
+fn initials(given: &str, family: &str) -> String {
+    let f = |s: &str| s.chars().next().map(|c| format!("{}.", c.to_uppercase())).unwrap_or_default();
+    format!("{} {}", f(given), f(family)).trim().to_owned()
+}
+
+impl App {
+    fn session_actor(&self, name: &str) -> AuditCtx {
+        AuditCtx {
+            actor: Actor { user_id: None, username: name.to_owned(), role: None, session_ref: Some("monitor".into()), client_addr: None },
+            at: self.clock.now(),
+            purpose: "treatment",
+        }
+    }
+
+    /// Books a treatment session on a chair: a treatment encounter (the screening re-check
+    /// runs first) and the session row, scheduled.
+    pub async fn book_session(&self, p: &Principal, patient: PatientId, input: &BookingInput) -> Result<TreatmentSession, AppError> {
+        self.authorize(p, Permission::WriteClinical, "TreatmentSession").await?;
+        let mut e = FieldErrors::default();
+        let chair = e.check("chair", valid_chair(&input.chair));
+        let device = e.check("device_id", valid_device(&input.device_id));
+        let order = if input.order_id.trim().is_empty() { None } else { e.check("order_id", RecordId::parse(&input.order_id)) };
+        e.into_result()?;
+        let (Some(chair), Some(device)) = (chair, device) else { return Err(AppError::Internal("validated".into())) };
+        if let Some(o) = order {
+            self.session_order(p, patient, o).await?;
+        }
+        let now = self.clock.now();
+        let enc = EncounterInput {
+            kind: "treatment".into(),
+            start: now.format("%Y-%m-%dT%H:%M").to_string(),
+            reason: format!("Treatment session on {chair}"),
+            ..Default::default()
+        };
+        let v = self.add_record(p, patient, &RecordInput::Encounter(enc)).await?;
+        let s = TreatmentSession {
+            id: v.record_id,
+            patient_id: patient,
+            chair: chair.clone(),
+            device_id: device.clone(),
+            order_id: order,
+            phase: Phase::Scheduled,
+            seq: 1,
+            created_at: now,
+            created_by: p.user.id,
+            created_by_name: p.user.display_name.clone(),
+            bound_at: device.as_ref().map(|_| now),
+            baseline: (None, None),
+            dose_started_at: None,
+            dose_ended_at: None,
+            signed_at: None,
+            signed_by_name: None,
+        };
+        let detail = format!("Booked on {chair}{}", device.as_deref().map(|d| format!("; monitor {d}")).unwrap_or_default());
+        let ev = self.event(p, &s, "created", detail, None);
+        match self.store.create_treatment_session(&self.ctx(p, "treatment"), &s, &ev).await {
+            Err(DbError::Conflict(c)) => {
+                let field = if c.contains("device") { "device_id" } else { "chair" };
+                Err(FieldErrors::single(field, format!("{field} is in use by another active session; discharge or cancel it first")).into())
+            }
+            r => r.map_err(AppError::from),
+        }?;
+        self.announce(s.id);
+        Ok(s)
+    }
+
+    fn event(&self, p: &Principal, s: &TreatmentSession, kind: &str, detail: String, reason: Option<String>) -> SessionEvent {
+        SessionEvent {
+            id: Uuid::new_v4(),
+            session_id: s.id,
+            seq: s.seq,
+            kind: kind.into(),
+            at: self.clock.now(),
+            user_id: p.user.id,
+            by_name: p.user.display_name.clone(),
+            phase: s.phase,
+            detail,
+            reason,
+        }
+    }
+
+    async fn session_order(&self, p: &Principal, patient: PatientId, id: RecordId) -> Result<RecordVersion, AppError> {
+        let v = self.record(p, id).await.map_err(|_| FieldErrors::single("order_id", "no such dose order"))?;
+        if v.patient_id != patient || !matches!(v.record, ClinicalRecord::DoseOrder(_)) || v.is_void() {
+            return Err(FieldErrors::single("order_id", "not a dose order of this patient").into());
+        }
+        Ok(v)
+    }
+
+    /// A session, checked to exist (the read is audited).
+    pub async fn treatment_session(&self, p: &Principal, id: RecordId) -> Result<TreatmentSession, AppError> {
+        self.authorize(p, Permission::ReadPatients, "TreatmentSession").await?;
+        self.store.get_treatment_session(&self.ctx(p, "treatment"), id).await?.ok_or(AppError::NotFound)
+    }
+
+    /// A patient's sessions, newest first.
+    pub async fn patient_sessions(&self, p: &Principal, patient: PatientId) -> Result<Vec<TreatmentSession>, AppError> {
+        self.authorize(p, Permission::ReadPatients, "TreatmentSession").await?;
+        self.patient(p, patient).await?;
+        Ok(self.store.patient_sessions(&self.ctx(p, "treatment"), patient).await?)
+    }
+
+    async fn pregnancy_test_required(&self, p: &Principal, patient: PatientId) -> Result<bool, AppError> {
+        // Clinic policy `session.pregnancy_test`: `female` (default: every patient recorded as
+        // female) or `off`.
+        let policy = self.store.current_policies().await?.into_iter().find(|v| v.key == "session.pregnancy_test").and_then(|v| v.value);
+        if policy.as_deref() == Some("off") {
+            return Ok(false);
+        }
+        Ok(self.patient(p, patient).await?.demographics.sex == Sex::Female)
+    }
+
+    /// The pre-dose gate now: the nurse's checks from the last `checks` event, the screening
+    /// re-check, today's weight, the double-checked order and the last pre-dose blood pressure.
+    pub async fn gate(&self, p: &Principal, s: &TreatmentSession, events: &[SessionEvent]) -> Result<GateView, AppError> {
+        let mut c = PreDoseChecks { pregnancy_test_required: self.pregnancy_test_required(p, s.patient_id).await?, ..Default::default() };
+        c.screening_allows = Some(self.recheck_before_session(p, s.patient_id).await.is_ok());
+        let chart = self.chart(p, s.patient_id).await?;
+        let today = self.clock.now().date_naive();
+        c.weight_today = Some(chart.latest_weight().is_some_and(|w| w.effective.date_naive() == today));
+        c.dose_double_checked = match s.order_id {
+            None => None,
+            Some(o) => {
+                Some(matches!(self.record(p, o).await?.record, ClinicalRecord::DoseOrder(ref d) if d.status == OrderStatus::Checked))
+            }
+        };
+        if let Some(ev) = events.iter().rev().find(|e| e.kind == "checks") {
+            let get = |k: &str| ev.detail.lines().find_map(|l| l.strip_prefix(&format!("{k}=")).map(str::to_owned));
+            c.consent_on_file = get("consent").map(|v| v == "yes");
+            c.escort_confirmed = get("escort").map(|v| v == "yes");
+            c.pregnancy_test_ok = get("pregnancy_test").and_then(|v| match v.as_str() {
+                "negative" => Some(true),
+                "positive" => Some(false),
+                _ => None,
+            });
+            c.gate_decision_by = get("gate_decision_by").filter(|v| !v.is_empty());
+        }
+        let last = self.store.last_readings(s.id).await?;
+        let whole = |v: Vital| last.iter().find(|r| r.vital == v).and_then(|r| u32::try_from(r.value.round().mantissa()).ok());
+        c.baseline_bp =
+            if s.phase.dose_started() { s.baseline.0.zip(s.baseline.1) } else { whole(Vital::Systolic).zip(whole(Vital::Diastolic)) };
+        let unmet = unmet_checks(&self.knowledge.session, &c);
+        Ok(GateView { checks: c, unmet })
+    }
+
+    async fn discharge_state(
+        &self,
+        p: &Principal,
+        s: &TreatmentSession,
+        events: &[SessionEvent],
+        escort: bool,
+    ) -> Result<Vec<String>, AppError> {
+        let now = self.clock.now();
+        let last = self.store.last_readings(s.id).await?;
+        let latest_sbp = last.iter().find(|r| r.vital == Vital::Systolic).and_then(|r| u32::try_from(r.value.round().mantissa()).ok());
+        let recovery_from = events.iter().rev().find(|e| e.phase == Phase::Recovery && e.kind == "step").map(|e| e.at);
+        let latest_moaas = events
+            .iter()
+            .rev()
+            .filter(|e| e.kind == "rating" && recovery_from.is_some_and(|r| e.at >= r))
+            .find_map(|e| e.detail.lines().find_map(|l| l.strip_prefix("moaas=")).and_then(|v| v.parse::<u32>().ok()));
+        let open =
+            self.store.session_alarms(&self.ctx(p, "treatment"), s.id, true).await?.iter().filter(|a| a.acknowledged.is_none()).count();
+        let st = DischargeState {
+            minutes_since_dose: s.dose_ended_at.map_or(0, |d| (now - d).num_minutes()),
+            baseline_sbp: s.baseline.0,
+            latest_sbp,
+            latest_moaas,
+            open_alarms: open,
+            escort_present: escort,
+        };
+        Ok(unmet_discharge(&self.knowledge.session, &st))
+    }
+
+    /// Takes one step of a session (or records checks, an adverse event, an addendum).
+    /// `seq` is the event number the caller saw: a step taken by someone else since is a
+    /// conflict, never applied twice.
+    pub async fn session_action(
+        &self,
+        p: &Principal,
+        id: RecordId,
+        seq: Option<i64>,
+        action: SessionAction,
+    ) -> Result<TreatmentSession, AppError> {
+        self.authorize(p, Permission::WriteClinical, "TreatmentSession").await?;
+        let s = self.treatment_session(p, id).await?;
+        if seq.is_some_and(|q| q != s.seq) {
+            return Err(AppError::Conflict("the session changed since you opened it; reload and try again".into()));
+        }
+        let events = self.store.session_events(&self.ctx(p, "treatment"), id).await?;
+        if s.signed_at.is_some() && !matches!(action, SessionAction::Addendum(_)) {
+            return Err(FieldErrors::single("action", "the session note is signed and locked; add an addendum instead").into());
+        }
+        let mut next = s.clone();
+        next.seq += 1;
+        let now = self.clock.now();
+        let mut reason_given = None;
+        let detail: String;
+        if let Some(step) = action.step() {
+            next.phase = s.phase.next(&step).map_err(|m| FieldErrors::single("step", m))?;
+        }
+        match &action {
+            SessionAction::CheckIn => detail = "Checked in".into(),
+            SessionAction::StartChecks => detail = "Pre-dose checks started".into(),
+            SessionAction::Checks(c) => {
+                if !matches!(s.phase, Phase::CheckedIn | Phase::PreDoseChecks) {
+                    return Err(FieldErrors::single("step", "pre-dose checks are recorded after check-in and before the dose").into());
+                }
+                let mut e = FieldErrors::default();
+                let consent = yes_no(&mut e, "consent", &c.consent);
+                let escort = yes_no(&mut e, "escort", &c.escort);
+                let preg = c.pregnancy_test.trim();
+                if !["negative", "positive", "not_done", "not_applicable"].contains(&preg) {
+                    e.add("pregnancy_test", "one of negative, positive, not_done, not_applicable");
+                }
+                let decision = c.gate_decision.trim();
+                if !decision.is_empty() && !p.can(Permission::Prescribe) {
+                    e.add("gate_decision", "only a prescriber decides to go ahead above the blood-pressure gate");
+                }
+                e.into_result()?;
+                let yn = |b: Option<bool>| if b == Some(true) { "yes" } else { "no" };
+                detail = format!(
+                    "consent={}\nescort={}\npregnancy_test={preg}\ngate_decision_by={}",
+                    yn(consent),
+                    yn(escort),
+                    if decision.is_empty() { String::new() } else { p.user.display_name.clone() }
+                );
+                if !decision.is_empty() {
+                    reason_given = Some(reason("gate_decision", decision)?);
+                }
+            }
+            SessionAction::LinkOrder(o) => {
+                if s.phase.dose_started() {
+                    return Err(FieldErrors::single("order_id", "the dose has started; the order cannot change").into());
+                }
+                let oid = RecordId::parse(o).map_err(|m| FieldErrors::single("order_id", m))?;
+                self.session_order(p, s.patient_id, oid).await?;
+                next.order_id = Some(oid);
+                detail = format!("Dose order {oid} linked");
+            }
+            SessionAction::BindMonitor(d) => {
+                let dev = valid_device(d).map_err(|m| FieldErrors::single("device_id", m))?;
+                next.bound_at = dev.as_ref().map(|_| now);
+                next.device_id = dev.clone();
+                detail = match dev {
+                    Some(d) => format!("Monitor {d} bound"),
+                    None => "Monitor unbound: vitals by hand".into(),
+                };
+            }
+            SessionAction::StartDose { at } => {
+                let started = charted_time("at", at, now, s.created_at)?;
+                let gate = self.gate(p, &s, &events).await?;
+                if !gate.unmet.is_empty() {
+                    return Err(FieldErrors::single("checks", format!("The dose cannot start: {}", gate.unmet.join("; "))).into());
+                }
+                next.baseline = gate.checks.baseline_bp.map_or((None, None), |(a, b)| (Some(a), Some(b)));
+                next.dose_started_at = Some(started);
+                let order = match s.order_id {
+                    Some(o) => self.record(p, o).await?.record.summary(),
+                    None => String::new(),
+                };
+                detail = format!(
+                    "Dose started at {}: {order}; baseline {}/{} mmHg",
+                    started.format("%H:%M:%S UTC"),
+                    next.baseline.0.unwrap_or(0),
+                    next.baseline.1.unwrap_or(0)
+                );
+            }
+            SessionAction::DoseGiven { site, at } => {
+                let ended = charted_time("at", at, now, s.dose_started_at.unwrap_or(s.created_at))?;
+                let route = match s.order_id {
+                    Some(o) => match self.record(p, o).await?.record {
+                        ClinicalRecord::DoseOrder(d) => Some(d.route),
+                        _ => None,
+                    },
+                    None => None,
+                };
+                let injection = route.is_some_and(|r| !matches!(r, ketacare_domain::dose::Route::Iv));
+                let site = site.trim();
+                if injection && (site.is_empty() || site.len() > 80) {
+                    return Err(FieldErrors::single("site", "name the injection site (e.g. abdomen, left lower quadrant)").into());
+                }
+                next.dose_ended_at = Some(ended);
+                let t = ended.format("%H:%M:%S UTC");
+                detail = if injection { format!("Injection given at {t}, site: {site}") } else { format!("Infusion complete at {t}") };
+            }
+            SessionAction::Pause(r) => {
+                reason_given = Some(reason("reason", r)?);
+                detail = if s.phase == Phase::Dosing { "Infusion paused".into() } else { "Monitoring paused".into() };
+            }
+            SessionAction::Resume => detail = "Resumed".into(),
+            SessionAction::Stop(r) => {
+                reason_given = Some(reason("reason", r)?);
+                if next.dose_ended_at.is_none() {
+                    next.dose_ended_at = Some(now);
+                }
+                detail = "Dose stopped early".into();
+            }
+            SessionAction::StartRecovery => detail = "Recovery started".into(),
+            SessionAction::BackToMonitoring(r) => {
+                reason_given = Some(reason("reason", r)?);
+                detail = "Back to monitoring".into();
+            }
+            SessionAction::Cancel(r) => {
+                reason_given = Some(reason("reason", r)?);
+                detail = "Cancelled before any dose".into();
+            }
+            SessionAction::Discharge { escort_present, note } => {
+                let mut e = FieldErrors::default();
+                let escort = yes_no(&mut e, "escort_present", escort_present);
+                e.into_result()?;
+                let unmet = self.discharge_state(p, &s, &events, escort == Some(true)).await?;
+                if !unmet.is_empty() {
+                    return Err(FieldErrors::single("discharge", format!("Discharge criteria not met: {}", unmet.join("; "))).into());
+                }
+                next.signed_at = Some(now);
+                next.signed_by_name = Some(p.user.display_name.clone());
+                detail = format!(
+                    "Discharged with escort; note signed by {}{}",
+                    p.user.display_name,
+                    if note.trim().is_empty() { String::new() } else { format!(". {}", note.trim()) }
+                );
+            }
+            SessionAction::AdverseEvent(input) => {
+                let ae = input.parse()?;
+                detail = format!(
+                    "kind={}\ngrade={}\nserious={}\naction={}\noutcome={}\ndescription={}",
+                    ae.kind,
+                    ae.grade,
+                    if ae.serious { "yes" } else { "no" },
+                    ae.action,
+                    ae.outcome,
+                    ae.description.unwrap_or_default()
+                );
+            }
+            SessionAction::Addendum(text) => {
+                if s.signed_at.is_none() {
+                    return Err(
+                        FieldErrors::single("addendum", "addenda follow a signed note; before signing, record the event itself").into()
+                    );
+                }
+                detail = reason("addendum", text)?;
+            }
+        }
+        let ev = self.event(p, &next, action.kind(), detail, reason_given);
+        self.store.append_session_event(&self.ctx(p, "treatment"), &next, &ev).await?;
+        // A step can raise or clear nothing by itself, but the engine must see the new phase
+        // (e.g. a stale monitor matters more once the dose has started).
+        self.announce(next.id);
+        Ok(next)
+    }
+
+    /// Records a rating (CADSS, MOAA/S or any instrument) in the session: the assessment goes
+    /// into the chart tied to the session, and CADSS and MOAA/S feed the alarm engine.
+    pub async fn session_rating(
+        &self,
+        p: &Principal,
+        id: RecordId,
+        instrument: &str,
+        answers: Vec<String>,
+        timepoint: &str,
+    ) -> Result<Vec<SessionAlarm>, AppError> {
+        let s = self.treatment_session(p, id).await?;
+        if s.signed_at.is_some() {
+            return Err(FieldErrors::single("instrument", "the session note is signed and locked; add an addendum instead").into());
+        }
+        let input = AssessmentInput {
+            instrument: instrument.to_owned(),
+            answers,
+            session: id.to_string(),
+            timepoint: timepoint.to_owned(),
+            ..Default::default()
+        };
+        let (_, score, _) = self.record_assessment(p, s.patient_id, &input).await?;
+        let total = score.total.unwrap_or_default();
+        let mut next = s.clone();
+        next.seq += 1;
+        let ev = self.event(p, &next, "rating", format!("{instrument}={}", total.normalize()), None);
+        self.store.append_session_event(&self.ctx(p, "treatment"), &next, &ev).await?;
+        let ctx = self.ctx(p, "treatment");
+        let out =
+            self.feed_session(&ctx, &next, vec![SessionInput::Rating(self.clock.now(), instrument.to_owned(), total)], Vec::new()).await?;
+        self.announce(id);
+        Ok(out.raised)
+    }
+
+    /// A nurse types vital signs in (several at once: a blood pressure with heart rate).
+    pub async fn manual_readings(&self, p: &Principal, id: RecordId, inputs: &[ReadingInput]) -> Result<IngestOutcome, AppError> {
+        self.authorize(p, Permission::WriteClinical, "SessionReading").await?;
+        let s = self.treatment_session(p, id).await?;
+        if s.phase.is_final() {
+            return Err(FieldErrors::single("vital", "the session is closed; add an addendum to a signed note instead").into());
+        }
+        let now = self.clock.now();
+        let mut e = FieldErrors::default();
+        let mut readings = Vec::new();
+        for (i, r) in inputs.iter().enumerate() {
+            if r.value.trim().is_empty() {
+                continue;
+            }
+            let field = if r.vital.is_empty() { format!("reading_{i}") } else { r.vital.clone() };
+            let Some(vital) = e.check(
+                &field,
+                Vital::parse(r.vital.trim()).map_err(|_| "one of systolic, diastolic, heart_rate, spo2, respiratory_rate".to_string()),
+            ) else {
+                continue;
+            };
+            let value = r.value.trim().parse::<Decimal>().map_err(|_| format!("a number in {}", vital.unit()));
+            let Some(value) = e.check(vital.code(), value) else { continue };
+            if let Err(m) = plausible(&self.knowledge.session, vital, value) {
+                e.add(vital.code(), format!("{m}: check the patient and measure again (a reading outside these limits is never stored)"));
+                continue;
+            }
+            let Some(at) = e.check("observed_at", reading_time(&r.observed_at, now)) else { continue };
+            if at > now + Duration::minutes(2) {
+                e.add("observed_at", "must not be in the future");
+                continue;
+            }
+            readings.push(self.reading(&s, vital, value, at, ReadingSource::Manual, None, None, &p.user.display_name));
+        }
+        e.into_result()?;
+        if readings.is_empty() {
+            return Err(FieldErrors::single("vital", "enter at least one value").into());
+        }
+        let ctx = self.ctx(p, "treatment");
+        let inputs: Vec<SessionInput> = readings.iter().map(|r| SessionInput::Vital(r.observed_at, r.vital, r.value)).collect();
+        let out = self.feed_session(&ctx, &s, inputs, readings).await?;
+        self.announce(id);
+        Ok(out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn reading(
+        &self,
+        s: &TreatmentSession,
+        vital: Vital,
+        value: Decimal,
+        at: DateTime<Utc>,
+        source: ReadingSource,
+        device: Option<String>,
+        message: Option<String>,
+        by: &str,
+    ) -> SessionReading {
+        SessionReading {
+            id: Uuid::new_v4(),
+            session_id: s.id,
+            patient_id: s.patient_id,
+            vital,
+            value,
+            observed_at: at,
+            received_at: self.clock.now(),
+            source,
+            device_id: device,
+            message_id: message,
+            recorded_by_name: by.to_owned(),
+        }
+    }
+
+    /// Readings from a monitor (HL7) or a device gateway (JSON): `(observation id or vital
+    /// code, raw value, time)`. The session is found by device id, else by location. Values
+    /// that are not readings (no-value markers, implausible, unknown codes) are listed in
+    /// `rejected` and never stored; readings and the alarms they raise are stored before this
+    /// returns (the caller acknowledges after).
+    pub async fn ingest_monitor(
+        &self,
+        source: ReadingSource,
+        device_id: Option<&str>,
+        location: Option<&str>,
+        message_id: Option<&str>,
+        values: &[(String, String, Option<DateTime<Utc>>)],
+        by: &str,
+    ) -> Result<IngestOutcome, AppError> {
+        let Some(s) = self.store.session_for_monitor(device_id, location).await? else {
+            return Err(AppError::NotFound);
+        };
+        let now = self.clock.now();
+        let mut out = IngestOutcome::default();
+        let mut readings = Vec::new();
+        for (code, raw, at) in values {
+            let vital = match source {
+                ReadingSource::Hl7 => self.knowledge.monitor_codes.vital_for(code),
+                _ => Vital::parse(code).ok(),
+            };
+            let Some(vital) = vital else {
+                out.rejected.push(format!("{code}: not a vital sign this session watches"));
+                continue;
+            };
+            let value = match self.knowledge.monitor_codes.value(raw) {
+                Ok(Some(v)) => v,
+                Ok(None) => {
+                    out.rejected.push(format!("{code}: no value"));
+                    continue;
+                }
+                Err(m) => {
+                    out.rejected.push(format!("{code}: {m}"));
+                    continue;
+                }
+            };
+            if let Err(m) = plausible(&self.knowledge.session, vital, value) {
+                out.rejected.push(format!("{}: {m} (implausible: not stored)", vital.label()));
+                continue;
+            }
+            let at = at.unwrap_or(now);
+            if at > now + Duration::minutes(5) {
+                out.rejected.push(format!("{}: observation time is in the future", vital.label()));
+                continue;
+            }
+            readings.push(self.reading(&s, vital, value, at, source, device_id.map(str::to_owned), message_id.map(str::to_owned), by));
+        }
+        if readings.is_empty() {
+            return Ok(out);
+        }
+        let ctx = self.session_actor(by);
+        let inputs: Vec<SessionInput> = readings.iter().map(|r| SessionInput::Vital(r.observed_at, r.vital, r.value)).collect();
+        let fed = self.feed_session(&ctx, &s, inputs, readings).await?;
+        out.stored = fed.stored;
+        out.raised = fed.raised;
+        self.announce(s.id);
+        Ok(out)
+    }
+
+    /// The alarm engine for one session: rebuilds the tracker from the store, feeds `inputs`,
+    /// and writes the readings with the alarms raised and the latches cleared, in one
+    /// transaction. When another server raised the same alarm first, the write is retried
+    /// once with the tracker rebuilt (so the reading is never lost).
+    async fn feed_session(
+        &self,
+        ctx: &AuditCtx,
+        s: &TreatmentSession,
+        inputs: Vec<SessionInput>,
+        readings: Vec<SessionReading>,
+    ) -> Result<IngestOutcome, AppError> {
+        let mut attempt = 0;
+        loop {
+            let live = self.store.session_alarms(ctx, s.id, true).await?;
+            let last = self.store.last_readings(s.id).await?;
+            let mut t = AlarmTracker {
+                phase: s.phase,
+                baseline: s.baseline,
+                bound_at: s.bound_at,
+                last_reading: last.iter().filter(|r| r.source != ReadingSource::Manual).map(|r| r.observed_at).max(),
+                last_by_vital: last.iter().filter(|r| r.source != ReadingSource::Manual).map(|r| (r.vital, r.observed_at)).collect(),
+                open: live
+                    .iter()
+                    .filter(|a| a.acknowledged.is_none())
+                    .filter_map(|a| {
+                        rule_code(&a.rule)
+                            .map(|rule| (a.raised_at, Alarm { rule, level: a.level, message: a.message.clone(), source: a.source.clone() }))
+                    })
+                    .collect(),
+                latched: live.iter().filter(|a| a.acknowledged.is_some()).filter_map(|a| rule_code(&a.rule)).collect(),
+            };
+            let latched_before = t.latched.clone();
+            let mut raised = Vec::new();
+            for input in &inputs {
+                let at = match input {
+                    SessionInput::Vital(at, ..) | SessionInput::Rating(at, ..) | SessionInput::Tick(at) => *at,
+                    _ => self.clock.now(),
+                };
+                // An input the engine refuses (an implausible value) was filtered before.
+                if let Ok(new) = t.feed(&self.knowledge.session, input) {
+                    raised.extend(new.into_iter().map(|a| SessionAlarm {
+                        id: Uuid::new_v4(),
+                        session_id: s.id,
+                        patient_id: s.patient_id,
+                        rule: a.rule.to_owned(),
+                        level: a.level,
+                        message: a.message,
+                        source: a.source,
+                        raised_at: at.max(s.created_at),
+                        acknowledged: None,
+                        cleared_at: None,
+                    }));
+                }
+            }
+            let cleared: Vec<Uuid> = live
+                .iter()
+                .filter(|a| a.acknowledged.is_some() && latched_before.contains(&a.rule.as_str()) && !t.latched.contains(&a.rule.as_str()))
+                .map(|a| a.id)
+                .collect();
+            let w = SessionWrite { readings: readings.clone(), raised: raised.clone(), cleared };
+            match self.store.write_session_input(ctx, &w).await {
+                Ok(stored) => return Ok(IngestOutcome { stored, rejected: Vec::new(), raised }),
+                Err(DbError::Conflict(_)) if attempt == 0 => attempt += 1,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Acknowledges a live alarm: who, when, and what was done.
+    pub async fn acknowledge_session_alarm(
+        &self,
+        p: &Principal,
+        session: RecordId,
+        alarm: &str,
+        action: &str,
+    ) -> Result<SessionAlarm, AppError> {
+        self.authorize(p, Permission::WriteClinical, "SessionAlarm").await?;
+        let id = Uuid::parse_str(alarm.trim()).map_err(|_| FieldErrors::single("alarm", "an alarm id"))?;
+        let action = reason("action", action).map_err(|_| FieldErrors::single("action", "say what was done (3 to 2000 characters)"))?;
+        let s = self.treatment_session(p, session).await?;
+        let ctx = self.ctx(p, "treatment");
+        let live = self.store.session_alarms(&ctx, s.id, false).await?;
+        if !live.iter().any(|a| a.id == id) {
+            return Err(AppError::NotFound);
+        }
+        let a = self.store.acknowledge_session_alarm(&ctx, id, p.user.id, &p.user.display_name, &action).await?;
+        // The acknowledgement is part of the session record too.
+        let mut next = s.clone();
+        next.seq += 1;
+        let ev = self.event(p, &next, "alarm_ack", format!("Alarm acknowledged: {} ({}); action: {action}", a.message, a.rule), None);
+        if s.signed_at.is_none() {
+            self.store.append_session_event(&ctx, &next, &ev).await?;
+        }
+        self.announce(s.id);
+        Ok(a)
+    }
+
+    /// The clock's check of every active session with a monitor: a silent monitor (or one
+    /// silent signal) raises its alarm. Run every second by each server; a unique index keeps
+    /// one alarm when several servers see it at once.
+    pub async fn tick_sessions(&self) -> Result<usize, AppError> {
+        let ctx = self.session_actor("alarm engine");
+        let now = self.clock.now();
+        let mut raised = 0;
+        for s in self.store.active_sessions(&ctx).await?.into_iter().filter(|s| s.bound_at.is_some()) {
+            match self.feed_session(&ctx, &s, vec![SessionInput::Tick(now)], Vec::new()).await {
+                Ok(o) if !o.raised.is_empty() => {
+                    raised += o.raised.len();
+                    self.announce(s.id);
+                }
+                Ok(_) => {}
+                Err(AppError::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(raised)
+    }
+
+    fn live_alarms(&self, alarms: &[SessionAlarm]) -> Vec<LiveAlarm> {
+        let now = self.clock.now();
+        alarms
+            .iter()
+            .filter(|a| a.cleared_at.is_none() && a.acknowledged.is_none())
+            .map(|a| LiveAlarm { alarm: a.clone(), level_now: level_now(&self.knowledge.session, a.level, a.raised_at, now) })
+            .collect()
+    }
+
+    /// Prompts due now, from the session rules' time points.
+    fn prompts(&self, s: &TreatmentSession, readings: &[SessionReading], events: &[SessionEvent]) -> Vec<Prompt> {
+        let now = self.clock.now();
+        let Some(start) = s.dose_started_at else { return Vec::new() };
+        if s.phase.is_final() {
+            return Vec::new();
+        }
+        let r = &self.knowledge.session;
+        let every = |rule: &ketacare_domain::titration::Rule| {
+            Duration::minutes(i64::try_from(rule.value.trunc().mantissa()).unwrap_or(15).clamp(1, 240))
+        };
+        let mut out = Vec::new();
+        // Vitals: every interval from the dose start; due at the first slot after the last one.
+        let last_bp = readings.iter().filter(|x| x.vital == Vital::Systolic).map(|x| x.observed_at).max().unwrap_or(start);
+        let due = last_bp.max(start) + every(&r.prompt_vitals_minutes);
+        out.push(Prompt { what: "vitals".into(), label: "Blood pressure, heart rate, SpO2".into(), due_at: due, overdue: now > due });
+        let last_rating =
+            |inst: &str| events.iter().filter(|e| e.kind == "rating" && e.detail.starts_with(&format!("{inst}="))).map(|e| e.at).max();
+        let m = last_rating("moaas").unwrap_or(start).max(start) + every(&r.prompt_moaas_minutes);
+        out.push(Prompt { what: "moaas".into(), label: "MOAA/S (sedation)".into(), due_at: m, overdue: now > m });
+        let c_due = start + every(&r.prompt_cadss_minutes);
+        if last_rating("cadss").is_none_or(|t| t < start) {
+            out.push(Prompt { what: "cadss".into(), label: "CADSS (dissociation)".into(), due_at: c_due, overdue: now > c_due });
+        }
+        out.sort_by_key(|p| p.due_at);
+        out
+    }
+
+    /// Everything about one session: for its page, the API and the printable note.
+    pub async fn session_view(&self, p: &Principal, id: RecordId) -> Result<SessionView, AppError> {
+        let s = self.treatment_session(p, id).await?;
+        let ctx = self.ctx(p, "treatment");
+        let patient = self.patient(p, s.patient_id).await?;
+        let events = self.store.session_events(&ctx, id).await?;
+        let readings = self.store.session_readings(&ctx, id, None).await?;
+        let alarms = self.store.session_alarms(&ctx, id, false).await?;
+        let gate = self.gate(p, &s, &events).await?;
+        let discharge_unmet = if s.phase == Phase::Recovery { self.discharge_state(p, &s, &events, true).await? } else { Vec::new() };
+        let order = match s.order_id {
+            Some(o) => Some(self.record(p, o).await?),
+            None => None,
+        };
+        let d = &patient.demographics;
+        Ok(SessionView {
+            live: self.live_alarms(&alarms),
+            prompts: self.prompts(&s, &readings, &events),
+            patient_name: format!("{} {}", d.name.given(), d.name.family()),
+            mrn: d.mrn.as_str().to_owned(),
+            session: s,
+            events,
+            readings,
+            alarms,
+            gate,
+            discharge_unmet,
+            order,
+            now: self.clock.now(),
+        })
+    }
+
+    /// The live board: every active session. `identified` shows initials (staff); the room
+    /// display passes `false` and sees chairs, vitals and alarms only.
+    pub async fn board(&self, p: &Principal, identified: bool) -> Result<Vec<BoardChair>, AppError> {
+        self.authorize(p, if identified { Permission::ReadPatients } else { Permission::WriteClinical }, "Board").await?;
+        let ctx = self.ctx(p, "treatment");
+        let now = self.clock.now();
+        let mut out = Vec::new();
+        for s in self.store.active_sessions(&ctx).await? {
+            let readings = self.store.session_readings(&ctx, s.id, Some(now - Duration::minutes(30))).await?;
+            let last = self.store.last_readings(s.id).await?;
+            let alarms = self.store.session_alarms(&ctx, s.id, true).await?;
+            let events = if s.dose_started_at.is_some() { self.store.session_events(&ctx, s.id).await? } else { Vec::new() };
+            let initials = if identified {
+                let d = self.patient(p, s.patient_id).await?.demographics;
+                Some(initials(d.name.given(), d.name.family()))
+            } else {
+                None
+            };
+            out.push(BoardChair {
+                session_id: s.id,
+                chair: s.chair.clone(),
+                initials,
+                phase: s.phase,
+                elapsed_min: (now - s.created_at).num_minutes(),
+                since_dose_min: s.dose_started_at.map(|d| (now - d).num_minutes()),
+                latest: last.iter().map(|r| (r.vital, r.value, (now - r.observed_at).num_seconds().max(0))).collect(),
+                trend: readings.iter().map(|r| (r.vital, r.observed_at, r.value)).collect(),
+                alarms: self.live_alarms(&alarms),
+                monitored: s.bound_at.is_some(),
+                prompts: self.prompts(&s, &readings, &events),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Tells this server's live boards that a session changed (other servers hear it from
+    /// PostgreSQL).
+    pub fn announce(&self, id: RecordId) {
+        let _ = self.changes.send(id.to_string());
+    }
+
+    /// Live board changes: a session id per change, from this server and (PostgreSQL) others.
+    pub fn subscribe_changes(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.changes.subscribe()
+    }
+
+    /// Starts hearing other servers' changes (PostgreSQL); `false` on SQLite.
+    pub async fn listen_for_other_servers(&self) -> Result<bool, AppError> {
+        let tx = self.changes.clone();
+        Ok(self
+            .store
+            .listen_session_changes(std::sync::Arc::new(move |id| {
+                let _ = tx.send(id);
+            }))
+            .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chair_and_device_ids_are_checked_and_named() {
+        assert_eq!(valid_chair(" ROOM1^CHAIR2^ ").unwrap(), "ROOM1^CHAIR2");
+        assert!(valid_chair("").is_err());
+        assert!(valid_chair("<script>").is_err());
+        assert_eq!(valid_device("").unwrap(), None);
+        assert_eq!(valid_device("0123456789ABCDEF").unwrap().as_deref(), Some("0123456789ABCDEF"));
+        assert!(valid_device("a b").is_err());
+    }
+
+    #[test]
+    fn reading_times_are_rfc3339_or_utc_minutes() {
+        let now = DateTime::parse_from_rfc3339("2026-11-30T09:00:00Z").unwrap().with_timezone(&Utc);
+        assert_eq!(reading_time("", now).unwrap(), now);
+        assert_eq!(reading_time("2026-11-30T10:15:00+01:00", now).unwrap().to_rfc3339(), "2026-11-30T09:15:00+00:00");
+        assert_eq!(reading_time("2026-11-30T09:15", now).unwrap().to_rfc3339(), "2026-11-30T09:15:00+00:00");
+        assert!(reading_time("30/11/2026", now).unwrap_err().contains("RFC 3339"));
+    }
+
+    #[test]
+    fn initials_are_short() {
+        assert_eq!(initials("ada", "Quill"), "A. Q.");
+    }
+}
