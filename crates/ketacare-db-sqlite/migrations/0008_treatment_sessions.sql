@@ -60,7 +60,7 @@ CREATE TABLE session_readings (
     device_id TEXT,
     message_id TEXT,
     recorded_by_name TEXT NOT NULL,
-    UNIQUE (session_id, vital, observed_at, source)
+    UNIQUE (session_id, vital, observed_at, source, value)
 );
 CREATE INDEX session_readings_session ON session_readings(session_id, observed_at);
 CREATE TRIGGER session_readings_no_update BEFORE UPDATE ON session_readings BEGIN SELECT RAISE(ABORT, 'session_readings is append-only'); END;

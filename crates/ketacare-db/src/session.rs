@@ -113,7 +113,8 @@ impl ReadingSource {
 }
 
 /// One vital-sign reading of a session. Append-only; a repeat of the same vital at the same
-/// time from the same source (a monitor resending a message whose ACK it lost) is stored once.
+/// time with the same value from the same source (a monitor resending a message whose ACK it
+/// lost) is stored once.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionReading {
     /// Id.

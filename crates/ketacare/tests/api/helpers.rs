@@ -77,6 +77,8 @@ pub struct TestApp {
     pub users: Vec<TestUser>,
     /// The database backend.
     pub backend: Backend,
+    /// The MLLP listener for bedside monitors.
+    pub mllp: std::net::SocketAddr,
     server: Option<Server>,
     _db: TestDb,
 }
@@ -87,13 +89,20 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
         Backend::Sqlite => ketacare_db_tests::fresh_sqlite().await,
         Backend::Postgres => ketacare_db_tests::fresh_postgres().await?,
     };
-    let config = Config { database_url: db.url.clone(), listen: "127.0.0.1:0".into(), secure_cookies: false, ..Config::default() };
+    let config = Config {
+        database_url: db.url.clone(),
+        listen: "127.0.0.1:0".into(),
+        secure_cookies: false,
+        mllp_listen: "127.0.0.1:0".into(),
+        ..Config::default()
+    };
     let start = Utc.with_ymd_and_hms(2026, 11, 26, 9, 0, 0).single().expect("valid start time");
     let clock = Arc::new(FixedClock::new(start));
     let dyn_clock: Arc<dyn Clock> = clock.clone();
     let server = Server::start(&config, Some(dyn_clock)).await.expect("server starts");
     let base = format!("http://{}", server.addr);
     let app = server.app.clone();
+    let mllp = server.mllp_addr.expect("the MLLP listener starts");
 
     // Real Argon2 hashes; the application hashes at most two at a time.
     let create = |role: Role, username: &'static str, display: &'static str| {
@@ -116,7 +125,7 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
         create(Role::Nurse, "nina.nurse", "Nina Nurse, RN"),
         create(Role::Researcher, "rex.researcher", "Dr Rex Researcher"),
     );
-    Some(TestApp { base, clock, app, users: vec![a, d, p, n, r], backend, server: Some(server), _db: db })
+    Some(TestApp { base, clock, app, users: vec![a, d, p, n, r], backend, mllp, server: Some(server), _db: db })
 }
 
 /// A collected HTTP response.

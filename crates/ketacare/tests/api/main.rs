@@ -16,5 +16,6 @@ mod roles;
 mod screening;
 mod sessions;
 mod tokens;
+mod treatment;
 mod ui;
 mod weights;
