@@ -307,6 +307,7 @@ async fn chart(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<Stri
                 div.actions {
                     a.button.primary href=(format!("{base}/screening")) { "Screening" }
                     a.button.primary href=(format!("{base}/dosing")) { "Dosing" }
+                    a.button.primary href=(format!("{base}/sessions")) { "Treatment sessions" }
                     a.button.primary href=(format!("{base}/outcomes")) { "Outcomes and rating scales" }
                     @if p.can(Permission::WriteDemographics) { a.button href=(format!("{base}/edit")) { "Amend demographics" } }
                     a.button href=(format!("{base}/history")) { "Demographics history (v" (c.patient.version) ")" }

@@ -455,15 +455,15 @@ async fn demo(port: u16, data_dir: &std::path::Path, mllp_port: u16, no_monitors
     }
     out(&format!("Ketacare demo clinic: {} synthetic patients, ready in {:.1} s", summary.patients, started.elapsed().as_secs_f64()));
     out(&format!("Open http://{} and log in as one of:", server.addr));
+    for l in &summary.logins {
+        out(&format!("  {:<18} username {:<12} password {}", l.role.label(), l.username, l.password));
+    }
     out(&format!(
         "Treatment room: {} monitored chairs sending HL7 over MLLP to {mllp}{} (live board: http://{}/board)",
         summary.room.len(),
         if no_monitors { " (simulated monitors off)" } else { "" },
         server.addr
     ));
-    for l in &summary.logins {
-        out(&format!("  {:<18} username {:<12} password {}", l.role.label(), l.username, l.password));
-    }
     out("Synthetic data only. Press Ctrl-C to stop.");
     wait_for_shutdown().await;
     out("Stopping…");
