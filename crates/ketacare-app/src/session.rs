@@ -221,8 +221,8 @@ pub struct BoardChair {
     pub elapsed_min: i64,
     /// Minutes since the dose started.
     pub since_dose_min: Option<i64>,
-    /// Latest value of each vital with its age in seconds.
-    pub latest: Vec<(Vital, Decimal, i64)>,
+    /// Latest value of each vital with its age in seconds and when it was measured.
+    pub latest: Vec<(Vital, Decimal, i64, DateTime<Utc>)>,
     /// Trend: the last 30 minutes of readings.
     pub trend: Vec<(Vital, DateTime<Utc>, Decimal)>,
     /// Live alarms.
@@ -1049,7 +1049,7 @@ impl App {
                 phase: s.phase,
                 elapsed_min: (now - s.created_at).num_minutes(),
                 since_dose_min: s.dose_started_at.map(|d| (now - d).num_minutes()),
-                latest: last.iter().map(|r| (r.vital, r.value, (now - r.observed_at).num_seconds().max(0))).collect(),
+                latest: last.iter().map(|r| (r.vital, r.value, (now - r.observed_at).num_seconds().max(0), r.observed_at)).collect(),
                 trend: readings.iter().map(|r| (r.vital, r.observed_at, r.value)).collect(),
                 alarms: self.live_alarms(&alarms),
                 monitored: s.bound_at.is_some(),

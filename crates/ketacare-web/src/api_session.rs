@@ -497,7 +497,7 @@ pub(crate) async fn acknowledge(
 #[utoipa::path(get, path = "/api/board", responses((status = 200, description = "Every active chair: phase, latest vitals with their age, trend, open alarms")), tag = "sessions")]
 pub(crate) async fn board(State(state): State<AppState>, Auth(p): Auth) -> ApiResult<Json<serde_json::Value>> {
     let chairs = state.app.board(&p, true).await.map_err(api)?;
-    Ok(Json(crate::session::board_dto(&chairs, true)))
+    Ok(Json(crate::session::board_dto(&chairs, true, state.app.now())))
 }
 
 /// Readings from a device gateway.

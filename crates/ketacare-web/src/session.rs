@@ -406,6 +406,12 @@ async fn session_body(state: &AppState, p: &Principal, v: &SessionView, values: 
                     button.primary type="submit" { "Save vitals" }
                 }
                 h3 { "Ratings" }
+                p.muted { "Full forms tied to this session: "
+                    @for (inst, label, tp) in [("cadss", "CADSS", ""), ("gad7", "GAD-7 (+1 h)", "1h"), ("hama", "HAM-A (+1 h)", "1h"), ("vas_anxiety", "VAS anxiety (+1 h)", "1h")] {
+                        a href=(format!("/patients/{}/assessments/new?instrument={inst}&session={}&timepoint={tp}", s.patient_id, s.id)) { (label) } " "
+                    }
+                    "(the quick forms below also feed the session's alarms)"
+                }
                 form.inline method="post" action=(format!("{base}/rating")) #moaas-form {
                     (csrf(p))
                     input type="hidden" name="instrument" value="moaas";
@@ -682,7 +688,9 @@ pub struct LatestDto {
     label: String,
     value: String,
     unit: String,
+    /// Age when the board was built; the script counts on from `at` with the server's clock.
     age_s: i64,
+    at: String,
 }
 
 /// One point of the trend.
@@ -705,7 +713,7 @@ pub struct AlarmDto {
 }
 
 /// The board's payload.
-pub fn board_dto(chairs: &[BoardChair], identified: bool) -> serde_json::Value {
+pub fn board_dto(chairs: &[BoardChair], identified: bool, now: DateTime<Utc>) -> serde_json::Value {
     let list: Vec<ChairDto> = chairs
         .iter()
         .map(|c| ChairDto {
@@ -720,12 +728,13 @@ pub fn board_dto(chairs: &[BoardChair], identified: bool) -> serde_json::Value {
             latest: c
                 .latest
                 .iter()
-                .map(|(v, x, age)| LatestDto {
+                .map(|(v, x, age, at)| LatestDto {
                     vital: v.code().into(),
                     label: v.label().into(),
                     value: dec(*x),
                     unit: v.unit().into(),
                     age_s: *age,
+                    at: at.to_rfc3339(),
                 })
                 .collect(),
             trend: c.trend.iter().map(|(v, t, x)| TrendDto { vital: v.code().into(), t: t.to_rfc3339(), v: dec(*x) }).collect(),
@@ -744,7 +753,7 @@ pub fn board_dto(chairs: &[BoardChair], identified: bool) -> serde_json::Value {
             prompts: c.prompts.iter().filter(|p| p.overdue).map(|p| format!("{} overdue", p.label)).collect(),
         })
         .collect();
-    serde_json::json!({ "identified": identified, "chairs": list })
+    serde_json::json!({ "identified": identified, "server_now": now.to_rfc3339(), "chairs": list })
 }
 
 fn board_markup(room: bool) -> Markup {
@@ -782,14 +791,15 @@ async fn board_page(State(_state): State<AppState>, Auth(p): Auth) -> PageResult
 type SseStream = std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Event, Infallible>> + Send>>;
 
 /// The board's event stream: the whole board at once, again after every change (this
-/// server's, or another's through PostgreSQL) and every few seconds (ages, stale monitors).
+/// server's, or another's through PostgreSQL: a silent monitor's alarm is a change too) and
+/// every 15 s (escalation levels, prompts). Ages are counted on by the script between events.
 fn board_stream(state: AppState, p: Principal, identified: bool, until: Option<DateTime<Utc>>) -> SseStream {
     let rx = state.app.subscribe_changes();
     Box::pin(futures_util::stream::unfold((state, p, rx, true), move |(state, p, mut rx, first)| async move {
         if !first {
             tokio::select! {
                 r = rx.recv() => { if let Err(tokio::sync::broadcast::error::RecvError::Closed) = r { return None; } }
-                _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+                _ = tokio::time::sleep(std::time::Duration::from_secs(15)) => {}
             }
             while rx.try_recv().is_ok() {}
         }
@@ -798,7 +808,7 @@ fn board_stream(state: AppState, p: Principal, identified: bool, until: Option<D
             return Some((Ok(ev), (state, p, rx, false)));
         }
         let ev = match state.app.board(&p, identified).await {
-            Ok(chairs) => Event::default().event("board").data(board_dto(&chairs, identified).to_string()),
+            Ok(chairs) => Event::default().event("board").data(board_dto(&chairs, identified, state.app.now()).to_string()),
             Err(e) => {
                 tracing::warn!(error = %e, "board refresh failed");
                 Event::default().event("problem").data("the board could not be refreshed")

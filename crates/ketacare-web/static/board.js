@@ -66,7 +66,20 @@
     return s < 60 ? s + " s ago" : Math.floor(s / 60) + " min ago";
   }
 
+  // The server's clock minus this screen's: ages count on between events by the server's time.
+  var skew = 0;
+  function tickAges() {
+    var now = Date.now() + skew;
+    board.querySelectorAll("dd[data-at]").forEach(function (dd) {
+      var s = Math.max(0, Math.round((now - Date.parse(dd.getAttribute("data-at"))) / 1000));
+      dd.textContent = dd.getAttribute("data-value") + " · " + age(s);
+      dd.classList.toggle("stale", s > 120);
+    });
+  }
+  setInterval(tickAges, 1000);
+
   function render(data) {
+    if (data.server_now) skew = Date.parse(data.server_now) - Date.now();
     var chairs = data.chairs || [];
     var live = [];
     var cards = chairs.map(function (c) {
@@ -85,6 +98,8 @@
         dl.appendChild(el("dt", null, l.label));
         var dd = el("dd", l.age_s > 120 ? "stale" : "", l.value + " " + l.unit + " · " + age(l.age_s));
         dd.setAttribute("data-vital", l.vital);
+        dd.setAttribute("data-at", l.at);
+        dd.setAttribute("data-value", l.value + " " + l.unit);
         dl.appendChild(dd);
       });
       if (!c.latest.length) dl.appendChild(el("dd", "muted", "No readings yet"));
