@@ -293,6 +293,26 @@ impl App {
         Ok(Principal { user, kind: PrincipalKind::Token(t.id), client_addr })
     }
 
+    /// Whether a principal's login is still good, without counting as activity: the session
+    /// (its cookie `secret`) exists, has not timed out and its user is active; a token is not
+    /// revoked. Long-lived streams (the live board) ask this before every update.
+    pub async fn still_valid(&self, p: &Principal, secret: Option<&str>) -> bool {
+        let now = self.clock.now();
+        let user_ok = matches!(self.store.get_user(p.user.id).await, Ok(Some(u)) if u.active);
+        let login_ok = match &p.kind {
+            PrincipalKind::Session { .. } => match secret {
+                Some(t) => matches!(self.store.find_session(&token_hash(t)).await, Ok(Some(s))
+                    if now < s.expires_at && now - s.last_seen_at < self.settings.session_idle),
+                None => false,
+            },
+            PrincipalKind::Token(id) => {
+                matches!(self.store.list_api_tokens().await, Ok(list) if list.iter().any(|t| t.id == *id && t.revoked_at.is_none()))
+            }
+            PrincipalKind::System => true,
+        };
+        user_ok && login_ok
+    }
+
     /// Resolves a room-display token (issued by `issue_room_display`).
     pub async fn authenticate_room_display(&self, token: &str) -> Result<Principal, AppError> {
         let t = self.store.find_api_token(&token_hash(token)).await?.ok_or(AppError::Unauthenticated)?;

@@ -25,7 +25,8 @@ pub use patients::{Chart, DeidentifiedPatient, Measurement};
 pub use records::{MeasurementInput, RecordInput};
 pub use screening::{LiverInput, ScreeningView, SignInput, VitalsInput};
 pub use session::{
-    BoardChair, BookingInput, ChecksInput, GateView, IngestOutcome, LiveAlarm, Prompt, ReadingInput, SessionAction, SessionView,
+    BoardChair, BookingInput, ChecksInput, GateView, IngestOutcome, LiveAlarm, MonitorBatch, Prompt, ReadingInput, SessionAction,
+    SessionView,
 };
 
 use chrono::Duration;

@@ -37,6 +37,9 @@ pub struct BookingInput {
     pub device_id: String,
     /// The dose order to give, optional at booking (needed before the dose).
     pub order_id: String,
+    /// When the session is booked for, `YYYY-MM-DDTHH:MM` UTC or RFC 3339; blank: now. Up to
+    /// 12 hours back (a session entered after the fact) and 90 days ahead.
+    pub scheduled_at: String,
 }
 
 /// Raw input of the pre-dose checks the nurse confirms (the rest come from the chart).
@@ -233,6 +236,23 @@ pub struct BoardChair {
     pub prompts: Vec<Prompt>,
 }
 
+/// One message from a monitor (HL7) or a device gateway (JSON).
+#[derive(Clone, Copy, Debug)]
+pub struct MonitorBatch<'a> {
+    /// HL7 or device gateway.
+    pub source: ReadingSource,
+    /// The sender's device id (EUI-64), if any.
+    pub device_id: Option<&'a str>,
+    /// The sender's location (PV1-3, the chair), if any.
+    pub location: Option<&'a str>,
+    /// The message's id (HL7 control id or the gateway's).
+    pub message_id: Option<&'a str>,
+    /// `(observation id or vital code, raw value, time)`.
+    pub values: &'a [(String, String, Option<DateTime<Utc>>)],
+    /// Recorded by (the monitor or gateway).
+    pub by: &'a str,
+}
+
 /// Result of one input from a monitor or a gateway.
 #[derive(Clone, Debug, Default)]
 pub struct IngestOutcome {
@@ -300,7 +320,8 @@ fn reading_time(raw: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> 
 }
 
 /// A time charted for a step: blank is now; otherwise not in the future, not before
-/// `earliest` (the step before it) and not more than 12 hours back.
+/// `earliest` (the time the session was booked for, or the step before it) and not more than
+/// 12 hours back.
 fn charted_time(field: &str, raw: &str, now: DateTime<Utc>, earliest: DateTime<Utc>) -> Result<DateTime<Utc>, AppError> {
     let t = reading_time(raw, now).map_err(|m| FieldErrors::single(field, m))?;
     if t > now + Duration::minutes(2) {
@@ -314,6 +335,20 @@ fn charted_time(field: &str, raw: &str, now: DateTime<Utc>, earliest: DateTime<U
         .into());
     }
     Ok(t)
+}
+
+/// The board's trend: at most one point per vital every 10 seconds (the last of each slot),
+/// so a chair sending every second does not send thousands of points to every screen.
+fn downsample(readings: &[SessionReading]) -> Vec<(Vital, DateTime<Utc>, Decimal)> {
+    let mut out: Vec<(Vital, DateTime<Utc>, Decimal)> = Vec::new();
+    for r in readings {
+        let slot = r.observed_at.timestamp().div_euclid(10);
+        match out.iter_mut().rev().find(|(v, ..)| *v == r.vital) {
+            Some(last) if last.1.timestamp().div_euclid(10) == slot => *last = (r.vital, r.observed_at, r.value),
+            _ => out.push((r.vital, r.observed_at, r.value)),
+        }
+    }
+    out
 }
 
 /// Initials of a name, for the board ("A. Q.").
@@ -339,15 +374,39 @@ impl App {
         let chair = e.check("chair", valid_chair(&input.chair));
         let device = e.check("device_id", valid_device(&input.device_id));
         let order = if input.order_id.trim().is_empty() { None } else { e.check("order_id", RecordId::parse(&input.order_id)) };
+        let now = self.clock.now();
+        let scheduled = e.check("scheduled_at", reading_time(&input.scheduled_at, now)).and_then(|t| {
+            if t < now - Duration::hours(12) || t > now + Duration::days(90) {
+                e.add("scheduled_at", "from 12 hours ago to 90 days ahead");
+                None
+            } else {
+                Some(t)
+            }
+        });
         e.into_result()?;
-        let (Some(chair), Some(device)) = (chair, device) else { return Err(AppError::Internal("validated".into())) };
+        let (Some(chair), Some(device), Some(scheduled)) = (chair, device, scheduled) else {
+            return Err(AppError::Internal("validated".into()));
+        };
         if let Some(o) = order {
             self.session_order(p, patient, o).await?;
         }
-        let now = self.clock.now();
+        // Refuse before anything is written (the unique indexes still decide a race).
+        let mut e = FieldErrors::default();
+        if self.store.session_for_monitor(None, Some(&chair)).await?.is_some() {
+            e.add("chair", "the chair has an active session; discharge or cancel it first");
+        }
+        if let Some(d) = device.as_deref() {
+            if self.store.session_for_monitor(Some(d), None).await?.is_some_and(|s| s.device_id.as_deref() == Some(d)) {
+                e.add("device_id", "the monitor is bound to another active session; discharge or cancel it first");
+            }
+        }
+        if self.patient_sessions(p, patient).await?.iter().any(TreatmentSession::is_active) {
+            e.add("patient", "the patient already has an active session; discharge or cancel it first");
+        }
+        e.into_result()?;
         let enc = EncounterInput {
             kind: "treatment".into(),
-            start: now.format("%Y-%m-%dT%H:%M").to_string(),
+            start: scheduled.format("%Y-%m-%dT%H:%M").to_string(),
             reason: format!("Treatment session on {chair}"),
             ..Default::default()
         };
@@ -361,6 +420,7 @@ impl App {
             phase: Phase::Scheduled,
             seq: 1,
             created_at: now,
+            scheduled_at: scheduled,
             created_by: p.user.id,
             created_by_name: p.user.display_name.clone(),
             bound_at: device.as_ref().map(|_| now),
@@ -374,7 +434,13 @@ impl App {
         let ev = self.event(p, &s, "created", detail, None);
         match self.store.create_treatment_session(&self.ctx(p, "treatment"), &s, &ev).await {
             Err(DbError::Conflict(c)) => {
-                let field = if c.contains("device") { "device_id" } else { "chair" };
+                let field = if c.contains("device") {
+                    "device_id"
+                } else if c.contains("patient") {
+                    "patient"
+                } else {
+                    "chair"
+                };
                 Err(FieldErrors::single(field, format!("{field} is in use by another active session; discharge or cancel it first")).into())
             }
             r => r.map_err(AppError::from),
@@ -471,7 +537,12 @@ impl App {
     ) -> Result<Vec<String>, AppError> {
         let now = self.clock.now();
         let last = self.store.last_readings(s.id).await?;
-        let latest_sbp = last.iter().find(|r| r.vital == Vital::Systolic).and_then(|r| u32::try_from(r.value.round().mantissa()).ok());
+        // Back near baseline means a blood pressure taken after the dose ended, never the
+        // baseline itself.
+        let latest_sbp = last
+            .iter()
+            .find(|r| r.vital == Vital::Systolic && s.dose_ended_at.is_some_and(|d| r.observed_at >= d))
+            .and_then(|r| u32::try_from(r.value.round().mantissa()).ok());
         let recovery_from = events.iter().rev().find(|e| e.phase == Phase::Recovery && e.kind == "step").map(|e| e.at);
         let latest_moaas = events
             .iter()
@@ -559,6 +630,20 @@ impl App {
             }
             SessionAction::BindMonitor(d) => {
                 let dev = valid_device(d).map_err(|m| FieldErrors::single("device_id", m))?;
+                if let Some(d) = dev.as_deref() {
+                    if self
+                        .store
+                        .session_for_monitor(Some(d), None)
+                        .await?
+                        .is_some_and(|o| o.id != s.id && o.device_id.as_deref() == Some(d))
+                    {
+                        return Err(FieldErrors::single(
+                            "device_id",
+                            "the monitor is bound to another active session; unbind it there first",
+                        )
+                        .into());
+                    }
+                }
                 next.bound_at = dev.as_ref().map(|_| now);
                 next.device_id = dev.clone();
                 detail = match dev {
@@ -567,10 +652,25 @@ impl App {
                 };
             }
             SessionAction::StartDose { at } => {
-                let started = charted_time("at", at, now, s.created_at)?;
+                let started = charted_time("at", at, now, s.scheduled_at.min(s.created_at))?;
                 let gate = self.gate(p, &s, &events).await?;
                 if !gate.unmet.is_empty() {
                     return Err(FieldErrors::single("checks", format!("The dose cannot start: {}", gate.unmet.join("; "))).into());
+                }
+                // A dose order is given once: an order already given in another session cannot
+                // pass the gate again (a unique index holds this against races too).
+                if let Some(o) = s.order_id {
+                    let given = self.store.patient_sessions(&self.ctx(p, "treatment"), s.patient_id).await?;
+                    if let Some(other) = given.iter().find(|x| x.id != s.id && x.order_id == Some(o) && x.dose_started_at.is_some()) {
+                        return Err(FieldErrors::single(
+                            "order_id",
+                            format!(
+                                "this dose order was given in the session of {}; the prescriber orders the next dose",
+                                other.scheduled_at.format("%Y-%m-%d")
+                            ),
+                        )
+                        .into());
+                    }
                 }
                 next.baseline = gate.checks.baseline_bp.map_or((None, None), |(a, b)| (Some(a), Some(b)));
                 next.dose_started_at = Some(started);
@@ -692,13 +792,14 @@ impl App {
         };
         let (_, score, _) = self.record_assessment(p, s.patient_id, &input).await?;
         let total = score.total.unwrap_or_default();
+        // The session's entry and the alarm it raises are written together (the assessment
+        // itself is already in the chart, tied to the session).
         let mut next = s.clone();
         next.seq += 1;
         let ev = self.event(p, &next, "rating", format!("{instrument}={}", total.normalize()), None);
-        self.store.append_session_event(&self.ctx(p, "treatment"), &next, &ev).await?;
         let ctx = self.ctx(p, "treatment");
-        let out =
-            self.feed_session(&ctx, &next, vec![SessionInput::Rating(self.clock.now(), instrument.to_owned(), total)], Vec::new()).await?;
+        let input = SessionInput::Rating(self.clock.now(), instrument.to_owned(), total);
+        let out = self.feed_session(&ctx, &s, vec![input], Vec::new(), Vec::new(), Some((next, ev))).await?;
         self.announce(id);
         Ok(out.raised)
     }
@@ -735,6 +836,11 @@ impl App {
                 e.add("observed_at", "must not be in the future");
                 continue;
             }
+            let earliest = s.scheduled_at.min(s.created_at) - Duration::minutes(1);
+            if at < earliest {
+                e.add("observed_at", format!("must not be before the session was booked for ({})", earliest.format("%Y-%m-%d %H:%M UTC")));
+                continue;
+            }
             readings.push(self.reading(&s, vital, value, at, ReadingSource::Manual, None, None, &p.user.display_name));
         }
         e.into_result()?;
@@ -743,7 +849,7 @@ impl App {
         }
         let ctx = self.ctx(p, "treatment");
         let inputs: Vec<SessionInput> = readings.iter().map(|r| SessionInput::Vital(r.observed_at, r.vital, r.value)).collect();
-        let out = self.feed_session(&ctx, &s, inputs, readings).await?;
+        let out = self.feed_session(&ctx, &s, inputs, readings, Vec::new(), None).await?;
         self.announce(id);
         Ok(out)
     }
@@ -780,21 +886,25 @@ impl App {
     /// that are not readings (no-value markers, implausible, unknown codes) are listed in
     /// `rejected` and never stored; readings and the alarms they raise are stored before this
     /// returns (the caller acknowledges after).
-    pub async fn ingest_monitor(
-        &self,
-        source: ReadingSource,
-        device_id: Option<&str>,
-        location: Option<&str>,
-        message_id: Option<&str>,
-        values: &[(String, String, Option<DateTime<Utc>>)],
-        by: &str,
-    ) -> Result<IngestOutcome, AppError> {
+    pub async fn ingest_monitor(&self, batch: MonitorBatch<'_>, actor: Option<&Principal>) -> Result<IngestOutcome, AppError> {
+        let MonitorBatch { source, device_id, location, message_id, values, by } = batch;
         let Some(s) = self.store.session_for_monitor(device_id, location).await? else {
             return Err(AppError::NotFound);
         };
+        // Found by location, but the chair's session is bound to another monitor: this device
+        // is not the patient's (moved, or misconfigured). Never file it there.
+        if let (Some(bound), Some(sender)) = (s.device_id.as_deref(), device_id) {
+            if bound != sender {
+                return Err(AppError::Conflict(
+                    "this monitor is not the one bound to the chair's session; bind it on the session page first".into(),
+                ));
+            }
+        }
         let now = self.clock.now();
+        let earliest = s.scheduled_at.min(s.created_at) - Duration::minutes(1);
         let mut out = IngestOutcome::default();
         let mut readings = Vec::new();
+        let mut extreme = Vec::new();
         for (code, raw, at) in values {
             let vital = match source {
                 ReadingSource::Hl7 => self.knowledge.monitor_codes.vital_for(code),
@@ -816,7 +926,11 @@ impl App {
                 }
             };
             if let Err(m) = plausible(&self.knowledge.session, vital, value) {
+                // Not a reading; but nobody is typing it in to be told: the bedside must look now.
                 out.rejected.push(format!("{}: {m} (implausible: not stored)", vital.label()));
+                if s.phase.dose_started() || matches!(s.phase, Phase::CheckedIn | Phase::PreDoseChecks) {
+                    extreme.push(implausible_alarm(vital, value, &m));
+                }
                 continue;
             }
             let at = at.unwrap_or(now);
@@ -824,14 +938,23 @@ impl App {
                 out.rejected.push(format!("{}: observation time is in the future", vital.label()));
                 continue;
             }
+            if at < earliest {
+                out.rejected.push(format!("{}: measured before this session began", vital.label()));
+                continue;
+            }
             readings.push(self.reading(&s, vital, value, at, source, device_id.map(str::to_owned), message_id.map(str::to_owned), by));
         }
-        if readings.is_empty() {
+        if readings.is_empty() && extreme.is_empty() {
             return Ok(out);
         }
-        let ctx = self.session_actor(by);
-        let inputs: Vec<SessionInput> = readings.iter().map(|r| SessionInput::Vital(r.observed_at, r.vital, r.value)).collect();
-        let fed = self.feed_session(&ctx, &s, inputs, readings).await?;
+        let ctx = match actor {
+            Some(p) => self.ctx(p, "treatment"),
+            None => self.session_actor(by),
+        };
+        // The engine sees a monitor's reading at the time the server received it: a device
+        // clock that runs ahead cannot hold off the stale-monitor alarm.
+        let inputs: Vec<SessionInput> = readings.iter().map(|r| SessionInput::Vital(r.received_at, r.vital, r.value)).collect();
+        let fed = self.feed_session(&ctx, &s, inputs, readings, extreme, None).await?;
         out.stored = fed.stored;
         out.raised = fed.raised;
         self.announce(s.id);
@@ -839,26 +962,34 @@ impl App {
     }
 
     /// The alarm engine for one session: rebuilds the tracker from the store, feeds `inputs`,
-    /// and writes the readings with the alarms raised and the latches cleared, in one
-    /// transaction. When another server raised the same alarm first, the write is retried
-    /// once with the tracker rebuilt (so the reading is never lost).
+    /// and writes the readings with the alarms raised (plus `extra`, e.g. an extreme value a
+    /// monitor sent) and the latches cleared or replaced, and `event` when given, in one
+    /// transaction. When another server raised the same alarm (or moved the session) first,
+    /// the write is retried once with everything rebuilt, so the reading is never lost.
     async fn feed_session(
         &self,
         ctx: &AuditCtx,
         s: &TreatmentSession,
         inputs: Vec<SessionInput>,
         readings: Vec<SessionReading>,
+        extra: Vec<Alarm>,
+        event: Option<(TreatmentSession, SessionEvent)>,
     ) -> Result<IngestOutcome, AppError> {
         let mut attempt = 0;
+        let mut s = s.clone();
+        let mut event = event;
         loop {
-            let live = self.store.session_alarms(ctx, s.id, true).await?;
+            let live = self.store.live_session_alarms(s.id).await?;
             let last = self.store.last_readings(s.id).await?;
+            // Staleness counts by when the server received a monitor's reading, not by the
+            // device's clock. A session bound by location only counts from its first reading.
+            let monitored: Vec<&SessionReading> = last.iter().filter(|r| r.source != ReadingSource::Manual).collect();
             let mut t = AlarmTracker {
                 phase: s.phase,
                 baseline: s.baseline,
-                bound_at: s.bound_at,
-                last_reading: last.iter().filter(|r| r.source != ReadingSource::Manual).map(|r| r.observed_at).max(),
-                last_by_vital: last.iter().filter(|r| r.source != ReadingSource::Manual).map(|r| (r.vital, r.observed_at)).collect(),
+                bound_at: s.bound_at.or_else(|| monitored.iter().map(|r| r.received_at).min()),
+                last_reading: monitored.iter().map(|r| r.received_at).max(),
+                last_by_vital: monitored.iter().map(|r| (r.vital, r.received_at)).collect(),
                 open: live
                     .iter()
                     .filter(|a| a.acknowledged.is_none())
@@ -867,10 +998,27 @@ impl App {
                             .map(|rule| (a.raised_at, Alarm { rule, level: a.level, message: a.message.clone(), source: a.source.clone() }))
                     })
                     .collect(),
-                latched: live.iter().filter(|a| a.acknowledged.is_some()).filter_map(|a| rule_code(&a.rule)).collect(),
+                latched: live
+                    .iter()
+                    .filter_map(|a| match (&a.acknowledged, rule_code(&a.rule)) {
+                        (Some((at, ..)), Some(rule)) => Some(Latch { rule, level: a.level, since: *at }),
+                        _ => None,
+                    })
+                    .collect(),
             };
-            let latched_before = t.latched.clone();
             let mut raised = Vec::new();
+            let alarm = |a: Alarm, at: DateTime<Utc>| SessionAlarm {
+                id: Uuid::new_v4(),
+                session_id: s.id,
+                patient_id: s.patient_id,
+                rule: a.rule.to_owned(),
+                level: a.level,
+                message: a.message,
+                source: a.source,
+                raised_at: at.max(s.created_at),
+                acknowledged: None,
+                cleared_at: None,
+            };
             for input in &inputs {
                 let at = match input {
                     SessionInput::Vital(at, ..) | SessionInput::Rating(at, ..) | SessionInput::Tick(at) => *at,
@@ -878,35 +1026,54 @@ impl App {
                 };
                 // An input the engine refuses (an implausible value) was filtered before.
                 if let Ok(new) = t.feed(&self.knowledge.session, input) {
-                    raised.extend(new.into_iter().map(|a| SessionAlarm {
-                        id: Uuid::new_v4(),
-                        session_id: s.id,
-                        patient_id: s.patient_id,
-                        rule: a.rule.to_owned(),
-                        level: a.level,
-                        message: a.message,
-                        source: a.source,
-                        raised_at: at.max(s.created_at),
-                        acknowledged: None,
-                        cleared_at: None,
-                    }));
+                    raised.extend(new.into_iter().map(|a| alarm(a, at)));
                 }
+            }
+            // Alarms outside the tracker's rules: one live at a time; once acknowledged, the
+            // next input clears them.
+            let now = self.clock.now();
+            for a in extra.iter().filter(|a| !live.iter().any(|l| l.rule == a.rule && l.acknowledged.is_none())) {
+                raised.push(alarm(a.clone(), now));
             }
             let cleared: Vec<Uuid> = live
                 .iter()
-                .filter(|a| a.acknowledged.is_some() && latched_before.contains(&a.rule.as_str()) && !t.latched.contains(&a.rule.as_str()))
+                .filter(|a| a.acknowledged.is_some() && !t.latched.iter().any(|l| l.rule == a.rule.as_str()))
                 .map(|a| a.id)
                 .collect();
-            let w = SessionWrite { readings: readings.clone(), raised: raised.clone(), cleared };
+            if readings.is_empty() && raised.is_empty() && cleared.is_empty() && event.is_none() {
+                return Ok(IngestOutcome::default());
+            }
+            let w = SessionWrite { readings: readings.clone(), raised: raised.clone(), cleared, event: event.clone() };
             match self.store.write_session_input(ctx, &w).await {
                 Ok(stored) => return Ok(IngestOutcome { stored, rejected: Vec::new(), raised }),
-                Err(DbError::Conflict(_)) if attempt == 0 => attempt += 1,
+                Err(DbError::Conflict(_)) if attempt == 0 => {
+                    attempt += 1;
+                    // The session may have moved: take its latest state (and renumber the event).
+                    if let Some(fresh) = self.store.get_treatment_session(ctx, s.id).await? {
+                        if let Some((next, ev)) = event.as_mut() {
+                            if fresh.signed_at.is_some() {
+                                return Err(FieldErrors::single(
+                                    "session",
+                                    "the session note was signed meanwhile; add an addendum instead",
+                                )
+                                .into());
+                            }
+                            let mut moved = fresh.clone();
+                            moved.seq = fresh.seq + 1;
+                            ev.seq = moved.seq;
+                            ev.phase = moved.phase;
+                            *next = moved;
+                        }
+                        s = fresh;
+                    }
+                }
                 Err(e) => return Err(e.into()),
             }
         }
     }
 
-    /// Acknowledges a live alarm: who, when, and what was done.
+    /// Acknowledges a live alarm: who, when, and what was done; the acknowledgement and its
+    /// entry in the session record are written together.
     pub async fn acknowledge_session_alarm(
         &self,
         p: &Principal,
@@ -917,22 +1084,32 @@ impl App {
         self.authorize(p, Permission::WriteClinical, "SessionAlarm").await?;
         let id = Uuid::parse_str(alarm.trim()).map_err(|_| FieldErrors::single("alarm", "an alarm id"))?;
         let action = reason("action", action).map_err(|_| FieldErrors::single("action", "say what was done (3 to 2000 characters)"))?;
-        let s = self.treatment_session(p, session).await?;
         let ctx = self.ctx(p, "treatment");
-        let live = self.store.session_alarms(&ctx, s.id, false).await?;
-        if !live.iter().any(|a| a.id == id) {
-            return Err(AppError::NotFound);
+        for attempt in 0..2 {
+            let s = self.treatment_session(p, session).await?;
+            let all = self.store.session_alarms(&ctx, s.id, false).await?;
+            let Some(target) = all.iter().find(|a| a.id == id) else { return Err(AppError::NotFound) };
+            let mut next = s.clone();
+            next.seq += 1;
+            let ev = self.event(
+                p,
+                &next,
+                "alarm_ack",
+                format!("Alarm acknowledged: {} ({}); action: {action}", target.message, target.rule),
+                None,
+            );
+            let with_event = if s.signed_at.is_none() { Some((&next, &ev)) } else { None };
+            match self.store.acknowledge_session_alarm(&ctx, id, p.user.id, &p.user.display_name, &action, with_event).await {
+                Ok(a) => {
+                    self.announce(s.id);
+                    return Ok(a);
+                }
+                // Another step landed first (the session moved): renumber and try once more.
+                Err(DbError::Conflict(c)) if attempt == 0 && !c.contains("already acknowledged") => continue,
+                Err(e) => return Err(e.into()),
+            }
         }
-        let a = self.store.acknowledge_session_alarm(&ctx, id, p.user.id, &p.user.display_name, &action).await?;
-        // The acknowledgement is part of the session record too.
-        let mut next = s.clone();
-        next.seq += 1;
-        let ev = self.event(p, &next, "alarm_ack", format!("Alarm acknowledged: {} ({}); action: {action}", a.message, a.rule), None);
-        if s.signed_at.is_none() {
-            self.store.append_session_event(&ctx, &next, &ev).await?;
-        }
-        self.announce(s.id);
-        Ok(a)
+        Err(AppError::Conflict("the session is changing quickly; try again".into()))
     }
 
     /// The clock's check of every active session with a monitor: a silent monitor (or one
@@ -942,18 +1119,22 @@ impl App {
         let ctx = self.session_actor("alarm engine");
         let now = self.clock.now();
         let mut raised = 0;
-        for s in self.store.active_sessions(&ctx).await?.into_iter().filter(|s| s.bound_at.is_some()) {
-            match self.feed_session(&ctx, &s, vec![SessionInput::Tick(now)], Vec::new()).await {
+        let mut failed = None;
+        for s in self.store.active_sessions_for_engine().await? {
+            match self.feed_session(&ctx, &s, vec![SessionInput::Tick(now)], Vec::new(), Vec::new(), None).await {
                 Ok(o) if !o.raised.is_empty() => {
                     raised += o.raised.len();
                     self.announce(s.id);
                 }
-                Ok(_) => {}
-                Err(AppError::Conflict(_)) => {}
-                Err(e) => return Err(e),
+                Ok(_) | Err(AppError::Conflict(_)) => {}
+                // One chair's failure must not starve the others' checks.
+                Err(e) => failed = Some(e),
             }
         }
-        Ok(raised)
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(raised),
+        }
     }
 
     fn live_alarms(&self, alarms: &[SessionAlarm]) -> Vec<LiveAlarm> {
@@ -1050,7 +1231,7 @@ impl App {
                 elapsed_min: (now - s.created_at).num_minutes(),
                 since_dose_min: s.dose_started_at.map(|d| (now - d).num_minutes()),
                 latest: last.iter().map(|r| (r.vital, r.value, (now - r.observed_at).num_seconds().max(0), r.observed_at)).collect(),
-                trend: readings.iter().map(|r| (r.vital, r.observed_at, r.value)).collect(),
+                trend: downsample(&readings),
                 alarms: self.live_alarms(&alarms),
                 monitored: s.bound_at.is_some(),
                 prompts: self.prompts(&s, &readings, &events),

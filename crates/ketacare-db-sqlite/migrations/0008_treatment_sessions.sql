@@ -13,6 +13,7 @@ CREATE TABLE treatment_sessions (
     active INTEGER NOT NULL CHECK (active IN (0, 1)),
     seq INTEGER NOT NULL,
     created_at TEXT NOT NULL,
+    scheduled_at TEXT NOT NULL,
     created_by TEXT NOT NULL REFERENCES users(id),
     created_by_name TEXT NOT NULL,
     bound_at TEXT,
@@ -26,10 +27,18 @@ CREATE TABLE treatment_sessions (
 CREATE INDEX treatment_sessions_patient ON treatment_sessions(patient_id);
 CREATE UNIQUE INDEX treatment_sessions_chair_active ON treatment_sessions(chair) WHERE active = 1;
 CREATE UNIQUE INDEX treatment_sessions_device_active ON treatment_sessions(device_id) WHERE active = 1 AND device_id IS NOT NULL;
+CREATE UNIQUE INDEX treatment_sessions_patient_active ON treatment_sessions(patient_id) WHERE active = 1;
+-- A dose order is given in one session only.
+CREATE UNIQUE INDEX treatment_sessions_order_given ON treatment_sessions(order_id) WHERE order_id IS NOT NULL AND dose_started_at IS NOT NULL;
 CREATE TRIGGER treatment_sessions_no_delete BEFORE DELETE ON treatment_sessions BEGIN SELECT RAISE(ABORT, 'treatment_sessions is append-only'); END;
 CREATE TRIGGER treatment_sessions_signed BEFORE UPDATE ON treatment_sessions
-    WHEN NEW.patient_id <> OLD.patient_id OR NEW.created_at <> OLD.created_at OR NEW.seq <> OLD.seq + 1
-      OR (OLD.signed_at IS NOT NULL AND (NEW.phase <> OLD.phase OR NEW.signed_at <> OLD.signed_at OR NEW.active <> OLD.active OR NEW.dose_started_at IS NOT OLD.dose_started_at OR NEW.dose_ended_at IS NOT OLD.dose_ended_at))
+    WHEN NEW.id IS NOT OLD.id OR NEW.patient_id IS NOT OLD.patient_id OR NEW.created_at IS NOT OLD.created_at
+      OR NEW.created_by IS NOT OLD.created_by OR NEW.seq IS NOT OLD.seq + 1
+      OR (OLD.signed_at IS NOT NULL AND (NEW.phase IS NOT OLD.phase OR NEW.active IS NOT OLD.active OR NEW.signed_at IS NOT OLD.signed_at
+          OR NEW.signed_by_name IS NOT OLD.signed_by_name OR NEW.chair IS NOT OLD.chair OR NEW.device_id IS NOT OLD.device_id
+          OR NEW.order_id IS NOT OLD.order_id OR NEW.bound_at IS NOT OLD.bound_at OR NEW.scheduled_at IS NOT OLD.scheduled_at
+          OR NEW.baseline_sbp IS NOT OLD.baseline_sbp OR NEW.baseline_dbp IS NOT OLD.baseline_dbp
+          OR NEW.dose_started_at IS NOT OLD.dose_started_at OR NEW.dose_ended_at IS NOT OLD.dose_ended_at))
     BEGIN SELECT RAISE(ABORT, 'a signed session is locked: only addenda may follow'); END;
 
 CREATE TABLE session_events (
@@ -63,6 +72,7 @@ CREATE TABLE session_readings (
     UNIQUE (session_id, vital, observed_at, source, value)
 );
 CREATE INDEX session_readings_session ON session_readings(session_id, observed_at);
+CREATE INDEX session_readings_latest ON session_readings(session_id, vital, observed_at);
 CREATE TRIGGER session_readings_no_update BEFORE UPDATE ON session_readings BEGIN SELECT RAISE(ABORT, 'session_readings is append-only'); END;
 CREATE TRIGGER session_readings_no_delete BEFORE DELETE ON session_readings BEGIN SELECT RAISE(ABORT, 'session_readings is append-only'); END;
 
@@ -88,6 +98,10 @@ CREATE INDEX session_alarms_session ON session_alarms(session_id);
 CREATE UNIQUE INDEX session_alarms_one_live ON session_alarms(session_id, rule) WHERE cleared_at IS NULL;
 CREATE TRIGGER session_alarms_no_delete BEFORE DELETE ON session_alarms BEGIN SELECT RAISE(ABORT, 'session_alarms is append-only'); END;
 CREATE TRIGGER session_alarms_once BEFORE UPDATE ON session_alarms
-    WHEN OLD.cleared_at IS NOT NULL OR (OLD.acknowledged_at IS NOT NULL AND NEW.acknowledged_at IS NOT OLD.acknowledged_at)
-      OR NEW.rule <> OLD.rule OR NEW.session_id <> OLD.session_id OR NEW.raised_at <> OLD.raised_at OR NEW.message <> OLD.message
+    WHEN OLD.cleared_at IS NOT NULL
+      OR (OLD.acknowledged_at IS NOT NULL AND (NEW.acknowledged_at IS NOT OLD.acknowledged_at OR NEW.acknowledged_by IS NOT OLD.acknowledged_by
+          OR NEW.acknowledged_by_name IS NOT OLD.acknowledged_by_name OR NEW.action_taken IS NOT OLD.action_taken))
+      OR (NEW.cleared_at IS NOT NULL AND NEW.acknowledged_at IS NULL)
+      OR NEW.id IS NOT OLD.id OR NEW.rule IS NOT OLD.rule OR NEW.session_id IS NOT OLD.session_id OR NEW.patient_id IS NOT OLD.patient_id
+      OR NEW.level IS NOT OLD.level OR NEW.source IS NOT OLD.source OR NEW.raised_at IS NOT OLD.raised_at OR NEW.message IS NOT OLD.message
     BEGIN SELECT RAISE(ABORT, 'an acknowledged or cleared alarm cannot change'); END;

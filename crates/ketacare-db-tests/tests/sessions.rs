@@ -59,6 +59,7 @@ fn session(u: &User, patient: PatientId, chair: &str, device: Option<&str>) -> T
         phase: Phase::Scheduled,
         seq: 1,
         created_at: t0(),
+        scheduled_at: t0(),
         created_by: u.id,
         created_by_name: "Nina Nurse".into(),
         bound_at: device.map(|_| t0()),
@@ -106,9 +107,13 @@ async fn steps_are_numbered_chairs_and_monitors_are_exclusive_and_a_signed_sessi
     let other = session(&u, p, "ROOM1^CHAIR1", None);
     let r = st.create_treatment_session(&ctx(&u), &other, &event(&u, &other, "created", "booked")).await;
     assert!(matches!(r, Err(DbError::Conflict(_))), "chair taken: {r:?}");
-    let other = session(&u, p, "ROOM1^CHAIR2", Some("0123456789ABCDEF"));
-    let r = st.create_treatment_session(&ctx(&u), &other, &event(&u, &other, "created", "booked")).await;
+    let (u2, p2) = setup(db, "SE-0101").await;
+    let other = session(&u2, p2, "ROOM1^CHAIR2", Some("0123456789ABCDEF"));
+    let r = st.create_treatment_session(&ctx(&u2), &other, &event(&u2, &other, "created", "booked")).await;
     assert!(matches!(r, Err(DbError::Conflict(_))), "monitor taken: {r:?}");
+    let other = session(&u2, p, "ROOM1^CHAIR9", None);
+    let r = st.create_treatment_session(&ctx(&u2), &other, &event(&u2, &other, "created", "booked")).await;
+    assert!(matches!(r, Err(DbError::Conflict(_))), "one active session per patient: {r:?}");
 
     step(db, &u, &mut s, Phase::CheckedIn, "step").await.unwrap();
     // A second writer working from the old number loses.
@@ -152,6 +157,17 @@ async fn steps_are_numbered_chairs_and_monitors_are_exclusive_and_a_signed_sessi
     assert_eq!(evs.last().unwrap().kind, "addendum");
     assert_eq!(st.patient_sessions(&ctx(&u), p).await.unwrap().len(), 2);
 
+    // The lock holds against the database itself: no column but the event number may change,
+    // not even by setting the signature back to NULL.
+    for sql in [
+        "UPDATE treatment_sessions SET seq = seq + 1, signed_at = NULL",
+        "UPDATE treatment_sessions SET seq = seq + 1, baseline_sbp = 120",
+        "UPDATE treatment_sessions SET seq = seq + 1, signed_by_name = 'someone else'",
+        "UPDATE treatment_sessions SET seq = seq + 1, chair = 'X'",
+    ] {
+        let sql = format!("{sql} WHERE id = '{}'", s.id);
+        assert!(db.exec_raw(&sql).await.is_err(), "{sql} must be refused on {}", db.backend());
+    }
     for sql in ["UPDATE session_events SET detail = 'x'", "DELETE FROM session_events", "DELETE FROM treatment_sessions"] {
         assert!(db.exec_raw(sql).await.is_err(), "{sql} must be refused on {}", db.backend());
     }
@@ -252,7 +268,7 @@ async fn alarms_are_raised_once_per_rule_acknowledged_once_and_cleared_once(db: 
         &SessionWrite {
             readings: vec![reading(&s, Vital::Systolic, "186", 10, ReadingSource::Hl7)],
             raised: vec![a.clone()],
-            cleared: vec![],
+            ..Default::default()
         },
     )
     .await
@@ -261,7 +277,7 @@ async fn alarms_are_raised_once_per_rule_acknowledged_once_and_cleared_once(db: 
     let dup = SessionWrite {
         readings: vec![reading(&s, Vital::Systolic, "187", 11, ReadingSource::Hl7)],
         raised: vec![alarm(&s, "sbp_above", 11)],
-        cleared: vec![],
+        ..Default::default()
     };
     assert!(matches!(st.write_session_input(&ctx(&u), &dup).await, Err(DbError::Conflict(_))));
     assert_eq!(st.session_readings(&ctx(&u), s.id, None).await.unwrap().len(), 1, "all or nothing");
@@ -270,11 +286,11 @@ async fn alarms_are_raised_once_per_rule_acknowledged_once_and_cleared_once(db: 
     st.write_session_input(&ctx(&u), &SessionWrite { cleared: vec![a.id], ..Default::default() }).await.unwrap();
     assert!(st.session_alarms(&ctx(&u), s.id, true).await.unwrap()[0].cleared_at.is_none());
 
-    let acked = st.acknowledge_session_alarm(&ctx(&u), a.id, u.id, "Nina Nurse", "cuff repeated, prescriber called").await.unwrap();
+    let acked = st.acknowledge_session_alarm(&ctx(&u), a.id, u.id, "Nina Nurse", "cuff repeated, prescriber called", None).await.unwrap();
     let (_, by, name, action) = acked.acknowledged.clone().unwrap();
     assert_eq!((by, name.as_str(), action.as_str()), (u.id, "Nina Nurse", "cuff repeated, prescriber called"));
-    assert!(matches!(st.acknowledge_session_alarm(&ctx(&u), a.id, u.id, "Nina Nurse", "again").await, Err(DbError::Conflict(_))));
-    assert!(matches!(st.acknowledge_session_alarm(&ctx(&u), Uuid::new_v4(), u.id, "Nina Nurse", "x").await, Err(DbError::NotFound)));
+    assert!(matches!(st.acknowledge_session_alarm(&ctx(&u), a.id, u.id, "Nina Nurse", "again", None).await, Err(DbError::Conflict(_))));
+    assert!(matches!(st.acknowledge_session_alarm(&ctx(&u), Uuid::new_v4(), u.id, "Nina Nurse", "x", None).await, Err(DbError::NotFound)));
 
     // Latched until the value clears; then a new crossing is a new alarm.
     st.write_session_input(&ctx(&u), &SessionWrite { cleared: vec![a.id], ..Default::default() }).await.unwrap();

@@ -27,8 +27,10 @@ pub struct TreatmentSession {
     pub phase: Phase,
     /// Number of events so far (the next event is `seq + 1`).
     pub seq: i64,
-    /// Booked.
+    /// When the booking was entered.
     pub created_at: DateTime<Utc>,
+    /// When the session is (or was) booked for; steps cannot be charted before it.
+    pub scheduled_at: DateTime<Utc>,
     /// Booked by.
     pub created_by: UserId,
     /// Booked by (name).
@@ -173,8 +175,12 @@ pub struct SessionWrite {
     pub readings: Vec<SessionReading>,
     /// Alarms newly raised.
     pub raised: Vec<SessionAlarm>,
-    /// Latched alarms whose value came back inside the limit.
+    /// Latched alarms whose value came back inside the limit, or that a new alarm of the
+    /// same rule replaces (the value got worse, or the re-alarm period ran out).
     pub cleared: Vec<Uuid>,
+    /// An event of the session to append in the same transaction (e.g. a rating), with the
+    /// session as it is after it (its `seq` one more than the stored one).
+    pub event: Option<(TreatmentSession, SessionEvent)>,
 }
 
 /// Called with a session id whenever any server changes a session (the live board listens).
@@ -197,6 +203,9 @@ pub trait SessionStore {
     async fn patient_sessions(&self, ctx: &AuditCtx, patient: PatientId) -> DbResult<Vec<TreatmentSession>>;
     /// Sessions on a chair now, by chair, audited.
     async fn active_sessions(&self, ctx: &AuditCtx) -> DbResult<Vec<TreatmentSession>>;
+    /// Sessions on a chair now, without an audit row: for the alarm engine's clock, which reads
+    /// them every second and writes (audited) only what it raises.
+    async fn active_sessions_for_engine(&self) -> DbResult<Vec<TreatmentSession>>;
     /// The active session a monitor belongs to: by its device id, else by its location (chair).
     async fn session_for_monitor(&self, device_id: Option<&str>, location: Option<&str>) -> DbResult<Option<TreatmentSession>>;
     /// A session's events, oldest first, audited.
@@ -212,8 +221,20 @@ pub trait SessionStore {
     async fn last_readings(&self, id: RecordId) -> DbResult<Vec<SessionReading>>;
     /// A session's alarms, oldest first (live only, or all); audited.
     async fn session_alarms(&self, ctx: &AuditCtx, id: RecordId, live_only: bool) -> DbResult<Vec<SessionAlarm>>;
-    /// Acknowledges an open alarm once; audited. `Conflict` when already acknowledged.
-    async fn acknowledge_session_alarm(&self, ctx: &AuditCtx, id: Uuid, by: UserId, by_name: &str, action: &str) -> DbResult<SessionAlarm>;
+    /// The live alarms of a session (no audit: used inside the alarm engine, whose write is
+    /// audited).
+    async fn live_session_alarms(&self, id: RecordId) -> DbResult<Vec<SessionAlarm>>;
+    /// Acknowledges an open alarm once, with the session event that records it when given, in
+    /// one transaction; audited. `Conflict` when already acknowledged or the session moved.
+    async fn acknowledge_session_alarm(
+        &self,
+        ctx: &AuditCtx,
+        id: Uuid,
+        by: UserId,
+        by_name: &str,
+        action: &str,
+        event: Option<(&TreatmentSession, &SessionEvent)>,
+    ) -> DbResult<SessionAlarm>;
     /// Starts forwarding other servers' session changes to `listener` (PostgreSQL); `false`
     /// when the backend has no other servers to hear from (SQLite).
     async fn listen_session_changes(&self, listener: ChangeListener) -> DbResult<bool>;
@@ -236,7 +257,7 @@ fn whole(v: Option<i64>) -> DbResult<Option<u32>> {
 }
 
 /// Columns of `treatment_sessions`, in [`SessionRow`] order.
-pub const SESSION_ROW_COLS: &str = "id, patient_id, chair, device_id, order_id, phase, seq, created_at, created_by, created_by_name, bound_at, baseline_sbp, baseline_dbp, dose_started_at, dose_ended_at, signed_at, signed_by_name";
+pub const SESSION_ROW_COLS: &str = "id, patient_id, chair, device_id, order_id, phase, seq, created_at, scheduled_at, created_by, created_by_name, bound_at, baseline_sbp, baseline_dbp, dose_started_at, dose_ended_at, signed_at, signed_by_name";
 
 /// A `treatment_sessions` row.
 #[derive(sqlx::FromRow)]
@@ -250,6 +271,7 @@ pub struct SessionRow {
     pub phase: String,
     pub seq: i64,
     pub created_at: String,
+    pub scheduled_at: String,
     pub created_by: String,
     pub created_by_name: String,
     pub bound_at: Option<String>,
@@ -273,6 +295,7 @@ impl SessionRow {
             phase: Phase::parse(&self.phase).map_err(corrupt)?,
             seq: self.seq,
             created_at: crate::codec::parse_ts(&self.created_at)?,
+            scheduled_at: crate::codec::parse_ts(&self.scheduled_at)?,
             created_by: UserId::parse(&self.created_by).map_err(|_| corrupt("user"))?,
             created_by_name: self.created_by_name,
             bound_at: opt_ts(self.bound_at)?,
@@ -441,6 +464,40 @@ macro_rules! impl_session_store {
                 Ok(())
             }
 
+            /// Moves the session to `s` (conditional on the stored `seq` being `s.seq - 1`) and
+            /// appends its event, audited and announced, inside the caller's transaction.
+            async fn __move_session(conn: &mut <$db as $crate::__sqlx::Database>::Connection, ctx: &$crate::AuditCtx, s: &$crate::session::TreatmentSession, ev: &$crate::session::SessionEvent) -> $crate::DbResult<()> {
+                let done = $crate::__sqlx::query("UPDATE treatment_sessions SET chair = $1, device_id = $2, order_id = $3, phase = $4, active = $5, seq = $6, bound_at = $7, baseline_sbp = $8, baseline_dbp = $9, dose_started_at = $10, dose_ended_at = $11, signed_at = $12, signed_by_name = $13 WHERE id = $14 AND seq = $15")
+                    .bind(s.chair.clone())
+                    .bind(s.device_id.clone())
+                    .bind(s.order_id.map(|o| o.to_string()))
+                    .bind(s.phase.code())
+                    .bind(i64::from(s.is_active()))
+                    .bind(s.seq)
+                    .bind(s.bound_at.map($crate::codec::ts))
+                    .bind(s.baseline.0.map(i64::from))
+                    .bind(s.baseline.1.map(i64::from))
+                    .bind(s.dose_started_at.map($crate::codec::ts))
+                    .bind(s.dose_ended_at.map($crate::codec::ts))
+                    .bind(s.signed_at.map($crate::codec::ts))
+                    .bind(s.signed_by_name.clone())
+                    .bind(s.id.to_string())
+                    .bind(s.seq - 1)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(|e| match $crate::DbError::from_sqlx(e) {
+                        $crate::DbError::Driver(d) => $crate::DbError::Conflict(format!("the session cannot change that way: {d}")),
+                        other => other,
+                    })?;
+                if done.rows_affected() != 1 {
+                    return Err($crate::DbError::Conflict("the session was changed by someone else; reload it".into()));
+                }
+                Self::__insert_session_event(&mut *conn, ev).await?;
+                let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Update, ::ketacare_domain::audit::AuditOutcome::Success, "TreatmentSession", Some(s.id.to_string()), Some(s.patient_id), Some(format!("event={} phase={}", ev.kind, s.phase.code())));
+                Self::__audit(&mut *conn, &e).await?;
+                Self::__notify_session(&mut *conn, &s.id.to_string()).await
+            }
+
             async fn __read_sessions(&self, ctx: &$crate::AuditCtx, filter: &str, arg: Option<String>, patient: Option<::ketacare_domain::ids::PatientId>, what: &str) -> $crate::DbResult<Vec<$crate::session::TreatmentSession>> {
                 let sql = format!("SELECT {} FROM treatment_sessions WHERE {filter}", $crate::session::SESSION_ROW_COLS);
                 let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
@@ -460,7 +517,7 @@ macro_rules! impl_session_store {
         impl $crate::session::SessionStore for $store {
             async fn create_treatment_session(&self, ctx: &$crate::AuditCtx, s: &$crate::session::TreatmentSession, first: &$crate::session::SessionEvent) -> $crate::DbResult<()> {
                 let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
-                $crate::__sqlx::query("INSERT INTO treatment_sessions (id, patient_id, chair, device_id, order_id, phase, active, seq, created_at, created_by, created_by_name, bound_at, baseline_sbp, baseline_dbp, dose_started_at, dose_ended_at, signed_at, signed_by_name) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)")
+                $crate::__sqlx::query("INSERT INTO treatment_sessions (id, patient_id, chair, device_id, order_id, phase, active, seq, created_at, created_by, created_by_name, bound_at, baseline_sbp, baseline_dbp, dose_started_at, dose_ended_at, signed_at, signed_by_name, scheduled_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)")
                     .bind(s.id.to_string())
                     .bind(s.patient_id.to_string())
                     .bind(s.chair.clone())
@@ -479,6 +536,7 @@ macro_rules! impl_session_store {
                     .bind(s.dose_ended_at.map($crate::codec::ts))
                     .bind(s.signed_at.map($crate::codec::ts))
                     .bind(s.signed_by_name.clone())
+                    .bind($crate::codec::ts(s.scheduled_at))
                     .execute(&mut *tx)
                     .await
                     .map_err($crate::DbError::from_sqlx)?;
@@ -491,35 +549,7 @@ macro_rules! impl_session_store {
 
             async fn append_session_event(&self, ctx: &$crate::AuditCtx, s: &$crate::session::TreatmentSession, ev: &$crate::session::SessionEvent) -> $crate::DbResult<()> {
                 let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
-                let done = $crate::__sqlx::query("UPDATE treatment_sessions SET chair = $1, device_id = $2, order_id = $3, phase = $4, active = $5, seq = $6, bound_at = $7, baseline_sbp = $8, baseline_dbp = $9, dose_started_at = $10, dose_ended_at = $11, signed_at = $12, signed_by_name = $13 WHERE id = $14 AND seq = $15")
-                    .bind(s.chair.clone())
-                    .bind(s.device_id.clone())
-                    .bind(s.order_id.map(|o| o.to_string()))
-                    .bind(s.phase.code())
-                    .bind(i64::from(s.is_active()))
-                    .bind(s.seq)
-                    .bind(s.bound_at.map($crate::codec::ts))
-                    .bind(s.baseline.0.map(i64::from))
-                    .bind(s.baseline.1.map(i64::from))
-                    .bind(s.dose_started_at.map($crate::codec::ts))
-                    .bind(s.dose_ended_at.map($crate::codec::ts))
-                    .bind(s.signed_at.map($crate::codec::ts))
-                    .bind(s.signed_by_name.clone())
-                    .bind(s.id.to_string())
-                    .bind(s.seq - 1)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| match $crate::DbError::from_sqlx(e) {
-                        $crate::DbError::Driver(d) => $crate::DbError::Conflict(format!("the session cannot change that way: {d}")),
-                        other => other,
-                    })?;
-                if done.rows_affected() != 1 {
-                    return Err($crate::DbError::Conflict("the session was changed by someone else; reload it".into()));
-                }
-                Self::__insert_session_event(&mut *tx, ev).await?;
-                let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Update, ::ketacare_domain::audit::AuditOutcome::Success, "TreatmentSession", Some(s.id.to_string()), Some(s.patient_id), Some(format!("event={} phase={}", ev.kind, s.phase.code())));
-                Self::__audit(&mut *tx, &e).await?;
-                Self::__notify_session(&mut *tx, &s.id.to_string()).await?;
+                Self::__move_session(&mut *tx, ctx, s, ev).await?;
                 tx.commit().await.map_err($crate::DbError::from_sqlx)
             }
 
@@ -540,6 +570,12 @@ macro_rules! impl_session_store {
 
             async fn active_sessions(&self, ctx: &$crate::AuditCtx) -> $crate::DbResult<Vec<$crate::session::TreatmentSession>> {
                 self.__read_sessions(ctx, "active = 1 ORDER BY chair, id", None, None, "active").await
+            }
+
+            async fn active_sessions_for_engine(&self) -> $crate::DbResult<Vec<$crate::session::TreatmentSession>> {
+                let sql = format!("SELECT {} FROM treatment_sessions WHERE active = 1 ORDER BY chair, id", $crate::session::SESSION_ROW_COLS);
+                let rows: Vec<$crate::session::SessionRow> = $crate::__sqlx::query_as(&sql).fetch_all(&self.pool).await.map_err($crate::DbError::from_sqlx)?;
+                rows.into_iter().map(|r| r.into_model()).collect()
             }
 
             async fn session_for_monitor(&self, device_id: Option<&str>, location: Option<&str>) -> $crate::DbResult<Option<$crate::session::TreatmentSession>> {
@@ -570,6 +606,18 @@ macro_rules! impl_session_store {
 
             async fn write_session_input(&self, ctx: &$crate::AuditCtx, w: &$crate::session::SessionWrite) -> $crate::DbResult<usize> {
                 let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
+                if let Some((next, ev)) = &w.event {
+                    Self::__move_session(&mut *tx, ctx, next, ev).await?;
+                }
+                // Replaced or cleared latches first: the new alarm of the same rule needs the slot.
+                for id in &w.cleared {
+                    $crate::__sqlx::query("UPDATE session_alarms SET cleared_at = $1 WHERE id = $2 AND cleared_at IS NULL AND acknowledged_at IS NOT NULL")
+                        .bind($crate::codec::ts(ctx.at))
+                        .bind(id.to_string())
+                        .execute(&mut *tx)
+                        .await
+                        .map_err($crate::DbError::from_sqlx)?;
+                }
                 let mut stored = 0usize;
                 let mut touched: Vec<(String, ::ketacare_domain::ids::PatientId)> = Vec::new();
                 for r in &w.readings {
@@ -610,14 +658,6 @@ macro_rules! impl_session_store {
                         touched.push((a.session_id.to_string(), a.patient_id));
                     }
                 }
-                for id in &w.cleared {
-                    $crate::__sqlx::query("UPDATE session_alarms SET cleared_at = $1 WHERE id = $2 AND cleared_at IS NULL AND acknowledged_at IS NOT NULL")
-                        .bind($crate::codec::ts(ctx.at))
-                        .bind(id.to_string())
-                        .execute(&mut *tx)
-                        .await
-                        .map_err($crate::DbError::from_sqlx)?;
-                }
                 for (sid, pid) in &touched {
                     let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Create, ::ketacare_domain::audit::AuditOutcome::Success, "SessionReading", Some(sid.clone()), Some(*pid), Some(format!("{} readings, {} alarms", w.readings.len(), w.raised.len())));
                     Self::__audit(&mut *tx, &e).await?;
@@ -643,19 +683,26 @@ macro_rules! impl_session_store {
             }
 
             async fn last_readings(&self, id: ::ketacare_domain::ids::RecordId) -> $crate::DbResult<Vec<$crate::session::SessionReading>> {
+                // One indexed look-up per vital (session, vital, observed_at): constant time
+                // however long the session has run.
                 let sql = format!(
-                    "SELECT {} FROM session_readings r WHERE session_id = $1 AND observed_at = (SELECT MAX(observed_at) FROM session_readings x WHERE x.session_id = r.session_id AND x.vital = r.vital) ORDER BY vital, received_at DESC",
+                    "SELECT {} FROM session_readings WHERE session_id = $1 AND vital = $2 ORDER BY observed_at DESC, received_at DESC LIMIT 1",
                     $crate::session::READING_COLS
                 );
-                let rows: Vec<$crate::session::ReadingRow> = $crate::__sqlx::query_as(&sql).bind(id.to_string()).fetch_all(&self.pool).await.map_err($crate::DbError::from_sqlx)?;
                 let mut out: Vec<$crate::session::SessionReading> = Vec::new();
-                for r in rows {
-                    let r = r.into_model()?;
-                    if !out.iter().any(|o| o.vital == r.vital) {
-                        out.push(r);
+                for v in ::ketacare_domain::session::Vital::ALL {
+                    let row: Option<$crate::session::ReadingRow> = $crate::__sqlx::query_as(&sql).bind(id.to_string()).bind(v.code()).fetch_optional(&self.pool).await.map_err($crate::DbError::from_sqlx)?;
+                    if let Some(r) = row {
+                        out.push(r.into_model()?);
                     }
                 }
                 Ok(out)
+            }
+
+            async fn live_session_alarms(&self, id: ::ketacare_domain::ids::RecordId) -> $crate::DbResult<Vec<$crate::session::SessionAlarm>> {
+                let sql = format!("SELECT {} FROM session_alarms WHERE session_id = $1 AND cleared_at IS NULL ORDER BY raised_at, id", $crate::session::ALARM_COLS);
+                let rows: Vec<$crate::session::AlarmRow> = $crate::__sqlx::query_as(&sql).bind(id.to_string()).fetch_all(&self.pool).await.map_err($crate::DbError::from_sqlx)?;
+                rows.into_iter().map(|r| r.into_model()).collect()
             }
 
             async fn session_alarms(&self, ctx: &$crate::AuditCtx, id: ::ketacare_domain::ids::RecordId, live_only: bool) -> $crate::DbResult<Vec<$crate::session::SessionAlarm>> {
@@ -668,7 +715,7 @@ macro_rules! impl_session_store {
                 rows.into_iter().map(|r| r.into_model()).collect()
             }
 
-            async fn acknowledge_session_alarm(&self, ctx: &$crate::AuditCtx, id: $crate::__uuid::Uuid, by: ::ketacare_domain::ids::UserId, by_name: &str, action: &str) -> $crate::DbResult<$crate::session::SessionAlarm> {
+            async fn acknowledge_session_alarm(&self, ctx: &$crate::AuditCtx, id: $crate::__uuid::Uuid, by: ::ketacare_domain::ids::UserId, by_name: &str, action: &str, event: Option<(&$crate::session::TreatmentSession, &$crate::session::SessionEvent)>) -> $crate::DbResult<$crate::session::SessionAlarm> {
                 let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
                 let done = $crate::__sqlx::query("UPDATE session_alarms SET acknowledged_at = $1, acknowledged_by = $2, acknowledged_by_name = $3, action_taken = $4 WHERE id = $5 AND acknowledged_at IS NULL")
                     .bind($crate::codec::ts(ctx.at))
@@ -684,6 +731,9 @@ macro_rules! impl_session_store {
                 let Some(alarm) = row.map(|r| r.into_model()).transpose()? else { return Err($crate::DbError::NotFound) };
                 if done.rows_affected() != 1 {
                     return Err($crate::DbError::Conflict("the alarm was already acknowledged".into()));
+                }
+                if let Some((next, ev)) = event {
+                    Self::__move_session(&mut *tx, ctx, next, ev).await?;
                 }
                 let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Update, ::ketacare_domain::audit::AuditOutcome::Success, "SessionAlarm", Some(id.to_string()), Some(alarm.patient_id), Some(format!("acknowledged rule={}", alarm.rule)));
                 Self::__audit(&mut *tx, &e).await?;

@@ -6,12 +6,12 @@
 //! chair 1 stays calm, chair 2 has a hypertensive response, chair 3's monitor goes silent.
 
 use ketacare_app::{
-    App, AppError, BookingInput, CheckInput, ChecksInput, MeasurementInput, OrderInput, Principal, ReadingInput, SessionAction,
+    App, AppError, BookingInput, CheckInput, ChecksInput, MeasurementInput, OrderInput, Principal, ReadingInput, RecordInput, SessionAction,
 };
 use ketacare_domain::dose::DoseInput;
 use ketacare_domain::ids::RecordId;
 use ketacare_domain::patient::DemographicsInput;
-use ketacare_domain::record::ClinicalRecord;
+use ketacare_domain::record::{ClinicalRecord, DiagnosisInput};
 
 /// One monitored chair of the demo room.
 #[derive(Clone, Debug)]
@@ -41,6 +41,9 @@ pub enum Story {
 type Seat =
     (&'static str, &'static str, &'static str, &'static str, &'static str, &'static str, &'static str, &'static str, &'static str, Story);
 
+/// Number of patients in the demo's treatment room.
+pub const ROOM: usize = SEATS.len();
+
 const SEATS: [Seat; 3] = [
     ("ROOM1^CHAIR1", "00A0B1C2D3E4F501", "KC-000070", "Mira", "Okafor", "1979-03-14", "female", "64.5", "168", Story::Calm),
     ("ROOM1^CHAIR2", "00A0B1C2D3E4F502", "KC-000071", "Tomas", "Lindqvist", "1968-09-02", "male", "88", "181", Story::Hypertensive),
@@ -60,6 +63,8 @@ pub async fn seed_room(app: &App, prescriber: &Principal, nurse: &Principal) -> 
             ..Default::default()
         };
         let id = app.register_patient(nurse, &demographics).await?.patient_id;
+        let gad = DiagnosisInput { choice: "gad".into(), status: "active".into(), ..Default::default() };
+        app.add_record(prescriber, id, &RecordInput::Diagnosis(gad)).await?;
         app.record_height(nurse, id, &MeasurementInput { value: cm.into(), ..Default::default() }).await?;
         app.record_weight(nurse, id, &MeasurementInput { value: kg.into(), ..Default::default() }).await?;
         let dose = DoseInput { route: "sc".into(), mg_per_kg: "0.5".into(), concentration_mg_per_ml: "50".into(), ..Default::default() };
@@ -72,7 +77,8 @@ pub async fn seed_room(app: &App, prescriber: &Principal, nurse: &Principal) -> 
             };
             app.double_check(nurse, order.record_id, order.version, &check).await?;
         }
-        let booking = BookingInput { chair: chair.into(), device_id: device.into(), order_id: order.record_id.to_string() };
+        let booking =
+            BookingInput { chair: chair.into(), device_id: device.into(), order_id: order.record_id.to_string(), ..Default::default() };
         let s = app.book_session(nurse, id, &booking).await?;
         app.session_action(nurse, s.id, None, SessionAction::CheckIn).await?;
         app.session_action(nurse, s.id, None, SessionAction::StartChecks).await?;

@@ -41,7 +41,7 @@ async fn seeds_a_clinic_with_one_login_per_role() {
     eprintln!("seed took {:?} ({} rating scales, {} alerts)", t.elapsed(), summary.assessments, summary.alerts);
 
     assert!(db.store().count_patients().await.unwrap() >= 60);
-    assert_eq!(summary.patients, ketacare_demo::PATIENTS + ketacare_demo::REFERRALS);
+    assert_eq!(summary.patients, ketacare_demo::PATIENTS + ketacare_demo::REFERRALS + ketacare_demo::room::ROOM);
     assert_eq!(summary.logins.len(), 5);
     for role in Role::ALL {
         assert_eq!(summary.logins.iter().filter(|l| l.role == role).count(), 1, "{role:?}");
@@ -68,7 +68,7 @@ async fn seeds_a_clinic_with_one_login_per_role() {
 
     let researcher = app.store().list_users().await.unwrap().into_iter().find(|u| u.role == Role::Researcher).unwrap();
     let cohort = app.research_cohort(&director(&app).await).await.unwrap();
-    assert_eq!(cohort.len(), ketacare_demo::PATIENTS + ketacare_demo::REFERRALS);
+    assert_eq!(cohort.len(), ketacare_demo::PATIENTS + ketacare_demo::REFERRALS + ketacare_demo::room::ROOM);
     assert!(cohort.iter().all(|c| !c.diagnoses.is_empty() && c.bmi.is_some()));
     assert!(app.research_cohort(&app.system_principal(researcher)).await.is_ok());
 
@@ -83,7 +83,7 @@ async fn the_same_clinic_every_time() {
     ketacare_demo::seed(&app_a).await.unwrap();
     ketacare_demo::seed(&app_b).await.unwrap();
     let (ra, rb) = (roster(&app_a).await, roster(&app_b).await);
-    assert_eq!(ra.len(), ketacare_demo::PATIENTS + ketacare_demo::REFERRALS);
+    assert_eq!(ra.len(), ketacare_demo::PATIENTS + ketacare_demo::REFERRALS + ketacare_demo::room::ROOM);
     assert_eq!(ra.first().map(|r| r.0.as_str()), Some("KC-000001"));
     assert_eq!(ra, rb);
 }

@@ -241,6 +241,9 @@ pub struct SessionRules {
     pub discharge_sbp_within: Rule,
     /// MOAA/S needed to discharge.
     pub discharge_moaas: Rule,
+    /// An acknowledged alarm whose value stays outside the limit alarms again after this many
+    /// seconds.
+    pub realarm_seconds: Rule,
     /// Prompt for vitals this many minutes after the last blood pressure (dose started).
     pub prompt_vitals_minutes: Rule,
     /// Prompt for MOAA/S this many minutes after the last one.
@@ -391,6 +394,22 @@ pub fn plausible(rules: &SessionRules, vital: Vital, value: Decimal) -> Result<(
             vital.unit()
         )),
         _ => Ok(()),
+    }
+}
+
+/// The alarm for a value a monitor sent outside the plausibility limits: never a reading, but
+/// either an artefact or an emergency, so the bedside must look now. `why` is `plausible`'s
+/// refusal.
+pub fn implausible_alarm(vital: Vital, value: Decimal, why: &str) -> Alarm {
+    Alarm {
+        rule: "extreme_value",
+        level: Level::Critical,
+        message: format!(
+            "The monitor sent {} {value} {}: not stored as a reading; check the patient and the probe now",
+            vital.label(),
+            vital.unit()
+        ),
+        source: format!("Plausibility limits of the session rules (clinic policy): {why}"),
     }
 }
 
@@ -751,8 +770,20 @@ pub enum SessionInput {
     Rating(DateTime<Utc>, String, Decimal),
     /// The clock ticks (for the stale-feed check) with the time of the monitor's last reading.
     Tick(DateTime<Utc>),
-    /// Someone acknowledged the open alarm of a rule.
-    Acknowledge(&'static str),
+    /// Someone acknowledged the open alarm of a rule, at this time.
+    Acknowledge(DateTime<Utc>, &'static str),
+}
+
+/// An acknowledged alarm whose value has not come back inside the limit: it stays quiet while
+/// the value is no worse (same or lower level) and for at most the re-alarm period.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Latch {
+    /// Rule.
+    pub rule: &'static str,
+    /// Level of the acknowledged alarm.
+    pub level: Level,
+    /// When it was acknowledged.
+    pub since: DateTime<Utc>,
 }
 
 /// The alarm engine of one session: the phase, the baseline, the monitor's last reading, the
@@ -774,7 +805,7 @@ pub struct AlarmTracker {
     /// Open alarms with the time raised.
     pub open: Vec<(DateTime<Utc>, Alarm)>,
     /// Acknowledged rules whose condition has not yet cleared.
-    pub latched: Vec<&'static str>,
+    pub latched: Vec<Latch>,
 }
 
 /// Every alarm rule the engine has, by code.
@@ -868,25 +899,32 @@ impl AlarmTracker {
                 }
                 None => Vec::new(),
             },
-            SessionInput::Acknowledge(rule) => {
-                let before = self.open.len();
-                self.open.retain(|(_, a)| a.rule != *rule);
-                if self.open.len() == before {
+            SessionInput::Acknowledge(at, rule) => {
+                let Some(i) = self.open.iter().position(|(_, a)| a.rule == *rule) else {
                     return Err(format!("no open alarm {rule} to acknowledge"));
-                }
-                self.latched.push(rule);
+                };
+                let (_, a) = self.open.remove(i);
+                self.latched.push(Latch { rule, level: a.level, since: *at });
                 return Ok(Vec::new());
             }
         };
         // A reading that no longer meets a latched rule clears the latch.
         let decided = rules_of(input);
-        self.latched.retain(|r| !decided.contains(r) || found.iter().any(|a| a.rule == *r));
+        self.latched.retain(|l| !decided.contains(&l.rule) || found.iter().any(|a| a.rule == l.rule));
         let at = match input {
             SessionInput::Vital(at, ..) | SessionInput::Rating(at, ..) | SessionInput::Tick(at) => *at,
             _ => return Ok(Vec::new()),
         };
-        let new: Vec<Alarm> =
-            found.into_iter().filter(|a| !self.open.iter().any(|(_, o)| o.rule == a.rule) && !self.latched.contains(&a.rule)).collect();
+        // A latch keeps an acknowledged alarm quiet only while the value is no worse and for the
+        // re-alarm period: worse (a higher level) or still outside the limit after it, the
+        // alarm is raised again.
+        let pause = Duration::try_seconds(whole_seconds(&rules.realarm_seconds)).unwrap_or(Duration::MAX);
+        let quiet = |a: &Alarm, l: &Latch| l.rule == a.rule && a.level <= l.level && at - l.since < pause;
+        let new: Vec<Alarm> = found
+            .into_iter()
+            .filter(|a| !self.open.iter().any(|(_, o)| o.rule == a.rule) && !self.latched.iter().any(|l| quiet(a, l)))
+            .collect();
+        self.latched.retain(|l| !new.iter().any(|a| a.rule == l.rule));
         self.open.extend(new.iter().cloned().map(|a| (at, a)));
         Ok(new)
     }
@@ -938,6 +976,7 @@ pub(crate) mod tests {
             discharge_sbp_within: r(20),
             discharge_moaas: r(5),
             prompt_vitals_minutes: r(15),
+            realarm_seconds: r(300),
             prompt_moaas_minutes: r(15),
             prompt_cadss_minutes: r(40),
         }
@@ -1178,7 +1217,7 @@ pub(crate) mod tests {
             I::Vital(at(21), Vital::Systolic, d(175)),
             I::Vital(at(22), Vital::Systolic, d(400)),
             I::Vital(at(30), Vital::Diastolic, d(112)),
-            I::Acknowledge("sbp_rise"),
+            I::Acknowledge(at(30), "sbp_rise"),
             I::Vital(at(31), Vital::Systolic, d(182)),
             I::Vital(at(31), Vital::Systolic, d(130)),
             I::Vital(at(31), Vital::Systolic, d(175)),
@@ -1206,8 +1245,38 @@ pub(crate) mod tests {
         assert_eq!(refused.len(), 1, "{refused:?}");
         assert!(refused[0].contains("implausible"));
         assert_eq!(t.baseline, (Some(128), None));
-        assert!(t.feed(&rules, &I::Acknowledge("hr_above")).unwrap_err().contains("no open alarm"));
+        assert!(t.feed(&rules, &I::Acknowledge(at(33), "hr_above")).unwrap_err().contains("no open alarm"));
         assert!(t.feed(&rules, &I::Step(Step::Discharge)).is_err(), "monitoring cannot jump to discharge");
+    }
+
+    #[test]
+    fn an_acknowledged_alarm_alarms_again_when_worse_or_after_the_pause() {
+        let rules = rules();
+        let t0 = Utc.with_ymd_and_hms(2026, 11, 30, 9, 0, 0).unwrap();
+        let at = |s: i64| t0 + Duration::seconds(s);
+        let mut t = AlarmTracker::new();
+        for s in [Step::CheckIn, Step::StartChecks, Step::StartDose] {
+            t.feed(&rules, &SessionInput::Step(s)).unwrap();
+        }
+        let feed =
+            |t: &mut AlarmTracker, i: SessionInput| t.feed(&rules, &i).unwrap().into_iter().map(|a| (a.rule, a.level)).collect::<Vec<_>>();
+        assert_eq!(feed(&mut t, SessionInput::Rating(at(0), "moaas".into(), Decimal::from(2))), vec![("moaas_low", Level::Warning)]);
+        t.feed(&rules, &SessionInput::Acknowledge(at(10), "moaas_low")).unwrap();
+        assert!(feed(&mut t, SessionInput::Rating(at(20), "moaas".into(), Decimal::from(2))).is_empty(), "no worse: quiet");
+        assert_eq!(
+            feed(&mut t, SessionInput::Rating(at(30), "moaas".into(), Decimal::ZERO)),
+            vec![("moaas_low", Level::Critical)],
+            "MOAA/S 0 after an acknowledged 2 is a new, critical alarm"
+        );
+        // SpO2 below the limit, acknowledged: quiet for the pause, then again if still low.
+        assert_eq!(feed(&mut t, SessionInput::Vital(at(40), Vital::Spo2, Decimal::from(89))), vec![("spo2_below", Level::Critical)]);
+        t.feed(&rules, &SessionInput::Acknowledge(at(50), "spo2_below")).unwrap();
+        assert!(feed(&mut t, SessionInput::Vital(at(50 + 299), Vital::Spo2, Decimal::from(88))).is_empty());
+        assert_eq!(feed(&mut t, SessionInput::Vital(at(50 + 300), Vital::Spo2, Decimal::from(88))), vec![("spo2_below", Level::Critical)]);
+        // Back inside the limit clears the latch for good.
+        t.feed(&rules, &SessionInput::Acknowledge(at(400), "spo2_below")).unwrap();
+        assert!(feed(&mut t, SessionInput::Vital(at(410), Vital::Spo2, Decimal::from(97))).is_empty());
+        assert!(t.latched.iter().all(|l| l.rule != "spo2_below"));
     }
 
     #[test]

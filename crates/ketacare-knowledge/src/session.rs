@@ -70,6 +70,7 @@ pub fn parse_session(text: &str) -> Result<(SessionRules, ValueTable), Knowledge
         stale_seconds: rule("stale_feed_seconds")?,
         stale_bp_seconds: rule("stale_bp_seconds")?,
         escalate_seconds: rule("escalate_after_seconds")?,
+        realarm_seconds: rule("realarm_after_seconds")?,
         plausible,
         discharge_minutes: rule("discharge_min_observation_minutes")?,
         discharge_sbp_within: rule("discharge_systolic_within")?,
@@ -92,6 +93,7 @@ pub fn parse_session(text: &str) -> Result<(SessionRules, ValueTable), Knowledge
         ("stale_feed_seconds", &rules.stale_seconds),
         ("stale_bp_seconds", &rules.stale_bp_seconds),
         ("escalate_after_seconds", &rules.escalate_seconds),
+        ("realarm_after_seconds", &rules.realarm_seconds),
     ] {
         if r.value.fract() != Decimal::ZERO || r.value < Decimal::ONE || r.value > day {
             return Err(bad(key, format!("{} must be whole seconds from 1 to 86400", r.value)));

@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use ketacare_app::{AppError, BookingInput, ChecksInput, IngestOutcome, ReadingInput, SessionAction, SessionView};
+use ketacare_app::{AppError, BookingInput, ChecksInput, IngestOutcome, MonitorBatch, ReadingInput, SessionAction, SessionView};
 use ketacare_db::session::{ReadingSource, SessionAlarm, TreatmentSession};
 use ketacare_domain::access::Permission;
 use ketacare_domain::ids::RecordId;
@@ -55,8 +55,10 @@ pub struct SessionDto {
     phase: String,
     /// Event number: send it back as `seq` so a step is never taken twice.
     seq: i64,
-    /// Booked (RFC 3339).
+    /// Booking entered (RFC 3339).
     created_at: String,
+    /// Booked for (RFC 3339).
+    scheduled_at: String,
     /// Pre-dose baseline systolic / diastolic.
     baseline: Option<String>,
     /// Dose started.
@@ -80,6 +82,7 @@ impl From<&TreatmentSession> for SessionDto {
             phase: s.phase.code().into(),
             seq: s.seq,
             created_at: s.created_at.to_rfc3339(),
+            scheduled_at: s.scheduled_at.to_rfc3339(),
             baseline: s.baseline.0.zip(s.baseline.1).map(|(a, b)| format!("{a}/{b}")),
             dose_started_at: s.dose_started_at.map(|t| t.to_rfc3339()),
             dose_ended_at: s.dose_ended_at.map(|t| t.to_rfc3339()),
@@ -242,6 +245,9 @@ pub struct BookRequest {
     /// Dose order id, optional at booking.
     #[serde(default)]
     order_id: String,
+    /// Booked for (RFC 3339 or YYYY-MM-DDTHH:MM UTC); omitted: now. Up to 12 h back, 90 days ahead.
+    #[serde(default)]
+    scheduled_at: String,
 }
 
 #[utoipa::path(post, path = "/api/patients/{id}/sessions", request_body = BookRequest, responses((status = 201, body = SessionDto), (status = 422, body = Problem)), tag = "sessions")]
@@ -254,7 +260,11 @@ pub(crate) async fn book_session(
     let b: BookRequest = json(req, &state).await?;
     let s = state
         .app
-        .book_session(&p, pid(&id)?, &BookingInput { chair: b.chair, device_id: b.device_id, order_id: b.order_id })
+        .book_session(
+            &p,
+            pid(&id)?,
+            &BookingInput { chair: b.chair, device_id: b.device_id, order_id: b.order_id, scheduled_at: b.scheduled_at },
+        )
         .await
         .map_err(api)?;
     Ok((StatusCode::CREATED, Json(SessionDto::from(&s))).into_response())
@@ -518,7 +528,7 @@ pub struct DeviceReadingsRequest {
 }
 
 #[utoipa::path(post, path = "/api/device/readings", request_body = DeviceReadingsRequest,
-    responses((status = 200, body = IngestDto, description = "Stored durably before this answer; implausible or no-value entries are listed under rejected"), (status = 404, body = Problem, description = "No active session for this device or location"), (status = 422, body = Problem)),
+    responses((status = 200, body = IngestDto, description = "Stored durably before this answer; implausible or no-value entries are listed under rejected"), (status = 422, body = Problem, description = "A field is wrong, or no active session is bound to this device or location (field device_id)")),
     tag = "sessions")]
 pub(crate) async fn device_readings(State(state): State<AppState>, Auth(p): Auth, req: Request) -> ApiResult<Json<IngestDto>> {
     state.app.authorize(&p, Permission::WriteClinical, "SessionReading").await.map_err(api)?;
@@ -546,12 +556,23 @@ pub(crate) async fn device_readings(State(state): State<AppState>, Auth(p): Auth
     let loc = (!b.location.trim().is_empty()).then(|| b.location.trim().to_owned());
     let msg = (!b.message_id.trim().is_empty()).then(|| b.message_id.trim().to_owned());
     let by = format!("gateway {}", p.user.username.as_str());
-    match state.app.ingest_monitor(ReadingSource::Device, dev.as_deref(), loc.as_deref(), msg.as_deref(), &values, &by).await {
+    let batch = MonitorBatch {
+        source: ReadingSource::Device,
+        device_id: dev.as_deref(),
+        location: loc.as_deref(),
+        message_id: msg.as_deref(),
+        values: &values,
+        by: &by,
+    };
+    match state.app.ingest_monitor(batch, Some(&p)).await {
         Ok(o) => Ok(Json((&o).into())),
         Err(AppError::NotFound) => Err(WebError::api(AppError::Validation(ketacare_domain::validation::FieldErrors::single(
             "device_id",
             "no active treatment session is bound to this device or location: book the session with the monitor's device id or chair first",
         )))),
+        Err(AppError::Conflict(why)) => {
+            Err(WebError::api(AppError::Validation(ketacare_domain::validation::FieldErrors::single("device_id", why))))
+        }
         Err(e) => Err(api(e)),
     }
 }

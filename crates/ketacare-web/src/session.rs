@@ -102,11 +102,11 @@ async fn sessions_body(state: &AppState, p: &Principal, id: &str, values: &Field
         @if sessions.is_empty() { p.muted { "No treatment sessions yet." } }
         @else {
             table.list #sessions {
-                thead { tr { th { "Booked" } th { "Chair" } th { "Phase" } th { "Signed" } th {} } }
+                thead { tr { th { "Booked for" } th { "Chair" } th { "Phase" } th { "Signed" } th {} } }
                 tbody {
                     @for s in &sessions {
                         tr {
-                            td { (when(s.created_at)) }
+                            td { (when(s.scheduled_at)) }
                             td { (s.chair) }
                             td { (phase_label(s.phase)) }
                             td { (s.signed_by_name.as_deref().unwrap_or("—")) }
@@ -125,6 +125,8 @@ async fn sessions_body(state: &AppState, p: &Principal, id: &str, values: &Field
                     (input("chair", "Chair", values, errors, "text", Some("As the chair's monitor names it in PV1-3, e.g. ROOM1^CHAIR2")))
                     (input("device_id", "Monitor device id (optional)", values, errors, "text", Some("The monitor's EUI-64, e.g. 0123456789ABCDEF; leave blank to bind by chair or type vitals in")))
                     (select("order_id", "Dose order", &orders, values, errors))
+                    (input("scheduled_at", "Booked for (UTC, blank = now)", values, errors, "text", Some("2026-11-30T09:00; a session entered after the fact takes the time it began, up to 12 hours back")))
+                    @if let Some(m) = errors.for_field("patient") { p.error { (m) } }
                     button.primary type="submit" { "Book session" }
                 }
             }
@@ -139,7 +141,12 @@ async fn patient_sessions(State(state): State<AppState>, Auth(p): Auth, Path(id)
 
 async fn book(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>, Form(form): Form<Fields>) -> PageResult {
     check_csrf(&p, &form)?;
-    let input = BookingInput { chair: f(&form, "chair"), device_id: f(&form, "device_id"), order_id: f(&form, "order_id") };
+    let input = BookingInput {
+        chair: f(&form, "chair"),
+        device_id: f(&form, "device_id"),
+        order_id: f(&form, "order_id"),
+        scheduled_at: f(&form, "scheduled_at"),
+    };
     match state.app.book_session(&p, pid(&id)?, &input).await {
         Ok(s) => Ok(Redirect::to(&format!("/sessions/{}", s.id)).into_response()),
         Err(AppError::Validation(e)) => {
@@ -199,12 +206,13 @@ pub fn vitals_chart(readings: &[SessionReading], sbp_limit: Decimal, dbp_limit: 
     }
 }
 
-fn readings_table(readings: &[SessionReading]) -> Markup {
+fn readings_table(readings: &[SessionReading], limit: usize) -> Markup {
     html! {
+        @if readings.len() > limit { p.muted { "The latest " (limit) " of " (readings.len()) " readings; the session note lists them all." } }
         table.list #readings {
             thead { tr { th { "Measured" } th { "Vital" } th { "Value" } th { "Source" } th { "By" } } }
             tbody {
-                @for r in readings.iter().rev().take(200) {
+                @for r in readings.iter().rev().take(limit) {
                     tr { td { (when(r.observed_at)) } td { (r.vital.label()) } td { (dec(r.value)) " " (r.vital.unit()) } td { (r.source.code()) (r.device_id.as_deref().map(|d| format!(" {d}")).unwrap_or_default()) } td { (r.recorded_by_name) } }
                 }
             }
@@ -282,7 +290,7 @@ async fn session_body(state: &AppState, p: &Principal, v: &SessionView, values: 
         div.row-between {
             div {
                 h1 { "Treatment session · " (s.chair) }
-                p.muted { (v.patient_name) " · MRN " (v.mrn) " · booked " (when(s.created_at)) " by " (s.created_by_name) }
+                p.muted { (v.patient_name) " · MRN " (v.mrn) " · booked for " (when(s.scheduled_at)) " by " (s.created_by_name) }
             }
             div.actions { a.button href=(format!("{base}/note")) { "Session note" } }
         }
@@ -457,7 +465,7 @@ async fn session_body(state: &AppState, p: &Principal, v: &SessionView, values: 
         section.card #vitals {
             h2 { "Vital signs" }
             (vitals_chart(&v.readings, rules.sbp_above.value, rules.dbp_above.value))
-            details { summary { "All readings (" (v.readings.len()) ")" } (readings_table(&v.readings)) }
+            details { summary { "Readings (" (v.readings.len()) ")" } (readings_table(&v.readings, 200)) }
         }
         section.card #alarms {
             h2 { "Alarms" }
@@ -643,7 +651,7 @@ async fn note(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<Strin
             }
             h2 { "Vital signs" }
             (vitals_chart(&v.readings, rules.sbp_above.value, rules.dbp_above.value))
-            (readings_table(&v.readings))
+            (readings_table(&v.readings, usize::MAX))
             h2 { "Alarms and acknowledgements" }
             @if v.alarms.is_empty() { p { "No alarms." } }
             ul.alarms #note-alarms { @for a in &v.alarms { (alarm_row(a, None)) } }
@@ -791,40 +799,56 @@ async fn board_page(State(_state): State<AppState>, Auth(p): Auth) -> PageResult
 type SseStream = std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Event, Infallible>> + Send>>;
 
 /// The board's event stream: the whole board at once, again after every change (this
-/// server's, or another's through PostgreSQL: a silent monitor's alarm is a change too) and
-/// every 15 s (escalation levels, prompts). Ages are counted on by the script between events.
-fn board_stream(state: AppState, p: Principal, identified: bool, until: Option<DateTime<Utc>>) -> SseStream {
+/// server's, or another's through PostgreSQL: a silent monitor's alarm is a change too),
+/// coalesced over a quarter of a second, and every 15 s (escalation levels, prompts). Ages
+/// are counted on by the script between events. Before each update the login is checked
+/// again (without counting as activity): a logged-out, timed-out or revoked viewer gets an
+/// `expired` event and the stream ends.
+fn board_stream(state: AppState, p: Principal, identified: bool, secret: Option<String>) -> SseStream {
     let rx = state.app.subscribe_changes();
-    Box::pin(futures_util::stream::unfold((state, p, rx, true), move |(state, p, mut rx, first)| async move {
-        if !first {
-            tokio::select! {
-                r = rx.recv() => { if let Err(tokio::sync::broadcast::error::RecvError::Closed) = r { return None; } }
-                _ = tokio::time::sleep(std::time::Duration::from_secs(15)) => {}
+    Box::pin(futures_util::stream::unfold((state, p, rx, true, false), move |(state, p, mut rx, first, done)| {
+        let secret = secret.clone();
+        async move {
+            if done {
+                return None;
             }
-            while rx.try_recv().is_ok() {}
-        }
-        if until.is_some_and(|u| state.app.now() > u) {
-            let ev = Event::default().event("expired").data("login timed out");
-            return Some((Ok(ev), (state, p, rx, false)));
-        }
-        let ev = match state.app.board(&p, identified).await {
-            Ok(chairs) => Event::default().event("board").data(board_dto(&chairs, identified, state.app.now()).to_string()),
-            Err(e) => {
-                tracing::warn!(error = %e, "board refresh failed");
-                Event::default().event("problem").data("the board could not be refreshed")
+            if !first {
+                tokio::select! {
+                    r = rx.recv() => {
+                        if let Err(tokio::sync::broadcast::error::RecvError::Closed) = r { return None; }
+                        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+                    }
+                    _ = tokio::time::sleep(std::time::Duration::from_secs(15)) => {}
+                }
+                while rx.try_recv().is_ok() {}
             }
-        };
-        Some((Ok(ev), (state, p, rx, false)))
+            if !state.app.still_valid(&p, secret.as_deref()).await {
+                let ev = Event::default().event("expired").data("login ended");
+                return Some((Ok(ev), (state, p, rx, false, true)));
+            }
+            let ev = match state.app.board(&p, identified).await {
+                Ok(chairs) => Event::default().event("board").data(board_dto(&chairs, identified, state.app.now()).to_string()),
+                Err(e) => {
+                    tracing::warn!(error = %e, "board refresh failed");
+                    Event::default().event("problem").data("the board could not be refreshed")
+                }
+            };
+            Some((Ok(ev), (state, p, rx, false, false)))
+        }
     }))
 }
 
-async fn board_events(State(state): State<AppState>, Auth(p): Auth) -> PageResult {
+async fn board_events(State(state): State<AppState>, Auth(p): Auth, headers: axum::http::HeaderMap) -> PageResult {
     if !p.can(Permission::ReadPatients) {
         return Err(ui(AppError::Forbidden));
     }
-    // A staff board follows its login: it stops at the login's inactivity limit.
-    let until = Some(state.app.now() + state.app.settings().session_idle);
-    Ok(Sse::new(board_stream(state, p, true, until)).keep_alive(KeepAlive::default()).into_response())
+    let secret = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|c| c.trim().strip_prefix(&format!("{}=", state.cookie_name())).map(str::to_owned));
+    Ok(Sse::new(board_stream(state, p, true, secret)).keep_alive(KeepAlive::default()).into_response())
 }
 
 async fn start_room_display(State(state): State<AppState>, Auth(p): Auth, Form(form): Form<Fields>) -> PageResult {

@@ -144,10 +144,19 @@
 
   var es = new EventSource(board.getAttribute("data-events"));
   es.addEventListener("board", function (e) { render(JSON.parse(e.data)); });
+  // A board that is not live must not look live: it says so in red and sounds.
+  function notLive(text) {
+    board.classList.add("not-live");
+    banner.hidden = false;
+    banner.textContent = "NOT LIVE · " + text;
+    status.textContent = text;
+    beep(440);
+  }
+  es.addEventListener("board", function () { board.classList.remove("not-live"); });
   es.addEventListener("expired", function () {
     es.close();
-    status.textContent = "Your login timed out. Log in again, or use the room display.";
+    notLive("Your login ended: log in again, or use the room display. Vitals and alarms here are no longer updated.");
   });
-  es.addEventListener("problem", function (e) { status.textContent = e.data; });
-  es.onerror = function () { status.textContent = "Connection lost: reconnecting…"; };
+  es.addEventListener("problem", function (e) { notLive(e.data); });
+  es.onerror = function () { notLive("Connection to the server lost: reconnecting. Vitals and alarms here are not up to date."); };
 })();

@@ -2,7 +2,7 @@
 //! alarms, stored before the ACK), and the demo's simulated monitors.
 
 use chrono::Utc;
-use ketacare_app::{App, AppError};
+use ketacare_app::{App, AppError, MonitorBatch};
 use ketacare_db::session::ReadingSource;
 use ketacare_demo::room::{RoomChair, Story};
 use ketacare_hl7::{AckCode, OruHandler, OruMessage, Reading};
@@ -27,16 +27,22 @@ impl OruHandler for MonitorHandler {
             .map(|o| (o.observation_id.clone(), if o.status == "X" { String::new() } else { o.value.clone() }, o.observed_at))
             .collect();
         let by = format!("monitor {}", msg.device_id.as_deref().unwrap_or("unknown"));
-        let r = self
-            .app
-            .ingest_monitor(ReadingSource::Hl7, msg.device_id.as_deref(), msg.location.as_deref(), Some(&msg.control_id), &values, &by)
-            .await;
+        let batch = MonitorBatch {
+            source: ReadingSource::Hl7,
+            device_id: msg.device_id.as_deref(),
+            location: msg.location.as_deref(),
+            message_id: Some(&msg.control_id),
+            values: &values,
+            by: &by,
+        };
+        let r = self.app.ingest_monitor(batch, None).await;
         match r {
             Ok(o) if o.rejected.is_empty() => (AckCode::Accept, format!("stored {}", o.stored)),
             Ok(o) => {
                 (AckCode::Accept, format!("stored {}; {} values were not readings (no value or implausible)", o.stored, o.rejected.len()))
             }
             Err(AppError::NotFound) => (AckCode::Error, "no active treatment session is bound to this monitor or location".into()),
+            Err(AppError::Conflict(why)) => (AckCode::Error, why),
             Err(e) => {
                 tracing::warn!(error = %e, control_id = %msg.control_id, "monitor message not stored");
                 (AckCode::Error, "not stored; send again".into())

@@ -124,7 +124,7 @@ async fn a_nurse_runs_a_session_from_booking_to_a_signed_locked_note(app: &TestA
     let (other, _) = ready_patient(app, "TS-0002", "male").await;
     let r = nurse.post_json(&format!("/api/patients/{other}/sessions"), &json!({"chair": CHAIR})).await;
     r.assert_status(422, "chair in use");
-    assert!(r.field_message("chair").contains("in use"), "{}", r.text);
+    assert!(r.field_message("chair").contains("active session"), "{}", r.text);
 
     // Out of order: refused with a sentence, nothing changes.
     let r = act(&nurse, &sid, json!({"action": "start_dose"})).await;
@@ -199,6 +199,27 @@ async fn a_nurse_runs_a_session_from_booking_to_a_signed_locked_note(app: &TestA
     act(&nurse, &sid, json!({"action": "discharge", "escort_present": "yes"})).await.assert_status(401, "idle timeout");
     let nurse = app.login(Role::Nurse).await;
     vitals(&nurse, &sid, bp("131", "80")).await.assert_status(200, "recovery vitals");
+    // Sedation: an acknowledged MOAA/S 2 does not hide a MOAA/S 0.
+    let r = nurse.post_json(&format!("/api/sessions/{sid}/ratings"), &json!({"instrument": "moaas", "answers": ["2"]})).await;
+    r.assert_status(200, "MOAA/S 2");
+    let low = r.json()[0].clone();
+    assert_eq!((low["rule"].as_str(), low["level"].as_str()), (Some("moaas_low"), Some("warning")));
+    nurse
+        .post_json(
+            &format!("/api/sessions/{sid}/alarms/{}/acknowledge", low["id"].as_str().unwrap()),
+            &json!({"action": "stimulated; airway checked"}),
+        )
+        .await
+        .assert_status(200, "ack MOAA/S 2");
+    let r = nurse.post_json(&format!("/api/sessions/{sid}/ratings"), &json!({"instrument": "moaas", "answers": ["0"]})).await;
+    assert_eq!((r.json()[0]["rule"].as_str(), r.json()[0]["level"].as_str()), (Some("moaas_low"), Some("critical")), "{}", r.text);
+    nurse
+        .post_json(
+            &format!("/api/sessions/{sid}/alarms/{}/acknowledge", r.json()[0]["id"].as_str().unwrap()),
+            &json!({"action": "responded to trapezius squeeze; prescriber at bedside"}),
+        )
+        .await
+        .assert_status(200, "ack MOAA/S 0");
     let r = nurse.post_json(&format!("/api/sessions/{sid}/ratings"), &json!({"instrument": "moaas", "answers": ["5"]})).await;
     r.assert_status(200, "MOAA/S");
     let r = act(&nurse, &sid, json!({"action": "discharge", "escort_present": "no"})).await;
@@ -217,9 +238,22 @@ async fn a_nurse_runs_a_session_from_booking_to_a_signed_locked_note(app: &TestA
     let v = session(&nurse, &sid).await;
     let kinds: Vec<&str> = v["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds.last(), Some(&"addendum"));
-    assert!(kinds.contains(&"signed") && kinds.iter().filter(|k| **k == "alarm_ack").count() == 2, "{kinds:?}");
+    assert!(kinds.contains(&"signed") && kinds.iter().filter(|k| **k == "alarm_ack").count() == 4, "{kinds:?}");
     // The chair is free again.
     nurse.post_json(&format!("/api/patients/{other}/sessions"), &json!({"chair": CHAIR})).await.assert_status(201, "chair free");
+    // The order was given: a new session cannot give it again.
+    let r = nurse.post_json(&format!("/api/patients/{pid}/sessions"), &json!({"chair": "ROOM1^CHAIR8", "order_id": oid})).await;
+    r.assert_status(201, "next session booked");
+    let again = r.json()["id"].as_str().unwrap().to_owned();
+    step(&nurse, &again, "check_in").await;
+    step(&nurse, &again, "start_checks").await;
+    vitals(&nurse, &again, bp("122", "76")).await.assert_status(200, "baseline");
+    act(&nurse, &again, json!({"action": "checks", "consent": "yes", "escort": "yes", "pregnancy_test": "negative"}))
+        .await
+        .assert_status(200, "checks");
+    let r = act(&nurse, &again, json!({"action": "start_dose"})).await;
+    r.assert_status(422, "order already given");
+    assert!(r.field_message("order_id").contains("was given in the session of"), "{}", r.text);
 
     // The printable note carries the alarm, who acknowledged it and what was done.
     let note = nurse.get(&format!("/sessions/{sid}/note")).await;
@@ -383,10 +417,11 @@ async fn the_mllp_listener_acks_files_readings_and_survives_bad_clients(app: &Te
     let framed = ketacare_hl7::mllp::frame(&oru(app, "HALF-1", "00A0B1C2D3E4F5AD", "ROOM3^CHAIR1", "127", "79"));
     half.write_all(&framed[..framed.len() / 2]).await.unwrap();
     drop(half);
-    // By location only (the device id is unknown): filed to the chair's session.
+    // Another monitor that names the chair is not this patient's: refused, never filed there.
     app.clock.advance(Duration::seconds(1));
-    let (code, ..) = send_hl7(app, &oru(app, "LOC-1", "FFFFFFFFFFFFFFFF", "ROOM3^CHAIR1", "128", "80")).await;
-    assert_eq!(code, "AA");
+    let (code, _, ack) = send_hl7(app, &oru(app, "LOC-1", "FFFFFFFFFFFFFFFF", "ROOM3^CHAIR1", "128", "80")).await;
+    assert_eq!(code, "AE");
+    assert!(ack.contains("not the one bound"), "{ack}");
     let v = session(&nurse, &sid).await;
     let hl7: Vec<&str> = v["readings"]
         .as_array()
@@ -395,7 +430,28 @@ async fn the_mllp_listener_acks_files_readings_and_survives_bad_clients(app: &Te
         .filter(|r| r["source"] == "hl7" && r["vital"] == "systolic")
         .map(|r| r["value"].as_str().unwrap())
         .collect();
-    assert_eq!(hl7, vec!["126", "128"], "the half message was never stored");
+    assert_eq!(hl7, vec!["126"], "neither the half message nor the other monitor's reading was stored");
+    // An extreme value is not a reading, but the bedside must look now; apnoea is a reading.
+    app.clock.advance(Duration::seconds(1));
+    let r = |mdc, value: &str, unit| ketacare_hl7::Reading { mdc, value: value.to_owned(), unit };
+    let msg = ketacare_hl7::build_oru(
+        "EXT-1",
+        "00A0B1C2D3E4F5AD",
+        "ROOM3^CHAIR1",
+        app.app.now(),
+        &[
+            r("150456^MDC_PULS_OXIM_SAT_O2^MDC", "12", "262688^MDC_DIM_PERCENT^MDC"),
+            r("151562^MDC_RESP_RATE^MDC", "0", "264928^MDC_DIM_RESP_PER_MIN^MDC"),
+        ],
+    );
+    let (code, _, ack) = send_hl7(app, &msg).await;
+    assert_eq!(code, "AA");
+    assert!(ack.contains("stored 1; 1 values were not readings"), "{ack}");
+    let v = session(&nurse, &sid).await;
+    let rules: Vec<(&str, &str)> =
+        v["alarms"].as_array().unwrap().iter().map(|a| (a["rule"].as_str().unwrap(), a["level"].as_str().unwrap())).collect();
+    assert!(rules.contains(&("extreme_value", "critical")) && rules.contains(&("rr_below", "critical")), "{rules:?}");
+    assert!(!v["readings"].as_array().unwrap().iter().any(|r| r["vital"] == "spo2" && r["value"] == "12"), "never stored");
     // A resend of the same message (its ACK was lost) is stored once.
     app.clock.advance(Duration::seconds(1));
     let msg = oru(app, "OK-1", "00A0B1C2D3E4F5AD", "ROOM3^CHAIR1", "126", "79");
