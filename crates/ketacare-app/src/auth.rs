@@ -101,6 +101,9 @@ pub struct NewUserInput {
     pub password: String,
 }
 
+/// How long a room display runs before someone starts it again.
+const ROOM_DISPLAY_LIFETIME: chrono::Duration = chrono::Duration::hours(12);
+
 impl App {
     pub(crate) fn ctx(&self, p: &Principal, purpose: &'static str) -> AuditCtx {
         AuditCtx { actor: p.actor(), at: self.clock.now(), purpose }
@@ -305,18 +308,22 @@ impl App {
                     if now < s.expires_at && now - s.last_seen_at < self.settings.session_idle),
                 None => false,
             },
-            PrincipalKind::Token(id) => {
-                matches!(self.store.list_api_tokens().await, Ok(list) if list.iter().any(|t| t.id == *id && t.revoked_at.is_none()))
-            }
+            PrincipalKind::Token(id) => matches!(self.store.list_api_tokens().await, Ok(list) if list.iter().any(|t| t.id == *id
+                && t.revoked_at.is_none()
+                && !(t.label.starts_with(crate::session::ROOM_DISPLAY_LABEL) && now - t.created_at >= ROOM_DISPLAY_LIFETIME))),
             PrincipalKind::System => true,
         };
         user_ok && login_ok
     }
 
-    /// Resolves a room-display token (issued by `issue_room_display`).
+    /// Resolves a room-display token (issued by `issue_room_display`); it lasts 12 hours (a
+    /// clinic day), like its cookie.
     pub async fn authenticate_room_display(&self, token: &str) -> Result<Principal, AppError> {
         let t = self.store.find_api_token(&token_hash(token)).await?.ok_or(AppError::Unauthenticated)?;
-        if t.revoked_at.is_some() || !t.label.starts_with(crate::session::ROOM_DISPLAY_LABEL) {
+        if t.revoked_at.is_some()
+            || !t.label.starts_with(crate::session::ROOM_DISPLAY_LABEL)
+            || self.clock.now() - t.created_at >= ROOM_DISPLAY_LIFETIME
+        {
             return Err(AppError::Unauthenticated);
         }
         let user = self.store.get_user(t.user_id).await?.filter(|u| u.active).ok_or(AppError::Unauthenticated)?;

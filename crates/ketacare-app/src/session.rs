@@ -825,7 +825,7 @@ impl App {
             ) else {
                 continue;
             };
-            let value = r.value.trim().parse::<Decimal>().map_err(|_| format!("a number in {}", vital.unit()));
+            let value = r.value.trim().parse::<Decimal>().map_err(|_| format!("a number in {}", vital.display_unit()));
             let Some(value) = e.check(vital.code(), value) else { continue };
             if let Err(m) = plausible(&self.knowledge.session, vital, value) {
                 e.add(vital.code(), format!("{m}: check the patient and measure again (a reading outside these limits is never stored)"));

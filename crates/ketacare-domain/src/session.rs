@@ -332,6 +332,14 @@ impl Vital {
             Vital::Spo2 => "%",
         }
     }
+
+    /// The unit as people read it (`mmHg`, not the UCUM code `mm[Hg]`).
+    pub fn display_unit(self) -> &'static str {
+        match self {
+            Vital::Systolic | Vital::Diastolic => "mmHg",
+            _ => self.unit(),
+        }
+    }
 }
 
 /// How serious an alarm is.
@@ -391,7 +399,7 @@ pub fn plausible(rules: &SessionRules, vital: Vital, value: Decimal) -> Result<(
         Some((_, lo, hi)) if value < *lo || value > *hi => Err(format!(
             "{} {value} {} is implausible (accepted {lo}-{hi}): rejected as an artefact, not stored as a reading",
             vital.label(),
-            vital.unit()
+            vital.display_unit()
         )),
         _ => Ok(()),
     }
@@ -466,7 +474,7 @@ pub fn evaluate_vital(
     if !phase.dose_started() {
         return Vec::new();
     }
-    let (l, u) = (vital.label(), vital.unit());
+    let (l, u) = (vital.label(), vital.display_unit());
     let alarm = |rule: &'static str, level: Level, message: String, r: &Rule| Alarm { rule, level, message, source: r.source.clone() };
     let above = |rule: &'static str, level: Level, r: &Rule| {
         (value > r.value).then(|| alarm(rule, level, format!("{l} {value} {u} is above {}", r.value), r))

@@ -213,7 +213,7 @@ fn readings_table(readings: &[SessionReading], limit: usize) -> Markup {
             thead { tr { th { "Measured" } th { "Vital" } th { "Value" } th { "Source" } th { "By" } } }
             tbody {
                 @for r in readings.iter().rev().take(limit) {
-                    tr { td { (when(r.observed_at)) } td { (r.vital.label()) } td { (dec(r.value)) " " (r.vital.unit()) } td { (r.source.code()) (r.device_id.as_deref().map(|d| format!(" {d}")).unwrap_or_default()) } td { (r.recorded_by_name) } }
+                    tr { td { (when(r.observed_at)) } td { (r.vital.label()) } td { (dec(r.value)) " " (r.vital.display_unit()) } td { (r.source.code()) (r.device_id.as_deref().map(|d| format!(" {d}")).unwrap_or_default()) } td { (r.recorded_by_name) } }
                 }
             }
         }
@@ -740,7 +740,7 @@ pub fn board_dto(chairs: &[BoardChair], identified: bool, now: DateTime<Utc>) ->
                     vital: v.code().into(),
                     label: v.label().into(),
                     value: dec(*x),
-                    unit: v.unit().into(),
+                    unit: v.display_unit().into(),
                     age_s: *age,
                     at: at.to_rfc3339(),
                 })

@@ -198,7 +198,23 @@ async fn a_nurse_runs_a_session_from_booking_to_a_signed_locked_note(app: &TestA
     // The login timed out while the patient recovered; the nurse logs in again.
     act(&nurse, &sid, json!({"action": "discharge", "escort_present": "yes"})).await.assert_status(401, "idle timeout");
     let nurse = app.login(Role::Nurse).await;
-    vitals(&nurse, &sid, bp("131", "80")).await.assert_status(200, "recovery vitals");
+    // The monitor sent nothing while the clock moved on: the engine's clock raises the
+    // stale-feed alarm (the server ticks every second; the test ticks once more to be sure).
+    app.app.tick_sessions().await.unwrap();
+    let stale: Vec<String> = session(&nurse, &sid).await["alarms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["rule"] == "stale_feed" && a["acknowledged_at"].is_null())
+        .map(|a| a["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(stale.len(), 1, "the silent monitor was noticed");
+    nurse
+        .post_json(&format!("/api/sessions/{sid}/alarms/{}/acknowledge", stale[0]), &json!({"action": "probe re-seated; cuff restarted"}))
+        .await
+        .assert_status(200, "ack stale");
+    let (code, ..) = send_hl7(app, &oru(app, "MSG-0003", DEVICE, CHAIR, "131", "80")).await;
+    assert_eq!(code, "AA", "recovery vitals from the monitor");
     // Sedation: an acknowledged MOAA/S 2 does not hide a MOAA/S 0.
     let r = nurse.post_json(&format!("/api/sessions/{sid}/ratings"), &json!({"instrument": "moaas", "answers": ["2"]})).await;
     r.assert_status(200, "MOAA/S 2");
@@ -238,7 +254,7 @@ async fn a_nurse_runs_a_session_from_booking_to_a_signed_locked_note(app: &TestA
     let v = session(&nurse, &sid).await;
     let kinds: Vec<&str> = v["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds.last(), Some(&"addendum"));
-    assert!(kinds.contains(&"signed") && kinds.iter().filter(|k| **k == "alarm_ack").count() == 4, "{kinds:?}");
+    assert!(kinds.contains(&"signed") && kinds.iter().filter(|k| **k == "alarm_ack").count() == 5, "{kinds:?}");
     // The chair is free again.
     nurse.post_json(&format!("/api/patients/{other}/sessions"), &json!({"chair": CHAIR})).await.assert_status(201, "chair free");
     // The order was given: a new session cannot give it again.
@@ -261,7 +277,7 @@ async fn a_nurse_runs_a_session_from_booking_to_a_signed_locked_note(app: &TestA
     for want in [
         "Signed by",
         "Nina Nurse, RN",
-        "Systolic BP 186 mm[Hg] is above 180",
+        "Systolic BP 186 mmHg is above 180",
         "cuff repeated; prescriber informed",
         "Phoned next day",
         "Monitoring form",
