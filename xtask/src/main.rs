@@ -1,9 +1,19 @@
 //! Developer tasks, so that laptops and CI run the same commands.
 //!
-//! - `cargo xtask test`: the whole test suite (`cargo test --workspace`), then a plain statement
-//!   of whether the PostgreSQL half ran. Set `KETACARE_TEST_POSTGRES_URL` to run it.
+//! - `cargo xtask test`: the whole test suite (`cargo test --workspace`), then the HL7 v2
+//!   interoperability test (`tests/interop`: messages built by the independent Python libraries
+//!   hl7apy and python-hl7, sent over MLLP to the debug binary), then a plain statement of
+//!   whether the PostgreSQL half and the interop test ran. Set `KETACARE_TEST_POSTGRES_URL` to
+//!   run the PostgreSQL half. The interop test runs when `python3` can import its pinned
+//!   libraries (`tests/interop/requirements.txt`); without them it is skipped with a note, except
+//!   under `CI=true`, where that is a failure.
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
+
+/// The interop test and what it needs, relative to the workspace root.
+const INTEROP_TEST: &str = "tests/interop/test_mllp_interop.py";
+const INTEROP_REQUIREMENTS: &str = "tests/interop/requirements.txt";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -19,8 +29,9 @@ fn main() -> ExitCode {
 fn test(extra: &[String]) -> ExitCode {
     let pg = std::env::var("KETACARE_TEST_POSTGRES_URL").ok().filter(|v| !v.trim().is_empty());
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let status = Command::new(cargo).args(["test", "--workspace"]).args(extra).status();
+    let status = Command::new(&cargo).args(["test", "--workspace"]).args(extra).status();
     let ok = matches!(status, Ok(s) if s.success());
+    let interop = if ok { interop(&cargo) } else { Interop::NotRun("the Rust suites failed first".into()) };
     eprintln!();
     eprintln!("== Ketacare test summary ==");
     eprintln!("SQLite suites: {}", if ok { "passed" } else { "FAILED" });
@@ -35,9 +46,106 @@ fn test(extra: &[String]) -> ExitCode {
             );
         }
     }
-    if ok {
+    let interop_ok = match &interop {
+        Interop::Passed => {
+            eprintln!("HL7 interop test (hl7apy + python-hl7 over MLLP): ran and passed");
+            true
+        }
+        Interop::Failed(why) => {
+            eprintln!("HL7 interop test (hl7apy + python-hl7 over MLLP): FAILED ({why})");
+            false
+        }
+        Interop::NotRun(why) => {
+            eprintln!("HL7 interop test (hl7apy + python-hl7 over MLLP): DID NOT RUN ({why})");
+            true
+        }
+        Interop::NotInstalled(why) => {
+            eprintln!("HL7 interop test (hl7apy + python-hl7 over MLLP): DID NOT RUN ({why})");
+            eprintln!("  To run it: python3 -m pip install -r {INTEROP_REQUIREMENTS} && cargo xtask test");
+            true
+        }
+    };
+    if ok && interop_ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// What became of the interop test.
+enum Interop {
+    Passed,
+    /// Counts as a failure of `cargo xtask test`.
+    Failed(String),
+    /// Not run because the Rust suites failed (which already fails the run).
+    NotRun(String),
+    /// Skipped outside CI because its Python libraries are missing; not a failure.
+    NotInstalled(String),
+}
+
+/// Builds the debug binary and runs the Python interop test against it, when `python3` can
+/// import the test's libraries (under `CI=true` their absence is a failure).
+fn interop(cargo: &str) -> Interop {
+    let root = workspace_root();
+    let ci = std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
+    let importable = Command::new("python3").args(["-c", "import hl7apy, hl7"]).env("PYTHONDONTWRITEBYTECODE", "1").output();
+    let missing = match importable {
+        Ok(o) if o.status.success() => None,
+        Ok(_) => Some(format!("python3 cannot import hl7apy and hl7 from {INTEROP_REQUIREMENTS}")),
+        Err(e) => Some(format!("python3 could not be started: {e}")),
+    };
+    if let Some(why) = missing {
+        if ci {
+            eprintln!("error: CI=true but the HL7 interop test cannot run: {why}.");
+            eprintln!("  .ci/run installs them with: python3 -m pip install -r {INTEROP_REQUIREMENTS}");
+            return Interop::Failed(why);
+        }
+        return Interop::NotInstalled(why);
+    }
+
+    eprintln!();
+    eprintln!("== HL7 interop test: cargo build -p ketacare ==");
+    match Command::new(cargo).args(["build", "-p", "ketacare"]).status() {
+        Ok(s) if s.success() => {}
+        _ => return Interop::Failed("cargo build -p ketacare failed".into()),
+    }
+    let binary = target_dir(&root).join("debug").join(if cfg!(windows) { "ketacare.exe" } else { "ketacare" });
+    if !binary.is_file() {
+        return Interop::Failed(format!("{} was not built", binary.display()));
+    }
+
+    eprintln!("== HL7 interop test: python3 {INTEROP_TEST} (KETACARE_BIN={}) ==", binary.display());
+    let status = Command::new("python3")
+        .arg(root.join(INTEROP_TEST))
+        .current_dir(&root)
+        .env("KETACARE_BIN", &binary)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .status();
+    match status {
+        Ok(s) if s.success() => Interop::Passed,
+        Ok(s) => Interop::Failed(format!("python3 {INTEROP_TEST} exited with {s}")),
+        Err(e) => Interop::Failed(format!("python3 could not be started: {e}")),
+    }
+}
+
+/// The workspace root: the parent of this crate's directory.
+fn workspace_root() -> PathBuf {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().unwrap_or(manifest).to_path_buf()
+}
+
+/// Cargo's target directory: `CARGO_TARGET_DIR` (relative to the current directory, as cargo
+/// reads it) when set, else `target` in the workspace root.
+fn target_dir(root: &Path) -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR").filter(|v| !v.is_empty()) {
+        Some(dir) => {
+            let dir = PathBuf::from(dir);
+            if dir.is_absolute() {
+                dir
+            } else {
+                std::env::current_dir().map(|cwd| cwd.join(&dir)).unwrap_or(dir)
+            }
+        }
+        None => root.join("target"),
     }
 }

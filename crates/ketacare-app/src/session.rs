@@ -299,7 +299,8 @@ fn valid_device(raw: &str) -> Result<Option<String>, String> {
     if d.len() > 64 || !d.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_:.".contains(ch)) {
         return Err("a device id is the monitor's EUI-64 or gateway id (letters, digits, - _ : . up to 64)".into());
     }
-    Ok(Some(d.to_owned()))
+    // EUI-64 is hexadecimal: one monitor, whatever the case it is written in.
+    Ok(Some(d.to_ascii_uppercase()))
 }
 
 /// Parses a reading's time: RFC 3339, or `YYYY-MM-DDTHH:MM[:SS]` in UTC; blank is `now`.
@@ -888,6 +889,8 @@ impl App {
     /// returns (the caller acknowledges after).
     pub async fn ingest_monitor(&self, batch: MonitorBatch<'_>, actor: Option<&Principal>) -> Result<IngestOutcome, AppError> {
         let MonitorBatch { source, device_id, location, message_id, values, by } = batch;
+        let device_upper = device_id.map(str::to_ascii_uppercase);
+        let device_id = device_upper.as_deref();
         let Some(s) = self.store.session_for_monitor(device_id, location).await? else {
             return Err(AppError::NotFound);
         };
@@ -1274,6 +1277,7 @@ mod tests {
         assert!(valid_chair("<script>").is_err());
         assert_eq!(valid_device("").unwrap(), None);
         assert_eq!(valid_device("0123456789ABCDEF").unwrap().as_deref(), Some("0123456789ABCDEF"));
+        assert_eq!(valid_device("00a0b1c2d3e4f5aa").unwrap().as_deref(), Some("00A0B1C2D3E4F5AA"), "one monitor whatever the case");
         assert!(valid_device("a b").is_err());
     }
 

@@ -92,8 +92,10 @@ pub fn build_ack(
         None => format!("ACK{}", now.format("%Y%m%d%H%M%S%3f")),
     };
 
+    // MSH-9's third component (message structure) came with v2.3.1: a v2.3 receiver gets two.
+    let message_type = if version == "2.3" { "ACK^R01" } else { "ACK^R01^ACK" };
     let mut ack = format!(
-        "MSH|^~\\&|{}|{}|{}|{}|{}||ACK^R01^ACK|{ack_id}|P|{}\r",
+        "MSH|^~\\&|{}|{}|{}|{}|{}||{message_type}|{ack_id}|P|{}\r",
         raw_field(our_app),
         raw_field(our_facility),
         raw_field(their_app),

@@ -310,3 +310,14 @@ proptest::proptest! {
         let _ = parse_oru(&text);
     }
 }
+
+#[test]
+fn an_ack_to_a_v2_3_message_has_the_two_part_message_type_of_v2_3() {
+    let now = chrono::DateTime::parse_from_rfc3339("2026-11-30T09:00:00Z").unwrap().with_timezone(&chrono::Utc);
+    let original = ketacare_hl7::OruMessage { control_id: "C1".into(), version: "2.3".into(), ..Default::default() };
+    let ack = ketacare_hl7::build_ack(Some(&original), Some("C1"), ketacare_hl7::AckCode::Accept, "stored 1", now);
+    assert!(ack.contains("||ACK^R01|ACKC1|P|2.3"), "{ack}");
+    let newer = ketacare_hl7::OruMessage { control_id: "C2".into(), version: "2.3.1".into(), ..Default::default() };
+    let ack = ketacare_hl7::build_ack(Some(&newer), Some("C2"), ketacare_hl7::AckCode::Accept, "stored 1", now);
+    assert!(ack.contains("||ACK^R01^ACK|ACKC2|P|2.3.1"), "{ack}");
+}
