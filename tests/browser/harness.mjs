@@ -43,16 +43,22 @@ async function freePort() {
 }
 
 /**
- * Starts `ketacare demo` on a free port with a temporary data directory and waits for its
- * "Open http://…" line. Returns `{ baseURL, stop, log }`.
+ * Starts `ketacare demo` on a free port with a temporary data directory, its MLLP listener for
+ * bedside monitors on another free port (the default 2575 would clash between demos), and waits
+ * for its "Open http://…" and "Treatment room: …" lines. `monitors: false` turns the simulated
+ * monitors of the demo treatment room off. Returns `{ baseURL, mllpPort, stop, log }`.
  */
-export async function startServer({ readyTimeoutMs = 120_000 } = {}) {
+export async function startServer({ readyTimeoutMs = 120_000, monitors = true } = {}) {
   if (!existsSync(BIN)) {
     throw new Error(`ketacare binary not found at ${BIN}; build it with \`cargo build -p ketacare\` or set KETACARE_BIN`);
   }
   const dataDir = await mkdtemp(path.join(os.tmpdir(), 'ketacare-browser-'));
   const port = await freePort();
-  const child = spawn(BIN, ['demo', '--port', String(port), '--data-dir', dataDir], {
+  let mllpPort = await freePort();
+  while (mllpPort === port) mllpPort = await freePort();
+  const args = ['demo', '--port', String(port), '--data-dir', dataDir, '--mllp-port', String(mllpPort)];
+  if (!monitors) args.push('--no-monitors');
+  const child = spawn(BIN, args, {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, KETACARE_LOG: process.env.KETACARE_LOG ?? 'warn' },
   });
@@ -73,9 +79,15 @@ export async function startServer({ readyTimeoutMs = 120_000 } = {}) {
       append(chunk);
       out += chunk.toString();
       const m = out.match(/Open (http:\/\/[^\s]+)/);
-      if (m) {
+      const room = out.match(/Treatment room: .* MLLP to [0-9.]+:(\d+)/);
+      if (m && room) {
         clearTimeout(timer);
-        resolve(m[1].replace(/\/$/, ''));
+        const announced = Number(room[1]);
+        if (announced !== mllpPort) {
+          reject(new Error(`the demo announced MLLP port ${announced}, but was given ${mllpPort}\n${out}`));
+        } else {
+          resolve(m[1].replace(/\/$/, ''));
+        }
       }
     });
     child.once('exit', (code, signal) => {
@@ -102,7 +114,7 @@ export async function startServer({ readyTimeoutMs = 120_000 } = {}) {
     await rm(dataDir, { recursive: true, force: true });
   }
 
-  return { baseURL, stop, log: () => log };
+  return { baseURL, mllpPort, stop, log: () => log };
 }
 
 export async function launchBrowser() {
