@@ -335,18 +335,8 @@ impl App {
     /// see and revoke it with the API tokens.
     pub async fn issue_room_display(&self, p: &Principal) -> Result<(String, ApiToken), AppError> {
         self.authorize(p, Permission::WriteClinical, "ApiToken").await?;
-        let secret = format!("kc_{}", random_token());
-        let t = ApiToken {
-            id: TokenId::from_uuid(Uuid::new_v4()),
-            user_id: p.user.id,
-            label: format!("{} started by {}", crate::session::ROOM_DISPLAY_LABEL, p.user.username.as_str()),
-            token_hash: token_hash(&secret),
-            created_at: self.clock.now(),
-            created_by: p.user.id,
-            revoked_at: None,
-        };
-        self.store.create_api_token(&self.ctx(p, "operations"), &t).await?;
-        Ok((secret, t))
+        let label = format!("{} started by {}", crate::session::ROOM_DISPLAY_LABEL, p.user.username.as_str());
+        self.store_token(p, p.user.id, label).await
     }
 
     /// Ends the caller's session.
@@ -379,10 +369,15 @@ impl App {
         if self.store.get_user(uid).await?.is_none() {
             return Err(AppError::Validation(FieldErrors::single("user_id", "no such account")));
         }
+        self.store_token(p, uid, label).await
+    }
+
+    /// Stores a new token acting as `user_id`, issued by `p`; returns the secret (shown once).
+    async fn store_token(&self, p: &Principal, user_id: UserId, label: String) -> Result<(String, ApiToken), AppError> {
         let secret = format!("kc_{}", random_token());
         let t = ApiToken {
             id: TokenId::from_uuid(Uuid::new_v4()),
-            user_id: uid,
+            user_id,
             label,
             token_hash: token_hash(&secret),
             created_at: self.clock.now(),

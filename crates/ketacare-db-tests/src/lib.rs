@@ -209,6 +209,35 @@ pub mod fixtures {
         }
     }
 
+    /// Registers a patient (version 1, recorded by `user` at `t0`) and returns its id.
+    pub async fn patient(db: &TestDb, user: &User, mrn: &str, family: &str, given: &str) -> ketacare_domain::ids::PatientId {
+        use ketacare_domain::ids::{PatientId, VersionId};
+        use ketacare_domain::patient::{AgeLimits, DemographicsInput};
+        use ketacare_domain::record::{PatientVersion, Provenance, VersionAction};
+        let id = PatientId::from_uuid(Uuid::new_v4());
+        let demographics = DemographicsInput {
+            mrn: mrn.into(),
+            family_name: family.into(),
+            given_name: given.into(),
+            date_of_birth: "1985-05-05".into(),
+            sex: "female".into(),
+            ..Default::default()
+        }
+        .validate(t0().date_naive(), AgeLimits { minimum_years: 18, maximum_years: 110 })
+        .unwrap();
+        let v = PatientVersion {
+            patient_id: id,
+            version_id: VersionId::from_uuid(Uuid::new_v4()),
+            version: 1,
+            action: VersionAction::Create,
+            demographics,
+            reason: None,
+            provenance: Provenance { user_id: user.id, username: user.username.as_str().to_owned(), recorded_at: t0() },
+        };
+        db.store().register_patient(&ctx(user), &v).await.unwrap();
+        id
+    }
+
     /// Creates a user with `username` and `role` (display name `display_name`).
     pub async fn user(db: &TestDb, username: &str, display_name: &str, role: Role) -> User {
         db.store()

@@ -13,7 +13,6 @@ use ketacare_domain::assessment::{
 use ketacare_domain::audit::{Actor, AuditAction, AuditOutcome};
 use ketacare_domain::coding::{CodeSystem, Coding};
 use ketacare_domain::ids::*;
-use ketacare_domain::patient::{AgeLimits, DemographicsInput};
 use ketacare_domain::record::*;
 use uuid::Uuid;
 
@@ -71,28 +70,7 @@ async fn nurse(db: &TestDb) -> ketacare_db::User {
 }
 
 async fn register(db: &TestDb, u: &ketacare_db::User, mrn: &str, family: &str) -> PatientId {
-    let id = PatientId::from_uuid(Uuid::new_v4());
-    let demographics = DemographicsInput {
-        mrn: mrn.into(),
-        family_name: family.into(),
-        given_name: "Ana".into(),
-        date_of_birth: "1984-03-27".into(),
-        sex: "female".into(),
-        ..Default::default()
-    }
-    .validate(NaiveDate::from_ymd_opt(2026, 11, 26).unwrap(), AgeLimits { minimum_years: 18, maximum_years: 110 })
-    .unwrap();
-    let v = PatientVersion {
-        patient_id: id,
-        version_id: VersionId::from_uuid(Uuid::new_v4()),
-        version: 1,
-        action: VersionAction::Create,
-        demographics,
-        reason: None,
-        provenance: prov(u),
-    };
-    db.store().register_patient(&ctx(u), &v).await.unwrap();
-    id
+    ketacare_db_tests::fixtures::patient(db, u, mrn, family, "Ana").await
 }
 
 fn prov(u: &ketacare_db::User) -> Provenance {

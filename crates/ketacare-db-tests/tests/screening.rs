@@ -2,12 +2,10 @@
 //! verdicts) on both backends, and the upgrade from schema 4, which rebuilds SQLite's record
 //! table to admit the new kinds: every earlier record, version chain and trigger survives.
 
-use chrono::NaiveDate;
 use ketacare_db_tests::fixtures::{self, ctx, t0};
 use ketacare_db_tests::{both_backends, fresh_postgres_at, fresh_sqlite_at, TestDb};
 use ketacare_domain::access::Role;
 use ketacare_domain::ids::*;
-use ketacare_domain::patient::{AgeLimits, DemographicsInput};
 use ketacare_domain::record::*;
 use ketacare_domain::screening::*;
 use rust_decimal::Decimal;
@@ -18,28 +16,7 @@ async fn director(db: &TestDb) -> ketacare_db::User {
 }
 
 async fn register(db: &TestDb, u: &ketacare_db::User) -> PatientId {
-    let id = PatientId::from_uuid(Uuid::new_v4());
-    let demographics = DemographicsInput {
-        mrn: "SC-0001".into(),
-        family_name: "Penrose".into(),
-        given_name: "Ada".into(),
-        date_of_birth: "1985-05-05".into(),
-        sex: "female".into(),
-        ..Default::default()
-    }
-    .validate(NaiveDate::from_ymd_opt(2026, 11, 26).unwrap(), AgeLimits { minimum_years: 18, maximum_years: 110 })
-    .unwrap();
-    let v = PatientVersion {
-        patient_id: id,
-        version_id: VersionId::from_uuid(Uuid::new_v4()),
-        version: 1,
-        action: VersionAction::Create,
-        demographics,
-        reason: None,
-        provenance: Provenance { user_id: u.id, username: "dr.mira".into(), recorded_at: t0() },
-    };
-    db.store().register_patient(&ctx(u), &v).await.unwrap();
-    id
+    fixtures::patient(db, u, "SC-0001", "Penrose", "Ada").await
 }
 
 fn version(u: &ketacare_db::User, patient: PatientId, record: ClinicalRecord, prev: Option<&RecordVersion>) -> RecordVersion {

@@ -3,15 +3,13 @@
 //! stored once even when a monitor resends, alarms raised, acknowledged and cleared once, and
 //! change notification between servers (PostgreSQL).
 
-use chrono::{Duration, NaiveDate};
+use chrono::Duration;
 use ketacare_db::session::*;
 use ketacare_db::{AuditFilter, DbError, Page, User};
 use ketacare_db_tests::fixtures::{self, ctx, t0};
 use ketacare_db_tests::{both_backends, TestDb};
 use ketacare_domain::access::Role;
 use ketacare_domain::ids::*;
-use ketacare_domain::patient::{AgeLimits, DemographicsInput};
-use ketacare_domain::record::*;
 use ketacare_domain::session::{Level, Phase, Vital};
 use std::sync::{Arc, Mutex};
 use uuid::Uuid;
@@ -25,27 +23,7 @@ both_backends!(
 
 async fn setup(db: &TestDb, mrn: &str) -> (User, PatientId) {
     let u = fixtures::user(db, &format!("nina.{}", mrn.to_lowercase()), "Nina Nurse", Role::Nurse).await;
-    let id = PatientId::from_uuid(Uuid::new_v4());
-    let demographics = DemographicsInput {
-        mrn: mrn.into(),
-        family_name: "Quill".into(),
-        given_name: "Ada".into(),
-        date_of_birth: "1985-05-05".into(),
-        sex: "female".into(),
-        ..Default::default()
-    }
-    .validate(NaiveDate::from_ymd_opt(2026, 11, 26).unwrap(), AgeLimits { minimum_years: 18, maximum_years: 110 })
-    .unwrap();
-    let v = PatientVersion {
-        patient_id: id,
-        version_id: VersionId::from_uuid(Uuid::new_v4()),
-        version: 1,
-        action: VersionAction::Create,
-        demographics,
-        reason: None,
-        provenance: Provenance { user_id: u.id, username: "nina".into(), recorded_at: t0() },
-    };
-    db.store().register_patient(&ctx(&u), &v).await.unwrap();
+    let id = fixtures::patient(db, &u, mrn, "Quill", "Ada").await;
     (u, id)
 }
 
