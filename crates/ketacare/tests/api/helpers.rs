@@ -320,6 +320,11 @@ impl TestApp {
         self.login_api(&name).await
     }
 
+    /// The database URL (a second server on the same database joins it).
+    pub fn database_url(&self) -> &str {
+        &self._db.url
+    }
+
     /// Moves the server's clock forward.
     pub fn advance_minutes(&self, m: i64) {
         self.clock.advance(chrono::Duration::minutes(m));

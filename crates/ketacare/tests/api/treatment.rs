@@ -16,6 +16,7 @@ http_tests!(
     the_mllp_listener_acks_files_readings_and_survives_bad_clients,
     a_silent_monitor_raises_the_stale_feed_alarm_and_nobody_acknowledging_escalates_it,
     the_board_shows_every_chair_and_the_room_display_shows_no_patient_details,
+    a_second_server_on_the_same_postgresql_database_shows_the_alarm_on_its_board,
 );
 
 const DEVICE: &str = "00A0B1C2D3E4F5AA";
@@ -541,4 +542,52 @@ async fn the_board_shows_every_chair_and_the_room_display_shows_no_patient_detai
     app.with_bearer(&token).get("/api/board").await.assert_status(401, "a room token is not an API token");
     let r = app.anon().get("/room").await;
     r.assert_status(303, "no token: to the login page");
+}
+
+/// Reads server-sent events from `resp` until one contains `needle` (or `within` runs out).
+async fn wait_for_event(resp: &mut reqwest::Response, needle: &str, within: std::time::Duration) -> Option<String> {
+    let deadline = tokio::time::Instant::now() + within;
+    let mut buf = String::new();
+    while let Ok(Ok(Some(chunk))) = tokio::time::timeout_at(deadline, resp.chunk()).await {
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let event: String = buf.drain(..end + 2).collect();
+            if event.contains(needle) {
+                return Some(event);
+            }
+        }
+    }
+    None
+}
+
+async fn a_second_server_on_the_same_postgresql_database_shows_the_alarm_on_its_board(app: &TestApp) {
+    if app.backend != Backend::Postgres {
+        return; // one server per SQLite database
+    }
+    let sid = monitoring_session(app, "TS-0009", "00A0B1C2D3E4F5B0", "ROOM5^CHAIR1").await;
+    // Server B: same database, its own clock, no MLLP listener.
+    let config = ketacare::Config {
+        database_url: app.database_url().to_owned(),
+        listen: "127.0.0.1:0".into(),
+        secure_cookies: false,
+        ..ketacare::Config::default()
+    };
+    let clock: std::sync::Arc<dyn ketacare_app::Clock> = app.clock.clone();
+    let b = ketacare::Server::start(&config, Some(clock)).await.expect("second server");
+    // Logins live in the database: the nurse's cookie works on server B too.
+    let nurse = app.login(Role::Nurse).await;
+    let cookie = nurse.cookie.clone().expect("cookie");
+    let mut events = reqwest::Client::new().get(format!("http://{}/board/events", b.addr)).header("cookie", cookie).send().await.unwrap();
+    assert_eq!(events.status(), 200);
+    assert!(wait_for_event(&mut events, "ROOM5^CHAIR1", std::time::Duration::from_secs(5)).await.is_some(), "B's board shows the chair");
+    // The monitor talks to server A; server B's board hears it through PostgreSQL.
+    let sent = std::time::Instant::now();
+    let (code, ..) = send_hl7(app, &oru(app, "PG-1", "00A0B1C2D3E4F5B0", "ROOM5^CHAIR1", "191", "99")).await;
+    assert_eq!(code, "AA");
+    let got = wait_for_event(&mut events, "sbp_above", std::time::Duration::from_secs(5)).await;
+    let took = sent.elapsed();
+    assert!(got.is_some_and(|e| e.contains(&sid)), "server B's board shows the alarm raised on server A");
+    assert!(took < std::time::Duration::from_secs(1), "within a second: {took:?}");
+    drop(events);
+    b.stop().await;
 }
