@@ -278,6 +278,13 @@ async fn alarms_are_raised_once_per_rule_acknowledged_once_and_cleared_once(db: 
     let all = st.session_alarms(&ctx(&u), s.id, false).await.unwrap();
     assert_eq!(all.len(), 2);
     assert!(all[0].cleared_at.is_some() && all[1].cleared_at.is_none());
+    // Signing checks inside its transaction that no alarm waits for an acknowledgement.
+    let mut signed = s.clone();
+    signed.seq += 1;
+    signed.signed_at = Some(t0() + Duration::hours(3));
+    signed.signed_by_name = Some("Nina Nurse".into());
+    let r = st.append_session_event(&ctx(&u), &signed, &event(&u, &signed, "signed", "discharge signed")).await;
+    assert!(matches!(&r, Err(DbError::Conflict(c)) if c.contains("acknowledge it before discharge")), "{r:?}");
     for sql in ["DELETE FROM session_alarms", "UPDATE session_alarms SET message = 'x'"] {
         assert!(db.exec_raw(sql).await.is_err(), "{sql} must be refused on {}", db.backend());
     }

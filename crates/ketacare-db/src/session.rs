@@ -467,6 +467,18 @@ macro_rules! impl_session_store {
             /// Moves the session to `s` (conditional on the stored `seq` being `s.seq - 1`) and
             /// appends its event, audited and announced, inside the caller's transaction.
             async fn __move_session(conn: &mut <$db as $crate::__sqlx::Database>::Connection, ctx: &$crate::AuditCtx, s: &$crate::session::TreatmentSession, ev: &$crate::session::SessionEvent) -> $crate::DbResult<()> {
+                // Signing checks again, inside the transaction, that no alarm is waiting for an
+                // acknowledgement: one raised after the criteria were read stops the discharge.
+                if ev.kind == "signed" {
+                    let open: i64 = $crate::__sqlx::query_scalar("SELECT COUNT(*) FROM session_alarms WHERE session_id = $1 AND acknowledged_at IS NULL")
+                        .bind(s.id.to_string())
+                        .fetch_one(&mut *conn)
+                        .await
+                        .map_err($crate::DbError::from_sqlx)?;
+                    if open > 0 {
+                        return Err($crate::DbError::Conflict("an alarm was raised meanwhile: acknowledge it before discharge".into()));
+                    }
+                }
                 let done = $crate::__sqlx::query("UPDATE treatment_sessions SET chair = $1, device_id = $2, order_id = $3, phase = $4, active = $5, seq = $6, bound_at = $7, baseline_sbp = $8, baseline_dbp = $9, dose_started_at = $10, dose_ended_at = $11, signed_at = $12, signed_by_name = $13 WHERE id = $14 AND seq = $15")
                     .bind(s.chair.clone())
                     .bind(s.device_id.clone())
