@@ -60,13 +60,22 @@ pub struct App {
     settings: Settings,
     hashing: Arc<Semaphore>,
     changes: tokio::sync::broadcast::Sender<String>,
+    trends: std::sync::Mutex<std::collections::HashMap<ketacare_domain::ids::RecordId, session::Trend>>,
 }
 
 impl App {
     /// Builds the application.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, knowledge: Arc<Knowledge>, settings: Settings) -> Self {
         // At most two password hashes at once, so a login flood cannot starve clinical requests.
-        Self { store, clock, knowledge, settings, hashing: Arc::new(Semaphore::new(2)), changes: tokio::sync::broadcast::channel(1024).0 }
+        Self {
+            store,
+            clock,
+            knowledge,
+            settings,
+            hashing: Arc::new(Semaphore::new(2)),
+            changes: tokio::sync::broadcast::channel(1024).0,
+            trends: Default::default(),
+        }
     }
     /// The store (for health checks and shutdown).
     pub fn store(&self) -> &Arc<dyn Store> {

@@ -338,18 +338,31 @@ fn charted_time(field: &str, raw: &str, now: DateTime<Utc>, earliest: DateTime<U
     Ok(t)
 }
 
-/// The board's trend: at most one point per vital every 10 seconds (the last of each slot),
-/// so a chair sending every second does not send thousands of points to every screen.
-fn downsample(readings: &[SessionReading]) -> Vec<(Vital, DateTime<Utc>, Decimal)> {
+/// Seconds per point of the board's trend.
+const TREND_SLOT_SECONDS: i64 = 30;
+
+/// The board's trend: at most one point per vital per slot (the last of each), from points in
+/// time order, so a chair sending every second does not send thousands of points to every
+/// screen.
+fn downsample(points: &[(Vital, DateTime<Utc>, Decimal)]) -> Vec<(Vital, DateTime<Utc>, Decimal)> {
     let mut out: Vec<(Vital, DateTime<Utc>, Decimal)> = Vec::new();
-    for r in readings {
-        let slot = r.observed_at.timestamp().div_euclid(10);
-        match out.iter_mut().rev().find(|(v, ..)| *v == r.vital) {
-            Some(last) if last.1.timestamp().div_euclid(10) == slot => *last = (r.vital, r.observed_at, r.value),
-            _ => out.push((r.vital, r.observed_at, r.value)),
+    for &(vital, at, value) in points {
+        let slot = at.timestamp().div_euclid(TREND_SLOT_SECONDS);
+        match out.iter_mut().rev().find(|(v, ..)| *v == vital) {
+            Some(last) if last.1.timestamp().div_euclid(TREND_SLOT_SECONDS) == slot => *last = (vital, at, value),
+            _ => out.push((vital, at, value)),
         }
     }
     out
+}
+
+/// A session's trend as this server last saw it.
+#[derive(Debug)]
+pub(crate) struct Trend {
+    /// The latest `received_at` seen.
+    cursor: DateTime<Utc>,
+    /// Downsampled points within the window, in time order.
+    points: Vec<(Vital, DateTime<Utc>, Decimal)>,
 }
 
 /// Initials of a name, for the board ("A. Q.").
@@ -1214,9 +1227,10 @@ impl App {
         self.authorize(p, if identified { Permission::ReadPatients } else { Permission::WriteClinical }, "Board").await?;
         let ctx = self.ctx(p, "treatment");
         let now = self.clock.now();
+        let sessions = self.store.active_sessions(&ctx).await?;
         let mut out = Vec::new();
-        for s in self.store.active_sessions(&ctx).await? {
-            let readings = self.store.session_readings(&ctx, s.id, Some(now - Duration::minutes(30))).await?;
+        for s in &sessions {
+            let trend = self.trend(&ctx, s.id, now).await?;
             let last = self.store.last_readings(s.id).await?;
             let alarms = self.store.session_alarms(&ctx, s.id, true).await?;
             let events = if s.dose_started_at.is_some() { self.store.session_events(&ctx, s.id).await? } else { Vec::new() };
@@ -1234,13 +1248,36 @@ impl App {
                 elapsed_min: (now - s.created_at).num_minutes(),
                 since_dose_min: s.dose_started_at.map(|d| (now - d).num_minutes()),
                 latest: last.iter().map(|r| (r.vital, r.value, (now - r.observed_at).num_seconds().max(0), r.observed_at)).collect(),
-                trend: downsample(&readings),
+                trend,
                 alarms: self.live_alarms(&alarms),
                 monitored: s.bound_at.is_some(),
-                prompts: self.prompts(&s, &readings, &events),
+                prompts: self.prompts(s, &last, &events),
             });
         }
+        // Chairs that left the board leave the trend cache.
+        if let Ok(mut cache) = self.trends.lock() {
+            cache.retain(|id, _| sessions.iter().any(|s| s.id == *id));
+        }
         Ok(out)
+    }
+
+    /// The board's 30-minute trend of a session, one point per vital per slot: kept per server
+    /// and brought up to date with only the readings received since the last look, so a board
+    /// refresh does not read every reading of every chair again.
+    async fn trend(&self, ctx: &AuditCtx, id: RecordId, now: DateTime<Utc>) -> Result<Vec<(Vital, DateTime<Utc>, Decimal)>, AppError> {
+        let window = now - Duration::minutes(30);
+        let cursor = self.trends.lock().ok().and_then(|c| c.get(&id).map(|t| t.cursor));
+        let new = self.store.readings_received_since(ctx, id, cursor.unwrap_or(window)).await?;
+        let mut cache = self.trends.lock().map_err(|_| AppError::Internal("trend cache poisoned".into()))?;
+        let t = cache.entry(id).or_insert_with(|| Trend { cursor: window, points: Vec::new() });
+        if let Some(last) = new.iter().map(|r| r.received_at).max() {
+            t.cursor = t.cursor.max(last);
+        }
+        t.points.extend(new.iter().map(|r| (r.vital, r.observed_at, r.value)));
+        t.points.retain(|p| p.1 >= window);
+        t.points.sort_by_key(|p| p.1);
+        t.points = downsample(&t.points);
+        Ok(t.points.clone())
     }
 
     /// Tells this server's live boards that a session changed (other servers hear it from
@@ -1288,6 +1325,20 @@ mod tests {
         assert_eq!(reading_time("2026-11-30T10:15:00+01:00", now).unwrap().to_rfc3339(), "2026-11-30T09:15:00+00:00");
         assert_eq!(reading_time("2026-11-30T09:15", now).unwrap().to_rfc3339(), "2026-11-30T09:15:00+00:00");
         assert!(reading_time("30/11/2026", now).unwrap_err().contains("RFC 3339"));
+    }
+
+    #[test]
+    fn the_trend_keeps_the_last_point_of_each_slot_per_vital() {
+        let t0 = DateTime::parse_from_rfc3339("2026-11-30T09:00:00Z").unwrap().with_timezone(&Utc);
+        let at = |s: i64| t0 + Duration::seconds(s);
+        let d = Decimal::from;
+        let points: Vec<(Vital, DateTime<Utc>, Decimal)> =
+            (0..90).flat_map(|s| [(Vital::HeartRate, at(s), d(70 + s)), (Vital::Spo2, at(s), d(97))]).collect();
+        let out = downsample(&points);
+        let hr: Vec<(DateTime<Utc>, Decimal)> = out.iter().filter(|p| p.0 == Vital::HeartRate).map(|p| (p.1, p.2)).collect();
+        assert_eq!(hr, vec![(at(29), d(99)), (at(59), d(129)), (at(89), d(159))], "one point per 30 s, the last of each");
+        assert_eq!(out.iter().filter(|p| p.0 == Vital::Spo2).count(), 3);
+        assert_eq!(downsample(&out), out, "downsampling again changes nothing");
     }
 
     #[test]

@@ -82,6 +82,7 @@ CREATE TABLE session_readings (
 );
 CREATE INDEX session_readings_session ON session_readings(session_id, observed_at);
 CREATE INDEX session_readings_latest ON session_readings(session_id, vital, observed_at);
+CREATE INDEX session_readings_received ON session_readings(session_id, received_at);
 CREATE TRIGGER session_readings_append_only BEFORE UPDATE OR DELETE ON session_readings FOR EACH ROW EXECUTE FUNCTION ketacare_refuse_change();
 
 -- An alarm is raised once, acknowledged once (who, when, what was done) and cleared once

@@ -73,6 +73,7 @@ CREATE TABLE session_readings (
 );
 CREATE INDEX session_readings_session ON session_readings(session_id, observed_at);
 CREATE INDEX session_readings_latest ON session_readings(session_id, vital, observed_at);
+CREATE INDEX session_readings_received ON session_readings(session_id, received_at);
 CREATE TRIGGER session_readings_no_update BEFORE UPDATE ON session_readings BEGIN SELECT RAISE(ABORT, 'session_readings is append-only'); END;
 CREATE TRIGGER session_readings_no_delete BEFORE DELETE ON session_readings BEGIN SELECT RAISE(ABORT, 'session_readings is append-only'); END;
 

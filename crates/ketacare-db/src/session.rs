@@ -216,6 +216,9 @@ pub trait SessionStore {
     async fn write_session_input(&self, ctx: &AuditCtx, w: &SessionWrite) -> DbResult<usize>;
     /// A session's readings observed at or after `since`, oldest first, audited.
     async fn session_readings(&self, ctx: &AuditCtx, id: RecordId, since: Option<DateTime<Utc>>) -> DbResult<Vec<SessionReading>>;
+    /// A session's readings received after `after`, in the order received, audited (the live
+    /// board fetches only what is new since its last look).
+    async fn readings_received_since(&self, ctx: &AuditCtx, id: RecordId, after: DateTime<Utc>) -> DbResult<Vec<SessionReading>>;
     /// The last reading of each vital of a session (no audit: used inside the alarm engine,
     /// whose write is audited).
     async fn last_readings(&self, id: RecordId) -> DbResult<Vec<SessionReading>>;
@@ -689,6 +692,16 @@ macro_rules! impl_session_store {
                     .await
                     .map_err($crate::DbError::from_sqlx)?;
                 let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Read, ::ketacare_domain::audit::AuditOutcome::Success, "SessionReading", Some(id.to_string()), None, Some(format!("{} readings", rows.len())));
+                Self::__audit(&mut *tx, &e).await?;
+                tx.commit().await.map_err($crate::DbError::from_sqlx)?;
+                rows.into_iter().map(|r| r.into_model()).collect()
+            }
+
+            async fn readings_received_since(&self, ctx: &$crate::AuditCtx, id: ::ketacare_domain::ids::RecordId, after: ::chrono::DateTime<::chrono::Utc>) -> $crate::DbResult<Vec<$crate::session::SessionReading>> {
+                let sql = format!("SELECT {} FROM session_readings WHERE session_id = $1 AND received_at > $2 ORDER BY received_at, id", $crate::session::READING_COLS);
+                let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
+                let rows: Vec<$crate::session::ReadingRow> = $crate::__sqlx::query_as(&sql).bind(id.to_string()).bind($crate::codec::ts(after)).fetch_all(&mut *tx).await.map_err($crate::DbError::from_sqlx)?;
+                let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Read, ::ketacare_domain::audit::AuditOutcome::Success, "SessionReading", Some(id.to_string()), None, Some(format!("{} new readings", rows.len())));
                 Self::__audit(&mut *tx, &e).await?;
                 tx.commit().await.map_err($crate::DbError::from_sqlx)?;
                 rows.into_iter().map(|r| r.into_model()).collect()
