@@ -61,6 +61,7 @@ pub struct App {
     hashing: Arc<Semaphore>,
     changes: tokio::sync::broadcast::Sender<String>,
     trends: std::sync::Mutex<std::collections::HashMap<ketacare_domain::ids::RecordId, session::Trend>>,
+    closing: std::sync::atomic::AtomicBool,
 }
 
 impl App {
@@ -75,6 +76,7 @@ impl App {
             hashing: Arc::new(Semaphore::new(2)),
             changes: tokio::sync::broadcast::channel(1024).0,
             trends: Default::default(),
+            closing: Default::default(),
         }
     }
     /// The store (for health checks and shutdown).

@@ -1267,7 +1267,10 @@ impl App {
     async fn trend(&self, ctx: &AuditCtx, id: RecordId, now: DateTime<Utc>) -> Result<Vec<(Vital, DateTime<Utc>, Decimal)>, AppError> {
         let window = now - Duration::minutes(30);
         let cursor = self.trends.lock().ok().and_then(|c| c.get(&id).map(|t| t.cursor));
-        let new = self.store.readings_received_since(ctx, id, cursor.unwrap_or(window)).await?;
+        // Look a little behind the cursor: a write stamped earlier may commit after a later one.
+        // Points seen twice fall into the same slot and are kept once.
+        let since = cursor.map_or(window, |c| c - Duration::seconds(10));
+        let new = self.store.readings_received_since(ctx, id, since).await?;
         let mut cache = self.trends.lock().map_err(|_| AppError::Internal("trend cache poisoned".into()))?;
         let t = cache.entry(id).or_insert_with(|| Trend { cursor: window, points: Vec::new() });
         if let Some(last) = new.iter().map(|r| r.received_at).max() {
@@ -1278,6 +1281,17 @@ impl App {
         t.points.sort_by_key(|p| p.1);
         t.points = downsample(&t.points);
         Ok(t.points.clone())
+    }
+
+    /// The server is stopping: live boards end their streams (so the server can stop).
+    pub fn close_streams(&self) {
+        self.closing.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = self.changes.send(String::new());
+    }
+
+    /// Whether the server is stopping.
+    pub fn is_closing(&self) -> bool {
+        self.closing.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Tells this server's live boards that a session changed (other servers hear it from

@@ -83,10 +83,13 @@ impl PgStore {
     async fn __listen_session_changes(&self, listener: ketacare_db::session::ChangeListener) -> DbResult<bool> {
         let mut l = sqlx::postgres::PgListener::connect_with(&self.pool).await.map_err(DbError::from_sqlx)?;
         l.listen("ketacare_sessions").await.map_err(DbError::from_sqlx)?;
+        let pool = self.pool.clone();
         tokio::spawn(async move {
             loop {
                 match l.recv().await {
                     Ok(n) => listener(n.payload().to_owned()),
+                    // The store was closed: the server is stopping.
+                    Err(_) if pool.is_closed() => return,
                     Err(e) => {
                         tracing::warn!(error = %e, "session change listener lost its connection; retrying");
                         tokio::time::sleep(Duration::from_secs(1)).await;

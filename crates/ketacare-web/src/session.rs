@@ -822,6 +822,9 @@ fn board_stream(state: AppState, p: Principal, identified: bool, secret: Option<
                 }
                 while rx.try_recv().is_ok() {}
             }
+            if state.app.is_closing() {
+                return None;
+            }
             if !state.app.still_valid(&p, secret.as_deref()).await {
                 let ev = Event::default().event("expired").data("login ended");
                 return Some((Ok(ev), (state, p, rx, false, true)));

@@ -216,6 +216,8 @@ impl Server {
     /// Stops accepting requests, finishes those in flight and closes the database.
     pub async fn stop(self) {
         let _ = self.shutdown.send(true);
+        // Live boards hold their connections open: end them so the server can stop.
+        self.app.close_streams();
         let _ = self.handle.await;
         for b in self.background {
             let _ = b.await;
