@@ -65,15 +65,7 @@ const ALARM_TIMEOUT: Duration = Duration::from_secs(30);
 /// The threshold-crossing systolic (the alarm limit is 180 mmHg, `knowledge/session.toml`).
 const ALARM_SYSTOLIC: i64 = 186;
 
-const SYS: &str = "150021^MDC_PRESS_BLD_NONINV_SYS^MDC";
-const DIA: &str = "150022^MDC_PRESS_BLD_NONINV_DIA^MDC";
-const HR: &str = "147842^MDC_ECG_HEART_RATE^MDC";
-const SPO2: &str = "150456^MDC_PULS_OXIM_SAT_O2^MDC";
-const RR: &str = "151562^MDC_RESP_RATE^MDC";
-const MMHG: &str = "266016^MDC_DIM_MMHG^MDC";
-const BPM: &str = "264864^MDC_DIM_BEAT_PER_MIN^MDC";
-const PCT: &str = "262688^MDC_DIM_PERCENT^MDC";
-const RPM: &str = "264928^MDC_DIM_RESP_PER_MIN^MDC";
+use ketacare::monitors::mdc::{BPM, DIA, HR, MMHG, PCT, RPM, RR, SPO2, SYS};
 
 // ------------------------------------------------------------------------------ parameters
 

@@ -51,15 +51,28 @@ impl OruHandler for MonitorHandler {
     }
 }
 
-const SYS: &str = "150021^MDC_PRESS_BLD_NONINV_SYS^MDC";
-const DIA: &str = "150022^MDC_PRESS_BLD_NONINV_DIA^MDC";
-const HR: &str = "147842^MDC_ECG_HEART_RATE^MDC";
-const SPO2: &str = "150456^MDC_PULS_OXIM_SAT_O2^MDC";
-const RR: &str = "151562^MDC_RESP_RATE^MDC";
-const MMHG: &str = "266016^MDC_DIM_MMHG^MDC";
-const BPM: &str = "264864^MDC_DIM_BEAT_PER_MIN^MDC";
-const PCT: &str = "262688^MDC_DIM_PERCENT^MDC";
-const RPM: &str = "264928^MDC_DIM_RESP_PER_MIN^MDC";
+/// The MDC terms (OBX-3) and units (OBX-6) the simulated monitors send (IHE PCD-01).
+pub mod mdc {
+    /// Non-invasive systolic pressure.
+    pub const SYS: &str = "150021^MDC_PRESS_BLD_NONINV_SYS^MDC";
+    /// Non-invasive diastolic pressure.
+    pub const DIA: &str = "150022^MDC_PRESS_BLD_NONINV_DIA^MDC";
+    /// Heart rate from the ECG.
+    pub const HR: &str = "147842^MDC_ECG_HEART_RATE^MDC";
+    /// SpO2.
+    pub const SPO2: &str = "150456^MDC_PULS_OXIM_SAT_O2^MDC";
+    /// Respiratory rate.
+    pub const RR: &str = "151562^MDC_RESP_RATE^MDC";
+    /// mmHg.
+    pub const MMHG: &str = "266016^MDC_DIM_MMHG^MDC";
+    /// Beats per minute.
+    pub const BPM: &str = "264864^MDC_DIM_BEAT_PER_MIN^MDC";
+    /// Percent.
+    pub const PCT: &str = "262688^MDC_DIM_PERCENT^MDC";
+    /// Breaths per minute.
+    pub const RPM: &str = "264928^MDC_DIM_RESP_PER_MIN^MDC";
+}
+use mdc::*;
 
 /// The readings a demo monitor sends at second `t` of its story (`None`: silent).
 pub fn demo_readings(story: Story, t: u64) -> Option<Vec<Reading>> {
