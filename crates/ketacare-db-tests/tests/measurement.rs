@@ -3,10 +3,11 @@
 //! assessment schedules, and the triggers that make the workflow tables change state once.
 //! Every behaviour runs on SQLite and PostgreSQL.
 
-use chrono::{DateTime, Duration, NaiveDate, TimeZone, Utc};
-use ketacare_db::{AuditCtx, AuditFilter, DbError, NewUser, Page};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use ketacare_db::{AuditCtx, AuditFilter, DbError, Page};
+use ketacare_db_tests::fixtures::{self, t0};
 use ketacare_db_tests::{both_backends, TestDb};
-use ketacare_domain::access::{Role, Username};
+use ketacare_domain::access::Role;
 use ketacare_domain::assessment::{
     Acknowledgement, Anchor, Assessment, FilledBy, QuestionnaireRequest, RequestState, SafetyAlert, Schedule,
 };
@@ -17,10 +18,6 @@ use ketacare_domain::record::*;
 use uuid::Uuid;
 
 // ---------------------------------------------------------------- fixtures
-
-fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 26, 9, 0, 0).unwrap()
-}
 
 fn ctx_at(user: &ketacare_db::User, at: DateTime<Utc>) -> AuditCtx {
     AuditCtx {
@@ -40,29 +37,8 @@ fn ctx(user: &ketacare_db::User) -> AuditCtx {
     ctx_at(user, t0())
 }
 
-fn system_ctx() -> AuditCtx {
-    AuditCtx {
-        actor: Actor { user_id: None, username: "system".into(), role: None, session_ref: None, client_addr: None },
-        at: t0(),
-        purpose: "operations",
-    }
-}
-
 async fn user(db: &TestDb, username: &str, role: Role) -> ketacare_db::User {
-    db.store()
-        .create_user(
-            &system_ctx(),
-            NewUser {
-                id: UserId::from_uuid(Uuid::new_v4()),
-                username: Username::parse(username).unwrap(),
-                display_name: username.into(),
-                role,
-                password_hash: "$argon2id$test".into(),
-                created_at: t0(),
-            },
-        )
-        .await
-        .unwrap()
+    fixtures::user(db, username, username, role).await
 }
 
 async fn nurse(db: &TestDb) -> ketacare_db::User {
@@ -70,7 +46,7 @@ async fn nurse(db: &TestDb) -> ketacare_db::User {
 }
 
 async fn register(db: &TestDb, u: &ketacare_db::User, mrn: &str, family: &str) -> PatientId {
-    ketacare_db_tests::fixtures::patient(db, u, mrn, family, "Ana").await
+    fixtures::patient(db, u, mrn, family, "Ana").await
 }
 
 fn prov(u: &ketacare_db::User) -> Provenance {
