@@ -32,17 +32,11 @@
 
 use chrono::{SecondsFormat, Utc};
 use ketacare::{Config, Server};
-use ketacare_app::{
-    App, AppError, BookingInput, CheckInput, ChecksInput, MeasurementInput, NewUserInput, OrderInput, Principal, ReadingInput, RecordInput,
-    SessionAction,
-};
+use ketacare_app::{App, AppError, NewUserInput, Principal};
 use ketacare_db::AuditCtx;
 use ketacare_db_tests::TestDb;
 use ketacare_domain::access::Role;
 use ketacare_domain::audit::Actor;
-use ketacare_domain::dose::DoseInput;
-use ketacare_domain::patient::DemographicsInput;
-use ketacare_domain::record::{ClinicalRecord, DiagnosisInput};
 use ketacare_hl7::Reading;
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -1067,9 +1061,8 @@ impl Bench {
     }
 }
 
-/// Takes one chair's patient through the workflow to Monitoring with the monitor bound, as
-/// the demo room does: registration, a diagnosis, height and today's weight, a double-checked SC order, a
-/// booking with the device, check-in, baseline vitals, pre-dose checks, dose started and given.
+/// Takes one chair's patient through the workflow to Monitoring with the monitor bound, as the
+/// demo room does (`ketacare_demo::room::seat`).
 async fn seed_chair(
     app: &App,
     prescriber: &Principal,
@@ -1078,46 +1071,20 @@ async fn seed_chair(
     mrn: &str,
     scheduled_at: &str,
 ) -> Result<(), AppError> {
-    let demographics = DemographicsInput {
-        mrn: mrn.into(),
-        family_name: "Monitor".into(),
-        given_name: "Bench".into(),
-        date_of_birth: "1980-05-17".into(),
-        sex: "male".into(),
-        ..Default::default()
+    let spec = ketacare_demo::room::SeatSpec {
+        chair: &c.chair,
+        device: &c.device,
+        mrn,
+        given: "Bench",
+        family: "Monitor",
+        dob: "1980-05-17",
+        sex: "male",
+        weight_kg: "80",
+        height_cm: "178",
+        baseline: ("118", "76"),
+        scheduled_at,
     };
-    let id = app.register_patient(nurse, &demographics).await?.patient_id;
-    let gad = DiagnosisInput { choice: "gad".into(), status: "active".into(), ..Default::default() };
-    app.add_record(prescriber, id, &RecordInput::Diagnosis(gad)).await?;
-    app.record_height(nurse, id, &MeasurementInput { value: "178".into(), ..Default::default() }).await?;
-    app.record_weight(nurse, id, &MeasurementInput { value: "80".into(), ..Default::default() }).await?;
-    let dose = DoseInput { route: "sc".into(), mg_per_kg: "0.5".into(), concentration_mg_per_ml: "50".into(), ..Default::default() };
-    let order = app.order_dose(prescriber, id, &OrderInput { dose, ..Default::default() }).await?;
-    if let ClinicalRecord::DoseOrder(o) = &order.record {
-        let check = CheckInput {
-            weight_kg: o.weight_kg.normalize().to_string(),
-            concentration_mg_per_ml: "50".into(),
-            dose_mg: o.dose_mg.normalize().to_string(),
-        };
-        app.double_check(nurse, order.record_id, order.version, &check).await?;
-    }
-    let booking = BookingInput {
-        chair: c.chair.clone(),
-        device_id: c.device.clone(),
-        order_id: order.record_id.to_string(),
-        scheduled_at: scheduled_at.to_owned(),
-    };
-    let s = app.book_session(nurse, id, &booking).await?;
-    app.session_action(nurse, s.id, None, SessionAction::CheckIn).await?;
-    app.session_action(nurse, s.id, None, SessionAction::StartChecks).await?;
-    let reading = |vital: &str, value: &str| ReadingInput { vital: vital.into(), value: value.into(), observed_at: String::new() };
-    app.manual_readings(nurse, s.id, &[reading("systolic", "118"), reading("diastolic", "76"), reading("heart_rate", "74")]).await?;
-    let checks =
-        ChecksInput { consent: "yes".into(), escort: "yes".into(), pregnancy_test: "not_applicable".into(), gate_decision: String::new() };
-    app.session_action(nurse, s.id, None, SessionAction::Checks(checks)).await?;
-    app.session_action(nurse, s.id, None, SessionAction::StartDose { at: String::new() }).await?;
-    app.session_action(nurse, s.id, None, SessionAction::DoseGiven { site: "abdomen, left lower quadrant".into(), at: String::new() })
-        .await?;
+    ketacare_demo::room::seat(app, prescriber, nurse, &spec).await?;
     Ok(())
 }
 
