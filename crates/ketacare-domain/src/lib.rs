@@ -1,7 +1,8 @@
 //! The pure clinical core of Ketacare.
 //!
-//! Everything here is synchronous and deterministic: no IO, no clock, no random numbers,
-//! no database, HTTP or serialisation crates.
+//! Everything here is synchronous and deterministic: no IO, no clock, no entropy (the Monte Carlo
+//! band of [`pk`] draws from a generator seeded by its caller), no database, HTTP or
+//! serialisation crates.
 //! Time and identifiers are passed in by the caller (`ketacare-app`).
 //!
 //! Main parts:
@@ -23,6 +24,8 @@
 //!   override and the independent double check.
 //! - [`titration`]: the recommendation for the next session from the protocol and the
 //!   patient's response and tolerability.
+//! - [`pk`]: pharmacokinetic simulation: exact concentrations of any regimen, exposure metrics,
+//!   warnings and the uncertainty band.
 //! - [`access`]: roles, permissions and the de-identified view.
 //! - [`audit`]: the audit entry model (mirrors FHIR AuditEvent).
 //! - [`wording`]: a clinic's licensed item wording, checked against its instrument.
@@ -39,6 +42,7 @@ pub mod ids;
 pub mod instrument;
 pub mod order;
 pub mod patient;
+pub mod pk;
 pub mod record;
 pub mod screening;
 pub mod session;
