@@ -245,7 +245,7 @@ impl Trajectory {
                             s.x[i] += dose * t.disp.coefs[i];
                         }
                     }
-                    Action::Depot { ka, amount } => match s.depots.iter_mut().find(|d| d.0 == ka) {
+                    Action::Depot { ka, amount } => match s.depots.iter_mut().find(|d| d.0.to_bits() == ka.to_bits()) {
                         Some(d) => d.1 += amount,
                         None => s.depots.push((ka, amount)),
                     },
@@ -384,7 +384,7 @@ impl Trajectory {
             let next = if dt <= 0.0 {
                 s.clone()
             } else {
-                let same_depots = |st: &Step| st.kas.len() == s.depots.len() && st.kas.iter().zip(&s.depots).all(|(a, b)| *a == b.0);
+                let same_depots = |st: &Step| st.kas.len() == s.depots.len() && st.kas.iter().zip(&s.depots).all(|(a, b)| a.to_bits() == b.0.to_bits());
                 let reuse = cache.as_ref().is_some_and(|st| (st.dt - dt).abs() <= 1e-12 * dt && same_depots(st));
                 if !reuse {
                     let kas: Vec<f64> = s.depots.iter().map(|d| d.0).collect();
@@ -456,7 +456,7 @@ mod tests {
         let events = [DoseEvent::IvBolus { at_min: 10.0, dose_mg: 10.0 }];
         let sys = System { disp: domino(), ke0: 0.652, events: &events };
         let traj = Trajectory::new(&sys);
-        assert_eq!(traj.state_before(10.0).cp(), 0.0);
+        assert!(traj.state_before(10.0).cp().abs() < 1e-300);
         let at = traj.state_at(10.0).cp();
         assert!(rel(at, 10.0 / 4.41) < 1e-14);
         assert!(rel(sys.closed_form(Output::Cp, 10.0), at) < 1e-14);
