@@ -7,6 +7,7 @@
 
 pub mod dosing;
 pub mod instruments;
+pub mod pk;
 pub mod screening;
 pub mod session;
 pub mod wording;
@@ -258,6 +259,8 @@ pub struct Knowledge {
     pub session: ketacare_domain::session::SessionRules,
     /// How monitors name vital signs (MDC codes).
     pub monitor_codes: ketacare_domain::session::MonitorCodes,
+    /// Pharmacokinetic models, routes and concentration bands of the regimen simulator.
+    pub pk: ketacare_domain::pk::PkKnowledge,
     common_passwords: Vec<&'static str>,
 }
 
@@ -320,6 +323,7 @@ impl Knowledge {
         let (drug_library, protocols, library_tables) = dosing::load_dosing(anthropometry.cm_per_inch)?;
         let (titration, titration_table) = dosing::load_titration()?;
         let (session, session_table) = session::load_session()?;
+        let (pk, pk_table) = pk::load_pk()?;
         let monitor_codes = session::load_monitor_codes()?;
         if !assessment_timing.timepoints.iter().any(|t| t.key == titration.response_timepoint) {
             return Err(KnowledgeError::Inconsistent {
@@ -345,7 +349,8 @@ impl Knowledge {
             anthropometry,
             age_limits,
             diagnoses,
-            tables: [vec![anth, pat, timing_table, eligibility_table], library_tables, vec![titration_table, session_table]].concat(),
+            tables: [vec![anth, pat, timing_table, eligibility_table], library_tables, vec![titration_table, session_table, pk_table]]
+                .concat(),
             diagnoses_version: dfile.version,
             diagnosis_sources,
             instruments,
@@ -356,6 +361,7 @@ impl Knowledge {
             titration,
             session,
             monitor_codes,
+            pk,
             assessment_timing,
             common_passwords,
         })
