@@ -578,6 +578,8 @@ pub struct TitrationView {
     pub given: Vec<GivenSession>,
     /// The recommendation for the next session.
     pub recommendation: Recommendation,
+    /// Predicted exposure of each dose in `given` (same order), where it can be simulated.
+    pub exposure: Vec<Option<crate::Exposure>>,
 }
 
 fn reduction(baseline: Decimal, value: Decimal) -> Option<Decimal> {
@@ -606,6 +608,8 @@ impl App {
             self.knowledge.instrument(&a.instrument).and_then(|i| i.score(&a.answers, None).ok()).and_then(|s| s.total)
         };
         let mut given = Vec::new();
+        let mut exposure = Vec::new();
+        let subject = self.pk_subject(p, patient).await?;
         let mut orders: Vec<&(RecordVersion, DoseOrderRecord)> =
             view.orders.iter().filter(|(_, o)| o.plan == Some(pv.record_id) && o.status == OrderStatus::Checked).collect();
         orders.sort_by_key(|(_, o)| o.check.as_ref().map(|c| c.at));
@@ -657,6 +661,7 @@ impl App {
                     }
                 }
             }
+            exposure.push(self.order_exposure(o, &subject));
             given.push(GivenSession {
                 date,
                 step: o.step.clone(),
@@ -669,7 +674,7 @@ impl App {
             });
         }
         let recommendation = recommend(protocol, &given, self.clock.now().date_naive(), rules);
-        Ok(Some(TitrationView { plan: (pv, plan), given, recommendation }))
+        Ok(Some(TitrationView { plan: (pv, plan), given, recommendation, exposure }))
     }
 
     /// A prescriber accepts the recommendation (the plan changes as it says) or chooses

@@ -12,6 +12,7 @@ mod dosing;
 mod error;
 mod outcomes;
 mod patients;
+mod pk;
 mod records;
 mod screening;
 mod session;
@@ -22,6 +23,7 @@ pub use dosing::{CheckInput, DosingView, OrderInput, TitrationView, LIBRARY_FIEL
 pub use error::AppError;
 pub use outcomes::{LinkProblem, LoadedWording, OpenQuestionnaire, OutcomeView, ScoredAssessment, SentRequest, Series, SessionMarker};
 pub use patients::{Chart, DeidentifiedPatient, Measurement};
+pub use pk::{dose_events, Exposure};
 pub use records::{MeasurementInput, RecordInput};
 pub use screening::{LiverInput, ScreeningView, SignInput, VitalsInput};
 pub use session::{

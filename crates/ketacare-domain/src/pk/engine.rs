@@ -216,10 +216,9 @@ impl Trajectory {
                 DoseEvent::Depot { at_min, dose_mg, f, ka_per_min, .. } => {
                     actions.push((at_min, Action::Depot { ka: ka_per_min, amount: f * dose_mg }))
                 }
-                DoseEvent::Infusion { start_min, duration_min, dose_mg } => actions.push((
-                    start_min,
-                    Action::InfusionStart { end: start_min + duration_min, rate: dose_mg / duration_min },
-                )),
+                DoseEvent::Infusion { start_min, duration_min, dose_mg } => {
+                    actions.push((start_min, Action::InfusionStart { end: start_min + duration_min, rate: dose_mg / duration_min }))
+                }
             }
         }
         let mut times: Vec<f64> = actions.iter().map(|a| a.0).collect();
@@ -384,7 +383,8 @@ impl Trajectory {
             let next = if dt <= 0.0 {
                 s.clone()
             } else {
-                let same_depots = |st: &Step| st.kas.len() == s.depots.len() && st.kas.iter().zip(&s.depots).all(|(a, b)| a.to_bits() == b.0.to_bits());
+                let same_depots =
+                    |st: &Step| st.kas.len() == s.depots.len() && st.kas.iter().zip(&s.depots).all(|(a, b)| a.to_bits() == b.0.to_bits());
                 let reuse = cache.as_ref().is_some_and(|st| (st.dt - dt).abs() <= 1e-12 * dt && same_depots(st));
                 if !reuse {
                     let kas: Vec<f64> = s.depots.iter().map(|d| d.0).collect();

@@ -457,10 +457,7 @@ pub fn simulate(k: &PkKnowledge, req: &Request) -> Result<Simulation, FieldError
                 (*t, to_ng(s.cp()), to_ng(s.ce()))
             })
             .collect(),
-        minutes_above: thresholds
-            .iter()
-            .map(|c| (*c, summary::minutes_above(&traj, Site::Plasma, from, to, c / NG_PER_MG)))
-            .collect(),
+        minutes_above: thresholds.iter().map(|c| (*c, summary::minutes_above(&traj, Site::Plasma, from, to, c / NG_PER_MG))).collect(),
     };
     let warnings = warnings(k, &model, req, &doses, s_only, ke0);
     let (band, band_absent_reason) = if req.band {
@@ -590,7 +587,10 @@ fn warnings(k: &PkKnowledge, m: &ModelSpec, req: &Request, doses: &[SimulatedDos
             if i.names.iter().any(|n| lower.contains(n.as_str())) {
                 add(
                     "interacting_medication",
-                    format!("{med} ({}): {} No model here quantifies this; the curve does not include it ({}).", i.class, i.effect, i.source),
+                    format!(
+                        "{med} ({}): {} No model here quantifies this; the curve does not include it ({}).",
+                        i.class, i.effect, i.source
+                    ),
                 );
             }
         }
