@@ -1,6 +1,7 @@
 //! `ketacare`: the single server binary. See `ketacare --help`.
 
 mod calc;
+mod simulate;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -152,6 +153,83 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Predicted plasma and effect-site ketamine concentrations of a regimen (exact closed
+    /// form), with Cmax, Tmax, AUC, minutes above the context bands, the model's provenance and
+    /// the warnings. No database.
+    ///
+    /// Examples: ketacare simulate --weight-kg 70 --route iv --mg-per-kg 0.5 --minutes 40
+    ///           ketacare simulate --weight-kg 70 --regimen regimen.json --csv
+    Simulate {
+        /// Body weight in kilograms (not pounds).
+        #[arg(long)]
+        weight_kg: Option<String>,
+        /// Regimen file (JSON: {"events": [...]}; "-" reads standard input). Events:
+        /// {"kind": "infusion", "start_min": 0, "duration_min": 40, "dose_mg": 35},
+        /// {"kind": "bolus", "route": "iv"|"sc"|"im"|"in"|"po", "at_min": 0, "dose_mg": 70}
+        /// (optional "f" and "ka_per_min" override the route defaults).
+        #[arg(long)]
+        regimen: Option<PathBuf>,
+        /// One-dose shortcut: iv, sc, im, in or po.
+        #[arg(long)]
+        route: Option<String>,
+        /// One-dose shortcut: dose in mg/kg.
+        #[arg(long)]
+        mg_per_kg: Option<String>,
+        /// One-dose shortcut: dose in mg.
+        #[arg(long)]
+        dose_mg: Option<String>,
+        /// One-dose shortcut: infusion time in minutes (iv).
+        #[arg(long)]
+        minutes: Option<String>,
+        /// base (default; vials are labelled as base) or hydrochloride (converted x 0.867).
+        #[arg(long)]
+        salt: Option<String>,
+        /// Model id (see --list-models); default domino.
+        #[arg(long)]
+        model: Option<String>,
+        /// racemic (default) or esketamine.
+        #[arg(long)]
+        drug: Option<String>,
+        /// Age in years (checked against the model's population).
+        #[arg(long)]
+        age_years: Option<String>,
+        /// A current medication (repeat the option), checked for interactions no model quantifies.
+        #[arg(long = "medication")]
+        medications: Vec<String>,
+        /// Window start, min.
+        #[arg(long)]
+        from: Option<String>,
+        /// Window end, min (default 360).
+        #[arg(long)]
+        to: Option<String>,
+        /// Grid step, min (default 1).
+        #[arg(long)]
+        step: Option<String>,
+        /// Times for concentrations, min, separated by commas.
+        #[arg(long)]
+        c_at: Option<String>,
+        /// Thresholds for minutes above, ng/mL, separated by commas (default: the context bands).
+        #[arg(long)]
+        thresholds: Option<String>,
+        /// Effect-site rate, per min (the default is illustrative).
+        #[arg(long)]
+        ke0_per_min: Option<String>,
+        /// recursive (default) or closed-form.
+        #[arg(long)]
+        engine: Option<String>,
+        /// Skip the Monte Carlo uncertainty band.
+        #[arg(long)]
+        no_band: bool,
+        /// List the models and route defaults instead of simulating.
+        #[arg(long)]
+        list_models: bool,
+        /// Print JSON (summary, series, band, model, warnings).
+        #[arg(long)]
+        json: bool,
+        /// Print CSV: time_min,cp_ng_per_ml,ce_ng_per_ml (warnings go to standard error).
+        #[arg(long)]
+        csv: bool,
     },
     /// List the protocols and their steps (route, dose rule, timing, assessments, criteria).
     Protocols {
@@ -350,6 +428,70 @@ async fn run() -> anyhow::Result<()> {
             if refused {
                 std::process::exit(2);
             }
+            Ok(())
+        }
+        Command::Simulate {
+            weight_kg,
+            regimen,
+            route,
+            mg_per_kg,
+            dose_mg,
+            minutes,
+            salt,
+            model,
+            drug,
+            age_years,
+            medications,
+            from,
+            to,
+            step,
+            c_at,
+            thresholds,
+            ke0_per_min,
+            engine,
+            no_band,
+            list_models,
+            json,
+            csv,
+        } => {
+            let k = ketacare_knowledge::Knowledge::load().context("loading the clinical knowledge files")?;
+            let text = match regimen {
+                Some(p) if p.as_os_str() == "-" => {
+                    let mut s = String::new();
+                    std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).context("reading the regimen from standard input")?;
+                    Some(s)
+                }
+                Some(p) => Some(std::fs::read_to_string(p).with_context(|| format!("reading the regimen file {}", p.display()))?),
+                None => None,
+            };
+            let args = simulate::SimulateArgs {
+                weight_kg: weight_kg.clone(),
+                route: route.clone(),
+                mg_per_kg: mg_per_kg.clone(),
+                dose_mg: dose_mg.clone(),
+                minutes: minutes.clone(),
+                salt: salt.clone(),
+                model: model.clone(),
+                drug: drug.clone(),
+                age_years: age_years.clone(),
+                medications: medications.clone(),
+                from: from.clone(),
+                to: to.clone(),
+                step: step.clone(),
+                c_at: c_at.clone(),
+                thresholds: thresholds.clone(),
+                ke0_per_min: ke0_per_min.clone(),
+                engine: engine.clone(),
+                no_band: *no_band,
+                json: *json,
+                csv: *csv,
+                list_models: *list_models,
+            };
+            let (stdout, stderr) = simulate::run(&k, &args, text.as_deref()).map_err(|e| anyhow::anyhow!(e))?;
+            if !stderr.is_empty() {
+                eprint!("{stderr}");
+            }
+            out(&stdout);
             Ok(())
         }
         Command::Protocols { json } => {

@@ -329,9 +329,15 @@ impl Trajectory {
     }
 
     fn apply(&self, s: &State, st: &Step) -> State {
+        let mut out = s.clone();
+        self.apply_mut(&mut out, st);
+        out
+    }
+
+    /// Advances a state in place across one step (no allocation: the series' inner loop).
+    fn apply_mut(&self, s: &mut State, st: &Step) {
         let d = &self.disp;
         let k = self.ke0;
-        let mut out = State { x: [0.0; 3], e: [0.0; 3], rate: s.rate, depots: s.depots.clone() };
         for i in 0..d.n {
             let c = d.coefs[i];
             let mut x = s.x[i] * st.ex[i] + s.rate * c * st.sx[i];
@@ -340,13 +346,12 @@ impl Trajectory {
                 x += a * ka * c * st.dx[j][i];
                 e += a * ka * c * k * st.de[j][i];
             }
-            out.x[i] = x;
-            out.e[i] = e;
+            s.x[i] = x;
+            s.e[i] = e;
         }
-        for (j, dep) in out.depots.iter_mut().enumerate() {
+        for (j, dep) in s.depots.iter_mut().enumerate() {
             dep.1 *= st.decay[j];
         }
-        out
     }
 
     /// The state `dt` minutes after `s`, with no change of input in between.
@@ -378,11 +383,9 @@ impl Trajectory {
                 let (t0, s0) = &self.snapshots[i];
                 cur = Some((*t0, s0.clone()));
             }
-            let (tc, s) = cur.as_ref().expect("current state");
-            let dt = t - tc;
-            let next = if dt <= 0.0 {
-                s.clone()
-            } else {
+            let (tc, s) = cur.as_mut().expect("current state");
+            let dt = t - *tc;
+            if dt > 0.0 {
                 let same_depots =
                     |st: &Step| st.kas.len() == s.depots.len() && st.kas.iter().zip(&s.depots).all(|(a, b)| a.to_bits() == b.0.to_bits());
                 let reuse = cache.as_ref().is_some_and(|st| (st.dt - dt).abs() <= 1e-12 * dt && same_depots(st));
@@ -391,19 +394,18 @@ impl Trajectory {
                     let st = self.step(dt, &kas);
                     if restart {
                         // An irregular interval after a change; keep the regular step cached.
-                        let next = self.apply(s, &st);
-                        cp.push(next.cp());
-                        ce.push(next.ce());
-                        cur = Some((t, next));
-                        continue;
+                        self.apply_mut(s, &st);
+                    } else {
+                        self.apply_mut(s, &st);
+                        cache = Some(st);
                     }
-                    cache = Some(st);
+                } else {
+                    self.apply_mut(s, cache.as_ref().expect("cached step"));
                 }
-                self.apply(s, cache.as_ref().expect("cached step"))
-            };
-            cp.push(next.cp());
-            ce.push(next.ce());
-            cur = Some((t, next));
+                *tc = t;
+            }
+            cp.push(s.cp());
+            ce.push(s.ce());
         }
         (cp, ce)
     }

@@ -102,9 +102,11 @@ fn pieces(traj: &Trajectory, site: Site, from: f64, to: f64) -> Vec<Piece> {
 /// right-continuous, so the value at the bolus time counts.
 pub fn maximum(traj: &Trajectory, site: Site, from: f64, to: f64) -> (f64, f64) {
     let mut best = (value(&traj.state_at(from), site), from);
+    // Equal peaks (repeated identical doses) report the first: a later one must be higher by
+    // more than rounding.
     for p in pieces(traj, site, from, to) {
         for (v, t) in [(p.fa, p.a), (p.fb, p.b)] {
-            if v > best.0 {
+            if v > best.0 * (1.0 + 1e-12) {
                 best = (v, t);
             }
         }
