@@ -812,6 +812,27 @@ pub struct TitrationDto {
     data: Vec<String>,
     source: String,
     last_decision: Option<String>,
+    /// Each dose given under the plan with what was seen and its predicted exposure.
+    sessions: Vec<SessionExposureDto>,
+}
+
+/// One dose given under the plan: response and dissociation beside the predicted exposure
+/// (from the default pharmacokinetic model at the order's weight; predicted, not measured).
+#[derive(Serialize, ToSchema)]
+pub struct SessionExposureDto {
+    date: String,
+    step: Option<String>,
+    mg_per_kg: Option<String>,
+    /// Percent reduction of the anxiety rating and the instrument.
+    response_percent: Option<String>,
+    response_instrument: Option<String>,
+    cadss: Option<String>,
+    route: Option<String>,
+    dose_mg: Option<f64>,
+    predicted_cmax_ng_per_ml: Option<f64>,
+    predicted_tmax_min: Option<f64>,
+    predicted_auc_0_inf_ng_h_per_ml: Option<f64>,
+    model: Option<String>,
 }
 
 #[utoipa::path(get, path = "/api/patients/{id}/titration", params(("id" = String, Path)),
@@ -830,6 +851,25 @@ async fn get_titration(State(state): State<AppState>, Auth(p): Auth, Path(id): P
         data: r.data.clone(),
         source: r.source.clone(),
         last_decision: t.plan.1.note.clone(),
+        sessions: t
+            .given
+            .iter()
+            .zip(&t.exposure)
+            .map(|(g, e)| SessionExposureDto {
+                date: g.date.to_string(),
+                step: g.step.clone(),
+                mg_per_kg: g.mg_per_kg.map(dec),
+                response_percent: g.response.as_ref().map(|r| dec(r.0)),
+                response_instrument: g.response.as_ref().map(|r| r.1.clone()),
+                cadss: g.cadss.map(dec),
+                route: e.as_ref().map(|e| e.route.code().into()),
+                dose_mg: e.as_ref().map(|e| e.dose_mg),
+                predicted_cmax_ng_per_ml: e.as_ref().map(|e| e.cmax_ng_per_ml),
+                predicted_tmax_min: e.as_ref().map(|e| e.tmax_min),
+                predicted_auc_0_inf_ng_h_per_ml: e.as_ref().map(|e| e.auc_0_inf_ng_h_per_ml),
+                model: e.as_ref().map(|e| e.model.clone()),
+            })
+            .collect(),
     }))
 }
 

@@ -600,7 +600,7 @@ async fn compare(State(state): State<AppState>, Auth(p): Auth, req: Request) -> 
             })
         }) {
             Ok(s) => curves.push(CompareCurve { label: item.label, simulation: SimulationDto::from(&s) }),
-            Err(e) => errors.extend_prefixed(&format!("regimens[{i}]"), e),
+            Err(e) => errors.extend_prefixed(&format!("regimens[{i}]."), e),
         }
     }
     errors.into_result().map_err(|e| WebError::api(AppError::Validation(e)))?;

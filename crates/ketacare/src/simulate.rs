@@ -97,7 +97,7 @@ pub fn request(a: &SimulateArgs, regimen_text: Option<&str>) -> Result<Request, 
                     ev
                 }
                 Err(e) => {
-                    errors.extend_prefixed("regimen", e);
+                    errors.extend_prefixed("regimen.", e);
                     Vec::new()
                 }
             },

@@ -357,6 +357,16 @@ async fn the_titration_review_recommends_from_the_response_and_the_prescriber_de
         "{t}"
     );
     assert!(t["source"].as_str().unwrap().contains("Glue"));
+    // The dose given, with its response beside its predicted exposure (17.5 mg SC at 70 kg:
+    // a quarter of the 1 mg/kg curve's peak of about 620 ng/mL).
+    let given = &t["sessions"][0];
+    assert_eq!(
+        (given["route"].as_str(), given["dose_mg"].as_f64(), given["response_percent"].as_str()),
+        (Some("sc"), Some(17.5), Some("20.8")),
+        "{t}"
+    );
+    let cmax = given["predicted_cmax_ng_per_ml"].as_f64().unwrap();
+    assert!((140.0..170.0).contains(&cmax), "{cmax}");
     let decide = format!("/api/patients/{pid}/titration");
     nurse.post_json(&decide, &json!({"base_version": 1, "accept": true})).await.assert_status(403, "nurses do not decide");
     let r = prescriber.post_json(&decide, &json!({"base_version": 1, "accept": false, "reason": ""})).await;

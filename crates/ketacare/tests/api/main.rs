@@ -12,6 +12,7 @@ mod concurrency;
 mod dosing;
 mod outcomes;
 mod patients;
+mod pk;
 mod roles;
 mod screening;
 mod sessions;
