@@ -7,6 +7,10 @@
 //!   run the PostgreSQL half. The interop test runs when `python3` can import its pinned
 //!   libraries (`tests/interop/requirements.txt`); without them it is skipped with a note, except
 //!   under `CI=true`, where that is a failure.
+//! - Then the pharmacokinetic reference check (`tests/pk/reference.py --check`): the reference
+//!   curves the engine is tested against are recomputed from their independent 40-digit solver
+//!   and compared with the committed file (needs mpmath, `tests/pk/requirements-reference.txt`;
+//!   skipped with a note without it, except under `CI=true`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -14,6 +18,9 @@ use std::process::{Command, ExitCode};
 /// The interop test and what it needs, relative to the workspace root.
 const INTEROP_TEST: &str = "tests/interop/test_mllp_interop.py";
 const INTEROP_REQUIREMENTS: &str = "tests/interop/requirements.txt";
+/// The PK reference check and what it needs.
+const PK_REFERENCE: &str = "tests/pk/reference.py";
+const PK_REQUIREMENTS: &str = "tests/pk/requirements-reference.txt";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -32,6 +39,7 @@ fn test(extra: &[String]) -> ExitCode {
     let status = Command::new(&cargo).args(["test", "--workspace"]).args(extra).status();
     let ok = matches!(status, Ok(s) if s.success());
     let interop = if ok { interop(&cargo) } else { Interop::NotRun("the Rust suites failed first".into()) };
+    let pk = pk_reference();
     eprintln!();
     eprintln!("== Ketacare test summary ==");
     eprintln!("SQLite suites: {}", if ok { "passed" } else { "FAILED" });
@@ -65,7 +73,22 @@ fn test(extra: &[String]) -> ExitCode {
             true
         }
     };
-    if ok && interop_ok {
+    let pk_ok = match &pk {
+        Interop::Passed => {
+            eprintln!("PK reference check (tests/pk/reference.py --check, mpmath): ran and passed");
+            true
+        }
+        Interop::Failed(why) => {
+            eprintln!("PK reference check (tests/pk/reference.py --check, mpmath): FAILED ({why})");
+            false
+        }
+        Interop::NotRun(why) | Interop::NotInstalled(why) => {
+            eprintln!("PK reference check (tests/pk/reference.py --check, mpmath): DID NOT RUN ({why})");
+            eprintln!("  To run it: python3 -m pip install -r {PK_REQUIREMENTS} && cargo xtask test");
+            true
+        }
+    };
+    if ok && interop_ok && pk_ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -124,6 +147,27 @@ fn interop(cargo: &str) -> Interop {
     match status {
         Ok(s) if s.success() => Interop::Passed,
         Ok(s) => Interop::Failed(format!("python3 {INTEROP_TEST} exited with {s}")),
+        Err(e) => Interop::Failed(format!("python3 could not be started: {e}")),
+    }
+}
+
+/// Recomputes the PK reference curves with their independent solver and compares them with the
+/// committed file (under `CI=true` a missing mpmath is a failure).
+fn pk_reference() -> Interop {
+    let root = workspace_root();
+    let ci = std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
+    let importable = Command::new("python3").args(["-c", "import mpmath"]).env("PYTHONDONTWRITEBYTECODE", "1").output();
+    if !matches!(importable, Ok(ref o) if o.status.success()) {
+        let why = format!("python3 cannot import mpmath from {PK_REQUIREMENTS}");
+        return if ci { Interop::Failed(why) } else { Interop::NotInstalled(why) };
+    }
+    eprintln!();
+    eprintln!("== PK reference check: python3 {PK_REFERENCE} --check ==");
+    let status =
+        Command::new("python3").arg(root.join(PK_REFERENCE)).arg("--check").current_dir(&root).env("PYTHONDONTWRITEBYTECODE", "1").status();
+    match status {
+        Ok(s) if s.success() => Interop::Passed,
+        Ok(s) => Interop::Failed(format!("python3 {PK_REFERENCE} --check exited with {s}")),
         Err(e) => Interop::Failed(format!("python3 could not be started: {e}")),
     }
 }
