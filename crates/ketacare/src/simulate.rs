@@ -37,7 +37,14 @@ pub struct SimulateArgs {
 }
 
 fn errors_text(e: &FieldErrors) -> String {
-    e.iter().map(|x| format!("--{}: {}", x.field.replace('_', "-"), x.message)).collect::<Vec<_>>().join("\n")
+    e.iter()
+        .map(|x| match x.field.strip_prefix("regimen.") {
+            Some(f) => format!("regimen file, {f}: {}", x.message),
+            None if x.field.starts_with("events") => format!("{}: {}", x.field, x.message),
+            None => format!("--{}: {}", x.field.replace('_', "-"), x.message),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn number(errors: &mut FieldErrors, field: &str, v: &Option<String>, accepted: &str) -> Option<f64> {
@@ -318,4 +325,84 @@ fn text(s: &Simulation) -> String {
     out.push_str(CONTEXT_NOTE);
     out.push_str("\nThe curve itself: add --csv (time_min,cp_ng_per_ml,ce_ng_per_ml) or --json.");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn k() -> Knowledge {
+        Knowledge::load().expect("knowledge")
+    }
+
+    fn shortcut(route: &str, mg_per_kg: &str, minutes: Option<&str>) -> SimulateArgs {
+        SimulateArgs {
+            weight_kg: Some("70".into()),
+            route: Some(route.into()),
+            mg_per_kg: Some(mg_per_kg.into()),
+            minutes: minutes.map(Into::into),
+            ..SimulateArgs::default()
+        }
+    }
+
+    #[test]
+    fn json_has_the_summary_and_the_series() {
+        let a = SimulateArgs { json: true, c_at: Some("40,120".into()), ..shortcut("iv", "0.5", Some("40")) };
+        let (out, _) = run(&k(), &a, None).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        for key in ["cmax_ng_per_ml", "tmax_min", "auc_0_inf_ng_h_per_ml", "auc_0_t_ng_h_per_ml", "c_at", "minutes_above"] {
+            assert!(!v["summary"][key].is_null(), "{key}");
+        }
+        assert!((v["summary"]["cmax_ng_per_ml"].as_f64().unwrap() - 240.33).abs() < 0.01);
+        assert_eq!(v["series"]["time_min"].as_array().unwrap().len(), 361);
+    }
+
+    #[test]
+    fn csv_has_one_row_per_grid_point_and_warnings_apart() {
+        let a = SimulateArgs {
+            csv: true,
+            from: Some("0".into()),
+            to: Some("120".into()),
+            step: Some("0.5".into()),
+            ..shortcut("sc", "1", None)
+        };
+        let (out, err) = run(&k(), &a, None).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], "time_min,cp_ng_per_ml,ce_ng_per_ml");
+        assert_eq!(lines.len(), 1 + 241);
+        assert!(lines[1].starts_with("0,0,0"));
+        assert!(err.contains("ASSUMED"), "warnings go to standard error: {err}");
+    }
+
+    #[test]
+    fn a_regimen_file_with_hydrochloride_doses() {
+        let text = r#"{"events": [{"kind": "bolus", "route": "sc", "at_min": 0, "dose_mg": 80.7}], "salt": "hydrochloride"}"#;
+        let a = SimulateArgs { weight_kg: Some("70".into()), ..SimulateArgs::default() };
+        let (out, _) = run(&k(), &a, Some(text)).unwrap();
+        assert!(out.contains("hydrochloride") && out.contains("0.867"), "{out}");
+        assert!(out.contains("subcutaneous 70.0 mg"), "80.7 mg of the salt is 70 mg of base: {out}");
+    }
+
+    #[test]
+    fn bad_input_names_the_option_and_the_accepted_form() {
+        let cases: Vec<(SimulateArgs, Option<&str>, &str)> = vec![
+            (SimulateArgs { weight_kg: Some("154 lb".into()), ..shortcut("iv", "0.5", Some("40")) }, None, "--weight-kg"),
+            (shortcut("sc", "50", None), None, "0.5, not 50"),
+            (shortcut("oral", "1", None), None, "--route: must be iv, sc"),
+            (shortcut("sc", "1", Some("40")), None, "--minutes"),
+            (SimulateArgs { weight_kg: Some("70".into()), ..SimulateArgs::default() }, None, "give --regimen FILE"),
+            (SimulateArgs { weight_kg: Some("70".into()), ..SimulateArgs::default() }, Some("{\"events\": [}"), "is not valid JSON"),
+            (
+                SimulateArgs { weight_kg: Some("70".into()), ..SimulateArgs::default() },
+                Some(r#"{"events": [{"kind": "bolus", "route": "sc", "dose_mg": 70, "f": 93}]}"#),
+                "events[0].f",
+            ),
+            (SimulateArgs { step: Some("0".into()), ..shortcut("iv", "0.5", Some("40")) }, None, "--step"),
+            (SimulateArgs { json: true, csv: true, ..shortcut("iv", "0.5", Some("40")) }, None, "--csv"),
+        ];
+        for (a, text, want) in cases {
+            let e = run(&k(), &a, text).expect_err(want);
+            assert!(e.contains(want), "{want}: {e}");
+        }
+    }
 }
