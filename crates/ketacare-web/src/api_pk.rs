@@ -483,6 +483,16 @@ impl From<&Simulation> for SimulationDto {
     }
 }
 
+/// Runs a simulation off the async workers (a year of doses on a fine grid takes a fraction of
+/// a second of CPU).
+async fn run(state: &AppState, r: PkRequest) -> ApiResult<Simulation> {
+    let app = state.app.clone();
+    match tokio::task::spawn_blocking(move || app.simulate(&r)).await {
+        Ok(result) => result.map_err(WebError::api),
+        Err(_) => Err(WebError::api(AppError::Internal("the simulation did not finish".into()))),
+    }
+}
+
 async fn may_simulate(state: &AppState, p: &ketacare_app::Principal) -> ApiResult<()> {
     if p.can(Permission::ReadDeidentified) {
         return Ok(());
@@ -499,7 +509,7 @@ async fn simulate(State(state): State<AppState>, Auth(p): Auth, req: Request) ->
     may_simulate(&state, &p).await?;
     let r: SimulateRequest = json(req, &state).await?;
     let r = r.into_request(None).map_err(|e| WebError::api(AppError::Validation(e)))?;
-    let s = state.app.simulate(&r).map_err(WebError::api)?;
+    let s = run(&state, r).await?;
     Ok(Json(SimulationDto::from(&s)))
 }
 
@@ -517,7 +527,7 @@ async fn simulate_patient(
     let r: SimulateRequest = json(req, &state).await?;
     let subject = state.app.pk_subject(&p, patient).await.map_err(WebError::api)?;
     let r = r.into_request(Some(subject)).map_err(|e| WebError::api(AppError::Validation(e)))?;
-    let s = state.app.simulate(&r).map_err(WebError::api)?;
+    let s = run(&state, r).await?;
     Ok(Json(SimulationDto::from(&s)))
 }
 
@@ -593,12 +603,17 @@ async fn compare(State(state): State<AppState>, Auth(p): Auth, req: Request) -> 
             engine: None,
             band: Some(true),
         };
-        match sr.into_request(None).and_then(|q| {
-            state.app.simulate(&q).map_err(|e| match e {
-                AppError::Validation(f) => f,
-                other => FieldErrors::single("regimen", other.to_string()),
-            })
-        }) {
+        let outcome = match sr.into_request(None) {
+            Ok(q) => match run(&state, q).await {
+                Ok(s) => Ok(s),
+                Err(e) => match e.inner {
+                    AppError::Validation(f) => Err(f),
+                    other => return Err(WebError::api(other)),
+                },
+            },
+            Err(f) => Err(f),
+        };
+        match outcome {
             Ok(s) => curves.push(CompareCurve { label: item.label, simulation: SimulationDto::from(&s) }),
             Err(e) => errors.extend_prefixed(&format!("regimens[{i}]."), e),
         }

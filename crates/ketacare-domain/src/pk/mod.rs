@@ -176,6 +176,10 @@ impl Default for Grid {
 
 /// Most points on one time grid.
 pub const MAX_POINTS: usize = 200_001;
+/// Most points for which the Monte Carlo band is computed (it holds every subject's curve).
+pub const BAND_MAX_POINTS: usize = 4_001;
+/// Most doses for which the Monte Carlo band is computed.
+pub const BAND_MAX_EVENTS: usize = 200;
 
 impl Grid {
     /// The times, ascending; the last is `to` even when the step does not divide the window.
@@ -432,8 +436,9 @@ pub fn simulate(k: &PkKnowledge, req: &Request) -> Result<Simulation, FieldError
         ),
     };
     let (from, to) = (req.grid.from_min, req.grid.to_min);
-    let (cmax, tmax) = summary::maximum(&traj, Site::Plasma, from, to);
-    let (ce_max, ce_tmax) = summary::maximum(&traj, Site::Effect, from, to);
+    let plasma = summary::Curve::new(&traj, Site::Plasma, from, to);
+    let (cmax, tmax) = plasma.maximum();
+    let (ce_max, ce_tmax) = summary::Curve::new(&traj, Site::Effect, from, to).maximum();
     let thresholds: Vec<f64> = if req.thresholds_ng_per_ml.is_empty() {
         k.bands.iter().map(|b| b.low_ng_per_ml).filter(|l| *l > 0.0).collect()
     } else {
@@ -457,10 +462,17 @@ pub fn simulate(k: &PkKnowledge, req: &Request) -> Result<Simulation, FieldError
                 (*t, to_ng(s.cp()), to_ng(s.ce()))
             })
             .collect(),
-        minutes_above: thresholds.iter().map(|c| (*c, summary::minutes_above(&traj, Site::Plasma, from, to, c / NG_PER_MG))).collect(),
+        minutes_above: thresholds.iter().map(|c| (*c, plasma.minutes_above(c / NG_PER_MG))).collect(),
     };
     let warnings = warnings(k, &model, req, &doses, s_only, ke0);
-    let (band, band_absent_reason) = if req.band {
+    let (band, band_absent_reason) = if req.band && (times.len() > BAND_MAX_POINTS || events.len() > BAND_MAX_EVENTS) {
+        (
+            None,
+            Some(format!(
+                "the band is computed for at most {BAND_MAX_POINTS} time points and {BAND_MAX_EVENTS} doses; use a larger step or fewer doses"
+            )),
+        )
+    } else if req.band {
         match population::band(&model, w, ke0, &events, &k.routes, &times, k.band_subjects, k.band_seed) {
             Some(mut b) => {
                 for v in b.p05.iter_mut().chain(b.p50.iter_mut()).chain(b.p95.iter_mut()) {

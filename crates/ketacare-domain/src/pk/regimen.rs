@@ -171,7 +171,7 @@ impl DoseEvent {
 /// Longest time the simulator accepts (one year), min.
 pub const MAX_TIME_MIN: f64 = 525_600.0;
 /// Most dose events in one regimen.
-pub const MAX_EVENTS: usize = 5_000;
+pub const MAX_EVENTS: usize = 1_000;
 /// Largest single dose the simulator accepts, mg (far above any clinical dose; catches unit slips).
 pub const MAX_DOSE_MG: f64 = 10_000.0;
 

@@ -98,47 +98,71 @@ fn pieces(traj: &Trajectory, site: Site, from: f64, to: f64) -> Vec<Piece> {
     out
 }
 
-/// The highest concentration over [from, to] and when (mg/L, min). At a bolus the curve is
-/// right-continuous, so the value at the bolus time counts.
-pub fn maximum(traj: &Trajectory, site: Site, from: f64, to: f64) -> (f64, f64) {
-    let mut best = (value(&traj.state_at(from), site), from);
-    // Equal peaks (repeated identical doses) report the first: a later one must be higher by
-    // more than rounding.
-    for p in pieces(traj, site, from, to) {
-        for (v, t) in [(p.fa, p.a), (p.fb, p.b)] {
-            if v > best.0 * (1.0 + 1e-12) {
-                best = (v, t);
+/// The curve over a window split into monotone pieces, computed once and used for every metric.
+pub struct Curve<'a> {
+    traj: &'a Trajectory,
+    site: Site,
+    from: f64,
+    pieces: Vec<Piece>,
+}
+
+impl<'a> Curve<'a> {
+    /// Splits the curve over [from, to] into monotone pieces.
+    pub fn new(traj: &'a Trajectory, site: Site, from: f64, to: f64) -> Curve<'a> {
+        Curve { traj, site, from, pieces: pieces(traj, site, from, to) }
+    }
+
+    /// The highest concentration and when (mg/L, min). At a bolus the curve is right-continuous,
+    /// so the value at the bolus time counts. Of equal peaks (repeated identical doses) the
+    /// first is reported: a later one must be higher by more than rounding.
+    pub fn maximum(&self) -> (f64, f64) {
+        let mut best = (value(&self.traj.state_at(self.from), self.site), self.from);
+        for p in &self.pieces {
+            for (v, t) in [(p.fa, p.a), (p.fb, p.b)] {
+                if v > best.0 * (1.0 + 1e-12) {
+                    best = (v, t);
+                }
             }
         }
+        best
     }
-    best
+
+    /// Minutes during which the concentration is above `threshold` (mg/L).
+    pub fn minutes_above(&self, threshold: f64) -> f64 {
+        let mut total = 0.0;
+        for p in &self.pieces {
+            let (above_a, above_b) = (p.fa > threshold, p.fb > threshold);
+            if above_a && above_b {
+                total += p.b - p.a;
+            } else if above_a != above_b {
+                // One crossing in a monotone piece: bisection on the value.
+                let base = self.traj.state_at(p.a);
+                let (mut lo, mut hi) = (p.a, p.b);
+                for _ in 0..200 {
+                    let mid = 0.5 * (lo + hi);
+                    if mid <= lo || mid >= hi || hi - lo <= 1e-12 * hi.abs().max(1.0) {
+                        break;
+                    }
+                    if (value(&self.traj.advance(&base, mid - p.a), self.site) > threshold) == above_a {
+                        lo = mid;
+                    } else {
+                        hi = mid;
+                    }
+                }
+                let x = 0.5 * (lo + hi);
+                total += if above_a { x - p.a } else { p.b - x };
+            }
+        }
+        total
+    }
+}
+
+/// The highest concentration over [from, to] and when (mg/L, min); see [`Curve::maximum`].
+pub fn maximum(traj: &Trajectory, site: Site, from: f64, to: f64) -> (f64, f64) {
+    Curve::new(traj, site, from, to).maximum()
 }
 
 /// Minutes over [from, to] during which the concentration is above `threshold` (mg/L).
 pub fn minutes_above(traj: &Trajectory, site: Site, from: f64, to: f64, threshold: f64) -> f64 {
-    let mut total = 0.0;
-    for p in pieces(traj, site, from, to) {
-        let (above_a, above_b) = (p.fa > threshold, p.fb > threshold);
-        if above_a && above_b {
-            total += p.b - p.a;
-        } else if above_a != above_b {
-            // One crossing in a monotone piece: bisection on the value.
-            let base = traj.state_at(p.a);
-            let (mut lo, mut hi) = (p.a, p.b);
-            for _ in 0..200 {
-                let mid = 0.5 * (lo + hi);
-                if mid <= lo || mid >= hi || hi - lo <= 1e-12 * hi.abs().max(1.0) {
-                    break;
-                }
-                if (value(&traj.advance(&base, mid - p.a), site) > threshold) == above_a {
-                    lo = mid;
-                } else {
-                    hi = mid;
-                }
-            }
-            let x = 0.5 * (lo + hi);
-            total += if above_a { x - p.a } else { p.b - x };
-        }
-    }
-    total
+    Curve::new(traj, site, from, to).minutes_above(threshold)
 }
