@@ -26,6 +26,8 @@
 //!   patient's response and tolerability.
 //! - [`pk`]: pharmacokinetic simulation: exact concentrations of any regimen, exposure metrics,
 //!   warnings and the uncertainty band.
+//! - [`safety`]: long-term safety: cumulative exposure, tolerance and misuse signals, bladder
+//!   and liver surveillance, reviews and the care plan.
 //! - [`access`]: roles, permissions and the de-identified view.
 //! - [`audit`]: the audit entry model (mirrors FHIR AuditEvent).
 //! - [`wording`]: a clinic's licensed item wording, checked against its instrument.
@@ -44,6 +46,7 @@ pub mod order;
 pub mod patient;
 pub mod pk;
 pub mod record;
+pub mod safety;
 pub mod screening;
 pub mod session;
 pub mod titration;
