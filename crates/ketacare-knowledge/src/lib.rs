@@ -8,6 +8,7 @@
 pub mod dosing;
 pub mod instruments;
 pub mod pk;
+pub mod safety;
 pub mod screening;
 pub mod session;
 pub mod wording;
@@ -261,6 +262,8 @@ pub struct Knowledge {
     pub monitor_codes: ketacare_domain::session::MonitorCodes,
     /// Pharmacokinetic models, routes and concentration bands of the regimen simulator.
     pub pk: ketacare_domain::pk::PkKnowledge,
+    /// Long-term safety rules.
+    pub safety: ketacare_domain::safety::SafetyRules,
     common_passwords: Vec<&'static str>,
 }
 
@@ -324,6 +327,7 @@ impl Knowledge {
         let (titration, titration_table) = dosing::load_titration()?;
         let (session, session_table) = session::load_session()?;
         let (pk, pk_table) = pk::load_pk()?;
+        let (safety, safety_table) = safety::load_safety()?;
         let monitor_codes = session::load_monitor_codes()?;
         if !assessment_timing.timepoints.iter().any(|t| t.key == titration.response_timepoint) {
             return Err(KnowledgeError::Inconsistent {
@@ -362,6 +366,7 @@ impl Knowledge {
             session,
             monitor_codes,
             pk,
+            safety,
             assessment_timing,
             common_passwords,
         })
