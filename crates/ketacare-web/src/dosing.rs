@@ -111,7 +111,14 @@ pub fn result_markup(r: &DoseResult) -> Markup {
     }
 }
 
-async fn calculator_body(state: &AppState, p: &Principal, values: &Fields, errors: &FieldErrors, result: Option<&DoseResult>) -> Markup {
+async fn calculator_body(
+    state: &AppState,
+    p: &Principal,
+    values: &Fields,
+    errors: &FieldErrors,
+    result: Option<&DoseResult>,
+    prediction: Option<Markup>,
+) -> Markup {
     let library = state.app.drug_library_in_force().await;
     let lib = library.as_ref().unwrap_or(&state.app.knowledge().drug_library);
     html! {
@@ -124,7 +131,10 @@ async fn calculator_body(state: &AppState, p: &Principal, values: &Fields, error
                 (dose_fields(lib, values, errors, true))
                 button.primary type="submit" { "Calculate" }
             }
-            div { @if let Some(r) = result { (result_markup(r)) } }
+            div {
+                @if let Some(r) = result { (result_markup(r)) }
+                @if let Some(m) = prediction { (m) }
+            }
         }
     }
 }
@@ -133,7 +143,7 @@ async fn calculator_page(State(state): State<AppState>, Auth(p): Auth) -> PageRe
     state.app.authorize(&p, Permission::ReadPatients, "DoseCalculation").await.map_err(ui)?;
     let mut values = Fields::new();
     values.insert("route".into(), "iv".into());
-    let b = calculator_body(&state, &p, &values, &FieldErrors::new(), None).await;
+    let b = calculator_body(&state, &p, &values, &FieldErrors::new(), None, None).await;
     Ok(layout(Some(&p), "Dose calculator", b).into_response())
 }
 
@@ -142,14 +152,28 @@ async fn calculate(State(state): State<AppState>, Auth(p): Auth, Form(form): For
     match state.app.calculate_dose(&p, &dose_input(&form)).await {
         Ok(r) => {
             let status = if r.refused() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
-            let b = calculator_body(&state, &p, &form, &FieldErrors::new(), Some(&r)).await;
+            let prediction = if r.refused() { None } else { dose_prediction(&state, &form, &r) };
+            let b = calculator_body(&state, &p, &form, &FieldErrors::new(), Some(&r), prediction).await;
             Ok((status, layout(Some(&p), "Dose calculator", b)).into_response())
         }
         Err(AppError::Validation(e)) => {
-            let b = calculator_body(&state, &p, &form, &e, None).await;
+            let b = calculator_body(&state, &p, &form, &e, None, None).await;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, layout(Some(&p), "Dose calculator", b)).into_response())
         }
         Err(e) => Err(ui(e)),
+    }
+}
+
+/// The planned dose's predicted curve: the calculated dose, route and minutes at the measured
+/// body weight (the models take total body weight, whatever basis the dose was calculated on).
+fn dose_prediction(state: &AppState, form: &Fields, r: &DoseResult) -> Option<Markup> {
+    let weight = state.app.parse_dose(&dose_input(form)).map(|q| q.weight_kg).unwrap_or(r.weight_used_kg);
+    match state.app.dose_exposure(r.route, r.dose_mg, r.minutes, weight) {
+        Ok(s) => Some(crate::pk::dose_prediction(&s, r.route, r.dose_mg, r.minutes, weight)),
+        Err(e) => {
+            tracing::warn!(error = %e, "no predicted curve for a calculated dose");
+            None
+        }
     }
 }
 
@@ -627,7 +651,7 @@ async fn dosing_body(
     let titration = state.app.titration(p, patient).await.map_err(ui)?;
     let library = state.app.drug_library_in_force().await.map_err(ui)?;
     Ok(html! {
-        p { a href=(format!("/patients/{id}")) { "← Chart" } " · " a href=(format!("/patients/{id}/screening")) { "Screening" } }
+        p { a href=(format!("/patients/{id}")) { "← Chart" } " · " a href=(format!("/patients/{id}/screening")) { "Screening" } " · " a href=(format!("/simulate?patient={id}")) { "Compare regimens in the simulator" } }
         h1 { "Dosing" }
         p.muted { (pv.demographics.name.display()) " · MRN " (pv.demographics.mrn.as_str()) }
         @if !v.blocking.is_empty() { div.alert.alert-error role="alert" { strong { "No dose while an absolute contraindication stands: " } (v.blocking.join("; ")) } }
@@ -699,6 +723,7 @@ async fn dosing_body(
                 }
             }
         }
+        @if let Some(t) = &titration { (crate::pk::exposure_response(t, id)) }
         section #orders {
             h2 { "Dose orders" }
             (error_summary(&{ let mut e2 = FieldErrors::new(); for x in errors.iter().filter(|x| ["approver", "checker"].contains(&x.field.as_str()) || x.field.ends_with("_checker")) { e2.add(&x.field, x.message.clone()); } e2 }))

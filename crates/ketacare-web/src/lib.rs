@@ -24,9 +24,11 @@ pub mod extract;
 mod forms;
 mod outcomes;
 mod pages;
+mod pk;
 mod screening;
 pub mod screening_doc;
 mod session;
+mod svg_chart;
 mod views;
 
 use axum::extract::{Request, State};
@@ -137,6 +139,7 @@ pub fn router(state: AppState) -> Router {
         .merge(screening::routes())
         .merge(dosing::routes())
         .merge(dosing::patient_routes())
+        .merge(pk::routes())
         .merge(session::routes())
         .nest("/api", api::routes())
         .route("/health", get(health))
