@@ -35,6 +35,9 @@ pub enum RecordInput {
     TreatmentPlan,
     /// A dose order: made on the dosing page with the weight measured today.
     DoseOrder,
+    /// Lab results, safety observations, reviews and the care plan: made on the patient's
+    /// safety page (or its API), where their own checks apply.
+    SafetyRecord(RecordKind),
 }
 
 impl RecordInput {
@@ -49,6 +52,7 @@ impl RecordInput {
             RecordInput::PriorTreatment(_) => RecordKind::PriorTreatment,
             RecordInput::Condition(_) => RecordKind::Condition,
             RecordInput::Screening => RecordKind::Screening,
+            RecordInput::SafetyRecord(k) => *k,
             RecordInput::TreatmentPlan => RecordKind::TreatmentPlan,
             RecordInput::DoseOrder => RecordKind::DoseOrder,
         }
@@ -99,6 +103,9 @@ impl App {
             RecordInput::Condition(c) => ClinicalRecord::Condition(c.validate(&self.knowledge.screening)?),
             RecordInput::TreatmentPlan | RecordInput::DoseOrder => {
                 return Err(FieldErrors::single("kind", "treatment plans and dose orders are made on the patient's dosing page (or /api/patients/{id}/plans and /orders), not entered as records").into())
+            }
+            RecordInput::SafetyRecord(_) => {
+                return Err(FieldErrors::single("kind", "lab results, safety observations, benefit-risk reviews and the care plan are entered on the patient's Safety page (or /api/patients/{id}/safety/...), not as generic records").into())
             }
             RecordInput::Screening => {
                 return Err(FieldErrors::single("kind", "a screening verdict is signed on the patient's screening page (or POST /api/patients/{id}/screening/sign), not entered as a record").into())

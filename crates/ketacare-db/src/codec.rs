@@ -15,6 +15,9 @@ use ketacare_domain::ids::{AlertId, PatientId, RecordId, RequestId, ScheduleId, 
 use ketacare_domain::order::{DoseOrderRecord, DoubleCheck, OrderStatus, PlanSession, TreatmentPlanRecord};
 use ketacare_domain::patient::{Contact, DateOfBirth, Demographics, EmergencyContact, Mrn, PersonName, Sex};
 use ketacare_domain::record::*;
+use ketacare_domain::safety::{
+    CarePlan, Goal, GoalKind, LabResult, LabTest, ReviewDecision, SafetyEvent, SafetyEventKind, SafetyReview, Therapy,
+};
 use ketacare_domain::screening::{
     Acceptance, Category, ConditionRecord, Finding, PriorTreatment, PriorTreatmentRecord, ResistanceStatus, ScreeningRecord, Severity,
     TreatmentKind, TrialJudgement, TrialStatus, Verdict,
@@ -174,6 +177,36 @@ enum RecordJson {
         knowledge_version: String,
         note: Option<String>,
     },
+    LabResult {
+        test: String,
+        value: Decimal,
+        unit: String,
+        uln: Decimal,
+        sampled_at: DateTime<Utc>,
+        lab: Option<String>,
+    },
+    SafetyEvent {
+        event: String,
+        at: DateTime<Utc>,
+        score: Option<u8>,
+        positive: Option<bool>,
+        substances: Option<String>,
+        note: Option<String>,
+    },
+    SafetyReview {
+        decision: String,
+        reasons: String,
+        evidence: Vec<String>,
+        signals: Vec<String>,
+        next_review: NaiveDate,
+    },
+    CarePlan {
+        goals: Vec<GoalJson>,
+        therapies: Vec<TherapyJson>,
+        responsible: Vec<String>,
+        next_review: Option<NaiveDate>,
+        notes: Option<String>,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -230,6 +263,23 @@ struct AcceptanceJson {
 }
 
 /// Encodes record content as the stored JSON document.
+#[derive(Serialize, Deserialize)]
+struct GoalJson {
+    kind: String,
+    text: String,
+    instrument: Option<String>,
+    target: Option<Decimal>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct TherapyJson {
+    kind: String,
+    description: String,
+    who: String,
+    frequency: String,
+    attendance: Vec<(NaiveDate, bool)>,
+}
+
 pub fn encode_record(r: &ClinicalRecord) -> String {
     let j = match r {
         ClinicalRecord::Diagnosis(d) => RecordJson::Diagnosis {
@@ -340,6 +390,58 @@ pub fn encode_record(r: &ClinicalRecord) -> String {
                 dose_mg: c.dose_mg,
                 at: c.at,
             }),
+        },
+        ClinicalRecord::LabResult(l) => RecordJson::LabResult {
+            test: l.test.code().to_owned(),
+            value: l.value,
+            unit: l.unit.clone(),
+            uln: l.uln,
+            sampled_at: l.sampled_at,
+            lab: l.lab.clone(),
+        },
+        ClinicalRecord::SafetyEvent(e) => RecordJson::SafetyEvent {
+            event: e.kind.code().to_owned(),
+            at: e.at,
+            score: e.score,
+            positive: e.positive,
+            substances: e.substances.clone(),
+            note: e.note.clone(),
+        },
+        ClinicalRecord::SafetyReview(r) => RecordJson::SafetyReview {
+            decision: r.decision.code().to_owned(),
+            reasons: r.reasons.clone(),
+            evidence: r.evidence.clone(),
+            signals: r.signals.clone(),
+            next_review: r.next_review,
+        },
+        ClinicalRecord::CarePlan(c) => RecordJson::CarePlan {
+            goals: c
+                .goals
+                .iter()
+                .map(|g| GoalJson {
+                    kind: match g.kind {
+                        GoalKind::Score => "score".into(),
+                        GoalKind::Functional => "functional".into(),
+                    },
+                    text: g.text.clone(),
+                    instrument: g.instrument.clone(),
+                    target: g.target,
+                })
+                .collect(),
+            therapies: c
+                .therapies
+                .iter()
+                .map(|t| TherapyJson {
+                    kind: t.kind.clone(),
+                    description: t.description.clone(),
+                    who: t.who.clone(),
+                    frequency: t.frequency.clone(),
+                    attendance: t.attendance.clone(),
+                })
+                .collect(),
+            responsible: c.responsible.clone(),
+            next_review: c.next_review,
+            notes: c.notes.clone(),
         },
         ClinicalRecord::Screening(x) => RecordJson::Screening {
             verdict: x.verdict.code().to_owned(),
@@ -523,6 +625,47 @@ pub fn decode_record(s: &str) -> Result<ClinicalRecord, DbError> {
                 at: c.at,
             }),
         })),
+        RecordJson::LabResult { test, value, unit, uln, sampled_at, lab } => ClinicalRecord::LabResult(LabResult {
+            test: LabTest::parse(&test).ok_or_else(|| corrupt(format!("lab test {test}")))?,
+            value,
+            unit,
+            uln,
+            sampled_at,
+            lab,
+        }),
+        RecordJson::SafetyEvent { event, at, score, positive, substances, note } => ClinicalRecord::SafetyEvent(SafetyEvent {
+            kind: SafetyEventKind::parse(&event).ok_or_else(|| corrupt(format!("safety event {event}")))?,
+            at,
+            score,
+            positive,
+            substances,
+            note,
+        }),
+        RecordJson::SafetyReview { decision, reasons, evidence, signals, next_review } => ClinicalRecord::SafetyReview(SafetyReview {
+            decision: ReviewDecision::parse(&decision).ok_or_else(|| corrupt(format!("review decision {decision}")))?,
+            reasons,
+            evidence,
+            signals,
+            next_review,
+        }),
+        RecordJson::CarePlan { goals, therapies, responsible, next_review, notes } => ClinicalRecord::CarePlan(CarePlan {
+            goals: goals
+                .into_iter()
+                .map(|g| Goal {
+                    kind: if g.kind == "score" { GoalKind::Score } else { GoalKind::Functional },
+                    text: g.text,
+                    instrument: g.instrument,
+                    target: g.target,
+                })
+                .collect(),
+            therapies: therapies
+                .into_iter()
+                .map(|t| Therapy { kind: t.kind, description: t.description, who: t.who, frequency: t.frequency, attendance: t.attendance })
+                .collect(),
+            responsible,
+            next_review,
+            notes,
+        }),
         RecordJson::Screening { verdict, findings, trials, resistance, resistance_definition, acceptances, knowledge_version, note } => {
             let mut fs = Vec::with_capacity(findings.len());
             for f in findings {

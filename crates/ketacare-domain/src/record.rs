@@ -115,11 +115,19 @@ pub enum RecordKind {
     TreatmentPlan,
     /// A dose ordered for a session (FHIR MedicationRequest).
     DoseOrder,
+    /// A lab result with the laboratory's upper limit of normal (FHIR Observation, laboratory).
+    LabResult,
+    /// A safety observation: requests, craving, substance use, toxicology, haematuria (FHIR Observation).
+    SafetyEvent,
+    /// A signed benefit-risk review (FHIR ClinicalImpression).
+    SafetyReview,
+    /// The care plan: goals, psychotherapy, responsible clinicians (FHIR CarePlan).
+    CarePlan,
 }
 
 impl RecordKind {
     /// All kinds.
-    pub const ALL: [RecordKind; 11] = [
+    pub const ALL: [RecordKind; 15] = [
         RecordKind::Diagnosis,
         RecordKind::Medication,
         RecordKind::Allergy,
@@ -131,6 +139,10 @@ impl RecordKind {
         RecordKind::Screening,
         RecordKind::TreatmentPlan,
         RecordKind::DoseOrder,
+        RecordKind::LabResult,
+        RecordKind::SafetyEvent,
+        RecordKind::SafetyReview,
+        RecordKind::CarePlan,
     ];
     /// Stable code.
     pub fn code(self) -> &'static str {
@@ -146,12 +158,16 @@ impl RecordKind {
             RecordKind::Screening => "screening",
             RecordKind::TreatmentPlan => "treatment_plan",
             RecordKind::DoseOrder => "dose_order",
+            RecordKind::LabResult => "lab_result",
+            RecordKind::SafetyEvent => "safety_event",
+            RecordKind::SafetyReview => "safety_review",
+            RecordKind::CarePlan => "care_plan",
         }
     }
     /// Parses a stable code.
     pub fn parse(s: &str) -> Result<Self, String> {
         Self::ALL.into_iter().find(|k| k.code() == s).ok_or_else(|| {
-            "must be one of diagnosis, medication, allergy, encounter, observation, assessment, prior_treatment, condition, screening"
+            "must be one of diagnosis, medication, allergy, encounter, observation, assessment, prior_treatment, condition, screening, lab_result, safety_event, care_plan"
                 .to_owned()
         })
     }
@@ -169,6 +185,10 @@ impl RecordKind {
             RecordKind::Screening => "Screening verdict",
             RecordKind::TreatmentPlan => "Treatment plan",
             RecordKind::DoseOrder => "Dose order",
+            RecordKind::LabResult => "Lab result",
+            RecordKind::SafetyEvent => "Safety observation",
+            RecordKind::SafetyReview => "Benefit-risk review",
+            RecordKind::CarePlan => "Care plan",
         }
     }
 }
@@ -419,6 +439,14 @@ pub enum ClinicalRecord {
     TreatmentPlan(crate::order::TreatmentPlanRecord),
     /// A dose order.
     DoseOrder(Box<crate::order::DoseOrderRecord>),
+    /// A lab result.
+    LabResult(crate::safety::LabResult),
+    /// A safety observation.
+    SafetyEvent(crate::safety::SafetyEvent),
+    /// A signed benefit-risk review.
+    SafetyReview(crate::safety::SafetyReview),
+    /// The care plan.
+    CarePlan(crate::safety::CarePlan),
 }
 
 impl ClinicalRecord {
@@ -436,6 +464,10 @@ impl ClinicalRecord {
             ClinicalRecord::Screening(_) => RecordKind::Screening,
             ClinicalRecord::TreatmentPlan(_) => RecordKind::TreatmentPlan,
             ClinicalRecord::DoseOrder(_) => RecordKind::DoseOrder,
+            ClinicalRecord::LabResult(_) => RecordKind::LabResult,
+            ClinicalRecord::SafetyEvent(_) => RecordKind::SafetyEvent,
+            ClinicalRecord::SafetyReview(_) => RecordKind::SafetyReview,
+            ClinicalRecord::CarePlan(_) => RecordKind::CarePlan,
         }
     }
     /// One-line summary for lists and history.
@@ -455,6 +487,31 @@ impl ClinicalRecord {
             ClinicalRecord::Screening(s) => format!("{} ({} findings)", s.verdict.label(), s.findings.len()),
             ClinicalRecord::TreatmentPlan(p) => p.summary(),
             ClinicalRecord::DoseOrder(o) => o.summary(),
+            ClinicalRecord::LabResult(l) => {
+                format!(
+                    "{} {} {} ({} x ULN) sampled {}",
+                    l.test.label(),
+                    l.value.normalize(),
+                    l.unit,
+                    l.multiple().normalize(),
+                    l.sampled_at.format("%Y-%m-%d")
+                )
+            }
+            ClinicalRecord::SafetyEvent(e) => {
+                let detail = match (e.score, e.positive, &e.substances) {
+                    (Some(s), _, _) => format!(" {s}/10"),
+                    (_, Some(p), subs) => format!(
+                        " {}{}",
+                        if p { "positive" } else { "negative" },
+                        subs.as_ref().map(|x| format!(": {x}")).unwrap_or_default()
+                    ),
+                    (_, _, Some(subs)) => format!(": {subs}"),
+                    _ => String::new(),
+                };
+                format!("{}{detail} on {}", e.kind.label(), e.at.format("%Y-%m-%d"))
+            }
+            ClinicalRecord::SafetyReview(r) => format!("Benefit-risk review: {}; next review {}", r.decision.label(), r.next_review),
+            ClinicalRecord::CarePlan(c) => format!("Care plan: {} goals, {} therapies", c.goals.len(), c.therapies.len()),
         }
     }
 }

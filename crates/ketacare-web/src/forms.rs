@@ -110,6 +110,9 @@ pub fn record_input(kind: RecordKind, m: &Fields) -> RecordInput {
         RecordKind::Screening => RecordInput::Screening,
         RecordKind::TreatmentPlan => RecordInput::TreatmentPlan,
         RecordKind::DoseOrder => RecordInput::DoseOrder,
+        RecordKind::LabResult | RecordKind::SafetyEvent | RecordKind::SafetyReview | RecordKind::CarePlan => {
+            RecordInput::SafetyRecord(kind)
+        }
         RecordKind::Observation => RecordInput::Observation(ObservationInput {
             code: f(m, "code"),
             system: f(m, "system"),
@@ -217,6 +220,7 @@ pub fn record_fields(r: &ClinicalRecord, catalogue: &[DiagnosisChoice]) -> Field
             put("route", x.route.code().into());
             put("status", x.status.code().into());
         }
+        ClinicalRecord::LabResult(_) | ClinicalRecord::SafetyEvent(_) | ClinicalRecord::SafetyReview(_) | ClinicalRecord::CarePlan(_) => {}
         ClinicalRecord::Screening(x) => {
             put("verdict", x.verdict.code().into());
             put("note", x.note.clone().unwrap_or_default());

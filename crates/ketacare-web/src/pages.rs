@@ -681,6 +681,9 @@ fn record_form_body(
                 RecordKind::TreatmentPlan | RecordKind::DoseOrder => {
                     p.notice { "Treatment plans and dose orders are made on the patient's dosing page." }
                 }
+                RecordKind::LabResult | RecordKind::SafetyEvent | RecordKind::SafetyReview | RecordKind::CarePlan => {
+                    p.notice { "Lab results, safety observations, benefit-risk reviews and the care plan are entered on the patient's Safety page." }
+                }
                 RecordKind::Observation => {
                     (input("code", "LOINC code", values, errors, "text", Some("For example 8310-5 (body temperature)")))
                     (input("display", "What was observed", values, errors, "text", None))
