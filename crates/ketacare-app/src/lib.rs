@@ -14,6 +14,7 @@ mod outcomes;
 mod patients;
 mod pk;
 mod records;
+mod safety;
 mod screening;
 mod session;
 
@@ -25,6 +26,7 @@ pub use outcomes::{LinkProblem, LoadedWording, OpenQuestionnaire, OutcomeView, S
 pub use patients::{Chart, DeidentifiedPatient, Measurement};
 pub use pk::{dose_events, Exposure};
 pub use records::{MeasurementInput, RecordInput};
+pub use safety::{BoardRow, SafetyView, ScaleTrend};
 pub use screening::{LiverInput, ScreeningView, SignInput, VitalsInput};
 pub use session::{
     BoardChair, BookingInput, ChecksInput, GateView, IngestOutcome, LiveAlarm, MonitorBatch, Prompt, ReadingInput, SessionAction,

@@ -97,7 +97,7 @@ fn whole(d: Decimal) -> Option<u32> {
     u32::try_from(d.round().mantissa() / 10i128.pow(d.round().scale())).ok()
 }
 
-fn parse_at(raw: &str, now: DateTime<Utc>, field: &str, e: &mut FieldErrors) -> DateTime<Utc> {
+pub(crate) fn parse_at(raw: &str, now: DateTime<Utc>, field: &str, e: &mut FieldErrors) -> DateTime<Utc> {
     let t = raw.trim();
     if t.is_empty() {
         return now;
