@@ -70,6 +70,7 @@ pub fn routes() -> Router<AppState> {
         .merge(crate::api_dosing::patient_routes())
         .merge(crate::api_session::routes())
         .merge(crate::api_pk::routes())
+        .merge(crate::api_safety::routes())
 }
 
 // ---------- DTOs ----------
@@ -700,13 +701,16 @@ async fn revoke_token(State(state): State<AppState>, Auth(p): Auth, Path(id): Pa
         crate::api_dosing::propose, crate::api_dosing::decide, crate::api_dosing::propose_protocol, crate::api_dosing::decide_protocol,
         crate::api_session::book_session, crate::api_session::list_sessions, crate::api_session::get_session, crate::api_session::session_action,
         crate::api_session::add_readings, crate::api_session::add_rating, crate::api_session::acknowledge, crate::api_session::board, crate::api_session::device_readings,
-        crate::api_pk::models, crate::api_pk::simulate, crate::api_pk::compare, crate::api_pk::simulate_patient),
+        crate::api_pk::models, crate::api_pk::simulate, crate::api_pk::compare, crate::api_pk::simulate_patient,
+        crate::api_safety::get_safety, crate::api_safety::add_lab, crate::api_safety::add_lab_fhir, crate::api_safety::add_event, crate::api_safety::sign_review,
+        crate::api_safety::get_care_plan, crate::api_safety::save_care_plan, crate::api_safety::board),
     components(schemas(Problem, FieldProblem, WarningDto)),
     tags((name = "session"), (name = "patients"), (name = "measurements"), (name = "records"), (name = "audit"), (name = "research"), (name = "admin"),
         (name = "instruments", description = "Rating-scale catalogue and calculators (nothing stored)"),
         (name = "outcomes", description = "Measurement-based care: assessments, outcome series, questionnaire links, schedules, safety alerts"),
         (name = "dosing", description = "Dose calculator against the drug library (soft and hard limits), protocols, drug library, quality report"),
         (name = "sessions", description = "Treatment sessions: booking, steps with their checks, vital signs (typed in or from device gateways), alarms and acknowledgements, ratings, adverse events, the session record and the live board"),
+        (name = "safety", description = "Long-term safety: cumulative exposure, tolerance and misuse signals, liver tests (typed or FHIR Observation) and bladder symptoms, safety observations, signed benefit-risk reviews, the care plan and the clinic safety board"),
         (name = "pharmacokinetics", description = "Regimen simulator: predicted plasma and effect-site ketamine concentrations (exact closed form), exposure metrics, model provenance, warnings and uncertainty bands; concentration bands are context, never targets"),
         (name = "screening", description = "Screening and eligibility: verdict and findings with sources, signed verdicts, baseline vital signs and liver tests, an intake calculator"))
 )]

@@ -16,6 +16,7 @@ pub mod api;
 mod api_dosing;
 mod api_outcomes;
 pub mod api_pk;
+mod api_safety;
 mod api_screening;
 mod api_session;
 mod dosing;

@@ -13,6 +13,7 @@ mod dosing;
 mod outcomes;
 mod patients;
 mod pk;
+mod safety;
 mod roles;
 mod screening;
 mod sessions;
