@@ -353,8 +353,12 @@ impl Knowledge {
             anthropometry,
             age_limits,
             diagnoses,
-            tables: [vec![anth, pat, timing_table, eligibility_table], library_tables, vec![titration_table, session_table, safety_table, pk_table]]
-                .concat(),
+            tables: [
+                vec![anth, pat, timing_table, eligibility_table],
+                library_tables,
+                vec![titration_table, session_table, safety_table, pk_table],
+            ]
+            .concat(),
             diagnoses_version: dfile.version,
             diagnosis_sources,
             instruments,
