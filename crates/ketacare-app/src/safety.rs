@@ -155,9 +155,14 @@ impl App {
         plans.sort_by_key(|(v, _)| v.provenance.recorded_at);
         let plan = plans.pop();
         let on_maintenance = plan.as_ref().is_some_and(|(_, t)| is_maintenance(t));
-        let sessions = match self.titration(p, patient).await {
-            Ok(Some(t)) => t.given,
-            _ => Vec::new(),
+        // The titration review reads the chart again; only a patient with a plan has sessions.
+        let sessions = if plan.is_some() {
+            match self.titration(p, patient).await {
+                Ok(Some(t)) => t.given,
+                _ => Vec::new(),
+            }
+        } else {
+            Vec::new()
         };
         let lib = self.drug_library_in_force().await?;
         let route = plan.as_ref().map(|(_, t)| t.route).or_else(|| {
