@@ -58,6 +58,8 @@ pub struct SafetyView {
     pub medications: Vec<String>,
     /// Whether the patient is on maintenance.
     pub on_maintenance: bool,
+    /// Adverse events recorded in treatment sessions: when, and a summary.
+    pub adverse_events: Vec<(DateTime<Utc>, String)>,
 }
 
 /// One row of the clinic safety board.
@@ -197,7 +199,35 @@ impl App {
             caps_28d: caps(|l| &l.cumulative_28d_mg),
         };
         let assessment = assess(&input, &self.knowledge.safety);
-        Ok(SafetyView { patient, assessment, doses, sessions, labs, events, scales, reviews, care_plan, plan, medications, on_maintenance })
+        let mut adverse_events = Vec::new();
+        for s in self.store.patient_sessions(&self.ctx(p, "treatment"), patient).await? {
+            for e in self.store.session_events(&self.ctx(p, "treatment"), s.id).await? {
+                if e.kind == "adverse_event" {
+                    let field = |k: &str| e.detail.lines().find_map(|l| l.strip_prefix(&format!("{k}="))).unwrap_or("").to_owned();
+                    let serious = if field("serious") == "yes" { ", serious" } else { "" };
+                    adverse_events.push((
+                        e.at,
+                        format!("{} (grade {}{serious}): {}; outcome {}", field("kind"), field("grade"), field("action"), field("outcome")),
+                    ));
+                }
+            }
+        }
+        adverse_events.sort_by_key(|a| a.0);
+        Ok(SafetyView {
+            patient,
+            assessment,
+            doses,
+            sessions,
+            labs,
+            events,
+            scales,
+            reviews,
+            care_plan,
+            plan,
+            medications,
+            on_maintenance,
+            adverse_events,
+        })
     }
 
     /// Records a lab result with the laboratory's upper limit of normal.
@@ -314,6 +344,12 @@ impl App {
         }
         for s in &a.signals {
             evidence.push(format!("signal ({}): {}: {}", s.level.code(), s.title, s.data.join("; ")));
+        }
+        if view.adverse_events.is_empty() {
+            evidence.push("adverse events in treatment sessions: none recorded".into());
+        }
+        for (at, ae) in &view.adverse_events {
+            evidence.push(format!("adverse event {}: {ae}", at.format("%Y-%m-%d")));
         }
         let review = SafetyReview {
             decision: decision.expect("checked"),

@@ -107,6 +107,8 @@ pub struct SafetyDto {
     icsi_due: Option<String>,
     review_due: Option<String>,
     last_review: Option<ReviewDto>,
+    /// Adverse events recorded in treatment sessions.
+    adverse_events: Vec<String>,
     rules_version: String,
 }
 
@@ -194,6 +196,7 @@ fn safety_dto(v: &SafetyView, rules_version: &str) -> SafetyDto {
             signed_by: rv.provenance.username.clone(),
             signed_at: rv.provenance.recorded_at.format("%Y-%m-%dT%H:%MZ").to_string(),
         }),
+        adverse_events: v.adverse_events.iter().map(|(t, x)| format!("{}: {x}", t.format("%Y-%m-%d"))).collect(),
         rules_version: rules_version.into(),
     }
 }
