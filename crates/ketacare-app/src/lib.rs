@@ -26,7 +26,7 @@ pub use outcomes::{LinkProblem, LoadedWording, OpenQuestionnaire, OutcomeView, S
 pub use patients::{Chart, DeidentifiedPatient, Measurement};
 pub use pk::{dose_events, Exposure};
 pub use records::{MeasurementInput, RecordInput};
-pub use safety::{BoardRow, SafetyView, ScaleTrend};
+pub use safety::{review_evidence, BoardRow, SafetyView, ScaleTrend};
 pub use screening::{LiverInput, ScreeningView, SignInput, VitalsInput};
 pub use session::{
     BoardChair, BookingInput, ChecksInput, GateView, IngestOutcome, LiveAlarm, MonitorBatch, Prompt, ReadingInput, SessionAction,

@@ -90,6 +90,49 @@ impl BoardRow {
     }
 }
 
+/// The evidence a benefit-risk review rests on, one line each: the scales at baseline and now,
+/// cumulative totals, the latest liver tests, every open signal and the adverse events. The page
+/// shows it before signing and the signed review freezes it.
+pub fn review_evidence(v: &SafetyView) -> Vec<String> {
+    let a = &v.assessment;
+    let mut evidence: Vec<String> = Vec::new();
+    for s in &v.scales {
+        if let (Some(first), Some(last)) = (s.points.first(), s.points.last()) {
+            evidence.push(format!(
+                "{}: {} at baseline ({}), {} latest ({})",
+                s.name,
+                first.1.normalize(),
+                first.0.format("%Y-%m-%d"),
+                last.1.normalize(),
+                last.0.format("%Y-%m-%d")
+            ));
+        }
+    }
+    for w in &a.cumulative.windows {
+        evidence.push(format!("{}: {} doses, {} mg ({} mg/kg)", w.label, w.doses, w.mg.normalize(), w.mg_per_kg.normalize()));
+    }
+    for l in &a.liver.latest {
+        evidence.push(format!(
+            "{} {} {} ({} x ULN) on {}",
+            l.test.label(),
+            l.value.normalize(),
+            l.unit,
+            l.multiple().normalize(),
+            l.sampled_at.format("%Y-%m-%d")
+        ));
+    }
+    for s in &a.signals {
+        evidence.push(format!("signal ({}): {}: {}", s.level.code(), s.title, s.data.join("; ")));
+    }
+    if v.adverse_events.is_empty() {
+        evidence.push("adverse events in treatment sessions: none recorded".into());
+    }
+    for (at, ae) in &v.adverse_events {
+        evidence.push(format!("adverse event {}: {ae}", at.format("%Y-%m-%d")));
+    }
+    evidence
+}
+
 fn is_maintenance(plan: &TreatmentPlanRecord) -> bool {
     plan.protocol.contains("maintenance")
 }
@@ -316,41 +359,7 @@ impl App {
         e.into_result()?;
         let view = self.safety(p, patient).await?;
         let a = &view.assessment;
-        let mut evidence: Vec<String> = Vec::new();
-        for s in &view.scales {
-            if let (Some(first), Some(last)) = (s.points.first(), s.points.last()) {
-                evidence.push(format!(
-                    "{}: {} at baseline ({}), {} latest ({})",
-                    s.name,
-                    first.1.normalize(),
-                    first.0.format("%Y-%m-%d"),
-                    last.1.normalize(),
-                    last.0.format("%Y-%m-%d")
-                ));
-            }
-        }
-        for w in &a.cumulative.windows {
-            evidence.push(format!("{}: {} doses, {} mg ({} mg/kg)", w.label, w.doses, w.mg.normalize(), w.mg_per_kg.normalize()));
-        }
-        for l in &a.liver.latest {
-            evidence.push(format!(
-                "{} {} {} ({} x ULN) on {}",
-                l.test.label(),
-                l.value.normalize(),
-                l.unit,
-                l.multiple().normalize(),
-                l.sampled_at.format("%Y-%m-%d")
-            ));
-        }
-        for s in &a.signals {
-            evidence.push(format!("signal ({}): {}: {}", s.level.code(), s.title, s.data.join("; ")));
-        }
-        if view.adverse_events.is_empty() {
-            evidence.push("adverse events in treatment sessions: none recorded".into());
-        }
-        for (at, ae) in &view.adverse_events {
-            evidence.push(format!("adverse event {}: {ae}", at.format("%Y-%m-%d")));
-        }
+        let evidence = review_evidence(&view);
         let review = SafetyReview {
             decision: decision.expect("checked"),
             reasons: reasons.expect("checked"),

@@ -193,6 +193,24 @@ fn assessment_timing() -> Result<(AssessmentTiming, ValueTable), KnowledgeError>
     ))
 }
 
+/// One sourced, non-negative decimal of a flat knowledge file, as a domain [`Rule`].
+pub(crate) fn sourced_rule(
+    file: &'static str,
+    values: &BTreeMap<String, SourcedValue>,
+    key: &str,
+) -> Result<ketacare_domain::titration::Rule, KnowledgeError> {
+    let bad = |problem: String| KnowledgeError::Value { file, key: key.to_owned(), problem };
+    let v = values.get(key).ok_or_else(|| bad("is missing".into()))?;
+    if v.source.trim().len() < 10 {
+        return Err(bad("needs its source".into()));
+    }
+    let value = Decimal::from_str(v.value.trim()).map_err(|_| bad(format!("{:?} is not a decimal number", v.value)))?;
+    if value.is_sign_negative() {
+        return Err(bad("must not be negative".into()));
+    }
+    Ok(ketacare_domain::titration::Rule { value, source: v.source.clone() })
+}
+
 /// A parsed knowledge file of sourced values, for display ("where does this number come from").
 #[derive(Clone, Debug)]
 pub struct ValueTable {

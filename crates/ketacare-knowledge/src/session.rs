@@ -3,11 +3,9 @@
 
 use crate::{KnowledgeError, SourcedValue, ValueTable};
 use ketacare_domain::session::{MonitorCodes, SessionRules, Vital};
-use ketacare_domain::titration::Rule;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::str::FromStr;
 
 const FILE: &str = "session.toml";
 const TEXT: &str = include_str!("../../../knowledge/session.toml");
@@ -29,17 +27,7 @@ pub fn parse_session(text: &str) -> Result<(SessionRules, ValueTable), Knowledge
     }
     let f: File = toml::from_str(text).map_err(|source| KnowledgeError::Parse { file: FILE, source })?;
     let bad = |key: &str, problem: String| KnowledgeError::Value { file: FILE, key: key.to_owned(), problem };
-    let rule = |key: &str| -> Result<Rule, KnowledgeError> {
-        let v = f.values.get(key).ok_or_else(|| bad(key, "is missing".into()))?;
-        if v.source.trim().len() < 10 {
-            return Err(bad(key, "needs its source".into()));
-        }
-        let value = Decimal::from_str(v.value.trim()).map_err(|_| bad(key, format!("{:?} is not a decimal number", v.value)))?;
-        if value.is_sign_negative() {
-            return Err(bad(key, "must not be negative".into()));
-        }
-        Ok(Rule { value, source: v.source.clone() })
-    };
+    let rule = |key: &str| crate::sourced_rule(FILE, &f.values, key);
     let mut plausible = Vec::new();
     for v in Vital::ALL {
         let lo = rule(&format!("plausible_{}_min", v.code()))?.value;

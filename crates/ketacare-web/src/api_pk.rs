@@ -387,25 +387,29 @@ pub struct SimulationDto {
     note: String,
 }
 
+fn model_dto(m: &ketacare_domain::pk::model::ModelSpec) -> ModelDto {
+    ModelDto {
+        id: m.id.clone(),
+        name: m.name.clone(),
+        analyte: m.analyte.code().into(),
+        sampling: m.sampling.clone(),
+        population: m.population.clone(),
+        weight_range_kg: [m.weight_range_kg.0, m.weight_range_kg.1],
+        age_range_years: [m.age_range_years.0, m.age_range_years.1],
+        evidence: m.evidence.code().into(),
+        evidence_label: m.evidence.label().into(),
+        citation: m.citation.clone(),
+        notes: m.notes.clone(),
+    }
+}
+
 impl From<&Simulation> for SimulationDto {
     fn from(s: &Simulation) -> Self {
         let m = &s.model;
         let (v2, v3) = s.micro.peripheral_volumes_l();
         let d = &s.disposition;
         SimulationDto {
-            model: ModelDto {
-                id: m.id.clone(),
-                name: m.name.clone(),
-                analyte: m.analyte.code().into(),
-                sampling: m.sampling.clone(),
-                population: m.population.clone(),
-                weight_range_kg: [m.weight_range_kg.0, m.weight_range_kg.1],
-                age_range_years: [m.age_range_years.0, m.age_range_years.1],
-                evidence: m.evidence.code().into(),
-                evidence_label: m.evidence.label().into(),
-                citation: m.citation.clone(),
-                notes: m.notes.clone(),
-            },
+            model: model_dto(m),
             parameters: ParametersDto {
                 v1_l: s.micro.v1_l,
                 k10_per_min: s.micro.k10,
@@ -661,23 +665,7 @@ pub fn models_dto(k: &PkKnowledge) -> ModelsDto {
     ModelsDto {
         knowledge_version: k.version.clone(),
         default_model: k.default_model().id.clone(),
-        models: k
-            .models
-            .iter()
-            .map(|m| ModelDto {
-                id: m.id.clone(),
-                name: m.name.clone(),
-                analyte: m.analyte.code().into(),
-                sampling: m.sampling.clone(),
-                population: m.population.clone(),
-                weight_range_kg: [m.weight_range_kg.0, m.weight_range_kg.1],
-                age_range_years: [m.age_range_years.0, m.age_range_years.1],
-                evidence: m.evidence.code().into(),
-                evidence_label: m.evidence.label().into(),
-                citation: m.citation.clone(),
-                notes: m.notes.clone(),
-            })
-            .collect(),
+        models: k.models.iter().map(model_dto).collect(),
         routes: k
             .routes
             .iter()
