@@ -613,6 +613,7 @@ impl App {
         let mut orders: Vec<&(RecordVersion, DoseOrderRecord)> =
             view.orders.iter().filter(|(_, o)| o.plan == Some(pv.record_id) && o.status == OrderStatus::Checked).collect();
         orders.sort_by_key(|(_, o)| o.check.as_ref().map(|c| c.at));
+        let checked_at: Vec<chrono::DateTime<chrono::Utc>> = orders.iter().filter_map(|(_, o)| o.check.as_ref().map(|c| c.at)).collect();
         for (_, o) in orders {
             let Some(at) = o.check.as_ref().map(|c| c.at) else { continue };
             let date = at.date_naive();
@@ -631,9 +632,15 @@ impl App {
                 };
                 let name = self.knowledge.instrument(inst).map(|i| i.name.clone()).unwrap_or_default();
                 response = reduction(baseline, v).map(|r| (r, name));
+                // How long the benefit lasted: ratings from the day after the dose, before the next
+                // dose (whose own ratings belong to it) and within 8 days.
+                let next_dose = checked_at.iter().copied().filter(|t| *t > at).min();
                 let later: Vec<(i64, Decimal)> = assessments
                     .iter()
-                    .filter(|a| a.instrument == inst && a.taken_at > at && (a.taken_at - at).num_days() <= 8)
+                    .filter(|a| {
+                        a.instrument == inst && a.taken_at > at && (a.taken_at - at).num_days() >= 1 && (a.taken_at - at).num_days() <= 8
+                    })
+                    .filter(|a| next_dose.is_none_or(|n| a.taken_at < n))
                     .filter_map(|a| total(a).and_then(|t| reduction(baseline, t)).map(|r| ((a.taken_at - at).num_days(), r)))
                     .collect();
                 if !later.is_empty() {

@@ -63,7 +63,20 @@
 //! - five new referrals (`KC-000065` to `KC-000069`) with a complete screening intake: one
 //!   eligible, one eligible with cautions (lamotrigine, clonazepam, controlled hypertension),
 //!   one needing review (bipolar disorder), one not eligible (schizophrenia) and one accepted
-//!   by the medical director after review (bladder symptoms); see the `screening` module.
+//!   by the medical director after review (bladder symptoms); see the `screening` module;
+//! - the three patients of the treatment room (`KC-000070` to `KC-000072`), dosed when the clinic
+//!   is seeded; see the `room` module;
+//! - six patients on SC 1 mg/kg maintenance (`KC-000073` to `KC-000078`), screened, dosed and
+//!   rated over the weeks before the clinic is seeded (checked dose orders against each day's
+//!   weight, liver panels with the laboratory's upper limits, safety observations), whose
+//!   histories show each long-term safety signal on the clinic safety board: `KC-000073` a
+//!   rising ALT above 3 x ULN and new bladder symptoms (ICSI 2 to 9), with a care plan;
+//!   `KC-000074` dose escalation without a better response, falling dissociation and two
+//!   requests for earlier sessions; `KC-000075` craving, a positive urine toxicology and a
+//!   substance-use disorder diagnosed during treatment; `KC-000076` a shorter benefit and
+//!   sessions closer together; `KC-000077` twice-weekly doses above the drug library's 28-day
+//!   soft cap and haematuria; `KC-000078` stable, with a signed benefit-risk review now overdue;
+//!   see the `safety` module.
 //!
 //! The same seed always gives the same clinic (record ids and timestamps of recording differ).
 //! All codes are for synthetic data only: see the `data` module.
@@ -72,8 +85,10 @@ mod data;
 mod outcomes;
 mod plan;
 pub mod room;
+mod safety;
 mod screening;
 
+pub use safety::SAFETY_PATIENTS;
 pub use screening::REFERRALS;
 
 use ketacare_app::{App, AppError, NewUserInput, Principal};
@@ -114,7 +129,8 @@ pub struct DemoSummary {
     pub logins: Vec<DemoLogin>,
     /// Number of patients registered.
     pub patients: usize,
-    /// Number of rating-scale administrations recorded.
+    /// Number of rating-scale administrations of the main clinic (the first [`PATIENTS`]
+    /// patients); those of the referrals and the maintenance patients are not counted.
     pub assessments: usize,
     /// The monitored chairs of the simulated treatment room.
     pub room: Vec<room::RoomChair>,
@@ -123,6 +139,9 @@ pub struct DemoSummary {
 }
 
 /// Seeds an empty, migrated store through the application's own use cases.
+///
+/// The maintenance patients' histories, dated in the weeks before now, are recorded by a second
+/// instance of the application over the same store, whose clock is set to each moment in turn.
 ///
 /// Refuses a store that already has users or patients. Any rejection by the application,
 /// including a weight or height that would need confirmation, is returned as is: the demo data
@@ -159,7 +178,9 @@ pub async fn seed(app: &App) -> Result<DemoSummary, AppError> {
     }
     let referrals = screening::seed_referrals(app, &director, &prescriber, &nurse).await?;
     let room = room::seed_room(app, &prescriber, &nurse).await?;
-    Ok(DemoSummary { logins, patients: plans.len() + referrals + room.len(), assessments, alerts, room })
+    let (maintained, raised) = safety::seed_safety(app, &director, &prescriber, &nurse).await?;
+    alerts += raised;
+    Ok(DemoSummary { logins, patients: plans.len() + referrals + room.len() + maintained, assessments, alerts, room })
 }
 
 /// Registers one patient and writes their chart: clinical records as the prescriber, weights and

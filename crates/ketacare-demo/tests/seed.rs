@@ -41,7 +41,10 @@ async fn seeds_a_clinic_with_one_login_per_role() {
     eprintln!("seed took {:?} ({} rating scales, {} alerts)", t.elapsed(), summary.assessments, summary.alerts);
 
     assert!(db.store().count_patients().await.unwrap() >= 60);
-    assert_eq!(summary.patients, ketacare_demo::PATIENTS + ketacare_demo::REFERRALS + ketacare_demo::room::ROOM);
+    assert_eq!(
+        summary.patients,
+        ketacare_demo::PATIENTS + ketacare_demo::REFERRALS + ketacare_demo::room::ROOM + ketacare_demo::SAFETY_PATIENTS
+    );
     assert_eq!(summary.logins.len(), 5);
     for role in Role::ALL {
         assert_eq!(summary.logins.iter().filter(|l| l.role == role).count(), 1, "{role:?}");
@@ -68,7 +71,10 @@ async fn seeds_a_clinic_with_one_login_per_role() {
 
     let researcher = app.store().list_users().await.unwrap().into_iter().find(|u| u.role == Role::Researcher).unwrap();
     let cohort = app.research_cohort(&director(&app).await).await.unwrap();
-    assert_eq!(cohort.len(), ketacare_demo::PATIENTS + ketacare_demo::REFERRALS + ketacare_demo::room::ROOM);
+    assert_eq!(
+        cohort.len(),
+        ketacare_demo::PATIENTS + ketacare_demo::REFERRALS + ketacare_demo::room::ROOM + ketacare_demo::SAFETY_PATIENTS
+    );
     assert!(cohort.iter().all(|c| !c.diagnoses.is_empty() && c.bmi.is_some()));
     assert!(app.research_cohort(&app.system_principal(researcher)).await.is_ok());
 
@@ -83,7 +89,7 @@ async fn the_same_clinic_every_time() {
     ketacare_demo::seed(&app_a).await.unwrap();
     ketacare_demo::seed(&app_b).await.unwrap();
     let (ra, rb) = (roster(&app_a).await, roster(&app_b).await);
-    assert_eq!(ra.len(), ketacare_demo::PATIENTS + ketacare_demo::REFERRALS + ketacare_demo::room::ROOM);
+    assert_eq!(ra.len(), ketacare_demo::PATIENTS + ketacare_demo::REFERRALS + ketacare_demo::room::ROOM + ketacare_demo::SAFETY_PATIENTS);
     assert_eq!(ra.first().map(|r| r.0.as_str()), Some("KC-000001"));
     assert_eq!(ra, rb);
 }
@@ -217,5 +223,50 @@ async fn seeds_screening_referrals_with_each_verdict() {
         let d = app.dosing(&p, app.find_by_mrn(&p, mrn).await.unwrap().patient_id).await.unwrap();
         assert_eq!(d.plans.len(), 1, "{mrn}");
         assert_eq!(d.orders.iter().map(|(_, o)| o.status).collect::<Vec<_>>(), vec![status], "{mrn}");
+    }
+}
+
+#[tokio::test]
+async fn maintenance_patients_show_each_long_term_safety_signal() {
+    use ketacare_domain::safety::Level;
+    let db = ketacare_db_tests::fresh_sqlite().await;
+    let app = app(&db);
+    let t = Instant::now();
+    ketacare_demo::seed(&app).await.unwrap();
+    eprintln!("seed took {:?}", t.elapsed());
+    let p = app.system_principal(app.store().list_users().await.unwrap().into_iter().find(|u| u.role == Role::Prescriber).unwrap());
+    let today = app.clock().now().date_naive();
+    let expected: [(&str, &[&str]); 6] = [
+        ("KC-000073", &["liver_tests", "urinary_symptoms"]),
+        ("KC-000074", &["escalation_without_benefit", "declining_dissociation_with_escalation", "early_session_requests"]),
+        ("KC-000075", &["craving_or_substance_use", "positive_urine_toxicology", "new_substance_use_diagnosis"]),
+        ("KC-000076", &["falling_benefit_duration", "shorter_intervals_without_benefit"]),
+        ("KC-000077", &["haematuria", "cumulative_above_limit"]),
+        ("KC-000078", &["review_due"]),
+    ];
+    for (mrn, codes) in expected {
+        let patient = app.find_by_mrn(&p, mrn).await.unwrap();
+        let view = app.safety(&p, patient.patient_id).await.unwrap();
+        assert!(view.on_maintenance, "{mrn} is on maintenance");
+        let seen: Vec<&str> = view.assessment.signals.iter().map(|s| s.code).collect();
+        eprintln!("{mrn} {} {}: {seen:?}", patient.demographics.name.given(), patient.demographics.name.family());
+        for c in codes {
+            assert!(seen.contains(c), "{mrn} lacks {c}: {:#?}", view.assessment.signals);
+        }
+        assert!(view.doses.iter().all(|d| d.at.date_naive() < today), "{mrn}: every dose before today");
+        match mrn {
+            "KC-000073" => {
+                let liver = view.assessment.signals.iter().find(|s| s.code == "liver_tests").unwrap();
+                assert_eq!(liver.level, Level::Review);
+                assert!(liver.data.iter().any(|d| d.contains("ALT rising")), "{liver:?}");
+                assert!(view.care_plan.is_some() && view.reviews.is_empty());
+            }
+            "KC-000078" => {
+                assert_eq!(seen, ["review_due"], "stable apart from the overdue review");
+                assert!(view.assessment.review_due.is_some_and(|d| d < today));
+                assert_eq!(view.reviews.len(), 1);
+            }
+            _ => {}
+        }
     }
 }

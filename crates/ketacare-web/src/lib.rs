@@ -26,6 +26,7 @@ mod forms;
 mod outcomes;
 mod pages;
 mod pk;
+mod safety_pages;
 mod screening;
 pub mod screening_doc;
 mod session;
@@ -142,6 +143,7 @@ pub fn router(state: AppState) -> Router {
         .merge(dosing::patient_routes())
         .merge(pk::routes())
         .merge(session::routes())
+        .merge(safety_pages::routes())
         .nest("/api", api::routes())
         .route("/health", get(health))
         .route("/static/app.css", get(css))

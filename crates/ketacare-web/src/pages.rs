@@ -309,6 +309,8 @@ async fn chart(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<Stri
                     a.button.primary href=(format!("{base}/dosing")) { "Dosing" }
                     a.button.primary href=(format!("{base}/sessions")) { "Treatment sessions" }
                     a.button.primary href=(format!("{base}/outcomes")) { "Outcomes and rating scales" }
+                    a.button.primary href=(format!("{base}/safety")) { "Long-term safety" }
+                    a.button.primary href=(format!("{base}/care-plan")) { "Care plan" }
                     @if p.can(Permission::WriteDemographics) { a.button href=(format!("{base}/edit")) { "Amend demographics" } }
                     a.button href=(format!("{base}/history")) { "Demographics history (v" (c.patient.version) ")" }
                 }

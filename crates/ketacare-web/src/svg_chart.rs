@@ -527,6 +527,268 @@ pub fn scatter(s: &Scatter) -> Markup {
     }
 }
 
+/// How a series over calendar time is drawn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeKind {
+    /// Points joined by a line.
+    Line,
+    /// A bar from zero to each value.
+    Bars,
+    /// A running total: level until the next point, then a vertical step.
+    Step,
+}
+
+/// A series over calendar time.
+pub struct TimeSeries<'a> {
+    /// Legend text; also the `data-series` of its group.
+    pub label: &'a str,
+    /// Line or bars.
+    pub kind: TimeKind,
+    /// (Unix seconds, value, text shown when pointing at it), in time order.
+    pub points: Vec<(i64, f64, String)>,
+    /// Text printed next to the last point (for example "3.4 × ULN").
+    pub last_label: Option<String>,
+}
+
+/// A horizontal reference line (a threshold or limit), labelled in the right margin.
+pub struct RefLine<'a> {
+    /// Where.
+    pub value: f64,
+    /// What it is.
+    pub label: &'a str,
+}
+
+/// A chart of values over calendar dates.
+pub struct TimeChart<'a> {
+    /// Id of the `svg` element.
+    pub id: &'a str,
+    /// Short title (the accessible name).
+    pub title: String,
+    /// Longer description (the accessible description).
+    pub desc: String,
+    /// Y axis label.
+    pub y_label: &'a str,
+    /// Series, drawn in order (bars first is best).
+    pub series: Vec<TimeSeries<'a>>,
+    /// Reference lines.
+    pub refs: Vec<RefLine<'a>>,
+    /// The y axis reaches at least this value.
+    pub y_at_least: f64,
+    /// The top of the y axis when every value fits under it (a scale's maximum, such as 20).
+    pub y_top: Option<f64>,
+}
+
+const DAY_S: i64 = 86_400;
+
+/// Series colours of the time chart (Okabe-Ito, six distinguishable with the common
+/// colour-vision deficiencies) and dash patterns, so that series differ without colour too.
+const SERIES_COLOURS: [&str; 6] = ["#0072b2", "#d55e00", "#009e73", "#cc79a7", "#8a6d00", "#56b4e9"];
+const SERIES_DASHES: [&str; 6] = ["", "9 4", "3 3", "12 4 3 4", "2 5", "6 2"];
+
+/// The colour and dash of series `i`; bars and running totals are always solid.
+fn series_style(i: usize, kind: TimeKind) -> (&'static str, Option<&'static str>) {
+    let dash = SERIES_DASHES[i % SERIES_DASHES.len()];
+    (SERIES_COLOURS[i % SERIES_COLOURS.len()], (kind == TimeKind::Line && !dash.is_empty()).then_some(dash))
+}
+
+/// A date for an axis or a label ("—" when out of range).
+fn date_text(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0).map(|d| d.format("%Y-%m-%d").to_string()).unwrap_or_else(|| "—".into())
+}
+
+/// The path of a running total: level to the next point's time, then up or down to its value.
+fn step_path(pts: &[&(i64, f64, String)], x: &dyn Fn(i64) -> f64, y: &dyn Fn(f64) -> f64) -> String {
+    let mut d = String::with_capacity(pts.len() * 20);
+    for (k, p) in pts.iter().enumerate() {
+        if k == 0 {
+            d.push_str(&format!("M{},{}", c(x(p.0)), c(y(p.1))));
+        } else {
+            d.push_str(&format!(" H{} V{}", c(x(p.0)), c(y(p.1))));
+        }
+    }
+    d
+}
+
+/// Draws a chart of values over dates: lines and bars on one y axis from zero, dashed reference
+/// lines labelled at the right, date ticks, and a legend.
+pub fn time_chart(ch: &TimeChart) -> Markup {
+    let (w, left, right_room, top, plot_h) = (820.0_f64, 64.0_f64, 190.0_f64, 14.0_f64, 260.0_f64);
+    let (tick_px, label_px, ref_px) = (11.0_f64, 12.0_f64, 10.5_f64);
+    let plot_w = w - left - right_room;
+    let (x0, x1, y0) = (left, left + plot_w, top + plot_h);
+    let all: Vec<(i64, f64)> = ch.series.iter().flat_map(|s| s.points.iter().map(|p| (p.0, p.1))).filter(|(_, v)| v.is_finite()).collect();
+    let (mut t0, mut t1) = match (all.iter().map(|p| p.0).min(), all.iter().map(|p| p.0).max()) {
+        (Some(a), Some(b)) => (a, b),
+        _ => (0, 7 * DAY_S),
+    };
+    if t1 - t0 < 7 * DAY_S {
+        let mid = t0 + (t1 - t0) / 2;
+        t0 = mid - 7 * DAY_S / 2;
+        t1 = mid + 7 * DAY_S / 2;
+    }
+    let pad = ((t1 - t0) / 40).max(DAY_S / 2);
+    let (t0, t1) = (t0 - pad, t1 + pad);
+    let span = (t1 - t0) as f64;
+    let vmax = all
+        .iter()
+        .map(|p| p.1)
+        .chain(ch.refs.iter().map(|r| r.value).filter(|v| v.is_finite()))
+        .fold(if ch.y_at_least.is_finite() { ch.y_at_least } else { 0.0 }, f64::max);
+    let (ymax, ystep) = match ch.y_top.filter(|t| t.is_finite() && *t > 0.0 && *t >= vmax) {
+        Some(t) => (t, nice_step(t / 5.0)),
+        None => axis_top(vmax, 5.0),
+    };
+    let x = |t: i64| x0 + ((t - t0) as f64 / span).clamp(0.0, 1.0) * plot_w;
+    let y = |v: f64| y0 - (v.clamp(0.0, ymax) / ymax) * plot_h;
+
+    // Date ticks on whole days, at a step a reader counts in (days, weeks, months).
+    let days = span / DAY_S as f64;
+    let step_days = [1_i64, 2, 7, 14, 28, 56, 91, 182, 364, 728].into_iter().find(|s| days / *s as f64 <= 7.0).unwrap_or(1456);
+    let first = (t0 + DAY_S - 1).div_euclid(DAY_S) * DAY_S;
+    let xticks: Vec<i64> = (0..40).map(|k| first + k * step_days * DAY_S).take_while(|t| *t <= t1).collect();
+    let yticks = ticks(0.0, ymax, ystep);
+
+    // Reference labels in the right margin, pushed apart so that they do not overlap.
+    // Reference labels are bold: a little wider than the plain estimate.
+    let wrap_chars = ((right_room - 14.0) / (ref_px * 0.64)).floor() as usize;
+    let mut refs: Vec<(f64, f64, Vec<String>, usize)> = ch
+        .refs
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.value.is_finite() && r.value >= 0.0 && r.value <= ymax)
+        .map(|(i, r)| (y(r.value), y(r.value) + 3.5, wrap(r.label, wrap_chars), i))
+        .collect();
+    refs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut next_free = f64::MIN;
+    for r in &mut refs {
+        if r.1 < next_free {
+            r.1 = next_free;
+        }
+        next_free = r.1 + r.2.len() as f64 * (ref_px + 1.0) + 3.0;
+    }
+
+    // Labels of the last points: right of the point (left when it would leave the plot), pushed
+    // apart vertically where they would overlap. (series, x, y, anchor, text)
+    let mut last_labels: Vec<(usize, f64, f64, &'static str, &str)> = ch
+        .series
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| {
+            let text = s.last_label.as_deref()?;
+            let last = s.points.iter().rev().find(|p| p.1.is_finite())?;
+            let (px, py) = (x(last.0), y(last.1));
+            let right = px + 8.0 + text_width(text, tick_px) <= x1;
+            Some((i, if right { px + 8.0 } else { px - 8.0 }, (py - 8.0).max(top + tick_px), if right { "start" } else { "end" }, text))
+        })
+        .collect();
+    last_labels.sort_by(|a, b| a.2.total_cmp(&b.2));
+    for i in 1..last_labels.len() {
+        let span = |l: &(usize, f64, f64, &str, &str)| {
+            let wd = text_width(l.4, tick_px) * 1.1;
+            if l.3 == "start" {
+                (l.1, l.1 + wd)
+            } else {
+                (l.1 - wd, l.1)
+            }
+        };
+        for j in 0..i {
+            let ((a0, a1), (b0, b1)) = (span(&last_labels[i]), span(&last_labels[j]));
+            if a0 < b1 && b0 < a1 && last_labels[i].2 < last_labels[j].2 + tick_px + 3.0 {
+                last_labels[i].2 = last_labels[j].2 + tick_px + 3.0;
+            }
+        }
+    }
+
+    // Legend rows under the axis label.
+    let mut legend: Vec<(f64, f64, usize)> = Vec::new();
+    let (mut lx, mut row) = (0.0, 0.0);
+    for (i, s) in ch.series.iter().enumerate() {
+        let width = 34.0 + text_width(s.label, label_px) + 18.0;
+        if lx > 0.0 && lx + width > w - left - 8.0 {
+            lx = 0.0;
+            row += 1.0;
+        }
+        legend.push((left + lx, row, i));
+        lx += width;
+    }
+    let legend_top = y0 + 38.0 + tick_px + label_px;
+    let h = (legend_top + row * (label_px + 8.0) + label_px + 4.0).max(next_free + 4.0);
+    let bar_w = (plot_w * DAY_S as f64 / span * 0.7).clamp(2.0, 12.0);
+    let title_id = format!("{}-title", ch.id);
+    let desc_id = format!("{}-desc", ch.id);
+    html! {
+        svg id=(ch.id) class="pk-chart time-chart" viewBox=(format!("0 0 {w} {}", c(h))) role="img" aria-labelledby=(format!("{title_id} {desc_id}")) {
+            title id=(title_id) { (ch.title) }
+            desc id=(desc_id) { (ch.desc) }
+            g.axes {
+                @for t in &yticks {
+                    line.grid x1=(c(x0)) y1=(c(y(*t))) x2=(c(x1)) y2=(c(y(*t))) stroke="#dfe5eb" stroke-width="0.6" {}
+                    line x1=(c(x0 - 5.0)) y1=(c(y(*t))) x2=(c(x0)) y2=(c(y(*t))) stroke="#52606d" {}
+                    text.tick x=(c(x0 - 8.0)) y=(c(y(*t) + 4.0)) text-anchor="end" font-size=(number(tick_px, 1)) { (number(*t, 2)) }
+                }
+                @for t in &xticks {
+                    line x1=(c(x(*t))) y1=(c(y0)) x2=(c(x(*t))) y2=(c(y0 + 5.0)) stroke="#52606d" {}
+                    text.tick x=(c(x(*t))) y=(c(y0 + 8.0 + tick_px)) text-anchor="middle" font-size=(number(tick_px, 1)) { (date_text(*t)) }
+                }
+                line x1=(c(x0)) y1=(c(y0)) x2=(c(x1)) y2=(c(y0)) stroke="#52606d" {}
+                line x1=(c(x0)) y1=(c(top)) x2=(c(x0)) y2=(c(y0)) stroke="#52606d" {}
+                text.axis-label x=(c(x0 + plot_w / 2.0)) y=(c(y0 + 16.0 + tick_px + label_px)) text-anchor="middle" font-size=(number(label_px, 1)) { "Date (UTC)" }
+                text.axis-label x="16" y=(c(top + plot_h / 2.0)) text-anchor="middle" font-size=(number(label_px, 1)) transform=(format!("rotate(-90 16 {})", c(top + plot_h / 2.0))) { (ch.y_label) }
+            }
+            g.ref-lines {
+                @for (ly, ty, lines, i) in &refs {
+                    g.ref-line data-ref=(ch.refs[*i].label) data-value=(number(ch.refs[*i].value, 3)) {
+                        line x1=(c(x0)) y1=(c(*ly)) x2=(c(x1 + 4.0)) y2=(c(*ly)) stroke="#b42318" stroke-width="1.2" stroke-dasharray="6 4" {}
+                        text.ref-label x=(c(x1 + 8.0)) y=(c(*ty)) font-size=(number(ref_px, 1)) fill="#8a1c00" {
+                            @for (k, line) in lines.iter().enumerate() {
+                                tspan x=(c(x1 + 8.0)) dy=(if k == 0 { "0".to_owned() } else { number(ref_px + 1.0, 1) }) { (line) }
+                            }
+                        }
+                    }
+                }
+            }
+            @for (i, s) in ch.series.iter().enumerate() {
+                @let (colour, dash) = series_style(i, s.kind);
+                @let pts: Vec<&(i64, f64, String)> = s.points.iter().filter(|p| p.1.is_finite()).collect();
+                g.series data-series=(s.label) {
+                    @match s.kind {
+                        TimeKind::Bars => {
+                            @for p in &pts {
+                                rect.bar x=(c(x(p.0) - bar_w / 2.0)) y=(c(y(p.1))) width=(c(bar_w)) height=(c((y0 - y(p.1)).max(0.0))) fill=(colour) fill-opacity="0.55" data-value=(number(p.1, 3)) { title { (p.2) } }
+                            }
+                        }
+                        TimeKind::Line | TimeKind::Step => {
+                            @let d = if s.kind == TimeKind::Step { step_path(&pts, &x, &y) } else { pts.iter().enumerate().map(|(k, p)| format!("{}{},{}", if k == 0 { "M" } else { " L" }, c(x(p.0)), c(y(p.1)))).collect::<String>() };
+                            @if pts.len() > 1 {
+                                path d=(d) fill="none" stroke=(colour) stroke-width="2.2" stroke-linejoin="round" stroke-dasharray=[dash] {}
+                            }
+                            @for p in &pts {
+                                circle cx=(c(x(p.0))) cy=(c(y(p.1))) r=(if s.kind == TimeKind::Step { "2.5" } else { "4" }) fill=(colour) stroke="#ffffff" stroke-width="1.2" data-value=(number(p.1, 3)) { title { (p.2) } }
+                            }
+                        }
+                    }
+                    @for (_, lx, ly, anchor, text) in last_labels.iter().filter(|l| l.0 == i) {
+                        text.point-label data-last=(s.label) x=(c(*lx)) y=(c(*ly)) text-anchor=(anchor) font-size=(number(tick_px, 1)) fill=(colour) { (text) }
+                    }
+                }
+            }
+            g.legend {
+                @for (lx, row, i) in &legend {
+                    @let ly = legend_top + row * (label_px + 8.0);
+                    @let s = &ch.series[*i];
+                    @let (colour, dash) = series_style(*i, s.kind);
+                    @if s.kind == TimeKind::Bars {
+                        rect x=(c(*lx + 8.0)) y=(c(ly - 6.0)) width="12" height="12" fill=(colour) fill-opacity="0.55" {}
+                    } @else {
+                        line x1=(c(*lx)) y1=(c(ly)) x2=(c(lx + 28.0)) y2=(c(ly)) stroke=(colour) stroke-width="2.5" stroke-dasharray=[dash] {}
+                    }
+                    text data-legend=(s.label) x=(c(lx + 34.0)) y=(c(ly + 4.0)) font-size=(number(label_px, 1)) { (s.label) }
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -594,5 +856,51 @@ mod tests {
             wrap("typical of the 0.5 mg/kg antidepressant infusion", 20),
             vec!["typical of the 0.5", "mg/kg antidepressant", "infusion"]
         );
+    }
+
+    #[test]
+    fn a_time_chart_draws_bars_lines_and_reference_lines_without_nan() {
+        let day = 86_400;
+        let ch = TimeChart {
+            id: "t",
+            title: "t".into(),
+            desc: "d".into(),
+            y_label: "mg",
+            series: vec![
+                TimeSeries {
+                    label: "dose",
+                    kind: TimeKind::Bars,
+                    points: vec![(0, 70.0, "a".into()), (7 * day, f64::NAN, "b".into())],
+                    last_label: None,
+                },
+                TimeSeries {
+                    label: "28 days",
+                    kind: TimeKind::Line,
+                    points: vec![(0, 70.0, "a".into()), (7 * day, 140.0, "b".into())],
+                    last_label: Some("140 mg".into()),
+                },
+            ],
+            refs: vec![RefLine { value: 200.0, label: "soft limit" }, RefLine { value: f64::INFINITY, label: "never" }],
+            y_at_least: 0.0,
+            y_top: None,
+        };
+        let s = time_chart(&ch).into_string();
+        assert!(!s.contains("NaN") && !s.contains("inf"), "{s}");
+        assert_eq!(s.matches("rect class=\"bar\"").count(), 1, "the junk bar is not drawn");
+        assert!(s.contains("data-ref=\"soft limit\"") && !s.contains("data-ref=\"never\""));
+        assert!(s.contains("1970-01-01"), "date ticks");
+        let empty = time_chart(&TimeChart {
+            id: "e",
+            title: "".into(),
+            desc: "".into(),
+            y_label: "",
+            series: vec![],
+            refs: vec![],
+            y_at_least: 1.0,
+            y_top: Some(20.0),
+        })
+        .into_string();
+        assert!(!empty.contains("NaN"));
+        assert!(empty.contains(">20</text>"), "the fixed top of the axis: {empty}");
     }
 }
