@@ -28,6 +28,8 @@
 //!   warnings and the uncertainty band.
 //! - [`safety`]: long-term safety: cumulative exposure, tolerance and misuse signals, bladder
 //!   and liver surveillance, reviews and the care plan.
+//! - [`stats`]: proportions with Wilson intervals, Kaplan-Meier survival and logistic
+//!   regression for the cohort analytics.
 //! - [`access`]: roles, permissions and the de-identified view.
 //! - [`audit`]: the audit entry model (mirrors FHIR AuditEvent).
 //! - [`wording`]: a clinic's licensed item wording, checked against its instrument.
@@ -49,6 +51,7 @@ pub mod record;
 pub mod safety;
 pub mod screening;
 pub mod session;
+pub mod stats;
 pub mod titration;
 pub mod validation;
 pub mod wording;
