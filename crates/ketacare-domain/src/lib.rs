@@ -28,6 +28,7 @@
 //!   warnings and the uncertainty band.
 //! - [`safety`]: long-term safety: cumulative exposure, tolerance and misuse signals, bladder
 //!   and liver surveillance, reviews and the care plan.
+//! - [`evidence`]: the published studies and their response definitions.
 //! - [`stats`]: proportions with Wilson intervals, Kaplan-Meier survival and logistic
 //!   regression for the cohort analytics.
 //! - [`access`]: roles, permissions and the de-identified view.
@@ -42,6 +43,7 @@ pub mod assessment;
 pub mod audit;
 pub mod coding;
 pub mod dose;
+pub mod evidence;
 pub mod ids;
 pub mod instrument;
 pub mod order;

@@ -11,6 +11,7 @@ pub mod pk;
 pub mod safety;
 pub mod screening;
 pub mod session;
+pub mod studies;
 pub mod wording;
 
 use ketacare_domain::anthropometry::AnthropometryPolicy;
