@@ -82,12 +82,13 @@ pub struct SourcedValue {
     pub source: String,
 }
 
+/// A flat knowledge file: version, title and sourced values by key.
 #[derive(Deserialize)]
-struct ValueFile {
-    version: String,
-    title: String,
+pub(crate) struct ValueFile {
+    pub(crate) version: String,
+    pub(crate) title: String,
     #[serde(flatten)]
-    values: BTreeMap<String, SourcedValue>,
+    pub(crate) values: BTreeMap<String, SourcedValue>,
 }
 
 #[derive(Deserialize)]

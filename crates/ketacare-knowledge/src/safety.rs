@@ -1,11 +1,9 @@
 //! Loads `knowledge/safety.toml`: the long-term safety rules (tolerance and misuse signals,
 //! bladder and liver thresholds, test and review intervals).
 
-use crate::{KnowledgeError, SourcedValue, ValueTable};
+use crate::{KnowledgeError, ValueTable};
 use ketacare_domain::safety::SafetyRules;
 use rust_decimal::Decimal;
-use serde::Deserialize;
-use std::collections::BTreeMap;
 
 const FILE: &str = "safety.toml";
 const TEXT: &str = include_str!("../../../knowledge/safety.toml");
@@ -17,14 +15,7 @@ pub fn load_safety() -> Result<(SafetyRules, ValueTable), KnowledgeError> {
 
 /// Parses a safety rules file; every value must be a non-negative decimal with its source.
 pub fn parse_safety(text: &str) -> Result<(SafetyRules, ValueTable), KnowledgeError> {
-    #[derive(Deserialize)]
-    struct File {
-        version: String,
-        title: String,
-        #[serde(flatten)]
-        values: BTreeMap<String, SourcedValue>,
-    }
-    let f: File = toml::from_str(text).map_err(|source| KnowledgeError::Parse { file: FILE, source })?;
+    let f: crate::ValueFile = toml::from_str(text).map_err(|source| KnowledgeError::Parse { file: FILE, source })?;
     let bad = |key: &str, problem: String| KnowledgeError::Value { file: FILE, key: key.to_owned(), problem };
     let rule = |key: &str| crate::sourced_rule(FILE, &f.values, key);
     let codes = f.values.get("substance_use_codes").ok_or_else(|| bad("substance_use_codes", "is missing".into()))?;

@@ -1,11 +1,10 @@
 //! Loads `knowledge/session.toml`: the pre-dose gate, the alarm rules, the plausibility limits
 //! of readings and the discharge criteria of the treatment session.
 
-use crate::{KnowledgeError, SourcedValue, ValueTable};
+use crate::{KnowledgeError, ValueTable};
 use ketacare_domain::session::{MonitorCodes, SessionRules, Vital};
 use rust_decimal::Decimal;
 use serde::Deserialize;
-use std::collections::BTreeMap;
 
 const FILE: &str = "session.toml";
 const TEXT: &str = include_str!("../../../knowledge/session.toml");
@@ -18,14 +17,7 @@ pub fn load_session() -> Result<(SessionRules, ValueTable), KnowledgeError> {
 /// Parses a session rules file; every value must be a decimal with a source, every range
 /// ordered, and the gate below the alarm.
 pub fn parse_session(text: &str) -> Result<(SessionRules, ValueTable), KnowledgeError> {
-    #[derive(Deserialize)]
-    struct File {
-        version: String,
-        title: String,
-        #[serde(flatten)]
-        values: BTreeMap<String, SourcedValue>,
-    }
-    let f: File = toml::from_str(text).map_err(|source| KnowledgeError::Parse { file: FILE, source })?;
+    let f: crate::ValueFile = toml::from_str(text).map_err(|source| KnowledgeError::Parse { file: FILE, source })?;
     let bad = |key: &str, problem: String| KnowledgeError::Value { file: FILE, key: key.to_owned(), problem };
     let rule = |key: &str| crate::sourced_rule(FILE, &f.values, key);
     let mut plausible = Vec::new();
