@@ -42,6 +42,8 @@ pub mod anthropometry;
 pub mod assessment;
 pub mod audit;
 pub mod coding;
+pub mod cohort;
+pub mod deid;
 pub mod dose;
 pub mod evidence;
 pub mod ids;

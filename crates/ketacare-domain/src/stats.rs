@@ -224,6 +224,64 @@ fn invert(m: &[Vec<f64>]) -> Option<Vec<Vec<f64>>> {
     Some(inv)
 }
 
+/// A mean with its normal-approximation interval (mean ± z·SD/√n).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MeanCi {
+    /// Values.
+    pub n: u64,
+    /// Mean.
+    pub mean: f64,
+    /// Sample standard deviation (n − 1).
+    pub sd: f64,
+    /// Lower bound.
+    pub lo: f64,
+    /// Upper bound.
+    pub hi: f64,
+}
+
+/// Mean, SD and interval of `values` (None when empty; the interval is the mean itself for n = 1).
+pub fn mean_ci(values: &[f64], z: f64) -> Option<MeanCi> {
+    let v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.is_empty() {
+        return None;
+    }
+    let n = v.len() as f64;
+    let mean = v.iter().sum::<f64>() / n;
+    let sd = if v.len() > 1 { (v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt() } else { 0.0 };
+    let half = z * sd / n.sqrt();
+    Some(MeanCi { n: v.len() as u64, mean, sd, lo: mean - half, hi: mean + half })
+}
+
+/// A count of events over an exposure, as a rate per `per` units with an interval.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Rate {
+    /// Events.
+    pub events: u64,
+    /// Exposure (e.g. sessions).
+    pub exposure: u64,
+    /// Events per `per` units of exposure.
+    pub rate: f64,
+    /// Lower bound.
+    pub lo: f64,
+    /// Upper bound.
+    pub hi: f64,
+}
+
+/// Poisson rate of `events` over `exposure`, per `per`, with Byar's approximation to the exact
+/// interval (Rothman and Boice 1979; close to exact from a single event on). None when the
+/// exposure is 0.
+pub fn poisson_rate(events: u64, exposure: u64, per: f64, z: f64) -> Option<Rate> {
+    if exposure == 0 {
+        return None;
+    }
+    let k = events as f64;
+    let lo_count = if events == 0 { 0.0 } else { k * (1.0 - 1.0 / (9.0 * k) - z / (3.0 * k.sqrt())).powi(3) };
+    let k1 = k + 1.0;
+    let hi_count = k1 * (1.0 - 1.0 / (9.0 * k1) + z / (3.0 * k1.sqrt())).powi(3);
+    let scale = per / exposure as f64;
+    Some(Rate { events, exposure, rate: k * scale, lo: lo_count.max(0.0) * scale, hi: hi_count * scale })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -298,5 +356,31 @@ mod tests {
         assert!(logistic(&[vec![1.0], vec![1.0, 2.0]], &[true, false]).is_none());
         // A constant covariate makes the information matrix singular.
         assert!(logistic(&[vec![1.0], vec![1.0], vec![1.0]], &[true, false, true]).is_none());
+    }
+
+    #[test]
+    fn mean_interval_by_hand() {
+        // 2, 4, 4, 4, 5, 5, 7, 9: mean 5, sample SD sqrt(32/7) = 2.138; half-width 1.96*2.138/sqrt(8) = 1.4816.
+        let m = mean_ci(&[2.0, 4.0, 4.0, 4.0, 5.0, 5.0, 7.0, 9.0], Z95).unwrap();
+        assert_eq!(m.n, 8);
+        assert!((m.mean - 5.0).abs() < 1e-12);
+        assert!((m.sd - (32.0f64 / 7.0).sqrt()).abs() < 1e-12);
+        assert!((m.hi - m.mean - 1.4816).abs() < 1e-3, "{m:?}");
+        assert!(mean_ci(&[], Z95).is_none());
+        assert!((mean_ci(&[3.0], Z95).unwrap().lo - 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn poisson_rate_is_close_to_the_exact_interval() {
+        // Exact 95 % Poisson limits for 10 events: 4.795 to 18.39 (Garwood; standard tables).
+        let r = poisson_rate(10, 100, 100.0, Z95).unwrap();
+        assert!((r.rate - 10.0).abs() < 1e-12);
+        assert!((r.lo - 4.795).abs() < 0.02, "{r:?}");
+        assert!((r.hi - 18.39).abs() < 0.03, "{r:?}");
+        // Zero events: lower 0, upper 3.689 (exact) per exposure.
+        let z = poisson_rate(0, 1, 1.0, Z95).unwrap();
+        assert!(z.lo.abs() < 1e-12);
+        assert!((z.hi - 3.689).abs() < 0.05, "{z:?}");
+        assert!(poisson_rate(1, 0, 100.0, Z95).is_none());
     }
 }
