@@ -12,7 +12,7 @@ use ketacare_domain::record::{ClinicalRecord, PatientVersion, Provenance, Reason
 use ketacare_domain::validation::FieldErrors;
 use rand::Rng;
 use rust_decimal::Decimal;
-use sha2::{Digest, Sha256};
+
 use uuid::Uuid;
 
 /// One weight or height measurement on the chart.
@@ -260,8 +260,7 @@ impl App {
     }
 
     fn pseudonym(&self, id: PatientId) -> String {
-        let d = Sha256::digest(format!("{}:{id}", self.settings.pseudonym_key).as_bytes());
-        format!("R-{}", d.iter().take(5).map(|b| format!("{b:02X}")).collect::<String>())
+        self.deidentifier().research_id(id)
     }
 
     /// The de-identified cohort (researchers and the medical director).

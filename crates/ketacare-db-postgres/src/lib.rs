@@ -103,3 +103,5 @@ impl PgStore {
 
 ketacare_db::impl_sql_store!(PgStore, sqlx::Postgres);
 ketacare_db::impl_session_store!(PgStore, sqlx::Postgres);
+ketacare_db::impl_research_store!(PgStore, sqlx::Postgres);
+ketacare_db::impl_bulk_store!(PgStore, sqlx::Postgres);

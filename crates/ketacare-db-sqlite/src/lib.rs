@@ -101,3 +101,5 @@ impl SqliteStore {
 
 ketacare_db::impl_sql_store!(SqliteStore, sqlx::Sqlite);
 ketacare_db::impl_session_store!(SqliteStore, sqlx::Sqlite);
+ketacare_db::impl_research_store!(SqliteStore, sqlx::Sqlite);
+ketacare_db::impl_bulk_store!(SqliteStore, sqlx::Sqlite);

@@ -17,8 +17,10 @@
 //!   no data.
 //! - Configuration data (users, sessions, API tokens) may be updated; user changes are audited.
 
+pub mod bulk;
 pub mod codec;
 mod model;
+pub mod research;
 pub mod session;
 #[doc(hidden)]
 pub mod sql;
@@ -81,7 +83,7 @@ pub type DbResult<T> = Result<T, DbError>;
 
 /// The storage interface. See the crate docs for the invariants.
 #[async_trait::async_trait]
-pub trait Store: session::SessionStore + Send + Sync + 'static {
+pub trait Store: session::SessionStore + research::ResearchStore + bulk::BulkStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     /// Applies pending migrations.

@@ -220,6 +220,24 @@ impl CohortFilter {
     }
 }
 
+/// The route and dose a treatment visit's reason states, for doses given before the clinic
+/// ordered them in Ketacare (recorded as treatment encounters): `<ROUTE> ketamine <dose> mg/kg`,
+/// e.g. "IV ketamine 0.5 mg/kg over 40 min". None when the text does not say both.
+pub fn dose_from_text(reason: &str) -> Option<(String, Decimal)> {
+    let words: Vec<&str> = reason.split_whitespace().collect();
+    for w in words.windows(4) {
+        let route = w[0].to_ascii_lowercase();
+        if matches!(route.as_str(), "iv" | "sc" | "im") && w[1].eq_ignore_ascii_case("ketamine") && w[3].eq_ignore_ascii_case("mg/kg") {
+            if let Ok(d) = w[2].parse::<Decimal>() {
+                if d > Decimal::ZERO {
+                    return Some((route, d));
+                }
+            }
+        }
+    }
+    None
+}
+
 /// Percent reduction from baseline (positive = better on scales where lower is better).
 pub fn reduction(baseline: Decimal, value: Decimal) -> Option<Decimal> {
     if baseline <= Decimal::ZERO {
@@ -998,6 +1016,16 @@ mod tests {
         let ae = r.adverse_events.unwrap();
         assert_eq!((ae.events, ae.exposure), (1, 2));
         assert!((ae.rate - 50.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn historical_visits_state_route_and_dose() {
+        assert_eq!(dose_from_text("IV ketamine 0.5 mg/kg over 40 min (infusion 1 of 6)"), Some(("iv".into(), d("0.5"))));
+        assert_eq!(dose_from_text("SC ketamine 1 mg/kg (maintenance, weekly)"), Some(("sc".into(), d("1"))));
+        assert_eq!(dose_from_text("SC ketamine 0.25 mg/kg (ascending dose 1 of 3)"), Some(("sc".into(), d("0.25"))));
+        assert_eq!(dose_from_text("Ketamine session"), None);
+        assert_eq!(dose_from_text("SC ketamine 70 mg"), None, "a fixed dose is not a weight-based level");
+        assert_eq!(dose_from_text("SC ketamine -1 mg/kg"), None);
     }
 
     #[test]

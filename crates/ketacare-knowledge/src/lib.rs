@@ -8,6 +8,7 @@
 pub mod dosing;
 pub mod instruments;
 pub mod pk;
+pub mod research;
 pub mod safety;
 pub mod screening;
 pub mod session;
@@ -285,6 +286,8 @@ pub struct Knowledge {
     /// Long-term safety rules.
     pub safety: ketacare_domain::safety::SafetyRules,
     common_passwords: Vec<&'static str>,
+    /// Cohort analytics definitions, covariates and the published studies.
+    pub research: research::ResearchKnowledge,
 }
 
 impl Knowledge {
@@ -349,6 +352,8 @@ impl Knowledge {
         let (pk, pk_table) = pk::load_pk()?;
         let (safety, safety_table) = safety::load_safety()?;
         let monitor_codes = session::load_monitor_codes()?;
+        let instrument_keys: Vec<String> = instruments.iter().map(|i| i.key.clone()).collect();
+        let (research, research_table) = research::load_research(&instrument_keys)?;
         if !assessment_timing.timepoints.iter().any(|t| t.key == titration.response_timepoint) {
             return Err(KnowledgeError::Inconsistent {
                 file: "titration.toml",
@@ -376,7 +381,7 @@ impl Knowledge {
             tables: [
                 vec![anth, pat, timing_table, eligibility_table],
                 library_tables,
-                vec![titration_table, session_table, safety_table, pk_table],
+                vec![titration_table, session_table, safety_table, pk_table, research_table],
             ]
             .concat(),
             diagnoses_version: dfile.version,
@@ -391,6 +396,7 @@ impl Knowledge {
             monitor_codes,
             pk,
             safety,
+            research,
             assessment_timing,
             common_passwords,
         })

@@ -71,6 +71,7 @@ pub fn routes() -> Router<AppState> {
         .merge(crate::api_session::routes())
         .merge(crate::api_pk::routes())
         .merge(crate::api_safety::routes())
+        .merge(crate::api_research::routes())
 }
 
 // ---------- DTOs ----------
@@ -730,6 +731,16 @@ pub fn documented_routes() -> Vec<(String, String)> {
     out
 }
 
+/// The whole document: this module's paths plus those of the modules that keep their own.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.merge(crate::api_research::ResearchDoc::openapi());
+    doc.merge(crate::fhir_api::FhirDoc::openapi());
+    doc.merge(crate::reports::ReportsDoc::openapi());
+    doc.merge(crate::exports::ExportsDoc::openapi());
+    doc
+}
+
 async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+    Json(openapi_document())
 }

@@ -16,16 +16,21 @@ pub mod api;
 mod api_dosing;
 mod api_outcomes;
 pub mod api_pk;
+mod api_research;
 mod api_safety;
 mod api_screening;
 mod api_session;
 mod dosing;
 pub mod error;
+mod exports;
 pub mod extract;
+mod fhir_api;
 mod forms;
 mod outcomes;
 mod pages;
 mod pk;
+mod reports;
+mod research;
 mod safety_pages;
 mod screening;
 pub mod screening_doc;
@@ -144,6 +149,10 @@ pub fn router(state: AppState) -> Router {
         .merge(pk::routes())
         .merge(session::routes())
         .merge(safety_pages::routes())
+        .merge(research::routes())
+        .merge(reports::routes())
+        .merge(exports::routes())
+        .nest("/fhir", fhir_api::routes())
         .nest("/api", api::routes())
         .route("/health", get(health))
         .route("/static/app.css", get(css))

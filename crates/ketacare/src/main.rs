@@ -1,7 +1,9 @@
 //! `ketacare`: the single server binary. See `ketacare --help`.
 
 mod calc;
+mod export;
 mod simulate;
+mod synth;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -237,6 +239,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Export the clinic's data for research or for another system (FHIR NDJSON, CSV with a
+    /// data dictionary, OMOP CDM v5.4), de-identified unless asked otherwise; audited.
+    Export(export::ExportArgs),
+    /// Fill a database with a synthetic cohort (patients, sessions, vitals, ratings) for
+    /// benchmarks and load tests. Never for a clinic's database.
+    Synth(synth::SynthArgs),
     /// Licensed item wording of a rating scale (a clinic's wording file).
     Wording {
         #[command(subcommand)]
@@ -361,6 +369,14 @@ async fn run() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match &cli.command {
+        Command::Export(args) => {
+            let config = load_config(&cli)?;
+            export::run(&config, args).await
+        }
+        Command::Synth(args) => {
+            let config = load_config(&cli)?;
+            synth::run(&config, args).await
+        }
         Command::Score { instrument, items, describe, json } => {
             let k = ketacare_knowledge::Knowledge::load().context("loading the clinical knowledge files")?;
             let text = if *describe {

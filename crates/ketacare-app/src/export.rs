@@ -1,0 +1,1 @@
+//! Research and interoperability exports.

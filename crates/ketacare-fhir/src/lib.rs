@@ -1,0 +1,1 @@
+//! FHIR R4 resources of Ketacare records.
