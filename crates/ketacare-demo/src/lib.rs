@@ -76,7 +76,10 @@
 //!   substance-use disorder diagnosed during treatment; `KC-000076` a shorter benefit and
 //!   sessions closer together; `KC-000077` twice-weekly doses above the drug library's 28-day
 //!   soft cap and haematuria; `KC-000078` stable, with a signed benefit-risk review now overdue;
-//!   see the `safety` module.
+//!   see the `safety` module;
+//! - a research cohort of sixteen adults with social anxiety disorder (`KC-000079` to
+//!   `KC-000094`), each with one IV infusion of 0.5 mg/kg and the LSAS before and after (Taylor
+//!   2018's design), a baseline PHQ-9 and research covariates; see the `research` module.
 //!
 //! The same seed always gives the same clinic (record ids and timestamps of recording differ).
 //! All codes are for synthetic data only: see the `data` module.
@@ -84,10 +87,12 @@
 mod data;
 mod outcomes;
 mod plan;
+mod research;
 pub mod room;
 mod safety;
 mod screening;
 
+pub use research::RESEARCH_PATIENTS;
 pub use safety::SAFETY_PATIENTS;
 pub use screening::REFERRALS;
 
@@ -180,7 +185,8 @@ pub async fn seed(app: &App) -> Result<DemoSummary, AppError> {
     let room = room::seed_room(app, &prescriber, &nurse).await?;
     let (maintained, raised) = safety::seed_safety(app, &director, &prescriber, &nurse).await?;
     alerts += raised;
-    Ok(DemoSummary { logins, patients: plans.len() + referrals + room.len() + maintained, assessments, alerts, room })
+    let research = research::seed_research(app, &prescriber, &nurse).await?;
+    Ok(DemoSummary { logins, patients: plans.len() + referrals + room.len() + maintained + research, assessments, alerts, room })
 }
 
 /// Registers one patient and writes their chart: clinical records as the prescriber, weights and

@@ -264,7 +264,13 @@ fn trajectory(rng: &mut ChaCha8Rng, course: &Course) -> (Vec<Levels>, f64) {
 /// so the same patient keeps a recognisable item profile. `fixed` answers are kept as given
 /// (`None` = blank). Unscored items follow the total: each lies about as far along its own
 /// range as the target lies along the instrument's total range.
-fn spread(rng: &mut ChaCha8Rng, inst: &Instrument, target: i64, weights: &[f64], fixed: &[(&str, Option<u32>)]) -> Vec<Option<u32>> {
+pub(crate) fn spread(
+    rng: &mut ChaCha8Rng,
+    inst: &Instrument,
+    target: i64,
+    weights: &[f64],
+    fixed: &[(&str, Option<u32>)],
+) -> Vec<Option<u32>> {
     let mut out: Vec<Option<u32>> = vec![None; inst.items.len()];
     let mut free = Vec::new();
     let mut sum = 0_i64;
@@ -328,7 +334,7 @@ fn nearest(item: &ItemDef, x: f64) -> u32 {
 }
 
 /// Answers as typed: numbers, `y`/`n`, and `-` (yes/no) or nothing (numbers) for a blank.
-fn typed(inst: &Instrument, answers: &[Option<u32>]) -> Vec<String> {
+pub(crate) fn typed(inst: &Instrument, answers: &[Option<u32>]) -> Vec<String> {
     inst.items
         .iter()
         .zip(answers)

@@ -43,7 +43,11 @@ async fn seeds_a_clinic_with_one_login_per_role() {
     assert!(db.store().count_patients().await.unwrap() >= 60);
     assert_eq!(
         summary.patients,
-        ketacare_demo::PATIENTS + ketacare_demo::REFERRALS + ketacare_demo::room::ROOM + ketacare_demo::SAFETY_PATIENTS
+        ketacare_demo::PATIENTS
+            + ketacare_demo::REFERRALS
+            + ketacare_demo::room::ROOM
+            + ketacare_demo::SAFETY_PATIENTS
+            + ketacare_demo::RESEARCH_PATIENTS
     );
     assert_eq!(summary.logins.len(), 5);
     for role in Role::ALL {
@@ -73,7 +77,11 @@ async fn seeds_a_clinic_with_one_login_per_role() {
     let cohort = app.research_cohort(&director(&app).await).await.unwrap();
     assert_eq!(
         cohort.len(),
-        ketacare_demo::PATIENTS + ketacare_demo::REFERRALS + ketacare_demo::room::ROOM + ketacare_demo::SAFETY_PATIENTS
+        ketacare_demo::PATIENTS
+            + ketacare_demo::REFERRALS
+            + ketacare_demo::room::ROOM
+            + ketacare_demo::SAFETY_PATIENTS
+            + ketacare_demo::RESEARCH_PATIENTS
     );
     assert!(cohort.iter().all(|c| !c.diagnoses.is_empty() && c.bmi.is_some()));
     assert!(app.research_cohort(&app.system_principal(researcher)).await.is_ok());
@@ -89,7 +97,14 @@ async fn the_same_clinic_every_time() {
     ketacare_demo::seed(&app_a).await.unwrap();
     ketacare_demo::seed(&app_b).await.unwrap();
     let (ra, rb) = (roster(&app_a).await, roster(&app_b).await);
-    assert_eq!(ra.len(), ketacare_demo::PATIENTS + ketacare_demo::REFERRALS + ketacare_demo::room::ROOM + ketacare_demo::SAFETY_PATIENTS);
+    assert_eq!(
+        ra.len(),
+        ketacare_demo::PATIENTS
+            + ketacare_demo::REFERRALS
+            + ketacare_demo::room::ROOM
+            + ketacare_demo::SAFETY_PATIENTS
+            + ketacare_demo::RESEARCH_PATIENTS
+    );
     assert_eq!(ra.first().map(|r| r.0.as_str()), Some("KC-000001"));
     assert_eq!(ra, rb);
 }

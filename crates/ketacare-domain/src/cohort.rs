@@ -52,8 +52,13 @@ pub struct CovariateDef {
     pub system: String,
     /// Code.
     pub code: String,
-    /// Cut points for the stratified table (numbers; ascending).
+    /// Cut points for the stratified table (numbers; ascending). A number without cut points is
+    /// split at the cohort's median; a yes/no covariate (no unit) gives yes and no.
     pub cuts: Vec<Decimal>,
+    /// A value equal to a cut point belongs to the lower stratum ("more than 8" above it).
+    pub at_most: bool,
+    /// Labels of the strata (one more than the cut points), if the file gives them.
+    pub labels: Vec<String>,
     /// Where the definition and cut points come from.
     pub source: String,
 }
@@ -544,7 +549,9 @@ pub struct CohortReport {
     pub functioning: Vec<BeforeAfter>,
     /// Stratified response by covariate.
     pub strata: Vec<Stratum>,
-    /// Logistic regression of response on the covariates.
+    /// Logistic regression of response on each covariate alone.
+    pub univariable: Vec<Regression>,
+    /// Logistic regression of response on the covariates most patients have, together.
     pub regression: Option<Regression>,
     /// The clinic beside the published studies.
     pub evidence: Vec<EvidenceRow>,
@@ -564,17 +571,71 @@ fn rates_by<F: Fn(&PatientFacts, &PatientOutcome) -> Vec<String>>(
     groups.into_iter().map(|(g, os)| group_rate(g, &os, rules)).collect()
 }
 
-fn level_label(cuts: &[Decimal], v: f64) -> String {
-    let c: Vec<f64> = cuts.iter().filter_map(|d| d.to_f64()).collect();
+/// The stratum of a value, with its order among the strata.
+fn level_label(cov: &CovariateDef, v: f64, median: Option<f64>) -> (usize, String) {
+    let c: Vec<f64> = cov.cuts.iter().filter_map(|d| d.to_f64()).collect();
     if c.is_empty() {
-        return if v >= 0.5 { "yes".into() } else { "no".into() };
+        return match (cov.unit.is_some(), median) {
+            (true, Some(m)) if v < m => (0, format!("below the median ({m:.1})")),
+            (true, Some(m)) => (1, format!("at or above the median ({m:.1})")),
+            _ if v >= 0.5 => (1, "yes".into()),
+            _ => (0, "no".into()),
+        };
     }
+    let (lt, ge) = if cov.at_most { ("≤", ">") } else { ("<", "≥") };
     for (i, cut) in c.iter().enumerate() {
-        if v < *cut {
-            return if i == 0 { format!("< {cut}") } else { format!("{} to < {cut}", c[i - 1]) };
+        let below = if cov.at_most { v <= *cut } else { v < *cut };
+        if below {
+            let label = cov.labels.get(i).cloned().unwrap_or_else(|| {
+                if i == 0 {
+                    format!("{lt} {cut}")
+                } else {
+                    format!("{ge} {} to {lt} {cut}", c[i - 1])
+                }
+            });
+            return (i, label);
         }
     }
-    format!("≥ {}", c[c.len() - 1])
+    (c.len(), cov.labels.get(c.len()).cloned().unwrap_or_else(|| format!("{ge} {}", c[c.len() - 1])))
+}
+
+fn median(values: &mut [f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(|a, b| a.total_cmp(b));
+    let n = values.len();
+    Some(if n % 2 == 1 { values[n / 2] } else { (values[n / 2 - 1] + values[n / 2]) / 2.0 })
+}
+
+fn fit(rows: &[(&PatientFacts, PatientOutcome)], covs: &[&CovariateDef], rules: &CohortRules) -> Option<Regression> {
+    let mut x = Vec::new();
+    let mut y = Vec::new();
+    for (p, o) in rows {
+        let row: Option<Vec<f64>> = covs.iter().map(|c| p.covariates.get(&c.key).copied()).collect();
+        if let Some(r) = row {
+            x.push(r);
+            y.push(o.responded);
+        }
+    }
+    let events = y.iter().filter(|v| **v).count() as u64;
+    let n = y.len() as u64;
+    let fewest = events.min(n - events);
+    logistic(&x, &y).map(|f| Regression {
+        n,
+        events,
+        terms: covs
+            .iter()
+            .enumerate()
+            .map(|(j, c)| {
+                let (or, lo, hi) = f.odds_ratio(j + 1, rules.z);
+                OddsRatio { covariate: c.key.clone(), or, lo, hi }
+            })
+            .collect(),
+        converged: f.converged,
+        separation: f.separation,
+        small: fewest < rules.small_numbers_below * covs.len() as u64,
+    })
 }
 
 /// Runs the whole analysis over the patients that match `filter`.
@@ -679,13 +740,15 @@ pub fn analyse(all: &[PatientFacts], filter: &CohortFilter, rules: &CohortRules,
     // Subgroups: strata of each covariate, and one logistic model on the complete cases.
     let mut strata = Vec::new();
     for cov in &rules.covariates {
-        let mut levels: BTreeMap<String, Vec<&PatientOutcome>> = BTreeMap::new();
+        let mut values: Vec<f64> = rows.iter().filter_map(|(p, _)| p.covariates.get(&cov.key).copied()).collect();
+        let mid = median(&mut values);
+        let mut levels: BTreeMap<(usize, String), Vec<&PatientOutcome>> = BTreeMap::new();
         for (p, o) in &rows {
             if let Some(v) = p.covariates.get(&cov.key) {
-                levels.entry(level_label(&cov.cuts, *v)).or_default().push(o);
+                levels.entry(level_label(cov, *v, mid)).or_default().push(o);
             }
         }
-        for (level, os) in levels {
+        for ((_, level), os) in levels {
             strata.push(Stratum { covariate: cov.key.clone(), level: level.clone(), rate: group_rate(level, &os, rules) });
         }
     }
@@ -697,37 +760,15 @@ pub fn analyse(all: &[PatientFacts], filter: &CohortFilter, rules: &CohortRules,
             vals.len() >= 2 && vals.iter().any(|v| (v - vals[0]).abs() > f64::EPSILON)
         })
         .collect();
-    let regression = if present.is_empty() {
-        None
-    } else {
-        let mut x = Vec::new();
-        let mut y = Vec::new();
-        for (p, o) in &rows {
-            let row: Option<Vec<f64>> = present.iter().map(|c| p.covariates.get(&c.key).copied()).collect();
-            if let Some(r) = row {
-                x.push(r);
-                y.push(o.responded);
-            }
-        }
-        let events = y.iter().filter(|v| **v).count() as u64;
-        let n = y.len() as u64;
-        let fewest = events.min(n - events);
-        logistic(&x, &y).map(|fit| Regression {
-            n,
-            events,
-            terms: present
-                .iter()
-                .enumerate()
-                .map(|(j, c)| {
-                    let (or, lo, hi) = fit.odds_ratio(j + 1, rules.z);
-                    OddsRatio { covariate: c.key.clone(), or, lo, hi }
-                })
-                .collect(),
-            converged: fit.converged,
-            separation: fit.separation,
-            small: fewest < rules.small_numbers_below * present.len() as u64,
-        })
-    };
+    // One model per covariate (each on the patients who have it), and one model with every
+    // covariate recorded for at least half of the evaluable patients (complete cases).
+    let univariable: Vec<Regression> = present.iter().filter_map(|c| fit(&rows, &[*c], rules)).collect();
+    let common: Vec<&CovariateDef> = present
+        .iter()
+        .copied()
+        .filter(|c| 2 * rows.iter().filter(|(p, _)| p.covariates.contains_key(&c.key)).count() >= rows.len())
+        .collect();
+    let regression = if common.len() >= 2 { fit(&rows, &common, rules) } else { None };
 
     let evidence = studies.iter().map(|s| evidence_row(s, &patients, rules)).collect();
     CohortReport {
@@ -747,6 +788,7 @@ pub fn analyse(all: &[PatientFacts], filter: &CohortFilter, rules: &CohortRules,
         adverse_events,
         functioning,
         strata,
+        univariable,
         regression,
         evidence,
     }
@@ -860,6 +902,8 @@ mod tests {
                 system: "x".into(),
                 code: "bmi".into(),
                 cuts: vec![d("25"), d("30")],
+                at_most: false,
+                labels: vec![],
                 source: "WHO".into(),
             }],
         }
@@ -969,7 +1013,7 @@ mod tests {
         // Wilson 6/18: 0.163 to 0.563.
         assert!((published.lo - 0.163).abs() < 0.002 && (published.hi - 0.563).abs() < 0.002, "{published:?}");
         let levels: Vec<&str> = r.strata.iter().map(|s| s.level.as_str()).collect();
-        assert_eq!(levels, vec!["25 to < 30", "< 25", "≥ 30"]);
+        assert_eq!(levels, vec!["< 25", "≥ 25 to < 30", "≥ 30"]);
         // The filter narrows the cohort.
         let none = analyse(&all, &CohortFilter { diagnosis: Some("gad".into()), ..Default::default() }, &rules(), &[taylor]);
         assert_eq!(none.patients, 0);

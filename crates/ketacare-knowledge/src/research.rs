@@ -58,6 +58,10 @@ struct CovariateToml {
     code: String,
     #[serde(default)]
     cuts: Vec<String>,
+    #[serde(default)]
+    at_most: bool,
+    #[serde(default)]
+    labels: Vec<String>,
     phq9_at_least: Option<String>,
     source: String,
 }
@@ -107,10 +111,23 @@ pub fn load_research(instrument_keys: &[String]) -> Result<(ResearchKnowledge, V
         if cuts.windows(2).any(|w| w[0] >= w[1]) {
             return Err(bad(&c.key, "cut points must ascend".into()));
         }
+        if !c.labels.is_empty() && c.labels.len() != cuts.len() + 1 {
+            return Err(bad(&c.key, "needs one label more than cut points".into()));
+        }
         if let Some(p) = &c.phq9_at_least {
             phq9 = Some(Decimal::from_str(p.trim()).map_err(|_| bad(&c.key, format!("phq9_at_least {p:?} is not a decimal number")))?);
         }
-        covariates.push(CovariateDef { key: c.key, label: c.label, unit: c.unit, system: c.system, code: c.code, cuts, source: c.source });
+        covariates.push(CovariateDef {
+            key: c.key,
+            label: c.label,
+            unit: c.unit,
+            system: c.system,
+            code: c.code,
+            cuts,
+            at_most: c.at_most,
+            labels: c.labels,
+            source: c.source,
+        });
     }
     let phq9_depression_at_least = phq9.ok_or_else(|| bad("comorbid_depression", "needs phq9_at_least".into()))?;
     let (studies_version, studies) = crate::studies::load_studies()?;

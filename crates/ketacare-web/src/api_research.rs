@@ -208,9 +208,23 @@ pub struct CohortDto {
     adverse_events: Option<RateDto>,
     functioning: Vec<BeforeAfterDto>,
     strata: Vec<StratumDto>,
+    /// Each covariate alone.
+    univariable: Vec<RegressionDto>,
+    /// The covariates most patients have, together.
     regression: Option<RegressionDto>,
     evidence: Vec<EvidenceDto>,
     studies_version: String,
+}
+
+fn regression(g: &ketacare_domain::cohort::Regression) -> RegressionDto {
+    RegressionDto {
+        n: g.n,
+        events: g.events,
+        converged: g.converged,
+        separation: g.separation,
+        small: g.small,
+        terms: g.terms.iter().map(|t| OddsRatioDto { covariate: t.covariate.clone(), or: t.or, lo: t.lo, hi: t.hi }).collect(),
+    }
 }
 
 fn dto(o: &CohortOutcomes) -> CohortDto {
@@ -261,14 +275,8 @@ fn dto(o: &CohortOutcomes) -> CohortDto {
                 rate: groups(std::slice::from_ref(&s.rate)).remove(0),
             })
             .collect(),
-        regression: r.regression.as_ref().map(|g| RegressionDto {
-            n: g.n,
-            events: g.events,
-            converged: g.converged,
-            separation: g.separation,
-            small: g.small,
-            terms: g.terms.iter().map(|t| OddsRatioDto { covariate: t.covariate.clone(), or: t.or, lo: t.lo, hi: t.hi }).collect(),
-        }),
+        univariable: r.univariable.iter().map(regression).collect(),
+        regression: r.regression.as_ref().map(regression),
         evidence: r
             .evidence
             .iter()

@@ -1108,6 +1108,10 @@ async fn research(State(state): State<AppState>, Auth(p): Auth) -> PageResult {
         "Research cohort",
         html! {
             h1 { "De-identified cohort" }
+            nav.card aria-label="Research" {
+                a href="/research/outcomes" { "Cohort outcomes" } " — response, remission, durability and tolerability, beside the published studies · "
+                a href="/research/exports" { "Exports" } " — CSV with a data dictionary, OMOP CDM, FHIR NDJSON"
+            }
             p.muted { (rows.len()) " patients. No names, MRNs, dates of birth or contact details are shown; ages are in five-year bands and ids are pseudonyms." }
             table.list #cohort {
                 thead { tr { th { "Research id" } th { "Age band" } th { "Sex" } th { "Diagnoses" } th { "BMI" } } }

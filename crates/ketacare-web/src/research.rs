@@ -238,6 +238,29 @@ fn km_summary(km: &KaplanMeier) -> String {
     format!("{} patients, {} events, {} censored; {median}", km.n, km.events, km.n - km.events)
 }
 
+fn odds(t: &ketacare_domain::cohort::OddsRatio) -> String {
+    format!("{:.2} ({:.2}–{:.2})", t.or, t.lo, t.hi)
+}
+
+fn fit_warning(r: &ketacare_domain::cohort::Regression, small: u64) -> String {
+    let mut w = Vec::new();
+    if r.small {
+        w.push(format!("fewer than {small} responders or non-responders per covariate: estimates are unstable"));
+    }
+    if r.separation {
+        w.push("a covariate separates responders completely: the estimate is unreliable".to_owned());
+    }
+    if !r.converged {
+        w.push("the model did not converge".to_owned());
+    }
+    let mut s = w.join("; ");
+    if let Some(c) = s.get(..1).map(str::to_uppercase) {
+        s.replace_range(..1, &c);
+    }
+    s.push('.');
+    s
+}
+
 fn f1(v: f64) -> String {
     format!("{v:.1}")
 }
@@ -443,22 +466,26 @@ async fn outcomes_page(State(state): State<AppState>, Auth(p): Auth, Query(q): Q
                 }
             }
             h3 { "Logistic regression of response" }
-            @match &r.regression {
-                Some(reg) => {
-                    p.muted { "Complete cases: " (reg.n) " patients, " (reg.events) " responders. Odds ratios per unit (per yes for yes/no covariates) with 95 % Wald intervals, all covariates in one model." }
-                    @if reg.small || reg.separation || !reg.converged {
-                        p.alert.alert-warn #regression-warning {
-                            @if reg.small { "Fewer than " (small) " responders or non-responders per covariate: estimates are unstable. " }
-                            @if reg.separation { "A covariate separates responders completely: its estimate is unreliable. " }
-                            @if !reg.converged { "The model did not converge. " }
+            p.muted { "Odds ratios per unit (per yes for yes/no covariates) with 95 % Wald intervals: each covariate alone, on the patients who have it, and the covariates most patients have, together (complete cases)." }
+            table.list #regression-table {
+                thead { tr { th scope="col" { "Covariate" } th scope="col" { "Patients" } th scope="col" { "Responders" } th scope="col" { "Odds ratio alone (95 % CI)" } th scope="col" { "Together (95 % CI)" } } }
+                tbody {
+                    @for u in &r.univariable {
+                        @let t = &u.terms[0];
+                        @let label = o.rules.covariates.iter().find(|c| c.key == t.covariate).map(|c| c.label.clone()).unwrap_or_else(|| t.covariate.clone());
+                        @let together = r.regression.as_ref().and_then(|m| m.terms.iter().find(|x| x.covariate == t.covariate));
+                        tr data-covariate=(t.covariate) {
+                            td { (label) }
+                            td { (u.n) }
+                            td { (u.events) }
+                            td { (odds(t)) @if u.small || u.separation || !u.converged { " " span.badge.level-watch title=(fit_warning(u, small)) { "unstable" } } }
+                            td { @if let Some(x) = together { (odds(x)) } @else { "—" } }
                         }
                     }
-                    table.list #regression-table {
-                        thead { tr { th scope="col" { "Covariate" } th scope="col" { "Odds ratio (95 % CI)" } } }
-                        tbody { @for t in &reg.terms { tr { td { (t.covariate) } td { (format!("{:.2} ({:.2}–{:.2})", t.or, t.lo, t.hi)) } } } }
-                    }
                 }
-                None => { p.muted { "Not enough recorded covariates to fit a model." } }
+            }
+            @if let Some(m) = &r.regression {
+                p.small #regression-model { "Together: " (m.n) " patients with every one of " (m.terms.len()) " covariates, " (m.events) " responders. " @if m.small || m.separation || !m.converged { strong #regression-warning { (fit_warning(m, small)) } } }
             }
             p.small.muted { "Covariates: " (o.rules.covariates.iter().map(|c| format!("{} ({})", c.label, c.source)).collect::<Vec<_>>().join(" · ")) }
         }
@@ -586,7 +613,9 @@ pub fn to_csv(o: &CohortOutcomes) -> Result<String, csv::Error> {
             if s.rate.small { "small n" } else { "" },
         )?;
     }
-    if let Some(reg) = &r.regression {
+    let models =
+        r.univariable.iter().map(|m| ("logistic_univariable", m)).chain(r.regression.iter().map(|m| ("logistic_multivariable", m)));
+    for (section, reg) in models {
         for t in &reg.terms {
             let mut note = Vec::new();
             if reg.small {
@@ -596,7 +625,7 @@ pub fn to_csv(o: &CohortOutcomes) -> Result<String, csv::Error> {
                 note.push("separation");
             }
             w.write_record([
-                "logistic_regression",
+                section,
                 &t.covariate,
                 "odds_ratio",
                 &reg.n.to_string(),
