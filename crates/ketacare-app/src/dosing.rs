@@ -582,10 +582,6 @@ pub struct TitrationView {
     pub exposure: Vec<Option<crate::Exposure>>,
 }
 
-fn reduction(baseline: Decimal, value: Decimal) -> Option<Decimal> {
-    (baseline > Decimal::ZERO).then(|| ((baseline - value) * Decimal::ONE_HUNDRED / baseline).round_dp(1))
-}
-
 impl App {
     /// The recommendation for the next session of the patient's latest plan, from the
     /// double-checked doses given under it and the ratings, blood pressure and sedation seen.
@@ -613,43 +609,45 @@ impl App {
         let mut orders: Vec<&(RecordVersion, DoseOrderRecord)> =
             view.orders.iter().filter(|(_, o)| o.plan == Some(pv.record_id) && o.status == OrderStatus::Checked).collect();
         orders.sort_by_key(|(_, o)| o.check.as_ref().map(|c| c.at));
-        let checked_at: Vec<chrono::DateTime<chrono::Utc>> = orders.iter().filter_map(|(_, o)| o.check.as_ref().map(|c| c.at)).collect();
-        for (_, o) in orders {
+        // Each dose's response, benefit and dissociation, read as the cohort analytics read them.
+        let ratings: Vec<ketacare_domain::cohort::Rating> = assessments
+            .iter()
+            .filter_map(|a| {
+                total(a).map(|t| ketacare_domain::cohort::Rating {
+                    instrument: a.instrument.clone(),
+                    at: a.taken_at,
+                    total: t,
+                    timepoint: a.timepoint.clone(),
+                })
+            })
+            .collect();
+        let doses: Vec<ketacare_domain::cohort::DoseGiven> = orders
+            .iter()
+            .filter_map(|(_, o)| {
+                o.check.as_ref().map(|c| ketacare_domain::cohort::DoseGiven {
+                    at: c.at,
+                    mg_per_kg: o.mg_per_kg,
+                    route: o.route.code().to_owned(),
+                    protocol: None,
+                    step: o.step.clone(),
+                })
+            })
+            .collect();
+        let read = ketacare_domain::cohort::dose_outcomes(
+            &doses,
+            &ratings,
+            &self.knowledge.research.primary_scales,
+            &rules.response_timepoint,
+            rules.response_percent.value,
+            &self.knowledge.research.dissociation_scale,
+        );
+        for ((_, o), seen) in orders.into_iter().filter(|(_, o)| o.check.is_some()).zip(read) {
             let Some(at) = o.check.as_ref().map(|c| c.at) else { continue };
             let date = at.date_naive();
             let on_day = |inst: &'static str| assessments.iter().filter(move |a| a.instrument == inst && a.taken_at.date_naive() == date);
-            let mut response = None;
-            let mut benefit_days = None;
-            for inst in ["hama", "gad7", "lsas", "fq", "vas_anxiety"] {
-                let Some(baseline) = assessments.iter().filter(|a| a.instrument == inst).min_by_key(|a| a.taken_at).and_then(|a| total(a))
-                else {
-                    continue;
-                };
-                let Some(v) =
-                    on_day(inst).filter(|a| a.timepoint.as_deref() == Some(rules.response_timepoint.as_str())).find_map(|a| total(a))
-                else {
-                    continue;
-                };
-                let name = self.knowledge.instrument(inst).map(|i| i.name.clone()).unwrap_or_default();
-                response = reduction(baseline, v).map(|r| (r, name));
-                // How long the benefit lasted: ratings from the day after the dose, before the next
-                // dose (whose own ratings belong to it) and within 8 days.
-                let next_dose = checked_at.iter().copied().filter(|t| *t > at).min();
-                let later: Vec<(i64, Decimal)> = assessments
-                    .iter()
-                    .filter(|a| {
-                        a.instrument == inst && a.taken_at > at && (a.taken_at - at).num_days() >= 1 && (a.taken_at - at).num_days() <= 8
-                    })
-                    .filter(|a| next_dose.is_none_or(|n| a.taken_at < n))
-                    .filter_map(|a| total(a).and_then(|t| reduction(baseline, t)).map(|r| ((a.taken_at - at).num_days(), r)))
-                    .collect();
-                if !later.is_empty() {
-                    let lasting = later.iter().filter(|(_, r)| *r >= rules.response_percent.value).map(|(d, _)| *d).max().unwrap_or(0);
-                    benefit_days = u32::try_from(lasting).ok();
-                }
-                break;
-            }
-            let cadss = on_day("cadss").find_map(|a| total(a));
+            let response = seen.response.map(|(r, key)| (r, self.knowledge.instrument(&key).map(|i| i.name.clone()).unwrap_or(key)));
+            let benefit_days = seen.benefit_days;
+            let cadss = seen.dissociation;
             let moaas_min = on_day("moaas").filter_map(|a| total(a)).min().and_then(|m| u32::try_from(m.trunc().mantissa()).ok());
             let mut peak: Option<(u32, u32)> = None;
             for v in &chart.records {
