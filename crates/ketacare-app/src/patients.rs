@@ -269,13 +269,16 @@ impl App {
         let today = self.clock.now().date_naive();
         let ctx = self.ctx(p, "research");
         let mut out = Vec::new();
-        let mut offset = 0;
+        let mut after = None;
         loop {
-            let page = self.store.search_patients(&ctx, "", Page { limit: 500, offset }).await?;
+            // A page of patients with their diagnoses and measurements in a few range queries.
+            let page = self.store.cohort_page(&ctx, &[RecordKind::Diagnosis, RecordKind::Observation], after, 500).await?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.patient.patient_id);
             let n = page.len();
-            for v in page {
-                let records = self.store.current_records(&ctx, v.patient_id).await?;
-                let current: Vec<RecordVersion> = records.into_iter().filter(|r| !r.is_void()).collect();
+            for cp in page {
+                let v = cp.patient;
+                let current = cp.records;
                 let diagnoses = current
                     .iter()
                     .filter_map(|r| match &r.record {
@@ -288,7 +291,11 @@ impl App {
                 let lo = age / 5 * 5;
                 out.push(DeidentifiedPatient {
                     research_id: self.pseudonym(v.patient_id),
-                    age_band: format!("{lo}-{}", lo + 4),
+                    age_band: if age > ketacare_domain::deid::OLDEST_EXACT_AGE {
+                        ketacare_domain::deid::OLDEST_GROUP.to_owned()
+                    } else {
+                        format!("{lo}-{}", lo + 4)
+                    },
                     sex: v.demographics.sex,
                     diagnoses,
                     bmi: w.last().zip(h.last()).map(|(w, h)| bmi(w.value, h.value).round()),
@@ -297,7 +304,6 @@ impl App {
             if n < 500 {
                 break;
             }
-            offset += 500;
         }
         out.sort_by(|a, b| a.research_id.cmp(&b.research_id));
         Ok(out)
