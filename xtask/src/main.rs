@@ -11,6 +11,11 @@
 //!   curves the engine is tested against are recomputed from their independent 40-digit solver
 //!   and compared with the committed file (needs mpmath, `tests/pk/requirements-reference.txt`;
 //!   skipped with a note without it, except under `CI=true`).
+//! - Then the FHIR R4 validation (`tests/fhir/validate.py`): the debug binary's demo clinic is
+//!   read through the FHIR API (metadata, reads, searches, `$everything`, a bulk export) and every
+//!   resource validated by the R4 models of fhir.resources and FHIRPath checks of the vital-signs
+//!   profile (`tests/fhir/requirements.txt`; skipped with a note without them, except under
+//!   `CI=true`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -21,6 +26,9 @@ const INTEROP_REQUIREMENTS: &str = "tests/interop/requirements.txt";
 /// The PK reference check and what it needs.
 const PK_REFERENCE: &str = "tests/pk/reference.py";
 const PK_REQUIREMENTS: &str = "tests/pk/requirements-reference.txt";
+/// The FHIR validation (fhir.resources R4 models and FHIRPath checks against the demo) and what it needs.
+const FHIR_VALIDATION: &str = "tests/fhir/validate.py";
+const FHIR_REQUIREMENTS: &str = "tests/fhir/requirements.txt";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -40,6 +48,7 @@ fn test(extra: &[String]) -> ExitCode {
     let ok = matches!(status, Ok(s) if s.success());
     let interop = if ok { interop(&cargo) } else { Interop::NotRun("the Rust suites failed first".into()) };
     let pk = pk_reference();
+    let fhir = if ok { fhir_validation(&cargo) } else { Interop::NotRun("the Rust suites failed first".into()) };
     eprintln!();
     eprintln!("== Ketacare test summary ==");
     eprintln!("SQLite suites: {}", if ok { "passed" } else { "FAILED" });
@@ -88,7 +97,22 @@ fn test(extra: &[String]) -> ExitCode {
             true
         }
     };
-    if ok && interop_ok && pk_ok {
+    let fhir_ok = match &fhir {
+        Interop::Passed => {
+            eprintln!("FHIR R4 validation (tests/fhir/validate.py, fhir.resources + fhirpathpy): ran and passed");
+            true
+        }
+        Interop::Failed(why) => {
+            eprintln!("FHIR R4 validation (tests/fhir/validate.py, fhir.resources + fhirpathpy): FAILED ({why})");
+            false
+        }
+        Interop::NotRun(why) | Interop::NotInstalled(why) => {
+            eprintln!("FHIR R4 validation (tests/fhir/validate.py, fhir.resources + fhirpathpy): DID NOT RUN ({why})");
+            eprintln!("  To run it: python3 -m pip install -r {FHIR_REQUIREMENTS} && cargo xtask test");
+            true
+        }
+    };
+    if ok && interop_ok && pk_ok && fhir_ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -168,6 +192,38 @@ fn pk_reference() -> Interop {
     match status {
         Ok(s) if s.success() => Interop::Passed,
         Ok(s) => Interop::Failed(format!("python3 {PK_REFERENCE} --check exited with {s}")),
+        Err(e) => Interop::Failed(format!("python3 could not be started: {e}")),
+    }
+}
+
+/// Every FHIR resource the server emits (metadata, reads, searches, $everything, a bulk export of
+/// the demo clinic) validated by independent R4 models and FHIRPath checks.
+fn fhir_validation(cargo: &str) -> Interop {
+    let root = workspace_root();
+    let ci = std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
+    let check = "import fhirpathpy, fhir.resources as f; assert f.__fhir_version__ == '4.0.1'";
+    let importable = Command::new("python3").args(["-c", check]).env("PYTHONDONTWRITEBYTECODE", "1").output();
+    if !matches!(importable, Ok(ref o) if o.status.success()) {
+        let why = format!("python3 cannot import fhir.resources (R4 4.0.1) and fhirpathpy from {FHIR_REQUIREMENTS}");
+        return if ci { Interop::Failed(why) } else { Interop::NotInstalled(why) };
+    }
+    match Command::new(cargo).args(["build", "-p", "ketacare"]).status() {
+        Ok(s) if s.success() => {}
+        Ok(s) => return Interop::Failed(format!("cargo build -p ketacare exited with {s}")),
+        Err(e) => return Interop::Failed(format!("cargo could not be started: {e}")),
+    }
+    let bin = target_dir(&root).join("debug").join("ketacare");
+    eprintln!();
+    eprintln!("== FHIR R4 validation: python3 {FHIR_VALIDATION} ==");
+    let status = Command::new("python3")
+        .arg(root.join(FHIR_VALIDATION))
+        .current_dir(&root)
+        .env("KETACARE_BIN", &bin)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .status();
+    match status {
+        Ok(s) if s.success() => Interop::Passed,
+        Ok(s) => Interop::Failed(format!("python3 {FHIR_VALIDATION} exited with {s}")),
         Err(e) => Interop::Failed(format!("python3 could not be started: {e}")),
     }
 }

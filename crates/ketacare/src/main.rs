@@ -290,7 +290,7 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
         anyhow::ensure!(path.exists(), "configuration file {} does not exist", path.display());
         fig = fig.merge(Toml::file(path));
     }
-    fig = fig.merge(Env::prefixed("KETACARE_").ignore(&["config", "test_postgres_url", "require_postgres", "new_user_password"]));
+    fig = fig.merge(Env::prefixed("KETACARE_").ignore(&["config", "test_postgres_url", "require_postgres", "new_user_password", "log"]));
     let mut config: Config = fig.extract().context("reading the configuration (file and KETACARE_* variables)")?;
     if let Some(url) = &cli.database_url {
         config.database_url = url.clone();
