@@ -737,6 +737,7 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     doc.merge(crate::api_research::ResearchDoc::openapi());
     doc.merge(crate::fhir_api::FhirDoc::openapi());
     doc.merge(crate::reports::ReportsDoc::openapi());
+    doc.merge(crate::clinic_report::ClinicReportDoc::openapi());
     doc.merge(crate::exports::ExportsDoc::openapi());
     doc
 }

@@ -20,6 +20,7 @@ mod api_research;
 mod api_safety;
 mod api_screening;
 mod api_session;
+mod clinic_report;
 mod dosing;
 pub mod error;
 mod exports;
@@ -151,6 +152,7 @@ pub fn router(state: AppState) -> Router {
         .merge(safety_pages::routes())
         .merge(research::routes())
         .merge(reports::routes())
+        .merge(clinic_report::routes())
         .merge(exports::routes())
         .nest("/fhir", fhir_api::routes())
         .nest("/api", api::routes())

@@ -311,6 +311,7 @@ fn outcome_body(
         p { a href=(format!("/patients/{id}")) { "← Chart" } }
         h1 { "Outcomes" }
         p.muted { (name) " · MRN " (mrn) }
+        p { a href=(format!("/patients/{id}/report.pdf")) download #progress-report { "Progress report for the referring doctor (PDF)" } }
         @for a in &open_alerts {
             div.alert.alert-error role="alert" {
                 p { strong { "Urgent safety alert: " } (a.label) " · raised " (when(a.raised_at)) " UTC" }

@@ -138,11 +138,11 @@ pub fn pct(p: &Option<Proportion>) -> String {
     }
 }
 
-fn kn(p: &Option<Proportion>) -> String {
+pub(crate) fn kn(p: &Option<Proportion>) -> String {
     p.map(|p| format!("{} / {}", p.k, p.n)).unwrap_or_else(|| "—".into())
 }
 
-fn diagnosis_label(key: &str) -> String {
+pub(crate) fn diagnosis_label(key: &str) -> String {
     match key {
         "gad" => "Generalised anxiety disorder (GAD)".into(),
         "sad" => "Social anxiety disorder (SAD)".into(),
@@ -238,11 +238,11 @@ fn km_summary(km: &KaplanMeier) -> String {
     format!("{} patients, {} events, {} censored; {median}", km.n, km.events, km.n - km.events)
 }
 
-fn odds(t: &ketacare_domain::cohort::OddsRatio) -> String {
+pub(crate) fn odds(t: &ketacare_domain::cohort::OddsRatio) -> String {
     format!("{:.2} ({:.2}–{:.2})", t.or, t.lo, t.hi)
 }
 
-fn fit_warning(r: &ketacare_domain::cohort::Regression, small: u64) -> String {
+pub(crate) fn fit_warning(r: &ketacare_domain::cohort::Regression, small: u64) -> String {
     let mut w = Vec::new();
     if r.small {
         w.push(format!("fewer than {small} responders or non-responders per covariate: estimates are unstable"));
@@ -261,7 +261,7 @@ fn fit_warning(r: &ketacare_domain::cohort::Regression, small: u64) -> String {
     s
 }
 
-fn f1(v: f64) -> String {
+pub(crate) fn f1(v: f64) -> String {
     format!("{v:.1}")
 }
 
@@ -341,6 +341,7 @@ async fn outcomes_page(State(state): State<AppState>, Auth(p): Auth, Query(q): Q
         }
     }
     let csv_href = format!("/research/outcomes.csv?{}", q.query_string());
+    let pdf_href = format!("/research/outcomes.pdf?{}", q.query_string());
     let body = html! {
         h1 { "Cohort outcomes" }
         p.muted { "De-identified: counts, rates and intervals only; no names, record numbers or dates of any patient. " a href="/research" { "Cohort list" } " · " a href="/research/exports" { "Exports" } }
@@ -354,7 +355,12 @@ async fn outcomes_page(State(state): State<AppState>, Auth(p): Auth, Query(q): Q
             strong { (r.patients) " patients" } " match · " (r.treated) " treated · " (r.evaluable) " evaluable (a baseline rating and a rating after a dose)"
             @if !o.filter.is_empty() { " · filtered" }
         }
-        p { a href=(csv_href) download="cohort-outcomes.csv" #download-csv { "Download all tables as CSV" } }
+        p {
+            a href=(csv_href) download="cohort-outcomes.csv" #download-csv { "Download all tables as CSV" }
+            " · "
+            a href=(pdf_href) download #download-pdf { "Clinic outcomes report (PDF)" }
+            span.muted.small { " — the same tables and charts, for a governance meeting or a funder" }
+        }
 
         section.card #evidence {
             h2 { "The clinic beside the published studies" }
