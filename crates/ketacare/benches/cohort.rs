@@ -5,7 +5,7 @@
 //! database, then measures on each:
 //!
 //! - the load: wall time and patients per second (the `ketacare synth` process, multi-row
-//!   INSERTs, 500 patients per transaction);
+//!   INSERTs, 1,000 patients per transaction);
 //! - a full cohort scan through `ResearchStore::cohort_page` in pages of 500 patients with the
 //!   record kinds the cohort analytics read: wall time, patients per second, records and
 //!   sessions read, and the peak resident memory of the scan;
