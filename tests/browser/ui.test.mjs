@@ -333,6 +333,45 @@ uiTest('admin creates a user (rejecting a short password), issues an API token a
   assert.equal(await revoked.getByRole('button', { name: 'Revoke' }).count(), 0);
 });
 
+// 6c. Ten failed logins lock an account; the login page says so without saying which it was,
+// and the administrator sees the lock and lifts it.
+uiTest('ten failed logins lock an account, and the administrator unlocks it from the users page', async (page, context) => {
+  await login(page, 'admin');
+  await page.getByLabel('Username', { exact: true }).fill('t.mensah');
+  await page.getByLabel('Full name').fill('Tomas Mensah, RN');
+  await page.getByLabel('Role').selectOption({ label: 'Nurse' });
+  await page.getByLabel('Initial password').fill('copper meadow lantern 77');
+  await clickAndWait(page, page.getByRole('button', { name: 'Create user' }));
+  await logout(page);
+  await context.clearCookies();
+
+  const tryLogin = async (username, password) => {
+    await page.goto('/login');
+    await page.getByLabel('Username').fill(username);
+    await page.getByLabel('Password').fill(password);
+    await clickAndWait(page, page.getByRole('button', { name: 'Log in' }));
+    return text(page.getByRole('alert'));
+  };
+  const wrong = await tryLogin('t.mensah', 'copper meadow lantern 78');
+  assert.match(wrong, /not correct, the account is inactive, or it is locked after 10 failed logins in a row/);
+  assert.equal(await tryLogin('no.such.user', 'copper meadow lantern 78'), wrong, 'an unknown user gets the same words');
+  for (let i = 1; i < 10; i += 1) await tryLogin('t.mensah', 'copper meadow lantern 78');
+  assert.equal(await tryLogin('t.mensah', 'copper meadow lantern 77'), wrong, 'the right password is refused while locked, in the same words');
+  assert.equal(pathname(page), '/login');
+
+  await login(page, 'admin');
+  const row = page.locator('#users tbody tr').filter({ hasText: 't.mensah' });
+  assert.match(await text(row.locator('td').nth(3)), /^active locked until \d\d:\d\d UTC \(11 failed logins\)$/);
+  await clickAndWait(page, row.getByRole('button', { name: 'Unlock' }));
+  assert.equal(pathname(page), '/admin/users');
+  assert.equal(await text(page.locator('#users tbody tr').filter({ hasText: 't.mensah' }).locator('td').nth(3)), 'active');
+  assert.equal(await page.locator('#users tbody tr').filter({ hasText: 't.mensah' }).getByRole('button', { name: 'Unlock' }).count(), 0);
+  await logout(page);
+  await context.clearCookies();
+  await login(page, 't.mensah', 'copper meadow lantern 77');
+  assert.equal(pathname(page), '/patients', 'the unlocked nurse is in');
+});
+
 // 7. Researchers see a de-identified cohort only.
 uiTest('researcher lands on the de-identified cohort with no names or MRNs', async (page, context) => {
   // Collect real names as a nurse, to make sure none of them reaches the researcher.

@@ -205,17 +205,58 @@ impl App {
         Ok(self.store.set_user_active(&self.ctx(p, "operations"), id, active).await?)
     }
 
+    /// Unlocks an account locked by failed logins (administrators); audited.
+    pub async fn unlock_user(&self, p: &Principal, id: UserId) -> Result<(), AppError> {
+        self.authorize(p, Permission::ManageUsers, "User").await?;
+        Ok(self.store.unlock_user(&self.ctx(p, "operations"), id).await?)
+    }
+
     /// A system principal acting as `user` (command line only).
     pub fn system_principal(&self, user: User) -> Principal {
         Principal { user, kind: PrincipalKind::System, client_addr: None }
     }
 
     /// Checks username and password and opens a session. Returns the secret cookie token.
+    ///
+    /// Login protection: an address with too many recent failures is refused before any
+    /// password is checked ([`AppError::RateLimited`]); every failure counts against the
+    /// account, which locks after `max_failures` in a row; a locked, inactive or unknown
+    /// account and a wrong password get the same answer after the same work (a password hash
+    /// is always verified).
     pub async fn login(&self, username: &str, password: &str, client_addr: Option<String>) -> Result<(String, Principal), AppError> {
         let now = self.clock.now();
+        let policy = self.settings.login;
+        let actor_for = |found: Option<&User>| Actor {
+            user_id: found.map(|u| u.id),
+            username: username.chars().filter(|c| !c.is_control()).take(40).collect(),
+            role: found.map(|u| u.role),
+            session_ref: None,
+            client_addr: client_addr.clone(),
+        };
+        let denied = |actor: Actor, detail: String| AuditEvent {
+            recorded_at: now,
+            actor,
+            action: AuditAction::Execute,
+            outcome: AuditOutcome::Denied,
+            entity_type: "Session".into(),
+            entity_id: None,
+            patient_id: None,
+            detail: Some(detail),
+        };
+        if let Some(addr) = &client_addr {
+            let blocked = self
+                .login_addresses
+                .lock()
+                .map_err(|_| AppError::Internal("login limiter poisoned".into()))?
+                .blocked_until(addr, now, &policy);
+            if let Some(until) = blocked {
+                self.store.append_audit(&denied(actor_for(None), "login refused: too many failed logins from this address".into())).await?;
+                return Err(AppError::RateLimited { retry_after_secs: (until - now).num_seconds().max(1) });
+            }
+        }
         let found = self.store.find_user_by_username(username).await?;
         let ok = match &found {
-            Some((u, hash)) => self.verify_password(password, hash).await && u.active,
+            Some((u, hash)) => self.verify_password(password, hash).await && u.active && !u.lock.is_locked(now),
             None => {
                 let _ = self.verify_password(password, DUMMY_HASH).await;
                 false
@@ -224,27 +265,29 @@ impl App {
         let user = match (ok, found) {
             (true, Some((u, _))) => u,
             (_, found) => {
-                let actor = Actor {
-                    user_id: found.as_ref().map(|(u, _)| u.id),
-                    username: username.chars().filter(|c| !c.is_control()).take(40).collect(),
-                    role: found.as_ref().map(|(u, _)| u.role),
-                    session_ref: None,
-                    client_addr: client_addr.clone(),
-                };
-                let e = AuditEvent {
-                    recorded_at: now,
-                    actor,
-                    action: AuditAction::Execute,
-                    outcome: AuditOutcome::Denied,
-                    entity_type: "Session".into(),
-                    entity_id: None,
-                    patient_id: None,
-                    detail: Some("login failed".into()),
-                };
-                self.store.append_audit(&e).await?;
+                let found = found.map(|(u, _)| u);
+                let mut detail = "login failed".to_owned();
+                if let Some(u) = &found {
+                    let after = self.store.record_login_failure(u.id, now, policy.max_failures, now + policy.lock_for).await?;
+                    if u.lock.is_locked(now) {
+                        detail = "login refused: account locked".into();
+                    } else if after.is_locked(now) {
+                        detail = format!("login failed; account locked after {} consecutive failures", after.failed);
+                    }
+                }
+                if let Some(addr) = &client_addr {
+                    self.login_addresses
+                        .lock()
+                        .map_err(|_| AppError::Internal("login limiter poisoned".into()))?
+                        .record_failure(addr, now, &policy);
+                }
+                self.store.append_audit(&denied(actor_for(found.as_ref()), detail)).await?;
                 return Err(AppError::Unauthenticated);
             }
         };
+        if user.lock != ketacare_domain::login::AccountLock::default() {
+            self.store.clear_login_failures(user.id).await?;
+        }
         let token = random_token();
         let session = StoredSession {
             id: SessionId::from_uuid(Uuid::new_v4()),

@@ -26,6 +26,12 @@ pub enum AppError {
     /// Someone else changed the record, or a unique value is taken.
     #[error("conflict: {0}")]
     Conflict(String),
+    /// Too many failed logins from the caller's address; try again after this many seconds.
+    #[error("too many failed logins; retry after {retry_after_secs} s")]
+    RateLimited {
+        /// Seconds until the address may try again.
+        retry_after_secs: i64,
+    },
     /// Storage failed; details are logged, not shown.
     #[error("storage failure")]
     Storage(#[source] DbError),

@@ -51,11 +51,18 @@ pub struct Settings {
     pub session_absolute: Duration,
     /// Secret used to derive research pseudonyms (never shown).
     pub pseudonym_key: String,
+    /// Account lockout and the per-address limit on failed logins.
+    pub login: ketacare_domain::login::LoginProtection,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { session_idle: Duration::minutes(15), session_absolute: Duration::hours(12), pseudonym_key: "ketacare".into() }
+        Self {
+            session_idle: Duration::minutes(15),
+            session_absolute: Duration::hours(12),
+            pseudonym_key: "ketacare".into(),
+            login: ketacare_domain::login::LoginProtection::default(),
+        }
     }
 }
 
@@ -69,6 +76,8 @@ pub struct App {
     changes: tokio::sync::broadcast::Sender<String>,
     trends: std::sync::Mutex<std::collections::HashMap<ketacare_domain::ids::RecordId, session::Trend>>,
     closing: std::sync::atomic::AtomicBool,
+    /// Failed logins per client address (this server's memory).
+    login_addresses: std::sync::Mutex<ketacare_domain::login::AddressLimiter>,
 }
 
 impl App {
@@ -84,6 +93,7 @@ impl App {
             changes: tokio::sync::broadcast::channel(1024).0,
             trends: Default::default(),
             closing: Default::default(),
+            login_addresses: Default::default(),
         }
     }
     /// The store (for health checks and shutdown).

@@ -145,6 +145,7 @@ async fn audit_of(db: &TestDb, u: &ketacare_db::User, patient: PatientId) -> Vec
 both_backends!(
     migrations_match_shipped_set,
     users_are_unique_and_deactivation_ends_sessions,
+    login_failures_count_and_lock_as_the_domain_rule_says,
     api_tokens_are_found_by_hash_and_revoked,
     registration_and_reads_are_audited,
     mrn_is_unique_across_patients,
@@ -165,6 +166,53 @@ async fn migrations_match_shipped_set(db: &TestDb) {
     assert_eq!(ketacare_db_sqlite::SqliteStore::shipped_migrations(), ketacare_db_postgres::PgStore::shipped_migrations());
     // Migrating twice is a no-op.
     db.store().migrate().await.unwrap();
+}
+
+async fn login_failures_count_and_lock_as_the_domain_rule_says(db: &TestDb) {
+    use ketacare_domain::login::{AccountLock, LoginProtection};
+    let s = db.store();
+    let u = nurse(db).await;
+    let policy = LoginProtection { max_failures: 3, lock_for: Duration::minutes(15), ..LoginProtection::default() };
+    let mut expected = AccountLock::default();
+    // Failures at minutes 0, 1, 2 (locks), 5 (while locked), 20 (after the lock: a new run),
+    // each checked against the domain's rule and read back through the user.
+    for m in [0, 1, 2, 5, 20, 21] {
+        let now = t0() + Duration::minutes(m);
+        expected = expected.after_failure(now, &policy);
+        let got = s.record_login_failure(u.id, now, policy.max_failures, now + policy.lock_for).await.unwrap();
+        assert_eq!(got, expected, "after the failure at minute {m}");
+        assert_eq!(s.get_user(u.id).await.unwrap().unwrap().lock, expected, "stored at minute {m}");
+    }
+    assert_eq!(expected, AccountLock { failed: 2, locked_until: None });
+    s.clear_login_failures(u.id).await.unwrap();
+    assert_eq!(s.get_user(u.id).await.unwrap().unwrap().lock, AccountLock::default());
+    // Lock, then an audited unlock.
+    for _ in 0..3 {
+        s.record_login_failure(u.id, t0(), 3, t0() + Duration::minutes(15)).await.unwrap();
+    }
+    assert!(s.get_user(u.id).await.unwrap().unwrap().lock.is_locked(t0()));
+    s.unlock_user(&system_ctx(), u.id).await.unwrap();
+    assert_eq!(s.get_user(u.id).await.unwrap().unwrap().lock, AccountLock::default());
+    let f = AuditFilter { entity_type: Some("User".into()), page: Page { limit: 50, offset: 0 }, ..Default::default() };
+    let audit = s.search_audit(&system_ctx(), &f).await.unwrap();
+    assert!(audit
+        .iter()
+        .any(|e| e.event.entity_id.as_deref() == Some(&u.id.to_string())
+            && e.event.detail.as_deref().is_some_and(|d| d.ends_with("unlocked"))));
+    assert!(matches!(s.unlock_user(&system_ctx(), UserId::from_uuid(Uuid::new_v4())).await, Err(DbError::NotFound)));
+    assert!(matches!(s.record_login_failure(UserId::from_uuid(Uuid::new_v4()), t0(), 3, t0()).await, Err(DbError::NotFound)));
+    // Concurrent failures all count (one atomic statement each).
+    s.clear_login_failures(u.id).await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let s = s.clone();
+        let id = u.id;
+        tasks.push(tokio::spawn(async move { s.record_login_failure(id, t0(), 100, t0()).await.unwrap() }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(s.get_user(u.id).await.unwrap().unwrap().lock.failed, 8);
 }
 
 async fn users_are_unique_and_deactivation_ends_sessions(db: &TestDb) {

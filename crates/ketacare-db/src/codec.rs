@@ -867,6 +867,10 @@ pub struct UserRow {
     pub active: i64,
     /// Column.
     pub created_at: String,
+    /// Column.
+    pub failed_logins: i64,
+    /// Column.
+    pub locked_until: Option<String>,
 }
 
 impl UserRow {
@@ -880,6 +884,11 @@ impl UserRow {
                 role: Role::parse(&self.role).map_err(corrupt)?,
                 active: self.active != 0,
                 created_at: parse_ts(&self.created_at)?,
+                lock: ketacare_domain::login::AccountLock {
+                    failed: u32::try_from(self.failed_logins)
+                        .map_err(|_| DbError::Corrupt(format!("failed_logins {}", self.failed_logins)))?,
+                    locked_until: self.locked_until.as_deref().map(parse_ts).transpose()?,
+                },
             },
             self.password_hash,
         ))

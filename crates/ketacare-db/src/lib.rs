@@ -106,6 +106,21 @@ pub trait Store: session::SessionStore + research::ResearchStore + bulk::BulkSto
     async fn set_user_active(&self, ctx: &AuditCtx, id: UserId, active: bool) -> DbResult<()>;
     /// Replaces a password hash (rehash on login or reset).
     async fn set_password_hash(&self, id: UserId, hash: &str) -> DbResult<()>;
+    /// Counts a failed login at `now` and, when the count reaches `max_failures`, locks the
+    /// account until `lock_until` (as [`ketacare_domain::login::AccountLock::after_failure`]).
+    /// One atomic statement: concurrent failures on several servers all count. Returns the new
+    /// state.
+    async fn record_login_failure(
+        &self,
+        id: UserId,
+        now: chrono::DateTime<chrono::Utc>,
+        max_failures: u32,
+        lock_until: chrono::DateTime<chrono::Utc>,
+    ) -> DbResult<ketacare_domain::login::AccountLock>;
+    /// Sets the failure count back to zero after a successful login.
+    async fn clear_login_failures(&self, id: UserId) -> DbResult<()>;
+    /// Unlocks an account and sets its failure count back to zero (administrator); audited.
+    async fn unlock_user(&self, ctx: &AuditCtx, id: UserId) -> DbResult<()>;
     /// Stores a new session.
     async fn create_session(&self, s: &StoredSession) -> DbResult<()>;
     /// A session by the hash of its token.

@@ -31,6 +31,8 @@ pub struct User {
     pub active: bool,
     /// Created.
     pub created_at: DateTime<Utc>,
+    /// Consecutive failed logins and the lock they caused, if any.
+    pub lock: ketacare_domain::login::AccountLock,
 }
 
 /// A user to create.

@@ -19,7 +19,7 @@ pub const RECORD_COLS: &str =
     "r.version_id, r.record_id, r.version, r.supersedes, r.patient_id, r.kind, r.action, r.body, r.reason, r.recorded_by, r.recorded_by_name, r.recorded_at";
 
 /// Columns of `users`.
-pub const USER_COLS: &str = "id, username, display_name, role, password_hash, active, created_at";
+pub const USER_COLS: &str = "id, username, display_name, role, password_hash, active, created_at, failed_logins, locked_until";
 
 /// Columns of `sessions`.
 pub const SESSION_COLS: &str = "id, token_hash, user_id, csrf_token, created_at, last_seen_at, expires_at, client_addr";
@@ -249,7 +249,7 @@ macro_rules! impl_sql_store {
                 let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Create, ::ketacare_domain::audit::AuditOutcome::Success, "User", Some(u.id.to_string()), None, Some(format!("role={}", u.role.code())));
                 Self::__audit(&mut *tx, &e).await?;
                 tx.commit().await.map_err($crate::DbError::from_sqlx)?;
-                Ok($crate::User { id: u.id, username: u.username, display_name: u.display_name, role: u.role, active: true, created_at: u.created_at })
+                Ok($crate::User { id: u.id, username: u.username, display_name: u.display_name, role: u.role, active: true, created_at: u.created_at, lock: ::ketacare_domain::login::AccountLock::default() })
             }
 
             async fn find_user_by_username(&self, username: &str) -> $crate::DbResult<Option<($crate::User, String)>> {
@@ -307,6 +307,63 @@ macro_rules! impl_sql_store {
                     .await
                     .map_err($crate::DbError::from_sqlx)?;
                 Ok(())
+            }
+
+            async fn record_login_failure(
+                &self,
+                id: ::ketacare_domain::ids::UserId,
+                now: ::chrono::DateTime<::chrono::Utc>,
+                max_failures: u32,
+                lock_until: ::chrono::DateTime<::chrono::Utc>,
+            ) -> $crate::DbResult<::ketacare_domain::login::AccountLock> {
+                // Timestamps are fixed-width UTC text, so they compare as text.
+                let row: Option<(i64, Option<String>)> = $crate::__sqlx::query_as(
+                    "UPDATE users SET \
+                       failed_logins = CASE WHEN locked_until IS NOT NULL AND locked_until <= $1 THEN 1 ELSE failed_logins + 1 END, \
+                       locked_until = CASE \
+                         WHEN locked_until IS NOT NULL AND locked_until > $1 THEN locked_until \
+                         WHEN (CASE WHEN locked_until IS NOT NULL AND locked_until <= $1 THEN 1 ELSE failed_logins + 1 END) >= $2 THEN $3 \
+                         ELSE NULL END \
+                     WHERE id = $4 RETURNING failed_logins, locked_until",
+                )
+                .bind($crate::codec::ts(now))
+                .bind(i64::from(max_failures))
+                .bind($crate::codec::ts(lock_until))
+                .bind(id.to_string())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err($crate::DbError::from_sqlx)?;
+                let (failed, until) = row.ok_or($crate::DbError::NotFound)?;
+                Ok(::ketacare_domain::login::AccountLock {
+                    failed: u32::try_from(failed).map_err(|_| $crate::DbError::Corrupt(format!("failed_logins {failed}")))?,
+                    locked_until: until.as_deref().map($crate::codec::parse_ts).transpose()?,
+                })
+            }
+
+            async fn clear_login_failures(&self, id: ::ketacare_domain::ids::UserId) -> $crate::DbResult<()> {
+                $crate::__sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1 AND (failed_logins <> 0 OR locked_until IS NOT NULL)")
+                    .bind(id.to_string())
+                    .execute(&self.pool)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?;
+                Ok(())
+            }
+
+            async fn unlock_user(&self, ctx: &$crate::AuditCtx, id: ::ketacare_domain::ids::UserId) -> $crate::DbResult<()> {
+                let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
+                let n = $crate::__sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL, updated_at = $1 WHERE id = $2")
+                    .bind($crate::codec::ts(ctx.at))
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?
+                    .rows_affected();
+                if n == 0 {
+                    return Err($crate::DbError::NotFound);
+                }
+                let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Update, ::ketacare_domain::audit::AuditOutcome::Success, "User", Some(id.to_string()), None, Some("unlocked".into()));
+                Self::__audit(&mut *tx, &e).await?;
+                tx.commit().await.map_err($crate::DbError::from_sqlx)
             }
 
             async fn create_session(&self, s: &$crate::StoredSession) -> $crate::DbResult<()> {

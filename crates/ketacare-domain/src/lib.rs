@@ -33,6 +33,7 @@
 //!   regression for the cohort analytics.
 //! - [`access`]: roles, permissions and the de-identified view.
 //! - [`audit`]: the audit entry model (mirrors FHIR AuditEvent).
+//! - [`login`]: login protection: account lockout and the per-address limit on failed logins.
 //! - [`wording`]: a clinic's licensed item wording, checked against its instrument.
 //! - [`validation`]: field-level error reports used by every constructor.
 #![deny(missing_docs)]
@@ -48,6 +49,7 @@ pub mod dose;
 pub mod evidence;
 pub mod ids;
 pub mod instrument;
+pub mod login;
 pub mod order;
 pub mod patient;
 pub mod pk;

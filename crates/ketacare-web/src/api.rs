@@ -62,6 +62,7 @@ pub fn routes() -> Router<AppState> {
         .route("/research/cohort", get(cohort))
         .route("/admin/users", get(list_users).post(create_user))
         .route("/admin/users/{id}/active", post(set_user_active))
+        .route("/admin/users/{id}/unlock", post(unlock_user))
         .route("/admin/tokens", get(list_tokens).post(issue_token))
         .route("/admin/tokens/{id}/revoke", post(revoke_token))
         .merge(crate::api_outcomes::routes())
@@ -84,6 +85,11 @@ pub struct UserDto {
     display_name: String,
     role: String,
     active: bool,
+    /// Consecutive failed logins since the last success.
+    failed_logins: u32,
+    /// Locked by failed logins until this time (UTC), if it was locked; in the past means no
+    /// longer locked.
+    locked_until: Option<String>,
 }
 
 impl From<&User> for UserDto {
@@ -94,6 +100,8 @@ impl From<&User> for UserDto {
             display_name: u.display_name.clone(),
             role: u.role.code().into(),
             active: u.active,
+            failed_logins: u.lock.failed,
+            locked_until: u.lock.locked_until.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
         }
     }
 }
@@ -463,7 +471,7 @@ fn rid(s: &str) -> ApiResult<RecordId> {
     RecordId::parse(s).map_err(|_| WebError::api(AppError::NotFound))
 }
 
-#[utoipa::path(post, path = "/api/login", request_body = LoginRequest, responses((status = 200, body = UserDto, description = "Logged in; sets the session cookie"), (status = 401, body = Problem)), tag = "session")]
+#[utoipa::path(post, path = "/api/login", request_body = LoginRequest, responses((status = 200, body = UserDto, description = "Logged in; sets the session cookie"), (status = 401, body = Problem, description = "Wrong username or password, or the account is inactive or locked (one answer for all)"), (status = 429, body = Problem, description = "Too many failed logins from this address; Retry-After gives the seconds to wait")), tag = "session")]
 async fn login(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
     let (parts, body) = req.into_parts();
     let addr = client_addr(&parts);
@@ -657,6 +665,13 @@ async fn create_user(State(state): State<AppState>, Auth(p): Auth, req: Request)
     Ok((StatusCode::CREATED, Json(UserDto::from(&u))).into_response())
 }
 
+#[utoipa::path(post, path = "/api/admin/users/{id}/unlock", params(("id" = String, Path)), responses((status = 204, description = "Unlocked; the failed-login count is back to zero"), (status = 403, body = Problem), (status = 404, body = Problem)), tag = "admin")]
+async fn unlock_user(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<StatusCode> {
+    let uid = UserId::parse(&id).map_err(|_| WebError::api(AppError::NotFound))?;
+    state.app.unlock_user(&p, uid).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 #[utoipa::path(post, path = "/api/admin/users/{id}/active", params(("id" = String, Path)), request_body = ActiveRequest, responses((status = 204)), tag = "admin")]
 async fn set_user_active(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>, req: Request) -> ApiResult<StatusCode> {
     let r: ActiveRequest = json(req, &state).await?;
@@ -688,7 +703,7 @@ async fn revoke_token(State(state): State<AppState>, Auth(p): Auth, Path(id): Pa
 #[derive(OpenApi)]
 #[openapi(
     info(title = "Ketacare API", description = "JSON API of Ketacare. Clinical decision support; it does not replace clinical judgement. Authenticate with POST /api/login (session cookie) or an administrator-issued bearer token."),
-    paths(login, logout, me, search_patients, register_patient, get_chart, amend_patient, void_patient, patient_history, record_weight, record_height, add_record, get_record, record_history, amend_record, void_record, search_audit, cohort, list_users, create_user, set_user_active, list_tokens, issue_token, revoke_token,
+    paths(login, logout, me, search_patients, register_patient, get_chart, amend_patient, void_patient, patient_history, record_weight, record_height, add_record, get_record, record_history, amend_record, void_record, search_audit, cohort, list_users, create_user, set_user_active, unlock_user, list_tokens, issue_token, revoke_token,
         crate::api_outcomes::list_instruments, crate::api_outcomes::get_instrument, crate::api_outcomes::score, crate::api_outcomes::outcome,
         crate::api_outcomes::patient_assessments, crate::api_outcomes::record_assessment, crate::api_outcomes::send_questionnaire,
         crate::api_outcomes::cancel_questionnaire, crate::api_outcomes::list_alerts, crate::api_outcomes::acknowledge_alert,

@@ -80,12 +80,27 @@ impl WebError {
                 pr.warnings = w.iter().map(|w| WarningDto { code: w.code().into(), message: w.message() }).collect();
                 (s, pr)
             }
+            AppError::RateLimited { retry_after_secs } => p(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                format!("too many failed logins from this address; try again in {}", wait_words(*retry_after_secs)),
+            ),
             AppError::Storage(_) | AppError::Internal(_) => p(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",
                 "something went wrong on the server; nothing was saved; try again or call the administrator".into(),
             ),
         }
+    }
+}
+
+/// "1 minute", "14 minutes" (rounded up), for a wait in seconds.
+pub(crate) fn wait_words(secs: i64) -> String {
+    let m = (secs.max(1) + 59) / 60;
+    if m == 1 {
+        "1 minute".into()
+    } else {
+        format!("{m} minutes")
     }
 }
 
@@ -104,8 +119,16 @@ impl IntoResponse for WebError {
             tracing::error!(error = %e, "internal failure");
         }
         let (status, problem) = self.problem();
+        let retry = match &self.inner {
+            AppError::RateLimited { retry_after_secs } => Some(retry_after_secs.to_string()),
+            _ => None,
+        };
         if self.api {
-            return (status, Json(problem)).into_response();
+            let mut r = (status, Json(problem)).into_response();
+            if let Some(v) = retry.and_then(|v| axum::http::HeaderValue::from_str(&v).ok()) {
+                r.headers_mut().insert(axum::http::header::RETRY_AFTER, v);
+            }
+            return r;
         }
         if status == StatusCode::UNAUTHORIZED {
             return Redirect::to("/login?expired=1").into_response();

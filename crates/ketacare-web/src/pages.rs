@@ -57,6 +57,7 @@ pub fn routes() -> Router<AppState> {
         .route("/audit", get(audit))
         .route("/admin/users", get(users).post(create_user))
         .route("/admin/users/{id}/active", post(set_active))
+        .route("/admin/users/{id}/unlock", post(unlock_user))
         .route("/admin/tokens", post(issue_token))
         .route("/admin/tokens/{id}/revoke", post(revoke_token))
         .route("/research", get(research))
@@ -117,7 +118,26 @@ async fn login(State(state): State<AppState>, req: Request) -> PageResult {
         }
         Err(AppError::Unauthenticated) => Ok((
             axum::http::StatusCode::UNAUTHORIZED,
-            login_page(Some("The username or password is not correct, or the account is inactive."), &user),
+            login_page(
+                Some(&format!(
+                    "The username or password is not correct, the account is inactive, or it is locked after {} failed logins in a row (it unlocks by itself after {}, or an administrator can unlock it).",
+                    state.app.settings().login.max_failures,
+                    crate::error::wait_words(state.app.settings().login.lock_for.num_seconds())
+                )),
+                &user,
+            ),
+        )
+            .into_response()),
+        Err(AppError::RateLimited { retry_after_secs }) => Ok((
+            axum::http::StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, retry_after_secs.to_string())],
+            login_page(
+                Some(&format!(
+                    "Too many failed logins from this computer's network address. Try again in {}.",
+                    crate::error::wait_words(retry_after_secs)
+                )),
+                &user,
+            ),
         )
             .into_response()),
         Err(e) => Err(ui(e)),
@@ -983,6 +1003,7 @@ async fn audit(State(state): State<AppState>, Auth(p): Auth, Query(q): Query<Aud
 async fn users_page(state: &AppState, p: &Principal, values: &Fields, errors: &FieldErrors, new_token: Option<String>) -> PageResult {
     let users = state.app.list_users(p).await.map_err(ui)?;
     let tokens = state.app.list_api_tokens(p).await.map_err(ui)?;
+    let now = state.app.clock().now();
     let user_opts: Vec<(String, String)> =
         users.iter().map(|u| (u.id.to_string(), format!("{} ({})", u.username.as_str(), u.role.label()))).collect();
     Ok(page(
@@ -998,8 +1019,22 @@ async fn users_page(state: &AppState, p: &Principal, values: &Fields, errors: &F
                 tbody {
                     @for u in &users {
                         tr {
-                            td { (u.username.as_str()) } td { (u.display_name) } td { (u.role.label()) } td { @if u.active { "active" } @else { "inactive" } }
+                            td { (u.username.as_str()) } td { (u.display_name) } td { (u.role.label()) }
                             td {
+                                @if u.active { "active" } @else { "inactive" }
+                                @if let Some(until) = u.lock.locked_until.filter(|t| *t > now) {
+                                    br; strong.locked { "locked until " (until.format("%H:%M")) " UTC" } " (" (u.lock.failed) " failed logins)"
+                                } @else if u.lock.failed > 0 {
+                                    br; span.muted { (u.lock.failed) " failed logins since the last success" }
+                                }
+                            }
+                            td {
+                                @if u.lock.locked_until.is_some_and(|t| t > now) || u.lock.failed > 0 {
+                                    form method="post" action=(format!("/admin/users/{}/unlock", u.id)) {
+                                        (csrf(p))
+                                        button.link type="submit" { "Unlock" }
+                                    }
+                                }
                                 @if u.id != p.user.id {
                                     form method="post" action=(format!("/admin/users/{}/active", u.id)) {
                                         (csrf(p))
@@ -1080,6 +1115,13 @@ async fn set_active(State(state): State<AppState>, Auth(p): Auth, Path(id): Path
     check_csrf(&p, &form)?;
     let uid = UserId::parse(&id).map_err(|_| ui(AppError::NotFound))?;
     state.app.set_user_active(&p, uid, f(&form, "active") == "1").await.map_err(ui)?;
+    Ok(Redirect::to("/admin/users").into_response())
+}
+
+async fn unlock_user(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>, Form(form): Form<Fields>) -> PageResult {
+    check_csrf(&p, &form)?;
+    let uid = UserId::parse(&id).map_err(|_| ui(AppError::NotFound))?;
+    state.app.unlock_user(&p, uid).await.map_err(ui)?;
     Ok(Redirect::to("/admin/users").into_response())
 }
 

@@ -33,6 +33,16 @@ pub struct Config {
     /// `127.0.0.1:2575`; empty: off. MLLP has no authentication: bind it to the monitor
     /// network only.
     pub mllp_listen: String,
+    /// Failed logins in a row after which an account locks (3–100).
+    pub login_max_failures: u32,
+    /// Minutes a locked account stays locked unless an administrator unlocks it (1–1440).
+    pub login_lock_minutes: i64,
+    /// Failed logins from one address within `login_address_window_minutes` after which that
+    /// address is refused for a while (10–10000). Behind a reverse proxy every login comes from
+    /// the proxy's address: raise it to cover the whole clinic.
+    pub login_address_max_failures: u32,
+    /// Window of the per-address limit, minutes (1–1440).
+    pub login_address_window_minutes: i64,
 }
 
 impl Default for Config {
@@ -45,6 +55,10 @@ impl Default for Config {
             session_absolute_hours: 12,
             pseudonym_key: "change-me".into(),
             mllp_listen: String::new(),
+            login_max_failures: 10,
+            login_lock_minutes: 15,
+            login_address_max_failures: 50,
+            login_address_window_minutes: 15,
         }
     }
 }
@@ -60,6 +74,10 @@ impl std::fmt::Debug for Config {
             .field("session_absolute_hours", &self.session_absolute_hours)
             .field("pseudonym_key", &"***")
             .field("mllp_listen", &self.mllp_listen)
+            .field("login_max_failures", &self.login_max_failures)
+            .field("login_lock_minutes", &self.login_lock_minutes)
+            .field("login_address_max_failures", &self.login_address_max_failures)
+            .field("login_address_window_minutes", &self.login_address_window_minutes)
             .finish()
     }
 }
@@ -88,6 +106,22 @@ impl Config {
         );
         anyhow::ensure!((1..=240).contains(&self.session_idle_minutes), "session_idle_minutes must be 1–240");
         anyhow::ensure!((1..=24).contains(&self.session_absolute_hours), "session_absolute_hours must be 1–24");
+        anyhow::ensure!((3..=100).contains(&self.login_max_failures), "login_max_failures must be 3–100 (got {})", self.login_max_failures);
+        anyhow::ensure!(
+            (1..=1440).contains(&self.login_lock_minutes),
+            "login_lock_minutes must be 1–1440 (got {})",
+            self.login_lock_minutes
+        );
+        anyhow::ensure!(
+            (10..=10_000).contains(&self.login_address_max_failures),
+            "login_address_max_failures must be 10–10000 (got {})",
+            self.login_address_max_failures
+        );
+        anyhow::ensure!(
+            (1..=1440).contains(&self.login_address_window_minutes),
+            "login_address_window_minutes must be 1–1440 (got {})",
+            self.login_address_window_minutes
+        );
         self.listen
             .parse::<SocketAddr>()
             .with_context(|| format!("listen must be an address such as 127.0.0.1:8080 (got {})", self.listen))?;
@@ -119,6 +153,12 @@ pub fn build_app(store: Arc<dyn Store>, config: &Config, clock: Arc<dyn Clock>) 
         session_idle: chrono_minutes(config.session_idle_minutes),
         session_absolute: chrono_minutes(config.session_absolute_hours * 60),
         pseudonym_key: config.pseudonym_key.clone(),
+        login: ketacare_domain::login::LoginProtection {
+            max_failures: config.login_max_failures,
+            lock_for: chrono_minutes(config.login_lock_minutes),
+            address_max_failures: config.login_address_max_failures,
+            address_window: chrono_minutes(config.login_address_window_minutes),
+        },
     };
     Ok(Arc::new(App::new(store, clock, Arc::new(knowledge), settings)))
 }

@@ -282,6 +282,12 @@ enum UserCommand {
         #[arg(long, default_value = "admin")]
         role: String,
     },
+    /// Unlock an account locked by failed logins (for example the last administrator's).
+    Unlock {
+        /// Login name.
+        #[arg(long)]
+        username: String,
+    },
 }
 
 fn load_config(cli: &Cli) -> anyhow::Result<Config> {
@@ -307,6 +313,10 @@ struct ConfigDefaults {
     session_idle_minutes: i64,
     session_absolute_hours: i64,
     pseudonym_key: String,
+    login_max_failures: u32,
+    login_lock_minutes: i64,
+    login_address_max_failures: u32,
+    login_address_window_minutes: i64,
 }
 
 impl Default for ConfigDefaults {
@@ -319,6 +329,10 @@ impl Default for ConfigDefaults {
             session_idle_minutes: c.session_idle_minutes,
             session_absolute_hours: c.session_absolute_hours,
             pseudonym_key: c.pseudonym_key,
+            login_max_failures: c.login_max_failures,
+            login_lock_minutes: c.login_lock_minutes,
+            login_address_max_failures: c.login_address_max_failures,
+            login_address_window_minutes: c.login_address_window_minutes,
         }
     }
 }
@@ -562,6 +576,31 @@ async fn run() -> anyhow::Result<()> {
                 Err(e) => return Err(e).context("creating the account"),
             }
             app.store().close().await;
+            Ok(())
+        }
+        Command::User { command: UserCommand::Unlock { username } } => {
+            let config = load_config(&cli)?;
+            config.validate()?;
+            let store = open_store(&config.database_url).await?;
+            store.migrate().await?;
+            let Some((user, _)) = store.find_user_by_username(&username).await? else {
+                store.close().await;
+                anyhow::bail!("no account with username {username:?}");
+            };
+            let ctx = ketacare_db::AuditCtx {
+                actor: ketacare_domain::audit::Actor {
+                    user_id: None,
+                    username: "command line: ketacare user unlock".into(),
+                    role: None,
+                    session_ref: None,
+                    client_addr: None,
+                },
+                at: ketacare_app::Clock::now(&SystemClock),
+                purpose: "operations",
+            };
+            store.unlock_user(&ctx, user.id).await.context("unlocking the account")?;
+            out(&format!("Unlocked {} ({} failed logins before)", user.username.as_str(), user.lock.failed));
+            store.close().await;
             Ok(())
         }
         Command::CheckConfig => {

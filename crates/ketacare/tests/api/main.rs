@@ -12,6 +12,7 @@ mod concurrency;
 mod dosing;
 mod export;
 mod fhir;
+mod login_protection;
 mod outcomes;
 mod patients;
 mod pk;
