@@ -6,6 +6,7 @@
 //! audit context so the audit row lands in the same transaction. Time comes from a [`Clock`]
 //! (injected, so tests can move it) and ids from UUID v4.
 
+pub mod audit_chain;
 mod auth;
 mod clock;
 mod dosing;
@@ -53,6 +54,11 @@ pub struct Settings {
     pub pseudonym_key: String,
     /// Account lockout and the per-address limit on failed logins.
     pub login: ketacare_domain::login::LoginProtection,
+    /// The key that signs checkpoints of the audit chain (none: the chain is kept, no
+    /// checkpoint is signed).
+    pub audit_key: Option<audit_chain::AuditKey>,
+    /// How often a checkpoint of the audit chain is signed.
+    pub audit_checkpoint_every: Duration,
 }
 
 impl Default for Settings {
@@ -62,6 +68,8 @@ impl Default for Settings {
             session_absolute: Duration::hours(12),
             pseudonym_key: "ketacare".into(),
             login: ketacare_domain::login::LoginProtection::default(),
+            audit_key: None,
+            audit_checkpoint_every: audit_chain::default_checkpoint_every(),
         }
     }
 }
@@ -78,6 +86,8 @@ pub struct App {
     closing: std::sync::atomic::AtomicBool,
     /// Failed logins per client address (this server's memory).
     login_addresses: std::sync::Mutex<ketacare_domain::login::AddressLimiter>,
+    /// When this server last saw a checkpoint signed, and its position.
+    audit_checkpoint: std::sync::Mutex<Option<(chrono::DateTime<chrono::Utc>, i64)>>,
 }
 
 impl App {
@@ -94,6 +104,7 @@ impl App {
             trends: Default::default(),
             closing: Default::default(),
             login_addresses: Default::default(),
+            audit_checkpoint: Default::default(),
         }
     }
     /// The store (for health checks and shutdown).

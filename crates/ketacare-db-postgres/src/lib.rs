@@ -50,6 +50,18 @@ impl PgStore {
         self.pool.begin().await
     }
 
+    /// Sealing the audit chain: `SHARE ROW EXCLUSIVE` on `audit_log` waits for every
+    /// transaction that inserted an entry to end and holds new inserts (and other sealers) back
+    /// until this one commits, so no entry can appear below the sealed head afterwards. The
+    /// wait is bounded (well below `deadlock_timeout`): writers queued behind a waiting sealer
+    /// could otherwise close a lock cycle; a sealer that gives up simply tries again later.
+    async fn begin_audit_seal(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET LOCAL lock_timeout = '300ms'").execute(&mut *tx).await?;
+        sqlx::query("LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE").execute(&mut *tx).await?;
+        Ok(tx)
+    }
+
     async fn run_migrations(&self) -> DbResult<()> {
         sqlx::migrate!("./migrations").run(&self.pool).await?;
         Ok(())
@@ -105,3 +117,4 @@ ketacare_db::impl_sql_store!(PgStore, sqlx::Postgres);
 ketacare_db::impl_session_store!(PgStore, sqlx::Postgres);
 ketacare_db::impl_research_store!(PgStore, sqlx::Postgres);
 ketacare_db::impl_bulk_store!(PgStore, sqlx::Postgres);
+ketacare_db::impl_audit_chain_store!(PgStore, sqlx::Postgres);

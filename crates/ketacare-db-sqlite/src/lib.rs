@@ -66,6 +66,11 @@ impl SqliteStore {
         self.pool.begin_with("BEGIN IMMEDIATE").await
     }
 
+    /// Sealing the audit chain: one writer at a time, so sequence order is commit order.
+    async fn begin_audit_seal(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
+        self.pool.begin_with("BEGIN IMMEDIATE").await
+    }
+
     async fn run_migrations(&self) -> DbResult<()> {
         sqlx::migrate!("./migrations").run(&self.pool).await?;
         Ok(())
@@ -103,3 +108,4 @@ ketacare_db::impl_sql_store!(SqliteStore, sqlx::Sqlite);
 ketacare_db::impl_session_store!(SqliteStore, sqlx::Sqlite);
 ketacare_db::impl_research_store!(SqliteStore, sqlx::Sqlite);
 ketacare_db::impl_bulk_store!(SqliteStore, sqlx::Sqlite);
+ketacare_db::impl_audit_chain_store!(SqliteStore, sqlx::Sqlite);

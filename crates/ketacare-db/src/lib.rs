@@ -18,6 +18,7 @@
 //! - Configuration data (users, sessions, API tokens) may be updated; user changes are audited.
 
 pub mod bulk;
+pub mod chain;
 pub mod codec;
 mod model;
 pub mod research;
@@ -83,7 +84,9 @@ pub type DbResult<T> = Result<T, DbError>;
 
 /// The storage interface. See the crate docs for the invariants.
 #[async_trait::async_trait]
-pub trait Store: session::SessionStore + research::ResearchStore + bulk::BulkStore + Send + Sync + 'static {
+pub trait Store:
+    session::SessionStore + research::ResearchStore + bulk::BulkStore + chain::AuditChainStore + Send + Sync + 'static
+{
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     /// Applies pending migrations.

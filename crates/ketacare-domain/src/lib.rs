@@ -33,6 +33,7 @@
 //!   regression for the cohort analytics.
 //! - [`access`]: roles, permissions and the de-identified view.
 //! - [`audit`]: the audit entry model (mirrors FHIR AuditEvent).
+//! - [`audit_chain`]: the audit trail's hash chain, signed checkpoints and their verification.
 //! - [`login`]: login protection: account lockout and the per-address limit on failed logins.
 //! - [`wording`]: a clinic's licensed item wording, checked against its instrument.
 //! - [`validation`]: field-level error reports used by every constructor.
@@ -42,6 +43,7 @@ pub mod access;
 pub mod anthropometry;
 pub mod assessment;
 pub mod audit;
+pub mod audit_chain;
 pub mod coding;
 pub mod cohort;
 pub mod deid;

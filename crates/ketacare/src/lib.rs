@@ -43,6 +43,13 @@ pub struct Config {
     pub login_address_max_failures: u32,
     /// Window of the per-address limit, minutes (1–1440).
     pub login_address_window_minutes: i64,
+    /// The Ed25519 secret key (64 hex digits) that signs checkpoints of the audit chain;
+    /// usually set as `KETACARE_AUDIT_SIGNING_KEY`. Empty: no checkpoints (the chain is kept).
+    pub audit_signing_key: String,
+    /// A file holding that key instead (64 hex digits); readable by the server only.
+    pub audit_signing_key_file: String,
+    /// Minutes between signed checkpoints of the audit chain (1–1440).
+    pub audit_checkpoint_minutes: i64,
 }
 
 impl Default for Config {
@@ -59,6 +66,9 @@ impl Default for Config {
             login_lock_minutes: 15,
             login_address_max_failures: 50,
             login_address_window_minutes: 15,
+            audit_signing_key: String::new(),
+            audit_signing_key_file: String::new(),
+            audit_checkpoint_minutes: 10,
         }
     }
 }
@@ -78,6 +88,9 @@ impl std::fmt::Debug for Config {
             .field("login_lock_minutes", &self.login_lock_minutes)
             .field("login_address_max_failures", &self.login_address_max_failures)
             .field("login_address_window_minutes", &self.login_address_window_minutes)
+            .field("audit_signing_key", &if self.audit_signing_key.is_empty() { "" } else { "***" })
+            .field("audit_signing_key_file", &self.audit_signing_key_file)
+            .field("audit_checkpoint_minutes", &self.audit_checkpoint_minutes)
             .finish()
     }
 }
@@ -122,6 +135,16 @@ impl Config {
             "login_address_window_minutes must be 1–1440 (got {})",
             self.login_address_window_minutes
         );
+        anyhow::ensure!(
+            (1..=1440).contains(&self.audit_checkpoint_minutes),
+            "audit_checkpoint_minutes must be 1–1440 (got {})",
+            self.audit_checkpoint_minutes
+        );
+        anyhow::ensure!(
+            self.audit_signing_key.is_empty() || self.audit_signing_key_file.is_empty(),
+            "set audit_signing_key or audit_signing_key_file, not both"
+        );
+        self.audit_key()?;
         self.listen
             .parse::<SocketAddr>()
             .with_context(|| format!("listen must be an address such as 127.0.0.1:8080 (got {})", self.listen))?;
@@ -131,6 +154,23 @@ impl Config {
                 .with_context(|| format!("mllp_listen must be an address such as 127.0.0.1:2575, or empty (got {})", self.mllp_listen))?;
         }
         Ok(())
+    }
+}
+
+impl Config {
+    /// The audit signing key from `audit_signing_key` or the file named by
+    /// `audit_signing_key_file`, if either is set.
+    pub fn audit_key(&self) -> anyhow::Result<Option<ketacare_app::audit_chain::AuditKey>> {
+        let (text, what) = if !self.audit_signing_key_file.is_empty() {
+            let t = std::fs::read_to_string(&self.audit_signing_key_file)
+                .with_context(|| format!("reading audit_signing_key_file {}", self.audit_signing_key_file))?;
+            (t, format!("the file {}", self.audit_signing_key_file))
+        } else if !self.audit_signing_key.is_empty() {
+            (self.audit_signing_key.clone(), "audit_signing_key".to_owned())
+        } else {
+            return Ok(None);
+        };
+        ketacare_app::audit_chain::AuditKey::from_hex(&text).map(Some).map_err(|e| anyhow::anyhow!("{what} {e}"))
     }
 }
 
@@ -159,6 +199,8 @@ pub fn build_app(store: Arc<dyn Store>, config: &Config, clock: Arc<dyn Clock>) 
             address_max_failures: config.login_address_max_failures,
             address_window: chrono_minutes(config.login_address_window_minutes),
         },
+        audit_key: config.audit_key()?,
+        audit_checkpoint_every: chrono_minutes(config.audit_checkpoint_minutes),
     };
     Ok(Arc::new(App::new(store, clock, Arc::new(knowledge), settings)))
 }
@@ -224,6 +266,31 @@ impl Server {
                         }
                     }
                     _ = stopped(tick_rx.clone()) => return,
+                }
+            }
+        }));
+        // The audit chain: new entries are linked every 2 seconds, checkpoints signed as due.
+        if app.settings().audit_key.is_none() {
+            tracing::warn!("no audit_signing_key: the audit trail is hash-chained but no checkpoint is signed");
+        }
+        let (seal_app, seal_rx) = (app.clone(), rx.clone());
+        background.push(tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(2));
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            loop {
+                tokio::select! {
+                    _ = every.tick() => {
+                        if let Err(e) = seal_app.seal_audit().await {
+                            tracing::warn!(error = %e, "sealing the audit trail failed; retrying");
+                        }
+                    }
+                    _ = stopped(seal_rx.clone()) => {
+                        // Seal what the last requests wrote.
+                        if let Err(e) = seal_app.seal_audit().await {
+                            tracing::warn!(error = %e, "sealing the audit trail at shutdown failed");
+                        }
+                        return;
+                    }
                 }
             }
         }));

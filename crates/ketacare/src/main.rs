@@ -250,6 +250,34 @@ enum Command {
         #[command(subcommand)]
         command: WordingCommand,
     },
+    /// The tamper-evident audit trail.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check every entry of the audit trail against its hash chain and every checkpoint
+    /// against its signature; report any altered, deleted or inserted entry by position.
+    /// Exit status 1 when anything is found.
+    Verify {
+        /// The Ed25519 public key (64 hex digits) checkpoints must be signed with. Default:
+        /// the public half of the configured audit_signing_key.
+        #[arg(long)]
+        public_key: Option<String>,
+        /// Link entries not yet in the chain first (as a running server does every 2 s).
+        #[arg(long)]
+        seal: bool,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the public key of the configured audit_signing_key (give it to whoever verifies).
+    PublicKey,
+    /// Print a new random signing key (64 hex digits) for audit_signing_key.
+    NewKey,
 }
 
 #[derive(Subcommand)]
@@ -313,6 +341,7 @@ struct ConfigDefaults {
     session_idle_minutes: i64,
     session_absolute_hours: i64,
     pseudonym_key: String,
+    audit_checkpoint_minutes: i64,
     login_max_failures: u32,
     login_lock_minutes: i64,
     login_address_max_failures: u32,
@@ -329,6 +358,7 @@ impl Default for ConfigDefaults {
             session_idle_minutes: c.session_idle_minutes,
             session_absolute_hours: c.session_absolute_hours,
             pseudonym_key: c.pseudonym_key,
+            audit_checkpoint_minutes: c.audit_checkpoint_minutes,
             login_max_failures: c.login_max_failures,
             login_lock_minutes: c.login_lock_minutes,
             login_address_max_failures: c.login_address_max_failures,
@@ -603,6 +633,67 @@ async fn run() -> anyhow::Result<()> {
             store.close().await;
             Ok(())
         }
+        Command::Audit { command: AuditCommand::NewKey } => {
+            out(&ketacare_app::audit_chain::AuditKey::generate_hex());
+            Ok(())
+        }
+        Command::Audit { command: AuditCommand::PublicKey } => {
+            let config = load_config(&cli)?;
+            config.validate()?;
+            let key = config.audit_key()?.ok_or_else(|| anyhow::anyhow!("no audit_signing_key or audit_signing_key_file is configured"))?;
+            out(&key.public_hex());
+            Ok(())
+        }
+        Command::Audit { command: AuditCommand::Verify { public_key, seal, json } } => {
+            let config = load_config(&cli)?;
+            config.validate()?;
+            let trusted = match (public_key, config.audit_key()?) {
+                (Some(k), _) => Some(ketacare_app::audit_chain::verifying_key(k).map_err(|e| anyhow::anyhow!("--public-key {e}"))?),
+                (None, Some(k)) => Some(ketacare_app::audit_chain::verifying_key(&k.public_hex()).map_err(|e| anyhow::anyhow!("{e}"))?),
+                (None, None) => None,
+            };
+            let store = open_store(&config.database_url).await?;
+            store.migrate().await?;
+            let app = build_app(store, &config, Arc::new(SystemClock))?;
+            if *seal {
+                let o = app.seal_audit().await.context("sealing the audit trail")?;
+                if !*json {
+                    out(&format!("Sealed {} new entries", o.sealed));
+                }
+            }
+            let r = app.verify_audit(trusted.as_ref()).await.context("verifying the audit trail")?;
+            app.store().close().await;
+            if *json {
+                let findings: Vec<serde_json::Value> =
+                    r.findings.iter().map(|f| serde_json::json!({"seq": f.seq(), "kind": f.code(), "message": f.describe()})).collect();
+                out(&serde_json::to_string_pretty(&serde_json::json!({
+                    "intact": r.intact(),
+                    "entries_checked": r.checked,
+                    "entries_unsealed": r.unsealed,
+                    "checkpoints": r.checkpoints,
+                    "checkpoints_signature_verified": r.checkpoints_verified,
+                    "signatures_checked": trusted.is_some(),
+                    "findings": findings,
+                }))?);
+            } else {
+                out(&format!(
+                    "Audit trail: {} entries checked against the chain, {} not yet sealed; {} checkpoints, {} with a verified signature{}",
+                    r.checked,
+                    r.unsealed,
+                    r.checkpoints,
+                    r.checkpoints_verified,
+                    if trusted.is_none() { " (no public key: signatures not checked)" } else { "" }
+                ));
+                for f in &r.findings {
+                    out(&format!("  #{}: {}", f.seq(), f.describe()));
+                }
+                out(if r.intact() { "Intact: no entry altered, deleted or inserted." } else { "TAMPERED: see the entries above." });
+            }
+            if !r.intact() {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
         Command::CheckConfig => {
             let config = load_config(&cli)?;
             config.validate()?;
@@ -632,12 +723,20 @@ async fn demo(port: u16, data_dir: &std::path::Path, mllp_port: u16, no_monitors
             std::fs::remove_file(&p).with_context(|| format!("removing the previous demo database {}", p.display()))?;
         }
     }
+    // The demo signs audit checkpoints with a key of its own, kept beside its database.
+    let key_file = data_dir.join("audit-signing.key");
+    if !key_file.exists() {
+        std::fs::write(&key_file, ketacare_app::audit_chain::AuditKey::generate_hex())
+            .with_context(|| format!("writing {}", key_file.display()))?;
+    }
     let config = Config {
         database_url: format!("sqlite://{}", db.display()),
         listen: format!("127.0.0.1:{port}"),
         secure_cookies: false,
         pseudonym_key: "demo".into(),
         mllp_listen: format!("127.0.0.1:{mllp_port}"),
+        audit_signing_key_file: key_file.display().to_string(),
+        audit_checkpoint_minutes: 1,
         ..Config::default()
     };
     config.validate()?;
