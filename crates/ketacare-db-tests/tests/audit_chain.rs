@@ -3,7 +3,6 @@
 //! behind the application's back (with the append-only triggers switched off, as someone with
 //! the database's owner rights could) are found at their position.
 
-use ketacare_db::chain::AuditChainStore;
 use ketacare_db::Store;
 use ketacare_db_tests::fixtures::{system_ctx, t0};
 use ketacare_db_tests::{both_backends, TestDb};
@@ -27,7 +26,7 @@ fn event(i: usize) -> AuditEvent {
         entity_type: "Patient".into(),
         entity_id: Some(format!("p-{i}")),
         patient_id: None,
-        detail: if i % 3 == 0 { None } else { Some(format!("read {i}")) },
+        detail: if i.is_multiple_of(3) { None } else { Some(format!("read {i}")) },
     }
 }
 
@@ -111,8 +110,8 @@ async fn concurrent_writers_and_two_sealers_keep_one_unbroken_chain(db: &TestDb)
         Arc::new(ketacare_db_postgres::PgStore::open(&db.url).await.unwrap())
     };
     let mut tasks = Vec::new();
-    for w in 0..4 {
-        let st = if w % 2 == 0 { s.clone() } else { other.clone() };
+    for w in 0..4u32 {
+        let st = if w.is_multiple_of(2) { s.clone() } else { other.clone() };
         tasks.push(tokio::spawn(async move { write(&st, 60).await }));
     }
     for st in [s.clone(), other.clone()] {

@@ -613,7 +613,7 @@ async fn run() -> anyhow::Result<()> {
             config.validate()?;
             let store = open_store(&config.database_url).await?;
             store.migrate().await?;
-            let Some((user, _)) = store.find_user_by_username(&username).await? else {
+            let Some((user, _)) = store.find_user_by_username(username).await? else {
                 store.close().await;
                 anyhow::bail!("no account with username {username:?}");
             };
