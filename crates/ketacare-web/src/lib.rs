@@ -121,8 +121,13 @@ async fn same_origin(req: Request, next: Next) -> Response {
     next.run(req).await
 }
 
-async fn security_headers(req: Request, next: Next) -> Response {
+/// `Strict-Transport-Security` when the UI is served over HTTPS (`secure_cookies` on): one year,
+/// subdomains included.
+const HSTS: &str = "max-age=31536000; includeSubDomains";
+
+async fn security_headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let static_asset = req.uri().path().starts_with("/static/");
+    let https = state.config.secure_cookies;
     let mut res = next.run(req).await;
     let h = res.headers_mut();
     let set = |h: &mut axum::http::HeaderMap, k: &'static str, v: &'static str| {
@@ -133,6 +138,12 @@ async fn security_headers(req: Request, next: Next) -> Response {
     set(h, "referrer-policy", "same-origin");
     set(h, "x-frame-options", "DENY");
     set(h, "permissions-policy", "camera=(), microphone=(), geolocation=(), payment=(), usb=()");
+    // Referrer-Policy stays same-origin, not no-referrer: under no-referrer browsers send
+    // `Origin: null` on form posts, and the same-origin check of every state change needs the
+    // real origin. Nothing leaves the site either way.
+    if https {
+        set(h, "strict-transport-security", HSTS);
+    }
     if !static_asset {
         set(h, "cache-control", "no-store");
     }
@@ -159,7 +170,7 @@ pub fn router(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/static/app.css", get(css))
         .layer(middleware::from_fn(same_origin))
-        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn_with_state(state.clone(), security_headers))
         .layer(tower_http::limit::RequestBodyLimitLayer::new(256 * 1024))
         .layer(tower_http::timeout::TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, Duration::from_secs(30)))
         .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(|req: &Request| {

@@ -160,6 +160,7 @@ async fn pages_carry_security_headers_and_the_session_cookie_is_http_only_and_st
         assert_eq!(r.header("cache-control"), "no-store", "{path}: patient data is never cached");
         assert_eq!(r.header("x-frame-options"), "DENY", "{path}");
         assert_eq!(r.header("referrer-policy"), "same-origin", "{path}");
+        assert_eq!(r.header("strict-transport-security"), "", "{path}: no HSTS when not served over HTTPS");
     }
     // Error responses too.
     let r = app.anon().get("/api/patients").await;
@@ -202,4 +203,35 @@ async fn patient_data_is_html_escaped_on_pages(app: &TestApp) {
         assert!(r.text.contains("&lt;script&gt;alert(1)&lt;/script&gt;"), "{path}: shown as text");
         assert!(!r.text.contains("\"onmouseover=x"), "{path}: quotes escaped");
     }
+}
+
+/// Served over HTTPS (`secure_cookies` on, behind a TLS proxy): HSTS on every response, and the
+/// session cookie is `Secure` with the `__Host-` prefix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_https_every_response_carries_hsts_and_secure_cookies() {
+    let db = ketacare_db_tests::fresh_sqlite().await;
+    let config = ketacare::Config {
+        database_url: db.url.clone(),
+        listen: "127.0.0.1:0".into(),
+        secure_cookies: true,
+        ..ketacare::Config::default()
+    };
+    let server = ketacare::Server::start(&config, None).await.expect("server starts");
+    let base = format!("http://{}", server.addr);
+    let input = ketacare_app::NewUserInput {
+        username: "hana.nurse".into(),
+        display_name: "Hana Nurse".into(),
+        role: "nurse".into(),
+        password: PASSWORD.into(),
+    };
+    server.app.create_user_as_system(&input).await.expect("user");
+    let c = reqwest::Client::new();
+    for path in ["/health", "/login", "/api/openapi.json", "/api/patients"] {
+        let r = c.get(format!("{base}{path}")).send().await.expect("request");
+        assert_eq!(r.headers().get("strict-transport-security").and_then(|v| v.to_str().ok()), Some("max-age=31536000; includeSubDomains"), "{path}");
+    }
+    let r = c.post(format!("{base}/api/login")).json(&serde_json::json!({"username": "hana.nurse", "password": PASSWORD})).send().await.expect("login");
+    let cookie = r.headers().get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    assert!(cookie.starts_with("__Host-ketacare_session=") && cookie.contains("; Secure") && cookie.contains("HttpOnly"), "{cookie}");
+    server.stop().await;
 }
