@@ -228,9 +228,18 @@ async fn over_https_every_response_carries_hsts_and_secure_cookies() {
     let c = reqwest::Client::new();
     for path in ["/health", "/login", "/api/openapi.json", "/api/patients"] {
         let r = c.get(format!("{base}{path}")).send().await.expect("request");
-        assert_eq!(r.headers().get("strict-transport-security").and_then(|v| v.to_str().ok()), Some("max-age=31536000; includeSubDomains"), "{path}");
+        assert_eq!(
+            r.headers().get("strict-transport-security").and_then(|v| v.to_str().ok()),
+            Some("max-age=31536000; includeSubDomains"),
+            "{path}"
+        );
     }
-    let r = c.post(format!("{base}/api/login")).json(&serde_json::json!({"username": "hana.nurse", "password": PASSWORD})).send().await.expect("login");
+    let r = c
+        .post(format!("{base}/api/login"))
+        .json(&serde_json::json!({"username": "hana.nurse", "password": PASSWORD}))
+        .send()
+        .await
+        .expect("login");
     let cookie = r.headers().get("set-cookie").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     assert!(cookie.starts_with("__Host-ketacare_session=") && cookie.contains("; Secure") && cookie.contains("HttpOnly"), "{cookie}");
     server.stop().await;
