@@ -32,11 +32,29 @@ pub(crate) fn bad(field: &str, msg: &str) -> WebError {
     WebError::api(AppError::Validation(ketacare_domain::validation::FieldErrors::single(field, msg)))
 }
 
-/// Parses a JSON body, turning serde's message into a field error.
+/// Parses a JSON body, turning serde's message into a field error. The body must be a JSON
+/// object: serde would otherwise read an array positionally into a struct's fields, so
+/// `[1, 2, 3]` could pass as three values nobody named.
 pub(crate) async fn json<T: serde::de::DeserializeOwned>(req: Request, state: &AppState) -> ApiResult<T> {
-    match Json::<T>::from_request(req, state).await {
-        Ok(Json(v)) => Ok(v),
-        Err(e) => Err(bad("body", &format!("must be a JSON object with Content-Type: application/json ({})", e.body_text()))),
+    const FORM: &str = "must be a JSON object with Content-Type: application/json";
+    let v = match Json::<serde_json::Value>::from_request(req, state).await {
+        Ok(Json(v)) => v,
+        Err(e) => return Err(bad("body", &format!("{FORM} ({})", e.body_text()))),
+    };
+    if !v.is_object() {
+        return Err(bad("body", &format!("{FORM} (got {})", json_kind(&v))));
+    }
+    serde_json::from_value(v).map_err(|e| bad("body", &format!("{FORM} ({e})")))
+}
+
+fn json_kind(v: &serde_json::Value) -> &'static str {
+    match v {
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "true or false",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+        serde_json::Value::Object(_) => "an object",
     }
 }
 

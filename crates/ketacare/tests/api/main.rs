@@ -8,6 +8,7 @@ mod admin;
 mod amendments;
 mod audit;
 mod auth;
+mod bad_inputs;
 mod concurrency;
 mod dosing;
 mod export;
