@@ -1,5 +1,6 @@
 //! `ketacare`: the single server binary. See `ketacare --help`.
 
+mod backup;
 mod calc;
 mod export;
 mod simulate;
@@ -249,6 +250,20 @@ enum Command {
     Wording {
         #[command(subcommand)]
         command: WordingCommand,
+    },
+    /// Write an online, consistent backup of the database while the server runs (SQLite: one
+    /// checked database file; PostgreSQL: pg_dump custom format).
+    Backup {
+        /// The backup file to write (must not exist).
+        #[arg(long)]
+        to: PathBuf,
+    },
+    /// Restore a backup into the configured database, which must not exist yet (SQLite) or be
+    /// empty (PostgreSQL); then check it as the server would and verify its audit trail.
+    Restore {
+        /// The backup file.
+        #[arg(long)]
+        from: PathBuf,
     },
     /// The tamper-evident audit trail.
     Audit {
@@ -631,6 +646,18 @@ async fn run() -> anyhow::Result<()> {
             store.unlock_user(&ctx, user.id).await.context("unlocking the account")?;
             out(&format!("Unlocked {} ({} failed logins before)", user.username.as_str(), user.lock.failed));
             store.close().await;
+            Ok(())
+        }
+        Command::Backup { to } => {
+            let config = load_config(&cli)?;
+            config.validate()?;
+            out(&backup::backup(&config, to).await?);
+            Ok(())
+        }
+        Command::Restore { from } => {
+            let config = load_config(&cli)?;
+            config.validate()?;
+            out(&backup::restore(&config, from).await?);
             Ok(())
         }
         Command::Audit { command: AuditCommand::NewKey } => {
