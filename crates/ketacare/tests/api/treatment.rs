@@ -539,6 +539,18 @@ async fn the_board_shows_every_chair_and_the_room_display_shows_no_patient_detai
     nurse.post_form("/board", "/logout", &[]).await;
     let again = room.send(room.request(reqwest::Method::GET, "/room").header("cookie", format!("ketacare_room={token}"))).await;
     again.assert_status(200, "room display after the staff logout");
+    // Nor does a lockout of the account that opened it stop the alarms on the wall.
+    let nurse_name = app.user(Role::Nurse).username.clone();
+    for _ in 0..10 {
+        app.try_login(&nurse_name, "violet lantern harbour 2025").await.assert_status(401, "wrong password");
+    }
+    app.try_login(&nurse_name, PASSWORD).await.assert_status(401, "the nurse is locked out");
+    let locked = room.send(room.request(reqwest::Method::GET, "/room").header("cookie", format!("ketacare_room={token}"))).await;
+    locked.assert_status(200, "room display while its nurse is locked out");
+    let mut events =
+        room.request(reqwest::Method::GET, "/room/events").header("cookie", format!("ketacare_room={token}")).send().await.unwrap();
+    assert_eq!(events.status().as_u16(), 200, "the room's live events while its nurse is locked out");
+    assert!(wait_for_event(&mut events, "ROOM4^CHAIR1", std::time::Duration::from_secs(10)).await.is_some(), "the board still streams");
     app.with_bearer(&token).get("/api/board").await.assert_status(401, "a room token is not an API token");
     let r = app.anon().get("/room").await;
     r.assert_status(303, "no token: to the login page");
