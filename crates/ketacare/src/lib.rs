@@ -3,6 +3,7 @@
 //! [`Server::start`] with a fresh database on port 0, exactly as production does.
 
 pub mod monitors;
+pub mod tls;
 
 use anyhow::Context;
 use ketacare_app::{App, Clock, Settings, SystemClock};
@@ -50,6 +51,11 @@ pub struct Config {
     pub audit_signing_key_file: String,
     /// Minutes between signed checkpoints of the audit chain (1–1440).
     pub audit_checkpoint_minutes: i64,
+    /// PEM certificate chain for HTTPS; with `tls_key_file`, the server speaks TLS itself.
+    /// Empty: plain HTTP (for loopback, or behind a TLS-terminating proxy).
+    pub tls_cert_file: String,
+    /// PEM private key of that certificate.
+    pub tls_key_file: String,
 }
 
 impl Default for Config {
@@ -69,6 +75,8 @@ impl Default for Config {
             audit_signing_key: String::new(),
             audit_signing_key_file: String::new(),
             audit_checkpoint_minutes: 10,
+            tls_cert_file: String::new(),
+            tls_key_file: String::new(),
         }
     }
 }
@@ -91,6 +99,8 @@ impl std::fmt::Debug for Config {
             .field("audit_signing_key", &if self.audit_signing_key.is_empty() { "" } else { "***" })
             .field("audit_signing_key_file", &self.audit_signing_key_file)
             .field("audit_checkpoint_minutes", &self.audit_checkpoint_minutes)
+            .field("tls_cert_file", &self.tls_cert_file)
+            .field("tls_key_file", &self.tls_key_file)
             .finish()
     }
 }
@@ -145,6 +155,10 @@ impl Config {
             "set audit_signing_key or audit_signing_key_file, not both"
         );
         self.audit_key()?;
+        anyhow::ensure!(
+            self.tls_cert_file.is_empty() == self.tls_key_file.is_empty(),
+            "set both tls_cert_file and tls_key_file for HTTPS, or neither"
+        );
         self.listen
             .parse::<SocketAddr>()
             .with_context(|| format!("listen must be an address such as 127.0.0.1:8080 (got {})", self.listen))?;
@@ -245,8 +259,16 @@ impl Server {
     pub async fn serve(app: Arc<App>, config: &Config) -> anyhow::Result<Self> {
         let state = AppState { app: app.clone(), config: WebConfig { secure_cookies: config.secure_cookies } };
         let router = ketacare_web::router(state);
+        let tls =
+            if config.tls_cert_file.is_empty() { None } else { Some(crate::tls::acceptor(&config.tls_cert_file, &config.tls_key_file)?) };
         let listener = tokio::net::TcpListener::bind(&config.listen).await.with_context(|| format!("binding {}", config.listen))?;
         let addr = listener.local_addr()?;
+        if tls.is_none() && !addr.ip().is_loopback() {
+            tracing::warn!(
+                %addr,
+                "serving patient data over plain HTTP on a non-loopback address: set tls_cert_file and tls_key_file, or put a TLS-terminating proxy in front"
+            );
+        }
         let (tx, rx) = tokio::sync::watch::channel(false);
         let mut background = Vec::new();
         // Other servers' session changes reach this server's live boards (PostgreSQL).
@@ -311,12 +333,24 @@ impl Server {
             }));
         }
         let http_rx = rx.clone();
-        let handle = tokio::spawn(async move {
-            let svc = router.into_make_service_with_connect_info::<SocketAddr>();
-            if let Err(e) = axum::serve(listener, svc).with_graceful_shutdown(stopped(http_rx)).await {
-                tracing::error!(error = %e, "server stopped with an error");
+        let handle = match tls {
+            Some(acceptor) => {
+                use axum::serve::ListenerExt;
+                let listener = crate::tls::TlsListener::new(listener, acceptor)?.tap_io(|_| {});
+                tokio::spawn(async move {
+                    let svc = router.into_make_service_with_connect_info::<SocketAddr>();
+                    if let Err(e) = axum::serve(listener, svc).with_graceful_shutdown(stopped(http_rx)).await {
+                        tracing::error!(error = %e, "server stopped with an error");
+                    }
+                })
             }
-        });
+            None => tokio::spawn(async move {
+                let svc = router.into_make_service_with_connect_info::<SocketAddr>();
+                if let Err(e) = axum::serve(listener, svc).with_graceful_shutdown(stopped(http_rx)).await {
+                    tracing::error!(error = %e, "server stopped with an error");
+                }
+            }),
+        };
         Ok(Self { addr, app, mllp_addr, shutdown: tx, handle, background })
     }
 
