@@ -268,20 +268,7 @@ pub(crate) fn clinic_report(app: &App, o: &CohortOutcomes, clinic: String, prepa
     });
 
     // Response and remission.
-    let definitions: Vec<String> = o
-        .rules
-        .scales
-        .iter()
-        .map(|s| {
-            let rem = s.remission_max.map(|m| format!("; remission total at most {}", m.normalize())).unwrap_or_default();
-            format!(
-                "{}: response {} {} % reduction{rem}",
-                s.name,
-                if s.strict { "above" } else { "at least" },
-                s.response_percent.normalize()
-            )
-        })
-        .collect();
+    let definitions = crate::research::scale_definitions(&o.rules, "at most");
     let route = |g: &str| g.to_uppercase();
     let dose = |g: &str| format!("{g} mg/kg");
     sections.push(Section {

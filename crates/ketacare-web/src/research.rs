@@ -317,20 +317,7 @@ async fn outcomes_page(State(state): State<AppState>, Auth(p): Auth, Query(q): Q
     let r = &o.report;
     let small = o.rules.small_numbers_below;
     let scale_name = |k: &str| o.rules.scales.iter().find(|s| s.key == k).map(|s| s.name.clone()).unwrap_or_else(|| k.to_owned());
-    let definitions: Vec<String> = o
-        .rules
-        .scales
-        .iter()
-        .map(|s| {
-            let rem = s.remission_max.map(|m| format!("; remission total ≤ {}", m.normalize())).unwrap_or_default();
-            format!(
-                "{}: response {} {} % reduction{rem}",
-                s.name,
-                if s.strict { "above" } else { "at least" },
-                s.response_percent.normalize()
-            )
-        })
-        .collect();
+    let definitions = scale_definitions(&o.rules, "≤");
     let mut evidence_rows = Vec::new();
     for e in &r.evidence {
         if let Some(p) = e.published {
@@ -648,4 +635,22 @@ pub fn to_csv(o: &CohortOutcomes) -> Result<String, csv::Error> {
     w.write_record(["counts", "all", "evaluable", &r.evaluable.to_string(), "", "", "", "", ""])?;
     let bytes = w.into_inner().map_err(|e| csv::Error::from(e.into_error()))?;
     Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Each scale's response and remission rule in words, as the clinic applies it (`at_most` is
+/// "≤" on the page, "at most" in the PDF's standard fonts).
+pub(crate) fn scale_definitions(rules: &ketacare_domain::cohort::CohortRules, at_most: &str) -> Vec<String> {
+    rules
+        .scales
+        .iter()
+        .map(|s| {
+            let rem = s.remission_max.map(|m| format!("; remission total {at_most} {}", m.normalize())).unwrap_or_default();
+            format!(
+                "{}: response {} {} % reduction{rem}",
+                s.name,
+                if s.strict { "above" } else { "at least" },
+                s.response_percent.normalize()
+            )
+        })
+        .collect()
 }

@@ -289,6 +289,13 @@ enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Write the whole audit trail as FHIR R4 AuditEvent resources, one JSON object per line
+    /// (NDJSON, as a bulk export), oldest first. The export is itself audited.
+    Export {
+        /// The file to write (must not exist).
+        #[arg(long)]
+        to: PathBuf,
+    },
     /// Print the public key of the configured audit_signing_key (give it to whoever verifies).
     PublicKey,
     /// Print a new random signing key (64 hex digits) for audit_signing_key.
@@ -662,6 +669,46 @@ async fn run() -> anyhow::Result<()> {
         }
         Command::Audit { command: AuditCommand::NewKey } => {
             out(&ketacare_app::audit_chain::AuditKey::generate_hex());
+            Ok(())
+        }
+        Command::Audit { command: AuditCommand::Export { to } } => {
+            let config = load_config(&cli)?;
+            config.validate()?;
+            anyhow::ensure!(!to.exists(), "--to {} already exists; give a new file name", to.display());
+            let store = open_store(&config.database_url).await?;
+            store.migrate().await?;
+            let ctx = ketacare_db::AuditCtx {
+                actor: ketacare_domain::audit::Actor {
+                    user_id: None,
+                    username: "command line: ketacare audit export".into(),
+                    role: None,
+                    session_ref: None,
+                    client_addr: None,
+                },
+                at: ketacare_app::Clock::now(&SystemClock),
+                purpose: "operations",
+            };
+            let mut file = std::io::BufWriter::new(std::fs::File::create(to).with_context(|| format!("creating {}", to.display()))?);
+            let (mut written, page) = (0i64, 500i64);
+            loop {
+                let f = ketacare_db::AuditFilter {
+                    ascending: true,
+                    page: ketacare_db::Page { limit: page, offset: written },
+                    ..Default::default()
+                };
+                let rows = store.search_audit(&ctx, &f).await.context("reading the audit trail")?;
+                for e in &rows {
+                    serde_json::to_writer(&mut file, &ketacare_fhir::resources::audit_event(e))?;
+                    file.write_all(b"\n")?;
+                }
+                written += rows.len() as i64;
+                if (rows.len() as i64) < page {
+                    break;
+                }
+            }
+            file.flush()?;
+            store.close().await;
+            out(&format!("Wrote {written} AuditEvent resources to {}", to.display()));
             Ok(())
         }
         Command::Audit { command: AuditCommand::PublicKey } => {

@@ -94,6 +94,21 @@ async fn scenario(db: TestDb) {
     assert_eq!(r["entries_checked"], sealed.sealed);
     assert_eq!((r["checkpoints"].as_u64(), r["checkpoints_signature_verified"].as_u64()), (Some(1), Some(1)), "{r}");
 
+    // The trail as FHIR AuditEvents (NDJSON), oldest first.
+    let export = tempfile::tempdir().unwrap();
+    let file = export.path().join("audit.ndjson");
+    let out = Command::new(env!("CARGO_BIN_EXE_ketacare"))
+        .args(["audit", "export", "--to", file.to_str().unwrap()])
+        .env_remove("KETACARE_CONFIG")
+        .env("KETACARE_DATABASE_URL", &db.url)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<Value> = std::fs::read_to_string(&file).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(lines.len() as u64 >= sealed.sealed, "every entry: {} lines", lines.len());
+    assert!(lines.iter().all(|e| e["resourceType"] == "AuditEvent" && e["recorded"].is_string() && e["agent"].is_array()));
+    assert!(lines.iter().any(|e| e.to_string().contains("nils.nurse")), "the nurse's entries are there");
+
     // Someone else's key: the checkpoint is not trusted.
     let (out, r) = verify(&db, &["--public-key", &"11".repeat(32)]);
     assert_eq!(out.status.code(), Some(1));
