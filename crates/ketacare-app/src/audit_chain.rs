@@ -137,8 +137,17 @@ impl App {
             let page = self.store.audit_chain_page(after, VERIFY_PAGE).await?;
             let Some(last) = page.last() else { break };
             after = last.seq;
-            for item in &page {
-                v.feed(item);
+            for item in page {
+                // Links sealed after the walk began (the server seals every 2 s) are not part
+                // of what is verified: positions above the head read first count as unsealed.
+                // Below it, no entry can appear or change legitimately any more.
+                if item.seq > sealed_head {
+                    if item.columns.is_some() {
+                        v.feed(&ketacare_domain::audit_chain::ChainItem { link: None, ..item });
+                    }
+                    continue;
+                }
+                v.feed(&item);
             }
         }
         let checked: Vec<CheckedCheckpoint> = checkpoints
@@ -150,7 +159,11 @@ impl App {
                 signature_ok: trusted.map(|k| check_signature(c, k)),
             })
             .collect();
-        Ok(v.finish(&checked))
+        let mut report = v.finish(&checked);
+        if trusted.is_some() && sealed_head > 0 && report.checkpoints_verified == 0 {
+            report.findings.push(ketacare_domain::audit_chain::Finding::NotSigned { seq: sealed_head });
+        }
+        Ok(report)
     }
 }
 

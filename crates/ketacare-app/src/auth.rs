@@ -244,11 +244,17 @@ impl App {
             detail: Some(detail),
         };
         if let Some(addr) = &client_addr {
-            let blocked = self
-                .login_addresses
-                .lock()
-                .map_err(|_| AppError::Internal("login limiter poisoned".into()))?
-                .blocked_until(addr, now, &policy);
+            let blocked = {
+                let mut limiter = self.login_addresses.lock().map_err(|_| AppError::Internal("login limiter poisoned".into()))?;
+                let blocked = limiter.blocked_until(addr, now, &policy);
+                if blocked.is_none() {
+                    // Counted before the password is checked, so attempts sent all at once
+                    // cannot outrun the limit while they wait for the hasher; a success gives
+                    // it back.
+                    limiter.record_failure(addr, now, &policy);
+                }
+                blocked
+            };
             if let Some(until) = blocked {
                 self.store.append_audit(&denied(actor_for(None), "login refused: too many failed logins from this address".into())).await?;
                 return Err(AppError::RateLimited { retry_after_secs: (until - now).num_seconds().max(1) });
@@ -262,31 +268,29 @@ impl App {
                 false
             }
         };
-        let user = match (ok, found) {
-            (true, Some((u, _))) => u,
-            (_, found) => {
-                let found = found.map(|(u, _)| u);
-                let mut detail = "login failed".to_owned();
-                if let Some(u) = &found {
-                    let after = self.store.record_login_failure(u.id, now, policy.max_failures, now + policy.lock_for).await?;
-                    if u.lock.is_locked(now) {
-                        detail = "login refused: account locked".into();
-                    } else if after.is_locked(now) {
-                        detail = format!("login failed; account locked after {} consecutive failures", after.failed);
-                    }
-                }
-                if let Some(addr) = &client_addr {
-                    self.login_addresses
-                        .lock()
-                        .map_err(|_| AppError::Internal("login limiter poisoned".into()))?
-                        .record_failure(addr, now, &policy);
-                }
-                self.store.append_audit(&denied(actor_for(found.as_ref()), detail)).await?;
-                return Err(AppError::Unauthenticated);
-            }
+        let found = found.map(|(u, _)| u);
+        // The right password still fails if failures checked at the same time have locked the
+        // account meanwhile: clearing the count is conditional on it not being locked now.
+        let refused = match (&found, ok) {
+            (Some(u), true) => !self.store.clear_login_failures(u.id, now).await?,
+            _ => true,
         };
-        if user.lock != ketacare_domain::login::AccountLock::default() {
-            self.store.clear_login_failures(user.id).await?;
+        if refused {
+            let mut detail = "login failed".to_owned();
+            if let Some(u) = &found {
+                let after = self.store.record_login_failure(u.id, now, policy.max_failures, now + policy.lock_for).await?;
+                if u.lock.is_locked(now) || ok {
+                    detail = "login refused: account locked".into();
+                } else if after.is_locked(now) {
+                    detail = format!("login failed; account locked after {} consecutive failures", after.failed);
+                }
+            }
+            self.store.append_audit(&denied(actor_for(found.as_ref()), detail)).await?;
+            return Err(AppError::Unauthenticated);
+        }
+        let user = found.ok_or_else(|| AppError::Internal("login accepted without an account".into()))?;
+        if let Some(addr) = &client_addr {
+            self.login_addresses.lock().map_err(|_| AppError::Internal("login limiter poisoned".into()))?.forgive(addr);
         }
         let token = random_token();
         let session = StoredSession {

@@ -184,13 +184,15 @@ async fn login_failures_count_and_lock_as_the_domain_rule_says(db: &TestDb) {
         assert_eq!(s.get_user(u.id).await.unwrap().unwrap().lock, expected, "stored at minute {m}");
     }
     assert_eq!(expected, AccountLock { failed: 2, locked_until: None });
-    s.clear_login_failures(u.id).await.unwrap();
+    assert!(s.clear_login_failures(u.id, t0() + Duration::minutes(22)).await.unwrap(), "not locked: cleared");
     assert_eq!(s.get_user(u.id).await.unwrap().unwrap().lock, AccountLock::default());
     // Lock, then an audited unlock.
     for _ in 0..3 {
         s.record_login_failure(u.id, t0(), 3, t0() + Duration::minutes(15)).await.unwrap();
     }
     assert!(s.get_user(u.id).await.unwrap().unwrap().lock.is_locked(t0()));
+    assert!(!s.clear_login_failures(u.id, t0()).await.unwrap(), "a locked account is not cleared by a right password");
+    assert!(s.get_user(u.id).await.unwrap().unwrap().lock.is_locked(t0()), "and stays locked");
     s.unlock_user(&system_ctx(), u.id).await.unwrap();
     assert_eq!(s.get_user(u.id).await.unwrap().unwrap().lock, AccountLock::default());
     let f = AuditFilter { entity_type: Some("User".into()), page: Page { limit: 50, offset: 0 }, ..Default::default() };
@@ -202,7 +204,7 @@ async fn login_failures_count_and_lock_as_the_domain_rule_says(db: &TestDb) {
     assert!(matches!(s.unlock_user(&system_ctx(), UserId::from_uuid(Uuid::new_v4())).await, Err(DbError::NotFound)));
     assert!(matches!(s.record_login_failure(UserId::from_uuid(Uuid::new_v4()), t0(), 3, t0()).await, Err(DbError::NotFound)));
     // Concurrent failures all count (one atomic statement each).
-    s.clear_login_failures(u.id).await.unwrap();
+    assert!(s.clear_login_failures(u.id, t0()).await.unwrap());
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let s = s.clone();

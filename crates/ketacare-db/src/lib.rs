@@ -120,8 +120,10 @@ pub trait Store:
         max_failures: u32,
         lock_until: chrono::DateTime<chrono::Utc>,
     ) -> DbResult<ketacare_domain::login::AccountLock>;
-    /// Sets the failure count back to zero after a successful login.
-    async fn clear_login_failures(&self, id: UserId) -> DbResult<()>;
+    /// After a right password: sets the failure count back to zero, unless the account is
+    /// locked at `now` (failures verified at the same time may have locked it); `false` then,
+    /// and the login must be refused. One atomic statement.
+    async fn clear_login_failures(&self, id: UserId, now: chrono::DateTime<chrono::Utc>) -> DbResult<bool>;
     /// Unlocks an account and sets its failure count back to zero (administrator); audited.
     async fn unlock_user(&self, ctx: &AuditCtx, id: UserId) -> DbResult<()>;
     /// Stores a new session.

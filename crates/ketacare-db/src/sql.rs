@@ -340,13 +340,15 @@ macro_rules! impl_sql_store {
                 })
             }
 
-            async fn clear_login_failures(&self, id: ::ketacare_domain::ids::UserId) -> $crate::DbResult<()> {
-                $crate::__sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1 AND (failed_logins <> 0 OR locked_until IS NOT NULL)")
+            async fn clear_login_failures(&self, id: ::ketacare_domain::ids::UserId, now: ::chrono::DateTime<::chrono::Utc>) -> $crate::DbResult<bool> {
+                let n = $crate::__sqlx::query("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = $1 AND (locked_until IS NULL OR locked_until <= $2)")
                     .bind(id.to_string())
+                    .bind($crate::codec::ts(now))
                     .execute(&self.pool)
                     .await
-                    .map_err($crate::DbError::from_sqlx)?;
-                Ok(())
+                    .map_err($crate::DbError::from_sqlx)?
+                    .rows_affected();
+                Ok(n == 1)
             }
 
             async fn unlock_user(&self, ctx: &$crate::AuditCtx, id: ::ketacare_domain::ids::UserId) -> $crate::DbResult<()> {

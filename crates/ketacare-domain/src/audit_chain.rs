@@ -102,6 +102,12 @@ pub enum Finding {
         /// The checkpoint's position.
         seq: i64,
     },
+    /// A trusted key was given but no checkpoint signed with it covers the trail: a trail
+    /// rewritten from the start (checkpoints deleted) would look intact.
+    NotSigned {
+        /// The sealed head.
+        seq: i64,
+    },
 }
 
 impl Finding {
@@ -112,7 +118,8 @@ impl Finding {
             | Finding::Deleted { seq }
             | Finding::Inserted { seq }
             | Finding::BadSignature { seq }
-            | Finding::CheckpointMismatch { seq } => *seq,
+            | Finding::CheckpointMismatch { seq }
+            | Finding::NotSigned { seq } => *seq,
         }
     }
 
@@ -124,6 +131,7 @@ impl Finding {
             Finding::Inserted { .. } => "inserted",
             Finding::BadSignature { .. } => "bad_signature",
             Finding::CheckpointMismatch { .. } => "checkpoint_mismatch",
+            Finding::NotSigned { .. } => "not_signed",
         }
     }
 
@@ -138,6 +146,9 @@ impl Finding {
             Finding::BadSignature { seq } => format!("the checkpoint at entry #{seq} is not signed by the trusted key"),
             Finding::CheckpointMismatch { seq } => {
                 format!("the chain up to entry #{seq} differs from its signed checkpoint: it was rewritten or entries were deleted")
+            }
+            Finding::NotSigned { seq } => {
+                format!("no checkpoint signed with the trusted key covers the trail up to entry #{seq}: a trail rewritten from the start would look intact")
             }
         }
     }

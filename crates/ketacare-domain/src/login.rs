@@ -115,6 +115,16 @@ impl AddressLimiter {
         }
     }
 
+    /// Takes back the latest failure counted for `addr` (the attempt turned out to succeed).
+    pub fn forgive(&mut self, addr: &str) {
+        if let Some(q) = self.failures.get_mut(addr) {
+            q.pop_back();
+            if q.is_empty() {
+                self.failures.remove(addr);
+            }
+        }
+    }
+
     /// Addresses currently remembered.
     pub fn len(&self) -> usize {
         self.failures.len()
@@ -169,6 +179,9 @@ mod tests {
         assert_eq!(l.blocked_until("10.0.0.1", t(10), &p), None);
         assert_eq!(l.blocked_until("10.0.0.1", t(30), &p), None);
         assert!(l.is_empty(), "stale addresses are forgotten");
+        l.record_failure("10.0.0.3", t(40), &p);
+        l.forgive("10.0.0.3");
+        assert!(l.is_empty(), "a success gives its counted attempt back");
     }
 
     #[test]

@@ -10,8 +10,9 @@
 //!   --exit-on-error --single-transaction` into a database with no Ketacare tables, so a failed
 //!   restore leaves nothing behind. The PostgreSQL client programs must be installed.
 //!
-//! Both finish by verifying the audit trail of the copy (its hash chain), so a backup of a
-//! tampered trail says so.
+//! A backup file holds patient data: it is created readable by its owner only. Restoring
+//! finishes by verifying the audit trail of the copy (its hash chain), so a restored tampered
+//! trail says so.
 
 use anyhow::{bail, ensure, Context};
 use ketacare::{build_app, open_store, redact_url, Config};
@@ -24,6 +25,8 @@ use std::sync::Arc;
 /// Writes an online, consistent backup of the configured database to `to`.
 pub async fn backup(config: &Config, to: &Path) -> anyhow::Result<String> {
     ensure!(!to.exists(), "--to {} already exists; give a new file name (a backup never overwrites)", to.display());
+    // Empty and readable by its owner only; both VACUUM INTO and pg_dump write into it.
+    private_file(to).with_context(|| format!("creating {}", to.display()))?;
     if let Some(path) = sqlite_path(&config.database_url) {
         ensure!(Path::new(path).exists(), "the database {path} does not exist");
         use sqlx::Connection;
@@ -46,12 +49,14 @@ pub async fn backup(config: &Config, to: &Path) -> anyhow::Result<String> {
         let summary = summarise_sqlite(&url).await?;
         Ok(format!("Backup of {path} written to {} ({} bytes): {summary}", to.display(), std::fs::metadata(to)?.len()))
     } else {
-        let status = Command::new("pg_dump")
-            .args(["--format=custom", "--no-owner", "--no-privileges", "--file"])
-            .arg(to)
-            .arg(&config.database_url)
-            .status()
-            .context("running pg_dump (install the PostgreSQL client programs)")?;
+        let (url, password) = split_password(&config.database_url);
+        let mut cmd = Command::new("pg_dump");
+        cmd.args(["--format=custom", "--no-owner", "--no-privileges", "--file"]).arg(to).arg(&url);
+        if let Some(p) = password {
+            // Never on the command line, where other local users could read it.
+            cmd.env("PGPASSWORD", p);
+        }
+        let status = cmd.status().context("running pg_dump (install the PostgreSQL client programs)")?;
         if !status.success() {
             let _ = std::fs::remove_file(to);
             bail!("pg_dump failed for {} ({status})", redact_url(&config.database_url));
@@ -69,10 +74,13 @@ pub async fn backup(config: &Config, to: &Path) -> anyhow::Result<String> {
 pub async fn restore(config: &Config, from: &Path) -> anyhow::Result<String> {
     ensure!(from.is_file(), "--from {} is not a file", from.display());
     if let Some(path) = sqlite_path(&config.database_url) {
-        ensure!(
-            !Path::new(path).exists(),
-            "the database {path} already exists; restore into a new path (set --database-url to a file that does not exist)"
-        );
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let f = format!("{path}{suffix}");
+            ensure!(
+                !Path::new(&f).exists(),
+                "{f} already exists; restore into a new path (set --database-url to a file that does not exist, with no -wal or -shm beside it)"
+            );
+        }
         let from_url = format!("sqlite://{}", from.to_str().context("--from must be a UTF-8 path")?);
         {
             use sqlx::Connection;
@@ -85,7 +93,21 @@ pub async fn restore(config: &Config, from: &Path) -> anyhow::Result<String> {
         if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-        std::fs::copy(from, path).with_context(|| format!("copying the backup to {path}"))?;
+        // Copied beside the target, flushed to disk, then moved into place: a failed copy
+        // never leaves a truncated database where the server would open it.
+        let partial = format!("{path}.restoring");
+        let copied = (|| -> std::io::Result<()> {
+            private_file(Path::new(&partial))?;
+            let mut src = std::fs::File::open(from)?;
+            let mut dst = std::fs::OpenOptions::new().write(true).open(&partial)?;
+            std::io::copy(&mut src, &mut dst)?;
+            dst.sync_all()?;
+            ensure_absent_then_rename(&partial, path)
+        })();
+        if let Err(e) = copied {
+            let _ = std::fs::remove_file(&partial);
+            return Err(e).with_context(|| format!("copying the backup to {path}; nothing was restored"));
+        }
     } else {
         {
             use sqlx::Connection;
@@ -96,12 +118,13 @@ pub async fn restore(config: &Config, from: &Path) -> anyhow::Result<String> {
             ensure!(n == 0, "the target database already has {n} tables; restore into an empty database");
             c.close().await.ok();
         }
-        let status = Command::new("pg_restore")
-            .args(["--exit-on-error", "--single-transaction", "--no-owner", "--no-privileges", "--dbname"])
-            .arg(&config.database_url)
-            .arg(from)
-            .status()
-            .context("running pg_restore (install the PostgreSQL client programs)")?;
+        let (url, password) = split_password(&config.database_url);
+        let mut cmd = Command::new("pg_restore");
+        cmd.args(["--exit-on-error", "--single-transaction", "--no-owner", "--no-privileges", "--dbname"]).arg(&url).arg(from);
+        if let Some(p) = password {
+            cmd.env("PGPASSWORD", p);
+        }
+        let status = cmd.status().context("running pg_restore (install the PostgreSQL client programs)")?;
         ensure!(status.success(), "pg_restore failed ({status}); the single transaction left the target database empty");
     }
     // Open it as the server would: durability settings, pending migrations, the audit chain.
@@ -139,4 +162,47 @@ async fn summarise_sqlite(url: &str) -> anyhow::Result<String> {
     }
     c.close().await.ok();
     Ok(parts.join(", "))
+}
+
+/// Creates `path` empty, readable and writable by its owner only; fails if it exists.
+fn private_file(path: &Path) -> std::io::Result<()> {
+    let mut o = std::fs::OpenOptions::new();
+    o.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    o.open(path).map(|_| ())
+}
+
+/// Moves `from` to `to` unless `to` has appeared meanwhile (a hard link never overwrites).
+fn ensure_absent_then_rename(from: &str, to: &str) -> std::io::Result<()> {
+    std::fs::hard_link(from, to)?;
+    std::fs::remove_file(from)
+}
+
+/// The URL without its password, and the password.
+fn split_password(url: &str) -> (String, Option<String>) {
+    if let (Some(s), Some(at)) = (url.find("://"), url.rfind('@')) {
+        if at > s {
+            let creds = &url[s + 3..at];
+            if let Some((user, pass)) = creds.split_once(':') {
+                return (format!("{}{}{}", &url[..s + 3], user, &url[at..]), Some(pass.to_owned()));
+            }
+        }
+    }
+    (url.to_owned(), None)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_password_leaves_the_url() {
+        assert_eq!(
+            super::split_password("postgres://kc:s3cr:et@db.local:5432/ketacare"),
+            ("postgres://kc@db.local:5432/ketacare".to_owned(), Some("s3cr:et".to_owned()))
+        );
+        assert_eq!(super::split_password("postgres://kc@db/k"), ("postgres://kc@db/k".to_owned(), None));
+    }
 }

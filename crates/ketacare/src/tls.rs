@@ -52,7 +52,12 @@ impl TlsListener {
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         tokio::spawn(async move {
             loop {
-                let (stream, addr) = match tcp.accept().await {
+                // Ends (and frees the port) when the server stops listening.
+                let accepted = tokio::select! {
+                    a = tcp.accept() => a,
+                    _ = tx.closed() => return,
+                };
+                let (stream, addr) = match accepted {
                     Ok(c) => c,
                     Err(e) => {
                         tracing::warn!(error = %e, "accepting a connection failed");
@@ -70,9 +75,6 @@ impl TlsListener {
                         Err(_) => tracing::debug!("TLS handshake timed out"),
                     }
                 });
-                if tx.is_closed() {
-                    return;
-                }
             }
         });
         Ok(Self { rx, local })

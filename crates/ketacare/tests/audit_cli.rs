@@ -166,6 +166,17 @@ async fn scenario(db: TestDb) {
     let kinds: Vec<(&str, i64)> =
         r["findings"].as_array().unwrap().iter().map(|f| (f["kind"].as_str().unwrap(), f["seq"].as_i64().unwrap())).collect();
     assert_eq!(kinds, vec![("checkpoint_mismatch", head)], "only the signed checkpoint can tell: {r}");
+
+    // Deleting the checkpoints too leaves a consistent chain that nothing vouches for.
+    if db.backend() == "sqlite" {
+        tamper(&db, &["DROP TRIGGER IF EXISTS audit_checkpoints_no_delete", "DELETE FROM audit_checkpoints"]);
+    } else {
+        tamper(&db, &["ALTER TABLE audit_checkpoints DISABLE TRIGGER USER", "DELETE FROM audit_checkpoints"]);
+    }
+    let (out, r) = verify(&db, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let kinds: Vec<&str> = r["findings"].as_array().unwrap().iter().map(|f| f["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, vec!["not_signed"], "{r}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -166,6 +166,11 @@ async fn scenario(db: TestDb) {
     let online = dir.path().join("online.backup");
     let out = ketacare(&db.url, &["backup", "--to", online.to_str().unwrap()]);
     assert!(out.status.success(), "online backup: {}", text(&out));
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&online).unwrap().permissions().mode() & 0o777, 0o600, "a backup is readable by its owner only");
+    }
     tokio::time::sleep(Duration::from_millis(300)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     writer.await.unwrap();
@@ -214,6 +219,15 @@ async fn scenario(db: TestDb) {
     let fresh = empty_target(&db, dir.path(), "junk").await;
     let out = ketacare(&fresh, &["restore", "--from", junk.to_str().unwrap()]);
     assert!(!out.status.success(), "junk is refused: {}", text(&out));
+    if db.backend() == "sqlite" {
+        // A log left beside the target would be replayed into the restored file: refused.
+        let path = fresh.strip_prefix("sqlite://").unwrap();
+        std::fs::create_dir_all(Path::new(path).parent().unwrap()).unwrap();
+        std::fs::write(format!("{path}-wal"), b"old log").unwrap();
+        let out = ketacare(&fresh, &["restore", "--from", quiet.to_str().unwrap()]);
+        assert!(!out.status.success() && text(&out).contains("-wal already exists"), "{}", text(&out));
+        assert!(!Path::new(path).exists(), "nothing restored");
+    }
     drop_target(&target).await;
     drop_target(&fresh).await;
 }
