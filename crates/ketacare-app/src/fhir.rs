@@ -107,19 +107,23 @@ fn adverse_event(e: &SessionEvent) -> AdverseEvent {
     }
 }
 
+/// What the FHIR mapping needs of the knowledge `k`.
+pub fn catalog(k: &ketacare_knowledge::Knowledge) -> Catalog<'_> {
+    Catalog {
+        instruments: &k.instruments,
+        conditions: &k.screening.conditions,
+        diagnoses: &k.diagnoses,
+        drug: (&k.drug_library.drug, &k.drug_library.rxnorm.0),
+        anthropometry: &k.anthropometry,
+        age_limits: k.age_limits,
+        timepoints: &k.assessment_timing.timepoints,
+    }
+}
+
 impl App {
     /// What the FHIR mapping needs of the knowledge in force.
     pub fn fhir_catalog(&self) -> Catalog<'_> {
-        let k = &self.knowledge;
-        Catalog {
-            instruments: &k.instruments,
-            conditions: &k.screening.conditions,
-            diagnoses: &k.diagnoses,
-            drug: (&k.drug_library.drug, &k.drug_library.rxnorm.0),
-            anthropometry: &k.anthropometry,
-            age_limits: k.age_limits,
-            timepoints: &k.assessment_timing.timepoints,
-        }
+        catalog(&self.knowledge)
     }
 
     fn research_view(&self, v: &PatientVersion) -> View {

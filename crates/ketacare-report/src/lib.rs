@@ -40,3 +40,15 @@ pub enum ReportError {
     #[error("{0}")]
     Chart(String),
 }
+
+/// Helpers of the crate's tests.
+#[cfg(test)]
+pub(crate) mod test_support {
+    /// The number of pages of a PDF and the text of each, as lopdf reads them back.
+    pub(crate) fn text_of(pdf: &[u8]) -> (usize, Vec<String>) {
+        let doc = lopdf::Document::load_mem(pdf).expect("a PDF lopdf can read");
+        let pages: Vec<u32> = doc.get_pages().keys().copied().collect();
+        let texts = pages.iter().map(|p| doc.extract_text(&[*p]).expect("text of a page")).collect();
+        (pages.len(), texts)
+    }
+}

@@ -247,12 +247,7 @@ mod tests {
         }
     }
 
-    fn text_of(pdf: &[u8]) -> (usize, Vec<String>) {
-        let doc = lopdf::Document::load_mem(pdf).expect("a PDF lopdf can read");
-        let pages: Vec<u32> = doc.get_pages().keys().copied().collect();
-        let texts = pages.iter().map(|p| doc.extract_text(&[*p]).expect("text of a page")).collect();
-        (pages.len(), texts)
-    }
+    use crate::test_support::text_of;
 
     #[test]
     fn the_report_shows_the_filter_counts_sections_and_footer_on_every_page() {

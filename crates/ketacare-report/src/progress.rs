@@ -600,12 +600,7 @@ pub(crate) mod tests {
         }
     }
 
-    fn text_of(pdf: &[u8]) -> (usize, Vec<String>) {
-        let doc = lopdf::Document::load_mem(pdf).expect("a PDF lopdf can read");
-        let pages: Vec<u32> = doc.get_pages().keys().copied().collect();
-        let texts = pages.iter().map(|p| doc.extract_text(&[*p]).expect("text of a page")).collect();
-        (pages.len(), texts)
-    }
+    use crate::test_support::text_of;
 
     #[test]
     fn the_report_is_a_pdf_with_every_section_and_the_disclaimer_on_each_page() {

@@ -639,17 +639,7 @@ async fn run() -> anyhow::Result<()> {
                 store.close().await;
                 anyhow::bail!("no account with username {username:?}");
             };
-            let ctx = ketacare_db::AuditCtx {
-                actor: ketacare_domain::audit::Actor {
-                    user_id: None,
-                    username: "command line: ketacare user unlock".into(),
-                    role: None,
-                    session_ref: None,
-                    client_addr: None,
-                },
-                at: ketacare_app::Clock::now(&SystemClock),
-                purpose: "operations",
-            };
+            let ctx = cli_ctx("command line: ketacare user unlock");
             store.unlock_user(&ctx, user.id).await.context("unlocking the account")?;
             out(&format!("Unlocked {} ({} failed logins before)", user.username.as_str(), user.lock.failed));
             store.close().await;
@@ -677,17 +667,7 @@ async fn run() -> anyhow::Result<()> {
             anyhow::ensure!(!to.exists(), "--to {} already exists; give a new file name", to.display());
             let store = open_store(&config.database_url).await?;
             store.migrate().await?;
-            let ctx = ketacare_db::AuditCtx {
-                actor: ketacare_domain::audit::Actor {
-                    user_id: None,
-                    username: "command line: ketacare audit export".into(),
-                    role: None,
-                    session_ref: None,
-                    client_addr: None,
-                },
-                at: ketacare_app::Clock::now(&SystemClock),
-                purpose: "operations",
-            };
+            let ctx = cli_ctx("command line: ketacare audit export");
             let mut file = std::io::BufWriter::new(std::fs::File::create(to).with_context(|| format!("creating {}", to.display()))?);
             let (mut written, page) = (0i64, 500i64);
             loop {
@@ -839,4 +819,13 @@ async fn demo(port: u16, data_dir: &std::path::Path, mllp_port: u16, no_monitors
     out("Stopping…");
     server.stop().await;
     Ok(())
+}
+
+/// Who acts when an operator runs a command on the server (audited as such, for operations).
+fn cli_ctx(who: &str) -> ketacare_db::AuditCtx {
+    ketacare_db::AuditCtx {
+        actor: ketacare_domain::audit::Actor { user_id: None, username: who.into(), role: None, session_ref: None, client_addr: None },
+        at: ketacare_app::Clock::now(&SystemClock),
+        purpose: "operations",
+    }
 }

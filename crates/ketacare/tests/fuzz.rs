@@ -9,7 +9,6 @@
 
 use chrono::{TimeZone, Utc};
 use ketacare_fhir::import::{self, ImportContext};
-use ketacare_fhir::Catalog;
 use ketacare_knowledge::Knowledge;
 use proptest::prelude::*;
 use serde_json::{json, Map, Value};
@@ -143,15 +142,7 @@ proptest! {
     fn the_fhir_importer_never_panics_and_names_every_problem(b in prop_oneof![bundle(), fhirish()]) {
         let k = knowledge();
         let ctx = ImportContext {
-            catalog: Catalog {
-                instruments: &k.instruments,
-                conditions: &k.screening.conditions,
-                diagnoses: &k.diagnoses,
-                drug: (&k.drug_library.drug, &k.drug_library.rxnorm.0),
-                anthropometry: &k.anthropometry,
-                age_limits: k.age_limits,
-                timepoints: &k.assessment_timing.timepoints,
-            },
+            catalog: ketacare_app::fhir::catalog(k),
             now: Utc.with_ymd_and_hms(2026, 11, 26, 9, 0, 0).unwrap(),
             chart_weights: Vec::new(),
             chart_heights: Vec::new(),
