@@ -52,6 +52,7 @@ pub mod evidence;
 pub mod ids;
 pub mod instrument;
 pub mod login;
+pub mod mfa;
 pub mod order;
 pub mod patient;
 pub mod pk;
