@@ -1,5 +1,6 @@
 //! Authentication (passwords, sessions, API tokens), authorisation and user administration.
 
+use crate::mfa::LoginStep;
 use crate::{App, AppError};
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
@@ -72,7 +73,7 @@ impl Principal {
     }
 }
 
-fn random_token() -> String {
+pub(crate) fn random_token() -> String {
     let mut b = [0u8; 32];
     rand::thread_rng().fill_bytes(&mut b);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
@@ -140,7 +141,7 @@ impl App {
         .map_err(|e| AppError::Internal(e.to_string()))
     }
 
-    async fn verify_password(&self, password: &str, hash: &str) -> bool {
+    pub(crate) async fn verify_password(&self, password: &str, hash: &str) -> bool {
         let Ok(_permit) = self.hashing.acquire().await else { return false };
         let (pw, h) = (password.to_owned(), hash.to_owned());
         tokio::task::spawn_blocking(move || {
@@ -174,14 +175,18 @@ impl App {
         })
     }
 
-    /// Creates an account from the command line (bootstrap of the first administrator, demo users).
-    pub async fn create_user_as_system(&self, input: &NewUserInput) -> Result<User, AppError> {
-        let ctx = AuditCtx {
+    /// The audit context of a command-line operation.
+    pub(crate) fn system_ctx(&self) -> AuditCtx {
+        AuditCtx {
             actor: Actor { user_id: None, username: "cli".into(), role: None, session_ref: Some("cli".into()), client_addr: None },
             at: self.clock.now(),
             purpose: "operations",
-        };
-        self.insert_user(&ctx, input).await
+        }
+    }
+
+    /// Creates an account from the command line (bootstrap of the first administrator, demo users).
+    pub async fn create_user_as_system(&self, input: &NewUserInput) -> Result<User, AppError> {
+        self.insert_user(&self.system_ctx(), input).await
     }
 
     /// Creates an account (administrators).
@@ -223,7 +228,7 @@ impl App {
     /// account, which locks after `max_failures` in a row; a locked, inactive or unknown
     /// account and a wrong password get the same answer after the same work (a password hash
     /// is always verified).
-    pub async fn login(&self, username: &str, password: &str, client_addr: Option<String>) -> Result<(String, Principal), AppError> {
+    pub async fn login(&self, username: &str, password: &str, client_addr: Option<String>) -> Result<LoginStep, AppError> {
         let now = self.clock.now();
         let policy = self.settings.login;
         let actor_for = |found: Option<&User>| Actor {
@@ -243,23 +248,10 @@ impl App {
             patient_id: None,
             detail: Some(detail),
         };
-        if let Some(addr) = &client_addr {
-            let blocked = {
-                let mut limiter = self.login_addresses.lock().map_err(|_| AppError::Internal("login limiter poisoned".into()))?;
-                let blocked = limiter.blocked_until(addr, now, &policy);
-                if blocked.is_none() {
-                    // Counted before the password is checked, so attempts sent all at once
-                    // cannot outrun the limit while they wait for the hasher; a success gives
-                    // it back.
-                    limiter.record_failure(addr, now, &policy);
-                }
-                blocked
-            };
-            if let Some(until) = blocked {
-                self.store.append_audit(&denied(actor_for(None), "login refused: too many failed logins from this address".into())).await?;
-                return Err(AppError::RateLimited { retry_after_secs: (until - now).num_seconds().max(1) });
-            }
-        }
+        self.count_address_attempt(client_addr.as_deref(), || {
+            denied(actor_for(None), "login refused: too many failed logins from this address".into())
+        })
+        .await?;
         let found = self.store.find_user_by_username(username).await?;
         let ok = match &found {
             Some((u, hash)) => self.verify_password(password, hash).await && u.active && !u.lock.is_locked(now),
@@ -269,9 +261,16 @@ impl App {
             }
         };
         let found = found.map(|(u, _)| u);
+        // With two-step sign-in the failure count is set back only when the code is right too
+        // (a right password followed by wrong codes keeps counting towards the lock).
+        let second_step = match (&found, ok) {
+            (Some(u), true) => self.second_step_for(u).await?,
+            _ => None,
+        };
         // The right password still fails if failures checked at the same time have locked the
         // account meanwhile: clearing the count is conditional on it not being locked now.
         let refused = match (&found, ok) {
+            (Some(_), true) if second_step.is_some() => false,
             (Some(u), true) => !self.store.clear_login_failures(u.id, now).await?,
             _ => true,
         };
@@ -289,6 +288,49 @@ impl App {
             return Err(AppError::Unauthenticated);
         }
         let user = found.ok_or_else(|| AppError::Internal("login accepted without an account".into()))?;
+        if let Some(purpose) = second_step {
+            return self.open_challenge(&user, purpose, client_addr).await;
+        }
+        let (token, p) = self.open_session(user, client_addr, "login").await?;
+        Ok(LoginStep::SignedIn { token, principal: p })
+    }
+
+    /// Counts an attempt against the caller's address before any secret is checked, so
+    /// attempts sent all at once cannot outrun the limit while they wait for the hasher (a
+    /// completed sign-in gives it back); refuses with [`AppError::RateLimited`], audited with
+    /// `refusal`, when the address is held back.
+    pub(crate) async fn count_address_attempt(
+        &self,
+        client_addr: Option<&str>,
+        refusal: impl FnOnce() -> AuditEvent,
+    ) -> Result<(), AppError> {
+        let Some(addr) = client_addr else { return Ok(()) };
+        let now = self.clock.now();
+        let policy = self.settings.login;
+        let blocked = {
+            let mut limiter = self.login_addresses.lock().map_err(|_| AppError::Internal("login limiter poisoned".into()))?;
+            let blocked = limiter.blocked_until(addr, now, &policy);
+            if blocked.is_none() {
+                limiter.record_failure(addr, now, &policy);
+            }
+            blocked
+        };
+        if let Some(until) = blocked {
+            self.store.append_audit(&refusal()).await?;
+            return Err(AppError::RateLimited { retry_after_secs: (until - now).num_seconds().max(1) });
+        }
+        Ok(())
+    }
+
+    /// Opens a login session for an account whose every factor has been checked; audited with
+    /// `detail`. Returns the secret cookie token.
+    pub(crate) async fn open_session(
+        &self,
+        user: User,
+        client_addr: Option<String>,
+        detail: &str,
+    ) -> Result<(String, Principal), AppError> {
+        let now = self.clock.now();
         if let Some(addr) = &client_addr {
             self.login_addresses.lock().map_err(|_| AppError::Internal("login limiter poisoned".into()))?.forgive(addr);
         }
@@ -313,7 +355,7 @@ impl App {
             entity_type: "Session".into(),
             entity_id: Some(session.id.to_string()),
             patient_id: None,
-            detail: Some("login".into()),
+            detail: Some(detail.to_owned()),
         };
         self.store.append_audit(&e).await?;
         Ok((token, p))

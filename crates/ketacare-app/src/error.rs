@@ -32,6 +32,10 @@ pub enum AppError {
         /// Seconds until the address may try again.
         retry_after_secs: i64,
     },
+    /// A pending two-step sign-in has expired, been used, or run out of attempts; the person
+    /// must start again with their password.
+    #[error("the sign-in has expired; sign in again with your password")]
+    SignInAgain,
     /// Storage failed; details are logged, not shown.
     #[error("storage failure")]
     Storage(#[source] DbError),

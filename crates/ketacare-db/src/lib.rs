@@ -126,6 +126,44 @@ pub trait Store:
     async fn clear_login_failures(&self, id: UserId, now: chrono::DateTime<chrono::Utc>) -> DbResult<bool>;
     /// Unlocks an account and sets its failure count back to zero (administrator); audited.
     async fn unlock_user(&self, ctx: &AuditCtx, id: UserId) -> DbResult<()>;
+    /// An account's two-step sign-in enrolment, if any.
+    async fn get_totp(&self, user: UserId) -> DbResult<Option<TotpEnrolment>>;
+    /// The accounts enrolled in two-step sign-in.
+    async fn list_totp_enrolled(&self) -> DbResult<Vec<UserId>>;
+    /// Enrols an account (replacing an earlier enrolment) with its first accepted step and a
+    /// fresh set of recovery codes (their hashes), in one transaction; audited.
+    async fn enrol_totp(&self, ctx: &AuditCtx, user: UserId, secret: &str, step: i64, recovery_hashes: &[String]) -> DbResult<()>;
+    /// Claims a step for an account: `true` only when it is later than the last step accepted
+    /// (one conditional statement, so a code is accepted once across all servers).
+    async fn claim_totp_step(&self, user: UserId, step: i64) -> DbResult<bool>;
+    /// Uses an unused recovery code (by hash) once: `true` when it was there and unused.
+    async fn use_recovery_code(&self, user: UserId, hash: &str, at: chrono::DateTime<chrono::Utc>) -> DbResult<bool>;
+    /// Recovery codes not yet used.
+    async fn unused_recovery_codes(&self, user: UserId) -> DbResult<i64>;
+    /// Replaces all recovery codes with a fresh set; audited.
+    async fn replace_recovery_codes(&self, ctx: &AuditCtx, user: UserId, hashes: &[String]) -> DbResult<()>;
+    /// Removes an enrolment and its recovery codes, and ends the account's sessions; audited.
+    /// [`DbError::NotFound`] when the account is not enrolled.
+    async fn remove_totp(&self, ctx: &AuditCtx, user: UserId) -> DbResult<()>;
+    /// Stores a pending sign-in step (and deletes expired ones).
+    async fn create_login_challenge(&self, c: &LoginChallenge) -> DbResult<()>;
+    /// Counts one attempt against an open challenge and returns it, or `None` when there is no
+    /// such challenge, it has expired at `now` or its attempts are used up (atomic).
+    async fn attempt_login_challenge(
+        &self,
+        token_hash: &str,
+        now: chrono::DateTime<chrono::Utc>,
+        max_attempts: u32,
+    ) -> DbResult<Option<LoginChallenge>>;
+    /// An open challenge (not expired at `now`, attempts left), without counting an attempt.
+    async fn find_login_challenge(
+        &self,
+        token_hash: &str,
+        now: chrono::DateTime<chrono::Utc>,
+        max_attempts: u32,
+    ) -> DbResult<Option<LoginChallenge>>;
+    /// Ends a challenge; `true` when this call ended it (so it is used once).
+    async fn end_login_challenge(&self, token_hash: &str) -> DbResult<bool>;
     /// Stores a new session.
     async fn create_session(&self, s: &StoredSession) -> DbResult<()>;
     /// A session by the hash of its token.

@@ -73,6 +73,71 @@ pub struct StoredSession {
     pub client_addr: Option<String>,
 }
 
+/// An account's two-step sign-in enrolment.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TotpEnrolment {
+    /// The shared secret, base32.
+    pub secret: String,
+    /// When it was enrolled.
+    pub enrolled_at: DateTime<Utc>,
+    /// The last 30-second step whose code was accepted.
+    pub last_step: i64,
+}
+
+impl std::fmt::Debug for TotpEnrolment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TotpEnrolment").field("enrolled_at", &self.enrolled_at).field("last_step", &self.last_step).finish_non_exhaustive()
+    }
+}
+
+/// What a pending sign-in step is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ChallengePurpose {
+    /// The password was right; a code (or recovery code) is awaited.
+    Login,
+    /// A new secret was shown; its first code is awaited to confirm the enrolment.
+    Enrol,
+}
+
+impl ChallengePurpose {
+    /// Database code.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Login => "login",
+            Self::Enrol => "enrol",
+        }
+    }
+}
+
+/// A pending sign-in step. Only the SHA-256 of its token is stored.
+#[derive(Clone, PartialEq, Eq)]
+pub struct LoginChallenge {
+    /// SHA-256 of the token, hex.
+    pub token_hash: String,
+    /// The account.
+    pub user_id: UserId,
+    /// What it is for.
+    pub purpose: ChallengePurpose,
+    /// The secret being enrolled (base32), for [`ChallengePurpose::Enrol`].
+    pub pending_secret: Option<String>,
+    /// Created.
+    pub created_at: DateTime<Utc>,
+    /// Closes.
+    pub expires_at: DateTime<Utc>,
+    /// Codes tried so far, this one included.
+    pub attempts: u32,
+}
+
+impl std::fmt::Debug for LoginChallenge {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginChallenge")
+            .field("user_id", &self.user_id)
+            .field("purpose", &self.purpose)
+            .field("attempts", &self.attempts)
+            .finish_non_exhaustive()
+    }
+}
+
 /// An API token issued by an administrator. Only the SHA-256 of the secret is stored.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ApiToken {

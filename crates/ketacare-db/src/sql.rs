@@ -75,6 +75,25 @@ pub fn event(
 macro_rules! impl_sql_store {
     ($store:ty, $db:ty) => {
         impl $store {
+            async fn __replace_recovery_codes(
+                conn: &mut <$db as $crate::__sqlx::Database>::Connection,
+                user: ::ketacare_domain::ids::UserId,
+                hashes: &[String],
+                at: ::chrono::DateTime<::chrono::Utc>,
+            ) -> $crate::DbResult<()> {
+                $crate::__sqlx::query("DELETE FROM mfa_recovery_codes WHERE user_id = $1").bind(user.to_string()).execute(&mut *conn).await.map_err($crate::DbError::from_sqlx)?;
+                for h in hashes {
+                    $crate::__sqlx::query("INSERT INTO mfa_recovery_codes (user_id, code_hash, created_at, used_at) VALUES ($1, $2, $3, NULL)")
+                        .bind(user.to_string())
+                        .bind(h.clone())
+                        .bind($crate::codec::ts(at))
+                        .execute(&mut *conn)
+                        .await
+                        .map_err($crate::DbError::from_sqlx)?;
+                }
+                Ok(())
+            }
+
             async fn __audit(
                 conn: &mut <$db as $crate::__sqlx::Database>::Connection,
                 e: &::ketacare_domain::audit::AuditEvent,
@@ -366,6 +385,151 @@ macro_rules! impl_sql_store {
                 let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Update, ::ketacare_domain::audit::AuditOutcome::Success, "User", Some(id.to_string()), None, Some("unlocked".into()));
                 Self::__audit(&mut *tx, &e).await?;
                 tx.commit().await.map_err($crate::DbError::from_sqlx)
+            }
+
+            async fn get_totp(&self, user: ::ketacare_domain::ids::UserId) -> $crate::DbResult<Option<$crate::TotpEnrolment>> {
+                let row: Option<(String, String, i64)> = $crate::__sqlx::query_as("SELECT secret, enrolled_at, last_step FROM user_totp WHERE user_id = $1")
+                    .bind(user.to_string())
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?;
+                row.map(|(secret, at, last_step)| Ok($crate::TotpEnrolment { secret, enrolled_at: $crate::codec::parse_ts(&at)?, last_step })).transpose()
+            }
+
+            async fn list_totp_enrolled(&self) -> $crate::DbResult<Vec<::ketacare_domain::ids::UserId>> {
+                let rows: Vec<(String,)> = $crate::__sqlx::query_as("SELECT user_id FROM user_totp ORDER BY user_id")
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?;
+                rows.into_iter()
+                    .map(|(id,)| ::ketacare_domain::ids::UserId::parse(&id).map_err(|e| $crate::DbError::Corrupt(format!("user_totp.user_id: {e}"))))
+                    .collect()
+            }
+
+            async fn enrol_totp(&self, ctx: &$crate::AuditCtx, user: ::ketacare_domain::ids::UserId, secret: &str, step: i64, recovery_hashes: &[String]) -> $crate::DbResult<()> {
+                let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
+                $crate::__sqlx::query("DELETE FROM user_totp WHERE user_id = $1").bind(user.to_string()).execute(&mut *tx).await.map_err($crate::DbError::from_sqlx)?;
+                $crate::__sqlx::query("INSERT INTO user_totp (user_id, secret, enrolled_at, last_step) VALUES ($1, $2, $3, $4)")
+                    .bind(user.to_string())
+                    .bind(secret.to_owned())
+                    .bind($crate::codec::ts(ctx.at))
+                    .bind(step)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?;
+                Self::__replace_recovery_codes(&mut *tx, user, recovery_hashes, ctx.at).await?;
+                let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Update, ::ketacare_domain::audit::AuditOutcome::Success, "User", Some(user.to_string()), None, Some(format!("two-step sign-in enrolled; {} recovery codes issued", recovery_hashes.len())));
+                Self::__audit(&mut *tx, &e).await?;
+                tx.commit().await.map_err($crate::DbError::from_sqlx)
+            }
+
+            async fn claim_totp_step(&self, user: ::ketacare_domain::ids::UserId, step: i64) -> $crate::DbResult<bool> {
+                let n = $crate::__sqlx::query("UPDATE user_totp SET last_step = $1 WHERE user_id = $2 AND last_step < $1")
+                    .bind(step)
+                    .bind(user.to_string())
+                    .execute(&self.pool)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?
+                    .rows_affected();
+                Ok(n == 1)
+            }
+
+            async fn use_recovery_code(&self, user: ::ketacare_domain::ids::UserId, hash: &str, at: ::chrono::DateTime<::chrono::Utc>) -> $crate::DbResult<bool> {
+                let n = $crate::__sqlx::query("UPDATE mfa_recovery_codes SET used_at = $1 WHERE user_id = $2 AND code_hash = $3 AND used_at IS NULL")
+                    .bind($crate::codec::ts(at))
+                    .bind(user.to_string())
+                    .bind(hash.to_owned())
+                    .execute(&self.pool)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?
+                    .rows_affected();
+                Ok(n == 1)
+            }
+
+            async fn unused_recovery_codes(&self, user: ::ketacare_domain::ids::UserId) -> $crate::DbResult<i64> {
+                let (n,): (i64,) = $crate::__sqlx::query_as("SELECT COUNT(*) FROM mfa_recovery_codes WHERE user_id = $1 AND used_at IS NULL")
+                    .bind(user.to_string())
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?;
+                Ok(n)
+            }
+
+            async fn replace_recovery_codes(&self, ctx: &$crate::AuditCtx, user: ::ketacare_domain::ids::UserId, hashes: &[String]) -> $crate::DbResult<()> {
+                let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
+                Self::__replace_recovery_codes(&mut *tx, user, hashes, ctx.at).await?;
+                let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Update, ::ketacare_domain::audit::AuditOutcome::Success, "User", Some(user.to_string()), None, Some(format!("{} new recovery codes issued; earlier codes withdrawn", hashes.len())));
+                Self::__audit(&mut *tx, &e).await?;
+                tx.commit().await.map_err($crate::DbError::from_sqlx)
+            }
+
+            async fn remove_totp(&self, ctx: &$crate::AuditCtx, user: ::ketacare_domain::ids::UserId) -> $crate::DbResult<()> {
+                let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
+                let n = $crate::__sqlx::query("DELETE FROM user_totp WHERE user_id = $1").bind(user.to_string()).execute(&mut *tx).await.map_err($crate::DbError::from_sqlx)?.rows_affected();
+                if n == 0 {
+                    return Err($crate::DbError::NotFound);
+                }
+                $crate::__sqlx::query("DELETE FROM mfa_recovery_codes WHERE user_id = $1").bind(user.to_string()).execute(&mut *tx).await.map_err($crate::DbError::from_sqlx)?;
+                $crate::__sqlx::query("DELETE FROM login_challenges WHERE user_id = $1").bind(user.to_string()).execute(&mut *tx).await.map_err($crate::DbError::from_sqlx)?;
+                $crate::__sqlx::query("DELETE FROM sessions WHERE user_id = $1").bind(user.to_string()).execute(&mut *tx).await.map_err($crate::DbError::from_sqlx)?;
+                let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Update, ::ketacare_domain::audit::AuditOutcome::Success, "User", Some(user.to_string()), None, Some("two-step sign-in reset; sessions ended".into()));
+                Self::__audit(&mut *tx, &e).await?;
+                tx.commit().await.map_err($crate::DbError::from_sqlx)
+            }
+
+            async fn create_login_challenge(&self, c: &$crate::LoginChallenge) -> $crate::DbResult<()> {
+                let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
+                $crate::__sqlx::query("DELETE FROM login_challenges WHERE expires_at <= $1").bind($crate::codec::ts(c.created_at)).execute(&mut *tx).await.map_err($crate::DbError::from_sqlx)?;
+                $crate::__sqlx::query("INSERT INTO login_challenges (token_hash, user_id, purpose, pending_secret, created_at, expires_at, attempts) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                    .bind(c.token_hash.clone())
+                    .bind(c.user_id.to_string())
+                    .bind(c.purpose.code())
+                    .bind(c.pending_secret.clone())
+                    .bind($crate::codec::ts(c.created_at))
+                    .bind($crate::codec::ts(c.expires_at))
+                    .bind(i64::from(c.attempts))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?;
+                tx.commit().await.map_err($crate::DbError::from_sqlx)
+            }
+
+            async fn find_login_challenge(&self, token_hash: &str, now: ::chrono::DateTime<::chrono::Utc>, max_attempts: u32) -> $crate::DbResult<Option<$crate::LoginChallenge>> {
+                let row: Option<(String, String, String, Option<String>, String, String, i64)> = $crate::__sqlx::query_as(
+                    "SELECT token_hash, user_id, purpose, pending_secret, created_at, expires_at, attempts FROM login_challenges \
+                     WHERE token_hash = $1 AND expires_at > $2 AND attempts < $3",
+                )
+                .bind(token_hash.to_owned())
+                .bind($crate::codec::ts(now))
+                .bind(i64::from(max_attempts))
+                .fetch_optional(&self.pool)
+                .await
+                .map_err($crate::DbError::from_sqlx)?;
+                $crate::sql::challenge_from_row(row)
+            }
+
+            async fn attempt_login_challenge(&self, token_hash: &str, now: ::chrono::DateTime<::chrono::Utc>, max_attempts: u32) -> $crate::DbResult<Option<$crate::LoginChallenge>> {
+                let row: Option<(String, String, String, Option<String>, String, String, i64)> = $crate::__sqlx::query_as(
+                    "UPDATE login_challenges SET attempts = attempts + 1 WHERE token_hash = $1 AND expires_at > $2 AND attempts < $3 \
+                     RETURNING token_hash, user_id, purpose, pending_secret, created_at, expires_at, attempts",
+                )
+                .bind(token_hash.to_owned())
+                .bind($crate::codec::ts(now))
+                .bind(i64::from(max_attempts))
+                .fetch_optional(&self.pool)
+                .await
+                .map_err($crate::DbError::from_sqlx)?;
+                $crate::sql::challenge_from_row(row)
+            }
+
+            async fn end_login_challenge(&self, token_hash: &str) -> $crate::DbResult<bool> {
+                let n = $crate::__sqlx::query("DELETE FROM login_challenges WHERE token_hash = $1")
+                    .bind(token_hash.to_owned())
+                    .execute(&self.pool)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?
+                    .rows_affected();
+                Ok(n == 1)
             }
 
             async fn create_session(&self, s: &$crate::StoredSession) -> $crate::DbResult<()> {
@@ -1055,4 +1219,26 @@ macro_rules! impl_sql_store {
             }
         }
     };
+}
+
+/// A login challenge from its row.
+#[allow(clippy::type_complexity)]
+pub fn challenge_from_row(
+    row: Option<(String, String, String, Option<String>, String, String, i64)>,
+) -> crate::DbResult<Option<crate::LoginChallenge>> {
+    let Some((token_hash, user_id, purpose, pending_secret, created_at, expires_at, attempts)) = row else { return Ok(None) };
+    Ok(Some(crate::LoginChallenge {
+        token_hash,
+        user_id: ketacare_domain::ids::UserId::parse(&user_id)
+            .map_err(|e| crate::DbError::Corrupt(format!("login_challenges.user_id: {e}")))?,
+        purpose: match purpose.as_str() {
+            "login" => crate::ChallengePurpose::Login,
+            "enrol" => crate::ChallengePurpose::Enrol,
+            other => return Err(crate::DbError::Corrupt(format!("login_challenges.purpose {other}"))),
+        },
+        pending_secret,
+        created_at: crate::codec::parse_ts(&created_at)?,
+        expires_at: crate::codec::parse_ts(&expires_at)?,
+        attempts: u32::try_from(attempts).map_err(|_| crate::DbError::Corrupt(format!("login_challenges.attempts {attempts}")))?,
+    }))
 }

@@ -489,12 +489,18 @@ fn rid(s: &str) -> ApiResult<RecordId> {
     RecordId::parse(s).map_err(|_| WebError::api(AppError::NotFound))
 }
 
-#[utoipa::path(post, path = "/api/login", request_body = LoginRequest, responses((status = 200, body = UserDto, description = "Logged in; sets the session cookie"), (status = 401, body = Problem, description = "Wrong username or password, or the account is inactive or locked (one answer for all)"), (status = 429, body = Problem, description = "Too many failed logins from this address; Retry-After gives the seconds to wait")), tag = "session")]
+#[utoipa::path(post, path = "/api/login", request_body = LoginRequest, responses((status = 200, body = UserDto, description = "Logged in; sets the session cookie"), (status = 202, body = crate::account::SecondStepDto, description = "The password is right and a second step is needed: send the authenticator's code (or enrol first) to POST /api/login/code"), (status = 401, body = Problem, description = "Wrong username or password, or the account is inactive or locked (one answer for all)"), (status = 429, body = Problem, description = "Too many failed logins from this address; Retry-After gives the seconds to wait")), tag = "session")]
 async fn login(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
     let (parts, body) = req.into_parts();
     let addr = client_addr(&parts);
     let r: LoginRequest = json(Request::from_parts(parts, body), &state).await?;
-    let (token, p) = state.app.login(&r.username, &r.password, addr).await?;
+    let step = state.app.login(&r.username, &r.password, addr).await?;
+    if let Some(second) = crate::account::SecondStepDto::from_step(&step) {
+        return Ok((StatusCode::ACCEPTED, Json(second)).into_response());
+    }
+    let ketacare_app::LoginStep::SignedIn { token, principal: p } = step else {
+        return Err(WebError::api(AppError::Internal("login step".into())));
+    };
     let cookie = state.session_cookie(&token, state.app.settings().session_absolute.num_seconds());
     Ok(([(header::SET_COOKIE, cookie)], Json(UserDto::from(&p.user))).into_response())
 }
@@ -772,6 +778,7 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     doc.merge(crate::reports::ReportsDoc::openapi());
     doc.merge(crate::clinic_report::ClinicReportDoc::openapi());
     doc.merge(crate::exports::ExportsDoc::openapi());
+    doc.merge(crate::account::AccountDoc::openapi());
     doc
 }
 

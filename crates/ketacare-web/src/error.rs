@@ -85,6 +85,11 @@ impl WebError {
                 "rate_limited",
                 format!("too many failed logins from this address; try again in {}", wait_words(*retry_after_secs)),
             ),
+            AppError::SignInAgain => p(
+                StatusCode::UNAUTHORIZED,
+                "sign_in_again",
+                "this sign-in has expired, was used, or had too many wrong codes; sign in again with your password".into(),
+            ),
             AppError::Storage(_) | AppError::Internal(_) => p(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 "internal",

@@ -12,6 +12,7 @@
 //!   requests must be same-origin, forms carry a per-session anti-forgery token, and JSON
 //!   endpoints only accept `application/json` bodies (which a cross-site form cannot send).
 
+mod account;
 pub mod api;
 mod api_dosing;
 mod api_outcomes;
@@ -154,6 +155,7 @@ async fn security_headers(State(state): State<AppState>, req: Request, next: Nex
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(pages::routes())
+        .merge(account::routes())
         .merge(outcomes::routes())
         .merge(screening::routes())
         .merge(dosing::routes())

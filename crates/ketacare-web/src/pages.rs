@@ -98,10 +98,18 @@ fn login_page(message: Option<&str>, username: &str) -> Markup {
 #[derive(serde::Deserialize)]
 struct LoginQuery {
     expired: Option<String>,
+    signin: Option<String>,
 }
 
 async fn login_form(Query(q): Query<LoginQuery>) -> Markup {
-    login_page(q.expired.as_ref().map(|_| "Please log in. Your session has ended or you are not logged in."), "")
+    let message = match q.signin.as_deref() {
+        Some("locked") => Some(
+            "The account is locked after too many failed sign-ins. It unlocks by itself after a while, or an administrator can unlock it.",
+        ),
+        Some(_) => Some("That sign-in has expired or had too many wrong codes. Log in again with your password."),
+        None => q.expired.as_ref().map(|_| "Please log in. Your session has ended or you are not logged in."),
+    };
+    login_page(message, "")
 }
 
 async fn login(State(state): State<AppState>, req: Request) -> PageResult {
@@ -112,10 +120,7 @@ async fn login(State(state): State<AppState>, req: Request) -> PageResult {
         .map_err(|_| ui(AppError::Validation(FieldErrors::single("form", "could not be read"))))?;
     let (user, pw) = (f(&form, "username"), f(&form, "password"));
     match state.app.login(&user, &pw, addr).await {
-        Ok((token, _)) => {
-            let cookie = state.session_cookie(&token, state.app.settings().session_absolute.num_seconds());
-            Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response())
-        }
+        Ok(step) => Ok(crate::account::after_password(&state, step)),
         Err(AppError::Unauthenticated) => Ok((
             axum::http::StatusCode::UNAUTHORIZED,
             login_page(
@@ -1003,6 +1008,8 @@ async fn audit(State(state): State<AppState>, Auth(p): Auth, Query(q): Query<Aud
 async fn users_page(state: &AppState, p: &Principal, values: &Fields, errors: &FieldErrors, new_token: Option<String>) -> PageResult {
     let users = state.app.list_users(p).await.map_err(ui)?;
     let tokens = state.app.list_api_tokens(p).await.map_err(ui)?;
+    let enrolled = state.app.mfa_enrolled(p).await.map_err(ui)?;
+    let mfa_policy = state.app.mfa_policy().await.map_err(ui)?;
     let now = state.app.clock().now();
     let user_opts: Vec<(String, String)> =
         users.iter().map(|u| (u.id.to_string(), format!("{} ({})", u.username.as_str(), u.role.label()))).collect();
@@ -1015,7 +1022,7 @@ async fn users_page(state: &AppState, p: &Principal, values: &Fields, errors: &F
                 div.alert.alert-warning role="alert" #new-token { p { "New API token (shown once; store it now):" } code { (t) } }
             }
             table.list #users {
-                thead { tr { th { "Username" } th { "Name" } th { "Role" } th { "Status" } th {} } }
+                thead { tr { th { "Username" } th { "Name" } th { "Role" } th { "Status" } th { "Two-step sign-in" } th {} } }
                 tbody {
                     @for u in &users {
                         tr {
@@ -1028,7 +1035,16 @@ async fn users_page(state: &AppState, p: &Principal, values: &Fields, errors: &F
                                     br; span.muted { (u.lock.failed) " failed logins since the last success" }
                                 }
                             }
+                            td.mfa {
+                                @if enrolled.contains(&u.id) { "on" } @else if mfa_policy.requires(u.role) { "required; set up at next sign-in" } @else { "off" }
+                            }
                             td {
+                                @if enrolled.contains(&u.id) {
+                                    form method="post" action=(format!("/admin/users/{}/reset-mfa", u.id)) {
+                                        (csrf(p))
+                                        button.link type="submit" { "Reset two-step sign-in" }
+                                    }
+                                }
                                 @if u.lock.locked_until.is_some_and(|t| t > now) || u.lock.failed > 0 {
                                     form method="post" action=(format!("/admin/users/{}/unlock", u.id)) {
                                         (csrf(p))

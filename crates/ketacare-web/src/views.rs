@@ -31,6 +31,7 @@ pub fn layout(p: Option<&Principal>, title: &str, body: Markup) -> Markup {
                             @if p.can(Permission::ReadAudit) { a href="/audit" { "Audit trail" } a href="/dose-quality" { "Dose quality" } }
                             @if p.can(Permission::ManageUsers) { a href="/admin/users" { "Users" } }
                             a href="/knowledge" { "Clinical rules" }
+                            a href="/account" { "Account" }
                         }
                         div.who {
                             span { (p.user.display_name) " · " (p.role().label()) }

@@ -338,6 +338,13 @@ enum UserCommand {
         #[arg(long)]
         username: String,
     },
+    /// Remove an account's two-step sign-in (a lost phone and no recovery codes left) and end
+    /// its sessions; the person sets it up again at their next sign-in if their role requires it.
+    ResetMfa {
+        /// Login name.
+        #[arg(long)]
+        username: String,
+    },
 }
 
 fn load_config(cli: &Cli) -> anyhow::Result<Config> {
@@ -623,7 +630,12 @@ async fn run() -> anyhow::Result<()> {
             let app = build_app(store, &config, Arc::new(SystemClock))?;
             let input = NewUserInput { username: username.clone(), display_name: display_name.clone(), role: role.clone(), password };
             match app.create_user_as_system(&input).await {
-                Ok(u) => out(&format!("Created {} ({}) with id {}", u.username.as_str(), u.role.label(), u.id)),
+                Ok(u) => {
+                    out(&format!("Created {} ({}) with id {}", u.username.as_str(), u.role.label(), u.id));
+                    if app.mfa_policy().await?.requires(u.role) {
+                        out("Clinic policy requires two-step sign-in for this role: the first sign-in shows a QR code for an authenticator app.");
+                    }
+                }
                 Err(ketacare_app::AppError::Validation(e)) => anyhow::bail!("the account was not created: {e}"),
                 Err(e) => return Err(e).context("creating the account"),
             }
@@ -642,6 +654,27 @@ async fn run() -> anyhow::Result<()> {
             let ctx = cli_ctx("command line: ketacare user unlock");
             store.unlock_user(&ctx, user.id).await.context("unlocking the account")?;
             out(&format!("Unlocked {} ({} failed logins before)", user.username.as_str(), user.lock.failed));
+            store.close().await;
+            Ok(())
+        }
+        Command::User { command: UserCommand::ResetMfa { username } } => {
+            let config = load_config(&cli)?;
+            config.validate()?;
+            let store = open_store(&config.database_url).await?;
+            store.migrate().await?;
+            let Some((user, _)) = store.find_user_by_username(username).await? else {
+                store.close().await;
+                anyhow::bail!("no account with username {username:?}");
+            };
+            let ctx = cli_ctx("command line: ketacare user reset-mfa");
+            match store.remove_totp(&ctx, user.id).await {
+                Ok(()) => out(&format!("Two-step sign-in of {} removed and its sessions ended", user.username.as_str())),
+                Err(ketacare_db::DbError::NotFound) => {
+                    store.close().await;
+                    anyhow::bail!("{} has no two-step sign-in to reset", user.username.as_str());
+                }
+                Err(e) => return Err(e).context("resetting two-step sign-in"),
+            }
             store.close().await;
             Ok(())
         }

@@ -14,6 +14,7 @@ mod dosing;
 mod export;
 mod fhir;
 mod login_protection;
+mod mfa;
 mod outcomes;
 mod patients;
 mod pk;
