@@ -16,6 +16,10 @@
 //!   resource validated by the R4 models of fhir.resources and FHIRPath checks of the vital-signs
 //!   profile (`tests/fhir/requirements.txt`; skipped with a note without them, except under
 //!   `CI=true`).
+//! - Then the API fuzzing (`tests/apifuzz/run.py`): schemathesis generates requests from the
+//!   demo clinic's own OpenAPI document, as three roles, and checks that no answer is a server
+//!   error and every status, content type and body is as documented
+//!   (`tests/apifuzz/requirements.txt`; skipped with a note without it, except under `CI=true`).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -29,6 +33,9 @@ const PK_REQUIREMENTS: &str = "tests/pk/requirements-reference.txt";
 /// The FHIR validation (fhir.resources R4 models and FHIRPath checks against the demo) and what it needs.
 const FHIR_VALIDATION: &str = "tests/fhir/validate.py";
 const FHIR_REQUIREMENTS: &str = "tests/fhir/requirements.txt";
+/// The API fuzzing (schemathesis against the served OpenAPI document) and what it needs.
+const API_FUZZ: &str = "tests/apifuzz/run.py";
+const API_FUZZ_REQUIREMENTS: &str = "tests/apifuzz/requirements.txt";
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -48,7 +55,21 @@ fn test(extra: &[String]) -> ExitCode {
     let ok = matches!(status, Ok(s) if s.success());
     let interop = if ok { interop(&cargo) } else { Interop::NotRun("the Rust suites failed first".into()) };
     let pk = pk_reference();
-    let fhir = if ok { fhir_validation(&cargo) } else { Interop::NotRun("the Rust suites failed first".into()) };
+    let fhir = if ok {
+        demo_check(
+            &cargo,
+            FHIR_VALIDATION,
+            FHIR_REQUIREMENTS,
+            "import fhirpathpy, fhir.resources as f; assert f.__fhir_version__ == '4.0.1'",
+        )
+    } else {
+        Interop::NotRun("the Rust suites failed first".into())
+    };
+    let fuzz = if ok {
+        demo_check(&cargo, API_FUZZ, API_FUZZ_REQUIREMENTS, "import schemathesis")
+    } else {
+        Interop::NotRun("the Rust suites failed first".into())
+    };
     eprintln!();
     eprintln!("== Ketacare test summary ==");
     eprintln!("SQLite suites: {}", if ok { "passed" } else { "FAILED" });
@@ -112,7 +133,22 @@ fn test(extra: &[String]) -> ExitCode {
             true
         }
     };
-    if ok && interop_ok && pk_ok && fhir_ok {
+    let fuzz_ok = match &fuzz {
+        Interop::Passed => {
+            eprintln!("API fuzzing (tests/apifuzz/run.py, schemathesis): ran and passed");
+            true
+        }
+        Interop::Failed(why) => {
+            eprintln!("API fuzzing (tests/apifuzz/run.py, schemathesis): FAILED ({why})");
+            false
+        }
+        Interop::NotRun(why) | Interop::NotInstalled(why) => {
+            eprintln!("API fuzzing (tests/apifuzz/run.py, schemathesis): DID NOT RUN ({why})");
+            eprintln!("  To run it: python3 -m pip install -r {API_FUZZ_REQUIREMENTS} && cargo xtask test");
+            true
+        }
+    };
+    if ok && interop_ok && pk_ok && fhir_ok && fuzz_ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
@@ -196,15 +232,15 @@ fn pk_reference() -> Interop {
     }
 }
 
-/// Every FHIR resource the server emits (metadata, reads, searches, $everything, a bulk export of
-/// the demo clinic) validated by independent R4 models and FHIRPath checks.
-fn fhir_validation(cargo: &str) -> Interop {
+/// Runs a Python check against the debug binary's demo clinic (`script`, with `KETACARE_BIN`),
+/// when `python3` can run `import_check` (the pinned libraries of `requirements`); without them
+/// it is skipped with a note, except under `CI=true`, where that is a failure.
+fn demo_check(cargo: &str, script: &str, requirements: &str, import_check: &str) -> Interop {
     let root = workspace_root();
     let ci = std::env::var("CI").is_ok_and(|v| v.eq_ignore_ascii_case("true"));
-    let check = "import fhirpathpy, fhir.resources as f; assert f.__fhir_version__ == '4.0.1'";
-    let importable = Command::new("python3").args(["-c", check]).env("PYTHONDONTWRITEBYTECODE", "1").output();
+    let importable = Command::new("python3").args(["-c", import_check]).env("PYTHONDONTWRITEBYTECODE", "1").output();
     if !matches!(importable, Ok(ref o) if o.status.success()) {
-        let why = format!("python3 cannot import fhir.resources (R4 4.0.1) and fhirpathpy from {FHIR_REQUIREMENTS}");
+        let why = format!("python3 cannot import the libraries of {requirements}");
         return if ci { Interop::Failed(why) } else { Interop::NotInstalled(why) };
     }
     match Command::new(cargo).args(["build", "-p", "ketacare"]).status() {
@@ -214,16 +250,16 @@ fn fhir_validation(cargo: &str) -> Interop {
     }
     let bin = target_dir(&root).join("debug").join("ketacare");
     eprintln!();
-    eprintln!("== FHIR R4 validation: python3 {FHIR_VALIDATION} ==");
+    eprintln!("== python3 {script} ==");
     let status = Command::new("python3")
-        .arg(root.join(FHIR_VALIDATION))
+        .arg(root.join(script))
         .current_dir(&root)
         .env("KETACARE_BIN", &bin)
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .status();
     match status {
         Ok(s) if s.success() => Interop::Passed,
-        Ok(s) => Interop::Failed(format!("python3 {FHIR_VALIDATION} exited with {s}")),
+        Ok(s) => Interop::Failed(format!("python3 {script} exited with {s}")),
         Err(e) => Interop::Failed(format!("python3 could not be started: {e}")),
     }
 }

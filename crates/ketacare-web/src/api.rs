@@ -296,6 +296,19 @@ pub enum NumberOrText {
     Text(String),
 }
 
+impl utoipa::PartialSchema for NumberOrText {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, SchemaType, Type};
+        OneOfBuilder::new()
+            .item(ObjectBuilder::new().schema_type(SchemaType::new(Type::Number)))
+            .item(ObjectBuilder::new().schema_type(SchemaType::new(Type::String)))
+            .description(Some("A number, as a JSON number or as text (checked and converted by the server)"))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for NumberOrText {}
+
 impl NumberOrText {
     pub(crate) fn text(&self) -> String {
         match self {
@@ -309,7 +322,7 @@ impl NumberOrText {
 #[derive(Deserialize, ToSchema)]
 pub struct MeasurementRequest {
     /// Kilograms for weights, centimetres for heights, as a number or text. No other units are accepted.
-    #[schema(value_type = String, example = "72.4")]
+    #[schema(value_type = NumberOrText, example = "72.4")]
     value: NumberOrText,
     /// When measured (YYYY-MM-DDTHH:MM, UTC); omitted means now.
     #[serde(default)]
@@ -779,6 +792,40 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     doc.merge(crate::clinic_report::ClinicReportDoc::openapi());
     doc.merge(crate::exports::ExportsDoc::openapi());
     doc.merge(crate::account::AccountDoc::openapi());
+    finish(doc)
+}
+
+/// What every operation shares: any status not listed is an error with a [`Problem`] body
+/// (401 without credentials, 403 for the role, 404 for an unknown id, 413, 415, 422 for bad
+/// input, 500), and the FHIR API answers in `application/fhir+json`.
+fn finish(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    use utoipa::openapi::{ContentBuilder, ObjectBuilder, Ref, RefOr, ResponseBuilder};
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let fhir = path.starts_with("/fhir");
+        for op in [&mut item.get, &mut item.post, &mut item.put, &mut item.delete, &mut item.patch].into_iter().flatten() {
+            if fhir {
+                for r in op.responses.responses.values_mut() {
+                    if let RefOr::T(resp) = r {
+                        if let Some(c) = resp.content.shift_remove("application/json") {
+                            resp.content.insert(ketacare_fhir::FHIR_JSON.into(), c);
+                        }
+                    }
+                }
+            }
+            op.responses.responses.entry("default".into()).or_insert_with(|| {
+                let (kind, schema): (&str, RefOr<utoipa::openapi::schema::Schema>) = if fhir {
+                    (ketacare_fhir::FHIR_JSON, ObjectBuilder::new().description(Some("OperationOutcome")).into())
+                } else {
+                    ("application/json", Ref::from_schema_name("Problem").into())
+                };
+                ResponseBuilder::new()
+                    .description("Any other status is an error: 401 without valid credentials, 403 when the role does not allow it, 404 for an unknown id, 413 or 415 for a body too large or not JSON, 422 naming each bad field and what is accepted, 500 when nothing was saved")
+                    .content(kind, ContentBuilder::new().schema(Some(schema)).build())
+                    .build()
+                    .into()
+            });
+        }
+    }
     doc
 }
 

@@ -38,31 +38,31 @@ pub struct DoseRequestDto {
     /// iv, sc, im or in.
     route: String,
     /// Weight measured today, kg.
-    #[schema(value_type = String)]
+    #[schema(value_type = NumberOrText)]
     weight_kg: Option<NumberOrText>,
     /// Dose, mg/kg (iv, sc, im).
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<NumberOrText>)]
     mg_per_kg: Option<NumberOrText>,
     /// Fixed dose, mg (intranasal, whole 28 mg devices).
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<NumberOrText>)]
     dose_mg: Option<NumberOrText>,
     /// Vial concentration on the shelf, mg/mL.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<NumberOrText>)]
     concentration_mg_per_ml: Option<NumberOrText>,
     /// Final volume after dilution, mL (iv).
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<NumberOrText>)]
     final_volume_ml: Option<NumberOrText>,
     /// Infusion time, minutes (iv).
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<NumberOrText>)]
     minutes: Option<NumberOrText>,
     /// Height, cm.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<NumberOrText>)]
     height_cm: Option<NumberOrText>,
     /// male or female.
     #[serde(default)]
@@ -349,7 +349,7 @@ pub struct ProposeRequest {
     key: String,
     /// The new value (empty: back to the default).
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<NumberOrText>)]
     value: Option<NumberOrText>,
     reason: String,
 }
@@ -692,19 +692,19 @@ async fn create_plan(State(state): State<AppState>, Auth(p): Auth, Path(id): Pat
 pub struct OrderRequest {
     route: String,
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<NumberOrText>)]
     mg_per_kg: Option<NumberOrText>,
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<NumberOrText>)]
     dose_mg: Option<NumberOrText>,
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<NumberOrText>)]
     concentration_mg_per_ml: Option<NumberOrText>,
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<NumberOrText>)]
     final_volume_ml: Option<NumberOrText>,
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<NumberOrText>)]
     minutes: Option<NumberOrText>,
     #[serde(default)]
     weight_basis: Option<String>,
@@ -777,12 +777,12 @@ async fn approve_override(State(state): State<AppState>, Auth(p): Auth, Path(id)
 #[serde(deny_unknown_fields)]
 pub struct CheckRequest {
     base_version: u32,
-    #[schema(value_type = String)]
+    #[schema(value_type = NumberOrText)]
     weight_kg: Option<NumberOrText>,
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<NumberOrText>)]
     concentration_mg_per_ml: Option<NumberOrText>,
-    #[schema(value_type = String)]
+    #[schema(value_type = NumberOrText)]
     dose_mg: Option<NumberOrText>,
 }
 

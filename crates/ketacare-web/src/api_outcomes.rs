@@ -271,6 +271,7 @@ pub struct SubscaleDefDto {
 
 /// A severity band of the total, inclusive at both ends.
 #[derive(Serialize, ToSchema)]
+#[schema(as = SeverityBandDto)]
 pub struct BandDto {
     code: String,
     label: String,
@@ -643,11 +644,11 @@ pub struct ScoreRequest {
 pub struct OutcomeRequest {
     /// Baseline total, a whole number (JSON number or text).
     #[serde(default)]
-    #[schema(value_type = String, example = "20")]
+    #[schema(value_type = NumberOrText, example = "20")]
     baseline: Option<NumberOrText>,
     /// Current total, a whole number (JSON number or text).
     #[serde(default)]
-    #[schema(value_type = String, example = "9")]
+    #[schema(value_type = NumberOrText, example = "9")]
     current: Option<NumberOrText>,
 }
 
@@ -749,6 +750,7 @@ fn point_dto(p: &ScoredAssessment, is_baseline: bool) -> AssessmentPointDto {
 
 /// All administrations of one instrument, oldest first; the first is the baseline.
 #[derive(Serialize, ToSchema)]
+#[schema(as = ScoreSeriesDto)]
 pub struct SeriesDto {
     /// Instrument key.
     instrument: String,
@@ -783,6 +785,7 @@ fn series_dto(s: &Series) -> SeriesDto {
 
 /// A treatment session (encounter of kind treatment).
 #[derive(Serialize, ToSchema)]
+#[schema(as = SessionMarkerDto)]
 pub struct SessionDto {
     record_id: String,
     start: String,
@@ -1076,7 +1079,7 @@ pub struct ScheduleRequest {
     timepoints: Vec<String>,
     /// Interval in days, 1–365 (calendar anchor), as a number or text.
     #[serde(default)]
-    #[schema(value_type = Option<String>, example = "7")]
+    #[schema(value_type = Option<NumberOrText>, example = "7")]
     interval_days: Option<NumberOrText>,
     /// First due date YYYY-MM-DD (calendar anchor); omitted means today.
     #[serde(default)]

@@ -130,6 +130,7 @@ pub fn parse_regimen(v: &Value) -> Result<(Vec<EventInput>, Salt), FieldErrors> 
 
 /// A dose event (the shape of `regimen.events[]`).
 #[derive(Serialize, Deserialize, ToSchema)]
+#[schema(as = PkDoseEventDto)]
 #[allow(dead_code)]
 pub struct EventDto {
     /// infusion or bolus.
@@ -331,6 +332,7 @@ pub struct SummaryDto {
 
 /// The curve.
 #[derive(Serialize, ToSchema)]
+#[schema(as = PkSeriesDto)]
 pub struct SeriesDto {
     pub time_min: Vec<f64>,
     pub cp_ng_per_ml: Vec<f64>,
@@ -340,6 +342,7 @@ pub struct SeriesDto {
 
 /// The Monte Carlo band (5th, 50th, 95th percentiles of plasma concentration).
 #[derive(Serialize, ToSchema)]
+#[schema(as = PkBandDto)]
 pub struct BandDto {
     varied: Vec<String>,
     subjects: usize,

@@ -150,9 +150,13 @@ pub struct StratumDto {
 #[derive(Serialize, ToSchema)]
 pub struct OddsRatioDto {
     covariate: String,
-    or: f64,
-    lo: f64,
-    hi: f64,
+    /// The odds ratio; `null` when it is not finite (separation: one group all responders or
+    /// none).
+    or: Option<f64>,
+    /// Lower bound; `null` when not finite.
+    lo: Option<f64>,
+    /// Upper bound; `null` when not finite (an interval open above).
+    hi: Option<f64>,
 }
 
 /// The logistic regression of response on the covariates.
@@ -223,7 +227,16 @@ fn regression(g: &ketacare_domain::cohort::Regression) -> RegressionDto {
         converged: g.converged,
         separation: g.separation,
         small: g.small,
-        terms: g.terms.iter().map(|t| OddsRatioDto { covariate: t.covariate.clone(), or: t.or, lo: t.lo, hi: t.hi }).collect(),
+        terms: g
+            .terms
+            .iter()
+            .map(|t| OddsRatioDto {
+                covariate: t.covariate.clone(),
+                or: Some(t.or).filter(|v| v.is_finite()),
+                lo: Some(t.lo).filter(|v| v.is_finite()),
+                hi: Some(t.hi).filter(|v| v.is_finite()),
+            })
+            .collect(),
     }
 }
 

@@ -91,14 +91,14 @@ pub struct SignRequest {
 #[serde(deny_unknown_fields)]
 pub struct VitalsRequest {
     /// Systolic, mmHg.
-    #[schema(value_type = String)]
+    #[schema(value_type = NumberOrText)]
     systolic: Option<NumberOrText>,
     /// Diastolic, mmHg.
-    #[schema(value_type = String)]
+    #[schema(value_type = NumberOrText)]
     diastolic: Option<NumberOrText>,
     /// Heart rate, /min.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<NumberOrText>)]
     heart_rate: Option<NumberOrText>,
     /// YYYY-MM-DDTHH:MM UTC; omitted: now.
     #[serde(default)]
@@ -111,19 +111,19 @@ pub struct VitalsRequest {
 pub struct LiverRequest {
     /// ALT, U/L.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<NumberOrText>)]
     alt: Option<NumberOrText>,
     /// AST, U/L.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<NumberOrText>)]
     ast: Option<NumberOrText>,
     /// ALP, U/L.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<NumberOrText>)]
     alp: Option<NumberOrText>,
     /// Total bilirubin, µmol/L.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<NumberOrText>)]
     bilirubin: Option<NumberOrText>,
     /// YYYY-MM-DDTHH:MM UTC; omitted: now.
     #[serde(default)]

@@ -250,7 +250,7 @@ pub struct BookRequest {
     scheduled_at: String,
 }
 
-#[utoipa::path(post, path = "/api/patients/{id}/sessions", request_body = BookRequest, responses((status = 201, body = SessionDto), (status = 422, body = Problem)), tag = "sessions")]
+#[utoipa::path(post, path = "/api/patients/{id}/sessions", params(("id" = String, Path, description = "Patient id")), request_body = BookRequest, responses((status = 201, body = SessionDto), (status = 422, body = Problem)), tag = "sessions")]
 pub(crate) async fn book_session(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -270,7 +270,7 @@ pub(crate) async fn book_session(
     Ok((StatusCode::CREATED, Json(SessionDto::from(&s))).into_response())
 }
 
-#[utoipa::path(get, path = "/api/patients/{id}/sessions", responses((status = 200, body = [SessionDto])), tag = "sessions")]
+#[utoipa::path(get, path = "/api/patients/{id}/sessions", params(("id" = String, Path, description = "Patient id")), responses((status = 200, body = [SessionDto])), tag = "sessions")]
 pub(crate) async fn list_sessions(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -280,7 +280,7 @@ pub(crate) async fn list_sessions(
     Ok(Json(list.iter().map(SessionDto::from).collect()))
 }
 
-#[utoipa::path(get, path = "/api/sessions/{id}", responses((status = 200, body = SessionDetailDto), (status = 404, body = Problem)), tag = "sessions")]
+#[utoipa::path(get, path = "/api/sessions/{id}", params(("id" = String, Path, description = "Session id")), responses((status = 200, body = SessionDetailDto), (status = 404, body = Problem)), tag = "sessions")]
 pub(crate) async fn get_session(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> ApiResult<Json<SessionDetailDto>> {
     let v = state.app.session_view(&p, sid(&id)?).await.map_err(api)?;
     Ok(Json((&v).into()))
@@ -355,7 +355,7 @@ pub struct ActionRequest {
     text: String,
 }
 
-#[utoipa::path(post, path = "/api/sessions/{id}/actions", request_body = ActionRequest, responses((status = 200, body = SessionDto), (status = 409, body = Problem), (status = 422, body = Problem)), tag = "sessions")]
+#[utoipa::path(post, path = "/api/sessions/{id}/actions", params(("id" = String, Path, description = "Session id")), request_body = ActionRequest, responses((status = 200, body = SessionDto), (status = 409, body = Problem), (status = 422, body = Problem)), tag = "sessions")]
 pub(crate) async fn session_action(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -408,7 +408,7 @@ pub struct ReadingRequest {
     /// systolic, diastolic, heart_rate, spo2 or respiratory_rate.
     vital: String,
     /// The value as a number or text (mmHg, /min, %).
-    #[schema(value_type = String)]
+    #[schema(value_type = crate::api::NumberOrText)]
     value: crate::api::NumberOrText,
     /// When measured, RFC 3339; omitted: now.
     #[serde(default)]
@@ -446,7 +446,7 @@ impl From<&IngestOutcome> for IngestDto {
     }
 }
 
-#[utoipa::path(post, path = "/api/sessions/{id}/readings", request_body = ReadingsRequest, responses((status = 200, body = IngestDto), (status = 422, body = Problem)), tag = "sessions")]
+#[utoipa::path(post, path = "/api/sessions/{id}/readings", params(("id" = String, Path, description = "Session id")), request_body = ReadingsRequest, responses((status = 200, body = IngestDto), (status = 422, body = Problem)), tag = "sessions")]
 pub(crate) async fn add_readings(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -472,7 +472,7 @@ pub struct RatingRequest {
     timepoint: String,
 }
 
-#[utoipa::path(post, path = "/api/sessions/{id}/ratings", request_body = RatingRequest, responses((status = 200, body = [AlarmDto], description = "Alarms the rating raised"), (status = 422, body = Problem)), tag = "sessions")]
+#[utoipa::path(post, path = "/api/sessions/{id}/ratings", params(("id" = String, Path, description = "Session id")), request_body = RatingRequest, responses((status = 200, body = [AlarmDto], description = "Alarms the rating raised"), (status = 422, body = Problem)), tag = "sessions")]
 pub(crate) async fn add_rating(
     State(state): State<AppState>,
     Auth(p): Auth,
@@ -492,7 +492,7 @@ pub struct AckRequest {
     action: String,
 }
 
-#[utoipa::path(post, path = "/api/sessions/{id}/alarms/{alarm}/acknowledge", request_body = AckRequest, responses((status = 200, body = AlarmDto), (status = 409, body = Problem)), tag = "sessions")]
+#[utoipa::path(post, path = "/api/sessions/{id}/alarms/{alarm}/acknowledge", params(("id" = String, Path, description = "Session id"), ("alarm" = String, Path, description = "Alarm id")), request_body = AckRequest, responses((status = 200, body = AlarmDto), (status = 409, body = Problem)), tag = "sessions")]
 pub(crate) async fn acknowledge(
     State(state): State<AppState>,
     Auth(p): Auth,

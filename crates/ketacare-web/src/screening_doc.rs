@@ -62,18 +62,18 @@ pub struct PriorTreatmentDoc {
     adequate: Option<bool>,
     /// Duration in weeks.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<NumberOrText>)]
     weeks: Option<NumberOrText>,
     /// Scale of the ratings before and after: hama, bai, cgi_i, gad7, lsas, …
     #[serde(default)]
     instrument: Option<String>,
     /// Rating before.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<NumberOrText>)]
     baseline: Option<NumberOrText>,
     /// Rating at the end (CGI-I: the final rating).
     #[serde(default, rename = "final")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<NumberOrText>)]
     final_score: Option<NumberOrText>,
     /// Why it stopped.
     #[serde(default)]
@@ -86,19 +86,19 @@ pub struct PriorTreatmentDoc {
 pub struct LiverDoc {
     /// ALT, U/L.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<NumberOrText>)]
     alt: Option<NumberOrText>,
     /// AST, U/L.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<NumberOrText>)]
     ast: Option<NumberOrText>,
     /// ALP, U/L.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<NumberOrText>)]
     alp: Option<NumberOrText>,
     /// Total bilirubin, µmol/L.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<NumberOrText>)]
     bilirubin: Option<NumberOrText>,
     /// Days since the sample (0 or omitted: current).
     #[serde(default)]
@@ -117,11 +117,11 @@ pub struct IntakeDoc {
     sex: Option<String>,
     /// Body weight in kilograms (not pounds).
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<NumberOrText>)]
     weight_kg: Option<NumberOrText>,
     /// Height in centimetres.
     #[serde(default)]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<NumberOrText>)]
     height_cm: Option<NumberOrText>,
     /// Diagnoses: catalogue keys (gad, sad, panic, specific_phobia), names, SNOMED CT or ICD-10-CM codes.
     #[serde(default)]
