@@ -17,14 +17,67 @@ pub struct SqliteStore {
     pool: Pool<Sqlite>,
 }
 
+/// The 256-bit key of an encrypted (SQLCipher) database, given as 64 hexadecimal characters.
+/// Used as a raw key (no passphrase derivation), so opening a connection costs no key
+/// stretching; make one with `ketacare database new-key`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct DatabaseKey(String);
+
+impl std::fmt::Debug for DatabaseKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DatabaseKey(…)")
+    }
+}
+
+impl DatabaseKey {
+    /// Reads a key: 64 hexadecimal characters (surrounding white space ignored).
+    pub fn parse(text: &str) -> Result<Self, String> {
+        let t = text.trim();
+        if t.len() != 64 || !t.chars().all(|c| c.is_ascii_hexdigit()) {
+            return Err(format!(
+                "must be 64 hexadecimal characters (a 256-bit key; `ketacare database new-key` makes one); got {} characters",
+                t.len()
+            ));
+        }
+        Ok(Self(t.to_ascii_lowercase()))
+    }
+
+    /// A key from 32 random bytes.
+    pub fn from_bytes(b: [u8; 32]) -> Self {
+        Self(b.iter().map(|x| format!("{x:02x}")).collect())
+    }
+
+    /// The hexadecimal text.
+    pub fn hex(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Connection options for the database at `url`, keyed when `key` is given (SQLCipher runs
+/// `PRAGMA key` before any other statement on every connection).
+pub fn connect_options(url: &str, key: Option<&DatabaseKey>) -> DbResult<SqliteConnectOptions> {
+    let opts = SqliteConnectOptions::from_str(url).map_err(DbError::from_sqlx)?;
+    Ok(match key {
+        Some(k) => opts.pragma("key", format!("\"x'{}'\"", k.0)),
+        None => opts,
+    })
+}
+
 impl SqliteStore {
     const BACKEND: &'static str = "sqlite";
 
     /// Opens (creating if missing) the database at `url` (`sqlite://path` or `sqlite::memory:`),
     /// then verifies WAL, `synchronous=FULL` and foreign keys on a pooled connection.
     pub async fn open(url: &str) -> DbResult<Self> {
-        let opts = SqliteConnectOptions::from_str(url)
-            .map_err(DbError::from_sqlx)?
+        Self::open_keyed(url, None).await
+    }
+
+    /// Opens the database at `url` as [`SqliteStore::open`] does, encrypted with `key` when
+    /// given (a new database is created encrypted). A key that does not open the file, or a
+    /// key given for a file that is not encrypted (and the other way round), is refused with
+    /// [`DbError::UnsafeConfig`] naming the setting.
+    pub async fn open_keyed(url: &str, key: Option<&DatabaseKey>) -> DbResult<Self> {
+        let opts = connect_options(url, key)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
@@ -35,10 +88,35 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(15))
             .connect_with(opts)
             .await
-            .map_err(DbError::from_sqlx)?;
+            .map_err(|e| Self::key_error(e, key.is_some()))?;
         let store = Self { pool };
-        store.check_durability().await?;
+        if key.is_some() {
+            let cipher: Option<String> =
+                sqlx::query_scalar("PRAGMA cipher_version").fetch_optional(&store.pool).await.map_err(DbError::from_sqlx)?;
+            if cipher.as_deref().unwrap_or("").is_empty() {
+                return Err(DbError::UnsafeConfig("database_key is set but this build has no SQLCipher".into()));
+            }
+        }
+        store.check_durability().await.map_err(|e| match e {
+            DbError::Driver(e) => Self::key_error(e, key.is_some()),
+            other => other,
+        })?;
         Ok(store)
+    }
+
+    /// SQLCipher reports a wrong key (or a key for a plain file, or none for an encrypted one)
+    /// as "file is not a database" at the first read.
+    fn key_error(e: sqlx::Error, keyed: bool) -> DbError {
+        if e.to_string().contains("file is not a database") {
+            DbError::UnsafeConfig(if keyed {
+                "the database could not be read with database_key: the key is wrong, or the file is not encrypted".into()
+            } else {
+                "the database could not be read: it is encrypted (set database_key or database_key_file), or it is not a Ketacare database"
+                    .into()
+            })
+        } else {
+            DbError::from_sqlx(e)
+        }
     }
 
     /// Reads back the durability settings and refuses anything but WAL + FULL + foreign keys.

@@ -15,7 +15,7 @@
 //! trail says so.
 
 use anyhow::{bail, ensure, Context};
-use ketacare::{build_app, open_store, redact_url, Config};
+use ketacare::{build_app, redact_url, Config};
 use ketacare_app::SystemClock;
 use ketacare_db::__sqlx as sqlx;
 use std::path::Path;
@@ -30,7 +30,10 @@ pub async fn backup(config: &Config, to: &Path) -> anyhow::Result<String> {
     if let Some(path) = sqlite_path(&config.database_url) {
         ensure!(Path::new(path).exists(), "the database {path} does not exist");
         use sqlx::Connection;
-        let mut c = sqlx::SqliteConnection::connect(&config.database_url).await.with_context(|| format!("opening {path}"))?;
+        let key = config.database_key()?;
+        let mut c = sqlx::SqliteConnection::connect_with(&ketacare_db_sqlite::connect_options(&config.database_url, key.as_ref())?)
+            .await
+            .with_context(|| format!("opening {path}"))?;
         let target = to.to_str().context("--to must be a UTF-8 path")?;
         sqlx::query("VACUUM INTO ?")
             .bind(target)
@@ -39,14 +42,15 @@ pub async fn backup(config: &Config, to: &Path) -> anyhow::Result<String> {
             .with_context(|| format!("writing the backup to {}", to.display()))?;
         c.close().await.ok();
         let url = format!("sqlite://{target}");
-        let mut b = sqlx::SqliteConnection::connect(&url).await?;
+        // An encrypted database's VACUUM INTO copy is encrypted with the same key.
+        let mut b = sqlx::SqliteConnection::connect_with(&ketacare_db_sqlite::connect_options(&url, key.as_ref())?).await?;
         let ok: String = sqlx::query_scalar("PRAGMA integrity_check").fetch_one(&mut b).await?;
         b.close().await.ok();
         if ok != "ok" {
             let _ = std::fs::remove_file(to);
             bail!("the backup failed its integrity check ({ok}); it was removed");
         }
-        let summary = summarise_sqlite(&url).await?;
+        let summary = summarise_sqlite(&url, key.as_ref()).await?;
         Ok(format!("Backup of {path} written to {} ({} bytes): {summary}", to.display(), std::fs::metadata(to)?.len()))
     } else {
         let (url, password) = split_password(&config.database_url);
@@ -84,9 +88,14 @@ pub async fn restore(config: &Config, from: &Path) -> anyhow::Result<String> {
         let from_url = format!("sqlite://{}", from.to_str().context("--from must be a UTF-8 path")?);
         {
             use sqlx::Connection;
-            let mut b = sqlx::SqliteConnection::connect(&from_url).await.context("opening the backup")?;
-            let ok: String =
-                sqlx::query_scalar("PRAGMA integrity_check").fetch_one(&mut b).await.context("the backup is not a SQLite database")?;
+            let key = config.database_key()?;
+            let mut b = sqlx::SqliteConnection::connect_with(&ketacare_db_sqlite::connect_options(&from_url, key.as_ref())?)
+                .await
+                .context("opening the backup")?;
+            let ok: String = sqlx::query_scalar("PRAGMA integrity_check")
+                .fetch_one(&mut b)
+                .await
+                .context("the backup is not a SQLite database, or it is encrypted with another key than database_key (or none was set)")?;
             ensure!(ok == "ok", "the backup fails its integrity check ({ok}); nothing was restored");
             b.close().await.ok();
         }
@@ -128,7 +137,7 @@ pub async fn restore(config: &Config, from: &Path) -> anyhow::Result<String> {
         ensure!(status.success(), "pg_restore failed ({status}); the single transaction left the target database empty");
     }
     // Open it as the server would: durability settings, pending migrations, the audit chain.
-    let store = open_store(&config.database_url).await?;
+    let store = config.open_store().await?;
     store.migrate().await.context("applying pending migrations to the restored database")?;
     let patients = store.count_patients().await?;
     let app = build_app(store, config, Arc::new(SystemClock))?;
@@ -152,9 +161,9 @@ fn sqlite_path(url: &str) -> Option<&str> {
     url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")).map(|p| p.split('?').next().unwrap_or(p))
 }
 
-async fn summarise_sqlite(url: &str) -> anyhow::Result<String> {
+async fn summarise_sqlite(url: &str, key: Option<&ketacare::DatabaseKey>) -> anyhow::Result<String> {
     use sqlx::Connection;
-    let mut c = sqlx::SqliteConnection::connect(url).await?;
+    let mut c = sqlx::SqliteConnection::connect_with(&ketacare_db_sqlite::connect_options(url, key)?).await?;
     let mut parts = Vec::new();
     for t in ["patients", "record_versions", "audit_log"] {
         let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {t}")).fetch_one(&mut c).await?;

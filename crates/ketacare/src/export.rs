@@ -5,7 +5,7 @@
 
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use ketacare::{build_app, open_store, Config};
+use ketacare::{build_app, Config};
 use ketacare_app::export::{DirSink, ExportFormat};
 use ketacare_app::{AppError, SystemClock};
 use ketacare_domain::access::{Permission, Role, Username};
@@ -85,7 +85,7 @@ fn progress_bar() -> ProgressBar {
 /// Runs `ketacare export`.
 pub async fn run(config: &Config, args: &ExportArgs) -> anyhow::Result<()> {
     config.validate()?;
-    let store = open_store(&config.database_url).await?;
+    let store = config.open_store().await?;
     let schema = store.schema_version().await.unwrap_or(0);
     anyhow::ensure!(schema > 0, "the database has no tables yet; run `ketacare migrate` first");
     let app = build_app(store, config, Arc::new(SystemClock))?;

@@ -56,6 +56,11 @@ pub struct Config {
     pub tls_cert_file: String,
     /// PEM private key of that certificate.
     pub tls_key_file: String,
+    /// The 256-bit key (64 hex digits) that encrypts the SQLite database (SQLCipher); usually
+    /// set as `KETACARE_DATABASE_KEY`. Empty: not encrypted. SQLite only.
+    pub database_key: String,
+    /// A file holding that key instead; readable by the server only.
+    pub database_key_file: String,
 }
 
 impl Default for Config {
@@ -77,6 +82,8 @@ impl Default for Config {
             audit_checkpoint_minutes: 10,
             tls_cert_file: String::new(),
             tls_key_file: String::new(),
+            database_key: String::new(),
+            database_key_file: String::new(),
         }
     }
 }
@@ -101,6 +108,8 @@ impl std::fmt::Debug for Config {
             .field("audit_checkpoint_minutes", &self.audit_checkpoint_minutes)
             .field("tls_cert_file", &self.tls_cert_file)
             .field("tls_key_file", &self.tls_key_file)
+            .field("database_key", &if self.database_key.is_empty() { "" } else { "***" })
+            .field("database_key_file", &self.database_key_file)
             .finish()
     }
 }
@@ -156,6 +165,16 @@ impl Config {
         );
         self.audit_key()?;
         anyhow::ensure!(
+            self.database_key.is_empty() || self.database_key_file.is_empty(),
+            "set database_key or database_key_file, not both"
+        );
+        if self.database_key()?.is_some() {
+            anyhow::ensure!(
+                self.database_url.starts_with("sqlite:"),
+                "database_key encrypts an SQLite database; for PostgreSQL use an encrypted volume (see the README)"
+            );
+        }
+        anyhow::ensure!(
             self.tls_cert_file.is_empty() == self.tls_key_file.is_empty(),
             "set both tls_cert_file and tls_key_file for HTTPS, or neither"
         );
@@ -188,10 +207,39 @@ impl Config {
     }
 }
 
+impl Config {
+    /// The SQLite database key from `database_key` or the file named by `database_key_file`,
+    /// if either is set.
+    pub fn database_key(&self) -> anyhow::Result<Option<DatabaseKey>> {
+        let (text, what) = if !self.database_key_file.is_empty() {
+            let t = std::fs::read_to_string(&self.database_key_file)
+                .with_context(|| format!("reading database_key_file {}", self.database_key_file))?;
+            (t, format!("the file {}", self.database_key_file))
+        } else if !self.database_key.is_empty() {
+            (self.database_key.clone(), "database_key".to_owned())
+        } else {
+            return Ok(None);
+        };
+        DatabaseKey::parse(&text).map(Some).map_err(|e| anyhow::anyhow!("{what} {e}"))
+    }
+
+    /// Opens the configured store (with its database key), checking its durability settings.
+    pub async fn open_store(&self) -> anyhow::Result<Arc<dyn Store>> {
+        open_store_keyed(&self.database_url, self.database_key()?.as_ref()).await
+    }
+}
+
+pub use ketacare_db_sqlite::DatabaseKey;
+
 /// Opens the store named by the URL, checking its durability settings.
 pub async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    open_store_keyed(url, None).await
+}
+
+/// Opens the store named by the URL, an SQLite database with its SQLCipher key when given.
+pub async fn open_store_keyed(url: &str, key: Option<&DatabaseKey>) -> anyhow::Result<Arc<dyn Store>> {
     if url.starts_with("sqlite:") {
-        let s = ketacare_db_sqlite::SqliteStore::open(url).await.with_context(|| format!("opening SQLite database {url}"))?;
+        let s = ketacare_db_sqlite::SqliteStore::open_keyed(url, key).await.with_context(|| format!("opening SQLite database {url}"))?;
         Ok(Arc::new(s))
     } else {
         let s =
@@ -249,7 +297,7 @@ impl Server {
     /// Opens the store, migrates, builds the app and starts serving.
     pub async fn start(config: &Config, clock: Option<Arc<dyn Clock>>) -> anyhow::Result<Self> {
         config.validate()?;
-        let store = open_store(&config.database_url).await?;
+        let store = config.open_store().await?;
         store.migrate().await.context("applying database migrations")?;
         let app = build_app(store, config, clock.unwrap_or_else(|| Arc::new(SystemClock)))?;
         Self::serve(app, config).await

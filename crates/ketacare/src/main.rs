@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
-use ketacare::{build_app, open_store, redact_url, Config, Server};
+use ketacare::{build_app, redact_url, Config, Server};
 use ketacare_app::{NewUserInput, SystemClock};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -270,6 +270,19 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Encryption of the SQLite database.
+    Database {
+        #[command(subcommand)]
+        command: DatabaseCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DatabaseCommand {
+    /// Print a new random 256-bit key (64 hex digits) for database_key or database_key_file.
+    /// A new database opened with it is encrypted (SQLCipher); keep the key apart from the
+    /// database and its backups: without it nothing can be read.
+    NewKey,
 }
 
 #[derive(Subcommand)]
@@ -605,7 +618,7 @@ async fn run() -> anyhow::Result<()> {
         Command::Migrate => {
             let config = load_config(&cli)?;
             config.validate()?;
-            let store = open_store(&config.database_url).await?;
+            let store = config.open_store().await?;
             store.migrate().await.context("applying migrations")?;
             out(&format!("Migrations applied; schema version {} on {}", store.schema_version().await?, store.backend()));
             store.close().await;
@@ -625,7 +638,7 @@ async fn run() -> anyhow::Result<()> {
                     line.trim_end_matches(['\n', '\r']).to_owned()
                 }
             };
-            let store = open_store(&config.database_url).await?;
+            let store = config.open_store().await?;
             store.migrate().await?;
             let app = build_app(store, &config, Arc::new(SystemClock))?;
             let input = NewUserInput { username: username.clone(), display_name: display_name.clone(), role: role.clone(), password };
@@ -645,7 +658,7 @@ async fn run() -> anyhow::Result<()> {
         Command::User { command: UserCommand::Unlock { username } } => {
             let config = load_config(&cli)?;
             config.validate()?;
-            let store = open_store(&config.database_url).await?;
+            let store = config.open_store().await?;
             store.migrate().await?;
             let Some((user, _)) = store.find_user_by_username(username).await? else {
                 store.close().await;
@@ -660,7 +673,7 @@ async fn run() -> anyhow::Result<()> {
         Command::User { command: UserCommand::ResetMfa { username } } => {
             let config = load_config(&cli)?;
             config.validate()?;
-            let store = open_store(&config.database_url).await?;
+            let store = config.open_store().await?;
             store.migrate().await?;
             let Some((user, _)) = store.find_user_by_username(username).await? else {
                 store.close().await;
@@ -690,6 +703,12 @@ async fn run() -> anyhow::Result<()> {
             out(&backup::restore(&config, from).await?);
             Ok(())
         }
+        Command::Database { command: DatabaseCommand::NewKey } => {
+            let mut b = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut b);
+            out(ketacare::DatabaseKey::from_bytes(b).hex());
+            Ok(())
+        }
         Command::Audit { command: AuditCommand::NewKey } => {
             out(&ketacare_app::audit_chain::AuditKey::generate_hex());
             Ok(())
@@ -698,7 +717,7 @@ async fn run() -> anyhow::Result<()> {
             let config = load_config(&cli)?;
             config.validate()?;
             anyhow::ensure!(!to.exists(), "--to {} already exists; give a new file name", to.display());
-            let store = open_store(&config.database_url).await?;
+            let store = config.open_store().await?;
             store.migrate().await?;
             let ctx = cli_ctx("command line: ketacare audit export");
             let mut file = std::io::BufWriter::new(std::fs::File::create(to).with_context(|| format!("creating {}", to.display()))?);
@@ -739,7 +758,7 @@ async fn run() -> anyhow::Result<()> {
                 (None, Some(k)) => Some(ketacare_app::audit_chain::verifying_key(&k.public_hex()).map_err(|e| anyhow::anyhow!("{e}"))?),
                 (None, None) => None,
             };
-            let store = open_store(&config.database_url).await?;
+            let store = config.open_store().await?;
             store.migrate().await?;
             let app = build_app(store, &config, Arc::new(SystemClock))?;
             if *seal {
@@ -785,7 +804,7 @@ async fn run() -> anyhow::Result<()> {
             let config = load_config(&cli)?;
             config.validate()?;
             out(&format!("Configuration: {config:?}"));
-            let store = open_store(&config.database_url).await?;
+            let store = config.open_store().await?;
             out(&format!("Database {} reachable ({}); durability settings verified", redact_url(&config.database_url), store.backend()));
             let applied = store.schema_version().await.unwrap_or(0);
             out(&format!("Applied migrations: {applied}"));
@@ -827,7 +846,7 @@ async fn demo(port: u16, data_dir: &std::path::Path, mllp_port: u16, no_monitors
         ..Config::default()
     };
     config.validate()?;
-    let store = open_store(&config.database_url).await?;
+    let store = config.open_store().await?;
     store.migrate().await?;
     let app = build_app(store, &config, Arc::new(SystemClock))?;
     let summary = ketacare_demo::seed(&app).await.map_err(|e| anyhow::anyhow!("seeding the demo clinic: {e}"))?;
