@@ -103,55 +103,32 @@ fn test(extra: &[String]) -> ExitCode {
             true
         }
     };
-    let pk_ok = match &pk {
-        Interop::Passed => {
-            eprintln!("PK reference check (tests/pk/reference.py --check, mpmath): ran and passed");
-            true
-        }
-        Interop::Failed(why) => {
-            eprintln!("PK reference check (tests/pk/reference.py --check, mpmath): FAILED ({why})");
-            false
-        }
-        Interop::NotRun(why) | Interop::NotInstalled(why) => {
-            eprintln!("PK reference check (tests/pk/reference.py --check, mpmath): DID NOT RUN ({why})");
-            eprintln!("  To run it: python3 -m pip install -r {PK_REQUIREMENTS} && cargo xtask test");
-            true
-        }
-    };
-    let fhir_ok = match &fhir {
-        Interop::Passed => {
-            eprintln!("FHIR R4 validation (tests/fhir/validate.py, fhir.resources + fhirpathpy): ran and passed");
-            true
-        }
-        Interop::Failed(why) => {
-            eprintln!("FHIR R4 validation (tests/fhir/validate.py, fhir.resources + fhirpathpy): FAILED ({why})");
-            false
-        }
-        Interop::NotRun(why) | Interop::NotInstalled(why) => {
-            eprintln!("FHIR R4 validation (tests/fhir/validate.py, fhir.resources + fhirpathpy): DID NOT RUN ({why})");
-            eprintln!("  To run it: python3 -m pip install -r {FHIR_REQUIREMENTS} && cargo xtask test");
-            true
-        }
-    };
-    let fuzz_ok = match &fuzz {
-        Interop::Passed => {
-            eprintln!("API fuzzing (tests/apifuzz/run.py, schemathesis): ran and passed");
-            true
-        }
-        Interop::Failed(why) => {
-            eprintln!("API fuzzing (tests/apifuzz/run.py, schemathesis): FAILED ({why})");
-            false
-        }
-        Interop::NotRun(why) | Interop::NotInstalled(why) => {
-            eprintln!("API fuzzing (tests/apifuzz/run.py, schemathesis): DID NOT RUN ({why})");
-            eprintln!("  To run it: python3 -m pip install -r {API_FUZZ_REQUIREMENTS} && cargo xtask test");
-            true
-        }
-    };
+    let pk_ok = report("PK reference check (tests/pk/reference.py --check, mpmath)", &pk, PK_REQUIREMENTS);
+    let fhir_ok = report("FHIR R4 validation (tests/fhir/validate.py, fhir.resources + fhirpathpy)", &fhir, FHIR_REQUIREMENTS);
+    let fuzz_ok = report("API fuzzing (tests/apifuzz/run.py, schemathesis)", &fuzz, API_FUZZ_REQUIREMENTS);
     if ok && interop_ok && pk_ok && fhir_ok && fuzz_ok {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
+    }
+}
+
+/// Prints what became of a Python check; `false` only when it failed.
+fn report(label: &str, result: &Interop, requirements: &str) -> bool {
+    match result {
+        Interop::Passed => {
+            eprintln!("{label}: ran and passed");
+            true
+        }
+        Interop::Failed(why) => {
+            eprintln!("{label}: FAILED ({why})");
+            false
+        }
+        Interop::NotRun(why) | Interop::NotInstalled(why) => {
+            eprintln!("{label}: DID NOT RUN ({why})");
+            eprintln!("  To run it: python3 -m pip install -r {requirements} && cargo xtask test");
+            true
+        }
     }
 }
 

@@ -20,7 +20,6 @@ use ketacare_domain::validation::FieldErrors;
 use rand::RngCore;
 
 /// What a right password leads to.
-#[derive(Debug)]
 pub enum LoginStep {
     /// Signed in: the secret cookie token and the caller.
     SignedIn {
@@ -60,7 +59,6 @@ impl std::fmt::Debug for Enrolment {
 }
 
 /// A finished second step.
-#[derive(Debug)]
 pub struct SignedIn {
     /// The session's secret token.
     pub token: String,
@@ -70,6 +68,26 @@ pub struct SignedIn {
     pub recovery_codes: Vec<String>,
     /// Unused recovery codes left, when this sign-in used one.
     pub recovery_codes_left: Option<i64>,
+}
+
+// Tokens, secrets and recovery codes never reach a log through `Debug`.
+impl std::fmt::Debug for LoginStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            LoginStep::SignedIn { .. } => "LoginStep::SignedIn(…)",
+            LoginStep::CodeNeeded { .. } => "LoginStep::CodeNeeded(…)",
+            LoginStep::EnrolmentNeeded { .. } => "LoginStep::EnrolmentNeeded(…)",
+        })
+    }
+}
+
+impl std::fmt::Debug for SignedIn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedIn")
+            .field("user", &self.principal.user.id)
+            .field("recovery_codes_left", &self.recovery_codes_left)
+            .finish_non_exhaustive()
+    }
 }
 
 /// An account's two-step sign-in, as its owner sees it.
@@ -101,6 +119,16 @@ fn draw_recovery_codes() -> (Vec<String>, Vec<String>) {
         shown.push(text);
     }
     (shown, hashes)
+}
+
+/// The secret an enrolment challenge waits to confirm.
+fn pending_secret(c: &LoginChallenge) -> Result<TotpSecret, AppError> {
+    c.pending_secret
+        .as_deref()
+        .map(TotpSecret::parse_base32)
+        .transpose()
+        .map_err(|e| AppError::Internal(format!("pending TOTP secret: {e}")))?
+        .ok_or_else(|| AppError::Internal("enrolment challenge without a secret".into()))
 }
 
 const CODE_HELP: &str = "must be the 6-digit code your authenticator app shows now, or one of your recovery codes (XXXX-XXXX-XXXX-XXXX)";
@@ -179,7 +207,7 @@ impl App {
         let token = random_token();
         let (pending, enrolment) = match purpose {
             ChallengePurpose::Login => (None, None),
-            ChallengePurpose::Enrol => {
+            ChallengePurpose::Enrol | ChallengePurpose::AccountEnrol => {
                 let s = draw_secret();
                 let e = Enrolment { secret: s.to_base32(), otpauth_uri: s.otpauth_uri(&self.issuer().await?, user.username.as_str()) };
                 (Some(s.to_base32()), Some(e))
@@ -209,7 +237,9 @@ impl App {
         let (challenge, enrolment) = self.new_challenge(user, purpose).await?;
         let detail = match purpose {
             ChallengePurpose::Login => "password accepted; waiting for the authenticator code",
-            ChallengePurpose::Enrol => "password accepted; the role requires two-step sign-in, enrolment shown",
+            ChallengePurpose::Enrol | ChallengePurpose::AccountEnrol => {
+                "password accepted; the role requires two-step sign-in, enrolment shown"
+            }
         };
         self.audit_sign_in(user, client_addr, AuditOutcome::Success, detail.into()).await?;
         Ok(match enrolment {
@@ -290,6 +320,13 @@ impl App {
             self.store.end_login_challenge(&hash).await?;
             return Err(AppError::SignInAgain);
         };
+        // A locked account goes no further: no enrolment is stored and no recovery code used up
+        // (the conditional clear below still catches a lock set meanwhile).
+        if user.lock.is_locked(now) {
+            self.store.end_login_challenge(&hash).await?;
+            self.audit_sign_in(&user, client_addr, AuditOutcome::Denied, "login refused: account locked".into()).await?;
+            return Err(AppError::Unauthenticated);
+        }
         let unix = now.timestamp();
         let (detail, recovery_codes, left) = match c.purpose {
             ChallengePurpose::Login => {
@@ -327,14 +364,18 @@ impl App {
                     }
                 }
             }
+            // An Account-page enrolment never signs anyone in.
+            ChallengePurpose::AccountEnrol => {
+                self.store.end_login_challenge(&hash).await?;
+                return Err(AppError::SignInAgain);
+            }
             ChallengePurpose::Enrol => {
-                let secret = c
-                    .pending_secret
-                    .as_deref()
-                    .map(TotpSecret::parse_base32)
-                    .transpose()
-                    .map_err(|e| AppError::Internal(format!("pending TOTP secret: {e}")))?
-                    .ok_or_else(|| AppError::Internal("enrolment challenge without a secret".into()))?;
+                // Enrolled meanwhile (another sign-in): this older secret must not replace it.
+                if self.store.get_totp(user.id).await?.is_some() {
+                    self.store.end_login_challenge(&hash).await?;
+                    return Err(AppError::SignInAgain);
+                }
+                let secret = pending_secret(&c)?;
                 let step = match mfa::verify(&secret, code, unix, None) {
                     Ok(step) => step,
                     Err(CodeRefusal::Malformed) => {
@@ -383,16 +424,15 @@ impl App {
         let now = self.clock.now();
         let Some(c) = self.store.find_login_challenge(&token_hash(challenge), now, mfa::MAX_CODE_ATTEMPTS).await? else { return Ok(None) };
         let Some(user) = self.store.get_user(c.user_id).await? else { return Ok(None) };
-        match (c.purpose, c.pending_secret) {
-            (ChallengePurpose::Login, _) => Ok(Some(None)),
-            (ChallengePurpose::Enrol, Some(b32)) => {
-                let s = TotpSecret::parse_base32(&b32).map_err(|e| AppError::Internal(format!("pending TOTP secret: {e}")))?;
+        match c.purpose {
+            ChallengePurpose::Login => Ok(Some(None)),
+            ChallengePurpose::Enrol | ChallengePurpose::AccountEnrol => {
+                let s = pending_secret(&c)?;
                 Ok(Some(Some(Enrolment {
                     secret: s.to_base32(),
                     otpauth_uri: s.otpauth_uri(&self.issuer().await?, user.username.as_str()),
                 })))
             }
-            (ChallengePurpose::Enrol, None) => Err(AppError::Internal("enrolment challenge without a secret".into())),
         }
     }
 
@@ -406,35 +446,78 @@ impl App {
         })
     }
 
-    /// Checks the caller's password again before a change to their sign-in (ASVS 7.5.1); a
-    /// wrong password counts towards the account lock.
-    async fn reauthenticate(&self, p: &Principal, password: &str) -> Result<(), AppError> {
+    /// Checks the caller's password again before a change to their sign-in (ASVS 7.5.1), and,
+    /// when the account is enrolled, a current code or a recovery code too: a stolen session
+    /// plus the password cannot take over the second step. Refused while the account is locked;
+    /// counts against the caller's address; wrong answers count towards the account lock.
+    async fn reauthenticate(&self, p: &Principal, password: &str, code: &str) -> Result<(), AppError> {
         if !matches!(p.kind, PrincipalKind::Session { .. }) {
             return Err(AppError::Validation(FieldErrors::single(
                 "password",
                 "changing two-step sign-in needs a signed-in person, not an API token",
             )));
         }
+        let now = self.clock.now();
+        let user = p.user.clone();
+        let refusal = || AuditEvent {
+            recorded_at: now,
+            actor: p.actor(),
+            action: AuditAction::Execute,
+            outcome: AuditOutcome::Denied,
+            entity_type: "User".into(),
+            entity_id: Some(user.id.to_string()),
+            patient_id: None,
+            detail: Some("two-step sign-in change refused: too many failed logins from this address".into()),
+        };
+        self.count_address_attempt(p.client_addr.as_deref(), refusal).await?;
         let Some((u, hash)) = self.store.find_user_by_username(p.user.username.as_str()).await? else {
             return Err(AppError::Unauthenticated);
         };
-        if self.verify_password(password, &hash).await {
-            return Ok(());
+        let refuse = |field: &'static str, message: &'static str, why: &'static str| async move {
+            let policy = self.settings.login;
+            self.store.record_login_failure(p.user.id, now, policy.max_failures, now + policy.lock_for).await?;
+            self.audit_sign_in(&p.user, p.client_addr.clone(), AuditOutcome::Denied, format!("two-step sign-in change refused: {why}"))
+                .await?;
+            Err::<(), AppError>(AppError::Validation(FieldErrors::single(field, message)))
+        };
+        if u.lock.is_locked(now) {
+            return Err(AppError::Validation(FieldErrors::single(
+                "password",
+                "cannot be checked: the account is locked after too many failed attempts; wait, or ask an administrator to unlock it",
+            )));
         }
-        let now = self.clock.now();
-        let policy = self.settings.login;
-        self.store.record_login_failure(u.id, now, policy.max_failures, now + policy.lock_for).await?;
-        self.audit_sign_in(&u, p.client_addr.clone(), AuditOutcome::Denied, "two-step sign-in change refused: wrong password".into())
-            .await?;
-        Err(AppError::Validation(FieldErrors::single("password", "is not your current password")))
+        if !self.verify_password(password, &hash).await {
+            return refuse("password", "is not your current password", "wrong password").await;
+        }
+        if let Some(enrolled) = self.store.get_totp(u.id).await? {
+            let secret = TotpSecret::parse_base32(&enrolled.secret).map_err(|e| AppError::Internal(format!("stored TOTP secret: {e}")))?;
+            let ok = match mfa::verify(&secret, code, now.timestamp(), Some(enrolled.last_step)) {
+                Ok(step) => self.store.claim_totp_step(u.id, step).await?,
+                Err(CodeRefusal::Malformed) => match mfa::normalize_recovery_code(code) {
+                    Some(canon) => self.store.use_recovery_code(u.id, &mfa::recovery_code_hash(&canon), now).await?,
+                    None => false,
+                },
+                Err(_) => false,
+            };
+            if !ok {
+                return refuse(
+                    "code",
+                    "must be the 6-digit code your authenticator app shows now (not one used before), or an unused recovery code",
+                    "wrong code",
+                )
+                .await;
+            }
+        }
+        Ok(())
     }
 
     /// Starts enrolling (or re-enrolling) the caller: after their password, a new secret to
     /// add to an authenticator app; [`App::confirm_mfa_enrolment`] finishes it with the first
     /// code. The earlier enrolment keeps working until then.
-    pub async fn begin_mfa_enrolment(&self, p: &Principal, password: &str) -> Result<(String, Enrolment), AppError> {
-        self.reauthenticate(p, password).await?;
-        let (token, enrolment) = self.new_challenge(&p.user, ChallengePurpose::Enrol).await?;
+    /// When already enrolled, `code` is a current code or a recovery code.
+    pub async fn begin_mfa_enrolment(&self, p: &Principal, password: &str, code: &str) -> Result<(String, Enrolment), AppError> {
+        self.reauthenticate(p, password, code).await?;
+        let (token, enrolment) = self.new_challenge(&p.user, ChallengePurpose::AccountEnrol).await?;
         let enrolment = enrolment.ok_or_else(|| AppError::Internal("enrolment challenge without a secret".into()))?;
         Ok((token, enrolment))
     }
@@ -445,23 +528,24 @@ impl App {
         let now = self.clock.now();
         let hash = token_hash(challenge);
         let c = self.store.attempt_login_challenge(&hash, now, mfa::MAX_CODE_ATTEMPTS).await?;
-        let Some(c) = c.filter(|c| c.user_id == p.user.id && c.purpose == ChallengePurpose::Enrol) else {
+        let Some(c) = c.filter(|c| c.user_id == p.user.id && c.purpose == ChallengePurpose::AccountEnrol) else {
             return Err(AppError::Validation(FieldErrors::single(
                 "challenge",
                 "this enrolment has expired; start again with your password",
             )));
         };
-        let secret = c
-            .pending_secret
-            .as_deref()
-            .map(TotpSecret::parse_base32)
-            .transpose()
-            .map_err(|e| AppError::Internal(format!("pending TOTP secret: {e}")))?
-            .ok_or_else(|| AppError::Internal("enrolment challenge without a secret".into()))?;
+        let secret = pending_secret(&c)?;
         let step = match mfa::verify(&secret, code, now.timestamp(), None) {
             Ok(step) => step,
             Err(_) => {
                 let left = mfa::MAX_CODE_ATTEMPTS.saturating_sub(c.attempts);
+                self.audit_sign_in(
+                    &p.user,
+                    p.client_addr.clone(),
+                    AuditOutcome::Denied,
+                    "new authenticator refused: wrong first code".into(),
+                )
+                .await?;
                 return Err(AppError::Validation(FieldErrors::single(
                     "code",
                     format!("is not the code the app shows for the new secret: must be its 6-digit code; {left} attempts left"),
@@ -478,8 +562,9 @@ impl App {
 
     /// Issues a fresh set of recovery codes to the caller after their password; earlier codes
     /// stop working.
-    pub async fn new_recovery_codes(&self, p: &Principal, password: &str) -> Result<Vec<String>, AppError> {
-        self.reauthenticate(p, password).await?;
+    /// `code` is a current code or a recovery code.
+    pub async fn new_recovery_codes(&self, p: &Principal, password: &str, code: &str) -> Result<Vec<String>, AppError> {
+        self.reauthenticate(p, password, code).await?;
         if self.store.get_totp(p.user.id).await?.is_none() {
             return Err(AppError::Validation(FieldErrors::single(
                 "password",

@@ -19,12 +19,13 @@ CREATE TABLE mfa_recovery_codes (
 );
 
 -- A sign-in between the password and the code (purpose 'login'), or an enrolment waiting for
--- its first code (purpose 'enrol', with the secret being enrolled). Only the SHA-256 of the
+-- its first code, with the secret being enrolled: at sign-in ('enrol', which then signs in)
+-- or from the Account page of a signed-in person ('account_enrol', which never does). Only the SHA-256 of the
 -- challenge token is kept; it lasts minutes and allows a few attempts.
 CREATE TABLE login_challenges (
     token_hash TEXT PRIMARY KEY,
     user_id TEXT NOT NULL REFERENCES users(id),
-    purpose TEXT NOT NULL CHECK (purpose IN ('login', 'enrol')),
+    purpose TEXT NOT NULL CHECK (purpose IN ('login', 'enrol', 'account_enrol')),
     pending_secret TEXT,
     created_at TEXT NOT NULL,
     expires_at TEXT NOT NULL,

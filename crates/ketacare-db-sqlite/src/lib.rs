@@ -8,7 +8,7 @@
 
 use ketacare_db::{DbError, DbResult};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Pool, Sqlite, Transaction};
+use sqlx::{ConnectOptions, Pool, Sqlite, Transaction};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -58,7 +58,12 @@ impl DatabaseKey {
 pub fn connect_options(url: &str, key: Option<&DatabaseKey>) -> DbResult<SqliteConnectOptions> {
     let opts = SqliteConnectOptions::from_str(url).map_err(DbError::from_sqlx)?;
     Ok(match key {
-        Some(k) => opts.pragma("key", format!("\"x'{}'\"", k.0)),
+        // sqlx sends the pragmas as one statement through its statement log (at debug, or at
+        // warn when slow): a keyed connection logs no statement, so the key never reaches a log.
+        Some(k) => opts
+            .pragma("key", format!("\"x'{}'\"", k.0))
+            .log_statements(log::LevelFilter::Off)
+            .log_slow_statements(log::LevelFilter::Off, Duration::from_secs(3600)),
         None => opts,
     })
 }

@@ -95,8 +95,12 @@ impl std::fmt::Debug for TotpEnrolment {
 pub enum ChallengePurpose {
     /// The password was right; a code (or recovery code) is awaited.
     Login,
-    /// A new secret was shown; its first code is awaited to confirm the enrolment.
+    /// At sign-in, for a role that requires it: a new secret was shown; its first code is
+    /// awaited to confirm the enrolment and sign in.
     Enrol,
+    /// From a signed-in person's Account page: a new secret was shown; its first code is
+    /// awaited to confirm it (never signs anyone in).
+    AccountEnrol,
 }
 
 impl ChallengePurpose {
@@ -105,6 +109,7 @@ impl ChallengePurpose {
         match self {
             Self::Login => "login",
             Self::Enrol => "enrol",
+            Self::AccountEnrol => "account_enrol",
         }
     }
 }
@@ -118,7 +123,7 @@ pub struct LoginChallenge {
     pub user_id: UserId,
     /// What it is for.
     pub purpose: ChallengePurpose,
-    /// The secret being enrolled (base32), for [`ChallengePurpose::Enrol`].
+    /// The secret being enrolled (base32), for the enrolment purposes.
     pub pending_secret: Option<String>,
     /// Created.
     pub created_at: DateTime<Utc>,

@@ -75,6 +75,25 @@ pub fn event(
 macro_rules! impl_sql_store {
     ($store:ty, $db:ty) => {
         impl $store {
+            /// Runs `sql` (a SELECT or an UPDATE … RETURNING of one challenge, open at `$2` with
+            /// attempts below `$3`) and reads the row.
+            async fn __open_challenge(
+                &self,
+                sql: &str,
+                token_hash: &str,
+                now: ::chrono::DateTime<::chrono::Utc>,
+                max_attempts: u32,
+            ) -> $crate::DbResult<Option<$crate::LoginChallenge>> {
+                let row: Option<(String, String, String, Option<String>, String, String, i64)> = $crate::__sqlx::query_as(sql)
+                    .bind(token_hash.to_owned())
+                    .bind($crate::codec::ts(now))
+                    .bind(i64::from(max_attempts))
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?;
+                $crate::sql::challenge_from_row(row)
+            }
+
             async fn __replace_recovery_codes(
                 conn: &mut <$db as $crate::__sqlx::Database>::Connection,
                 user: ::ketacare_domain::ids::UserId,
@@ -495,31 +514,25 @@ macro_rules! impl_sql_store {
             }
 
             async fn find_login_challenge(&self, token_hash: &str, now: ::chrono::DateTime<::chrono::Utc>, max_attempts: u32) -> $crate::DbResult<Option<$crate::LoginChallenge>> {
-                let row: Option<(String, String, String, Option<String>, String, String, i64)> = $crate::__sqlx::query_as(
+                self.__open_challenge(
                     "SELECT token_hash, user_id, purpose, pending_secret, created_at, expires_at, attempts FROM login_challenges \
                      WHERE token_hash = $1 AND expires_at > $2 AND attempts < $3",
+                    token_hash,
+                    now,
+                    max_attempts,
                 )
-                .bind(token_hash.to_owned())
-                .bind($crate::codec::ts(now))
-                .bind(i64::from(max_attempts))
-                .fetch_optional(&self.pool)
                 .await
-                .map_err($crate::DbError::from_sqlx)?;
-                $crate::sql::challenge_from_row(row)
             }
 
             async fn attempt_login_challenge(&self, token_hash: &str, now: ::chrono::DateTime<::chrono::Utc>, max_attempts: u32) -> $crate::DbResult<Option<$crate::LoginChallenge>> {
-                let row: Option<(String, String, String, Option<String>, String, String, i64)> = $crate::__sqlx::query_as(
+                self.__open_challenge(
                     "UPDATE login_challenges SET attempts = attempts + 1 WHERE token_hash = $1 AND expires_at > $2 AND attempts < $3 \
                      RETURNING token_hash, user_id, purpose, pending_secret, created_at, expires_at, attempts",
+                    token_hash,
+                    now,
+                    max_attempts,
                 )
-                .bind(token_hash.to_owned())
-                .bind($crate::codec::ts(now))
-                .bind(i64::from(max_attempts))
-                .fetch_optional(&self.pool)
                 .await
-                .map_err($crate::DbError::from_sqlx)?;
-                $crate::sql::challenge_from_row(row)
             }
 
             async fn end_login_challenge(&self, token_hash: &str) -> $crate::DbResult<bool> {
@@ -1234,6 +1247,7 @@ pub fn challenge_from_row(
         purpose: match purpose.as_str() {
             "login" => crate::ChallengePurpose::Login,
             "enrol" => crate::ChallengePurpose::Enrol,
+            "account_enrol" => crate::ChallengePurpose::AccountEnrol,
             other => return Err(crate::DbError::Corrupt(format!("login_challenges.purpose {other}"))),
         },
         pending_secret,

@@ -194,12 +194,16 @@ fn account_markup(
                 form method="post" action="/account/mfa/enrol" novalidate {
                     (csrf(p))
                     (input("password", "Your password (to confirm it is you)", &Fields::new(), errors, "password", None))
+                    @if status.enrolled_at.is_some() {
+                        (input("code", "Code from your current app (or a recovery code)", &Fields::new(), errors, "text", None))
+                    }
                     button.primary type="submit" { @if status.enrolled_at.is_some() { "Move to a new phone" } @else { "Set up two-step sign-in" } }
                 }
                 @if status.enrolled_at.is_some() {
                     form method="post" action="/account/mfa/recovery-codes" novalidate {
                         (csrf(p))
                         (input("recovery_password", "Your password", &Fields::new(), errors, "password", Some("New recovery codes replace all earlier ones")))
+                        (input("recovery_code", "Code from your app (or a recovery code)", &Fields::new(), errors, "text", None))
                         button type="submit" { "Get new recovery codes" }
                     }
                 }
@@ -325,7 +329,7 @@ async fn account_page(State(state): State<AppState>, Auth(p): Auth) -> PageResul
 
 async fn begin_enrolment(State(state): State<AppState>, Auth(p): Auth, Form(form): Form<Fields>) -> PageResult {
     check_csrf(&p, &form)?;
-    match state.app.begin_mfa_enrolment(&p, &f(&form, "password")).await {
+    match state.app.begin_mfa_enrolment(&p, &f(&form, "password"), &f(&form, "code")).await {
         Ok((challenge, e)) => render_account(&state, &p, &Fields::new(), &FieldErrors::new(), Some((&challenge, &e))).await,
         Err(AppError::Validation(e)) => {
             let r = render_account(&state, &p, &Fields::new(), &e, None).await?;
@@ -355,12 +359,18 @@ async fn confirm_enrolment(State(state): State<AppState>, Auth(p): Auth, Form(fo
 
 async fn new_recovery_codes(State(state): State<AppState>, Auth(p): Auth, Form(form): Form<Fields>) -> PageResult {
     check_csrf(&p, &form)?;
-    match state.app.new_recovery_codes(&p, &f(&form, "recovery_password")).await {
+    match state.app.new_recovery_codes(&p, &f(&form, "recovery_password"), &f(&form, "recovery_code")).await {
         Ok(codes) => Ok(recovery_codes_markup(&p, &codes, "/account").into_response()),
         Err(AppError::Validation(e)) => {
+            // The errors are shown against this form's own fields.
             let mut shown = FieldErrors::new();
             for x in e.iter() {
-                shown.add(if x.field == "password" { "recovery_password" } else { &x.field }, x.message.clone());
+                let field = match x.field.as_str() {
+                    "password" => "recovery_password",
+                    "code" => "recovery_code",
+                    other => other,
+                };
+                shown.add(field, x.message.clone());
             }
             let r = render_account(&state, &p, &Fields::new(), &shown, None).await?;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, r).into_response())
@@ -475,10 +485,14 @@ pub struct MfaStatusDto {
     recovery_codes_left: i64,
 }
 
-/// The caller's password, to confirm a change to their sign-in.
+/// The caller's password (and, once enrolled, a current code or a recovery code), to confirm
+/// a change to their sign-in.
 #[derive(Deserialize, ToSchema)]
 pub struct PasswordRequest {
     password: String,
+    /// A current 6-digit code or an unused recovery code; required when already enrolled.
+    #[serde(default)]
+    code: Option<String>,
 }
 
 /// A new secret being enrolled.
@@ -549,7 +563,7 @@ async fn api_status(State(state): State<AppState>, Auth(p): Auth) -> Result<Json
     (status = 422, body = Problem, description = "Wrong password (counts towards the account lock), or not a signed-in person")), tag = "session")]
 async fn api_enrol(State(state): State<AppState>, Auth(p): Auth, req: Request) -> Result<Json<EnrolmentDto>, WebError> {
     let r: PasswordRequest = json(req, &state).await?;
-    let (challenge, e) = state.app.begin_mfa_enrolment(&p, &r.password).await?;
+    let (challenge, e) = state.app.begin_mfa_enrolment(&p, &r.password, r.code.as_deref().unwrap_or("")).await?;
     Ok(Json(EnrolmentDto { challenge, secret: e.secret, otpauth_uri: e.otpauth_uri }))
 }
 
@@ -567,7 +581,7 @@ async fn api_confirm(State(state): State<AppState>, Auth(p): Auth, req: Request)
     (status = 422, body = Problem)), tag = "session")]
 async fn api_recovery_codes(State(state): State<AppState>, Auth(p): Auth, req: Request) -> Result<Json<RecoveryCodesDto>, WebError> {
     let r: PasswordRequest = json(req, &state).await?;
-    let codes = state.app.new_recovery_codes(&p, &r.password).await?;
+    let codes = state.app.new_recovery_codes(&p, &r.password, r.code.as_deref().unwrap_or("")).await?;
     Ok(Json(RecoveryCodesDto { recovery_codes: codes }))
 }
 

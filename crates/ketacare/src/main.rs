@@ -431,6 +431,17 @@ async fn wait_for_shutdown() {
     }
 }
 
+/// Opens the configured store (migrated) and finds an account by username.
+async fn account(config: &Config, username: &str) -> anyhow::Result<(Arc<dyn ketacare_db::Store>, ketacare_db::User)> {
+    let store = config.open_store().await?;
+    store.migrate().await?;
+    let Some((user, _)) = store.find_user_by_username(username).await? else {
+        store.close().await;
+        anyhow::bail!("no account with username {username:?}");
+    };
+    Ok((store, user))
+}
+
 fn out(line: &str) {
     let mut o = std::io::stdout().lock();
     let _ = writeln!(o, "{line}");
@@ -658,12 +669,7 @@ async fn run() -> anyhow::Result<()> {
         Command::User { command: UserCommand::Unlock { username } } => {
             let config = load_config(&cli)?;
             config.validate()?;
-            let store = config.open_store().await?;
-            store.migrate().await?;
-            let Some((user, _)) = store.find_user_by_username(username).await? else {
-                store.close().await;
-                anyhow::bail!("no account with username {username:?}");
-            };
+            let (store, user) = account(&config, username).await?;
             let ctx = cli_ctx("command line: ketacare user unlock");
             store.unlock_user(&ctx, user.id).await.context("unlocking the account")?;
             out(&format!("Unlocked {} ({} failed logins before)", user.username.as_str(), user.lock.failed));
@@ -673,12 +679,7 @@ async fn run() -> anyhow::Result<()> {
         Command::User { command: UserCommand::ResetMfa { username } } => {
             let config = load_config(&cli)?;
             config.validate()?;
-            let store = config.open_store().await?;
-            store.migrate().await?;
-            let Some((user, _)) = store.find_user_by_username(username).await? else {
-                store.close().await;
-                anyhow::bail!("no account with username {username:?}");
-            };
+            let (store, user) = account(&config, username).await?;
             let ctx = cli_ctx("command line: ketacare user reset-mfa");
             match store.remove_totp(&ctx, user.id).await {
                 Ok(()) => out(&format!("Two-step sign-in of {} removed and its sessions ended", user.username.as_str())),

@@ -105,7 +105,7 @@ pub async fn run(config: &Config, args: &SynthArgs) -> anyhow::Result<()> {
         }
     };
     // The database is the configured one, or the global --database-url.
-    let target = Target::open(&config.database_url).await?;
+    let target = Target::open(&config.database_url, config.database_key()?.as_ref()).await?;
     let store = target.store();
     store.migrate().await.context("applying database migrations")?;
     let existing = store.count_patients().await?;
@@ -192,9 +192,10 @@ enum Target {
 }
 
 impl Target {
-    async fn open(url: &str) -> anyhow::Result<Self> {
+    async fn open(url: &str, key: Option<&ketacare_db_sqlite::DatabaseKey>) -> anyhow::Result<Self> {
         if url.starts_with("sqlite:") {
-            let s = ketacare_db_sqlite::SqliteStore::open(url).await.with_context(|| format!("opening SQLite database {url}"))?;
+            let s =
+                ketacare_db_sqlite::SqliteStore::open_keyed(url, key).await.with_context(|| format!("opening SQLite database {url}"))?;
             Ok(Target::Sqlite(s.pool().clone(), Arc::new(s)))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             let s = ketacare_db_postgres::PgStore::open(url)

@@ -254,8 +254,22 @@ async fn a_person_moves_to_a_new_phone_from_their_account(app: &TestApp) {
     let ch = challenge(app, &username).await;
     send_code(app, &ch, &code(app, &secret, 0)).await.assert_status(200, "the nurse signs in with a code");
 
-    // A new phone: a new secret; the old one stops working when the new one is confirmed.
-    let e2 = nurse.post_json("/api/account/mfa/enrol", &json!({"password": PASSWORD})).await.json();
+    // A new phone: the password alone is not enough once enrolled (a stolen session and the
+    // password cannot take over the second step); with a current code, a new secret.
+    app.advance_minutes(1);
+    let no_code = nurse.post_json("/api/account/mfa/enrol", &json!({"password": PASSWORD})).await;
+    no_code.assert_status(422, "a current code is asked for too");
+    assert!(no_code.field_message("code").contains("6-digit code"), "{}", no_code.text);
+    let e2 = nurse.post_json("/api/account/mfa/enrol", &json!({"password": PASSWORD, "code": code(app, &secret, 0)})).await;
+    e2.assert_status(200, "password and a current code");
+    let e2 = e2.json();
+    // An Account-page enrolment is not a way to sign in.
+    send_code(app, e2["challenge"].as_str().unwrap(), &code(app, e2["secret"].as_str().unwrap(), 0))
+        .await
+        .assert_status(401, "not a login challenge");
+    let e2 = nurse.post_json("/api/account/mfa/enrol", &json!({"password": PASSWORD, "code": first_codes[9]})).await;
+    e2.assert_status(200, "a recovery code works as the current code");
+    let e2 = e2.json();
     let secret2 = e2["secret"].as_str().unwrap().to_owned();
     assert_ne!(secret, secret2);
     app.advance_minutes(1);
@@ -270,7 +284,9 @@ async fn a_person_moves_to_a_new_phone_from_their_account(app: &TestApp) {
     send_code(app, &ch, &code(app, &secret2, 0)).await.assert_status(200, "the new phone's code");
 
     // New recovery codes replace the old ones.
-    let fresh = nurse.post_json("/api/account/mfa/recovery-codes", &json!({"password": PASSWORD})).await;
+    nurse.post_json("/api/account/mfa/recovery-codes", &json!({"password": PASSWORD})).await.assert_status(422, "a code is needed");
+    app.advance_minutes(1);
+    let fresh = nurse.post_json("/api/account/mfa/recovery-codes", &json!({"password": PASSWORD, "code": code(app, &secret2, 0)})).await;
     fresh.assert_status(200, "new recovery codes");
     assert_eq!(fresh.json()["recovery_codes"].as_array().unwrap().len(), 10);
     // An API token cannot change sign-in settings.
