@@ -309,14 +309,19 @@ impl App {
         let policy = self.settings.login;
         let blocked = {
             let mut limiter = self.login_addresses.lock().map_err(|_| AppError::Internal("login limiter poisoned".into()))?;
-            let blocked = limiter.blocked_until(addr, now, &policy);
-            if blocked.is_none() {
-                limiter.record_failure(addr, now, &policy);
+            match limiter.blocked_until(addr, now, &policy) {
+                None => {
+                    limiter.record_failure(addr, now, &policy);
+                    None
+                }
+                Some(until) => Some((until, limiter.first_refusal(addr, until))),
             }
-            blocked
         };
-        if let Some(until) = blocked {
-            self.store.append_audit(&refusal()).await?;
+        if let Some((until, first)) = blocked {
+            // One audit entry per hold: a flood of refused requests cannot flood the trail.
+            if first {
+                self.store.append_audit(&refusal()).await?;
+            }
             return Err(AppError::RateLimited { retry_after_secs: (until - now).num_seconds().max(1) });
         }
         Ok(())

@@ -65,6 +65,9 @@ const MAX_ADDRESSES: usize = 100_000;
 #[derive(Debug, Default)]
 pub struct AddressLimiter {
     failures: BTreeMap<String, VecDeque<DateTime<Utc>>>,
+    /// The end of the hold already reported (audited) for an address: a held-back address
+    /// sending thousands of requests leaves one audit entry per hold, not one per request.
+    reported: BTreeMap<String, DateTime<Utc>>,
 }
 
 impl AddressLimiter {
@@ -81,6 +84,7 @@ impl AddressLimiter {
         }
         if q.is_empty() {
             self.failures.remove(addr);
+            self.reported.remove(addr);
             return None;
         }
         if q.len() as u64 >= u64::from(policy.address_max_failures) {
@@ -89,6 +93,12 @@ impl AddressLimiter {
             return q.get(excess).map(|t| *t + policy.address_window);
         }
         None
+    }
+
+    /// Whether a refusal of `addr` held back until `until` is the first of that hold (the one
+    /// to audit); later refusals of the same hold answer `false`.
+    pub fn first_refusal(&mut self, addr: &str, until: DateTime<Utc>) -> bool {
+        self.reported.insert(addr.to_owned(), until) != Some(until)
     }
 
     /// Counts a failed login from `addr` at `now`.
@@ -107,10 +117,13 @@ impl AddressLimiter {
     /// Forgets addresses with no failure in the window; if still full, the least recent.
     fn forget_stale(&mut self, now: DateTime<Utc>, policy: &LoginProtection) {
         self.failures.retain(|_, q| q.back().is_some_and(|t| *t + policy.address_window > now));
+        let failures = &self.failures;
+        self.reported.retain(|a, _| failures.contains_key(a));
         if self.failures.len() >= MAX_ADDRESSES {
             let oldest = self.failures.iter().filter_map(|(a, q)| q.back().map(|t| (*t, a.clone()))).min();
             if let Some((_, a)) = oldest {
                 self.failures.remove(&a);
+                self.reported.remove(&a);
             }
         }
     }
@@ -139,6 +152,32 @@ impl AddressLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_held_back_address_is_reported_once_per_hold() {
+        let policy = LoginProtection::default();
+        let t0 = DateTime::parse_from_rfc3339("2026-11-26T09:00:00Z").unwrap().with_timezone(&Utc);
+        let mut l = AddressLimiter::new();
+        for i in 0..50 {
+            l.record_failure("10.0.0.9", t0 + Duration::seconds(i), &policy);
+        }
+        let now = t0 + Duration::minutes(1);
+        let until = l.blocked_until("10.0.0.9", now, &policy).expect("held back");
+        assert!(l.first_refusal("10.0.0.9", until), "the first refusal is reported");
+        for _ in 0..1000 {
+            let u = l.blocked_until("10.0.0.9", now, &policy).expect("still held back");
+            assert!(!l.first_refusal("10.0.0.9", u), "later refusals of the same hold are not");
+        }
+        assert!(l.first_refusal("10.0.0.7", until), "another address is its own");
+        // After the hold, a new run of failures makes a new hold, reported again.
+        let later = until + Duration::minutes(20);
+        assert_eq!(l.blocked_until("10.0.0.9", later, &policy), None);
+        for i in 0..50 {
+            l.record_failure("10.0.0.9", later + Duration::seconds(i), &policy);
+        }
+        let again = l.blocked_until("10.0.0.9", later + Duration::minutes(1), &policy).expect("held back again");
+        assert!(l.first_refusal("10.0.0.9", again));
+    }
     use chrono::TimeZone;
 
     fn t(min: i64) -> DateTime<Utc> {

@@ -34,17 +34,82 @@ pub(crate) fn bad(field: &str, msg: &str) -> WebError {
 
 /// Parses a JSON body, turning serde's message into a field error. The body must be a JSON
 /// object: serde would otherwise read an array positionally into a struct's fields, so
-/// `[1, 2, 3]` could pass as three values nobody named.
+/// `[1, 2, 3]` could pass as three values nobody named. A field given twice in one object is
+/// refused too: `{"value": 70, "value": 154}` would otherwise be read as the last one.
 pub(crate) async fn json<T: serde::de::DeserializeOwned>(req: Request, state: &AppState) -> ApiResult<T> {
     const FORM: &str = "must be a JSON object with Content-Type: application/json";
-    let v = match Json::<serde_json::Value>::from_request(req, state).await {
-        Ok(Json(v)) => v,
+    let v = match Json::<StrictValue>::from_request(req, state).await {
+        Ok(Json(StrictValue(v))) => v,
         Err(e) => return Err(bad("body", &format!("{FORM} ({})", e.body_text()))),
     };
     if !v.is_object() {
         return Err(bad("body", &format!("{FORM} (got {})", json_kind(&v))));
     }
     serde_json::from_value(v).map_err(|e| bad("body", &format!("{FORM} ({e})")))
+}
+
+/// A JSON value whose objects were checked for keys given twice (serde_json keeps the last).
+struct StrictValue(serde_json::Value);
+
+impl<'de> Deserialize<'de> for StrictValue {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrictVisitor).map(StrictValue)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = serde_json::Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+    fn visit_bool<E: serde::de::Error>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Bool(v))
+    }
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(v.into())
+    }
+    fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<Self::Value, E> {
+        serde_json::Number::from_f64(v).map(serde_json::Value::Number).ok_or_else(|| E::custom("a number must be finite"))
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::String(v.to_owned()))
+    }
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::String(v))
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(serde_json::Value::Null)
+    }
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        StrictValue::deserialize(d).map(|s| s.0)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(StrictValue(v)) = seq.next_element()? {
+            out.push(v);
+        }
+        Ok(serde_json::Value::Array(out))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = serde_json::Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let StrictValue(v) = map.next_value()?;
+            if out.contains_key(&key) {
+                return Err(serde::de::Error::custom(format!("the field {key:?} is given twice; give each field once")));
+            }
+            out.insert(key, v);
+        }
+        Ok(serde_json::Value::Object(out))
+    }
 }
 
 fn json_kind(v: &serde_json::Value) -> &'static str {

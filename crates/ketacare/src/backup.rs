@@ -191,13 +191,16 @@ fn ensure_absent_then_rename(from: &str, to: &str) -> std::io::Result<()> {
     std::fs::remove_file(from)
 }
 
-/// The URL without its password, and the password.
+/// The URL without its password, and the password as the server knows it: a URL carries
+/// reserved characters percent-encoded (`p%40ss` for `p@ss`), which sqlx decodes, so the
+/// password given to `pg_dump` and `pg_restore` is decoded the same way.
 fn split_password(url: &str) -> (String, Option<String>) {
     if let (Some(s), Some(at)) = (url.find("://"), url.rfind('@')) {
         if at > s {
             let creds = &url[s + 3..at];
             if let Some((user, pass)) = creds.split_once(':') {
-                return (format!("{}{}{}", &url[..s + 3], user, &url[at..]), Some(pass.to_owned()));
+                let pass = percent_encoding::percent_decode_str(pass).decode_utf8_lossy().into_owned();
+                return (format!("{}{}{}", &url[..s + 3], user, &url[at..]), Some(pass));
             }
         }
     }
@@ -213,5 +216,10 @@ mod tests {
             ("postgres://kc@db.local:5432/ketacare".to_owned(), Some("s3cr:et".to_owned()))
         );
         assert_eq!(super::split_password("postgres://kc@db/k"), ("postgres://kc@db/k".to_owned(), None));
+        assert_eq!(
+            super::split_password("postgres://kc:p%40ss%2Fw%3Ard@db/k"),
+            ("postgres://kc@db/k".to_owned(), Some("p@ss/w:rd".to_owned())),
+            "a percent-encoded password is decoded, as sqlx decodes it"
+        );
     }
 }

@@ -162,6 +162,21 @@ async fn an_address_with_too_many_failures_is_refused_before_any_password_check(
     let ui = app.anon().post_form_raw("/login", &[("username", &nurse), ("password", PASSWORD)], &[]).await;
     ui.assert_status(429, "UI login");
     assert!(ui.text.contains("Too many failed logins from this computer"), "{}", ui.text);
+    // A flood of refused requests leaves one audit entry for the hold, not one each.
+    for _ in 0..20 {
+        app.try_login(&nurse, PASSWORD).await.assert_status(429, "still held back");
+    }
+    let director = app.with_bearer(&director_token(app).await);
+    let audit = director.get("/api/audit?outcome=denied").await;
+    let held: Vec<_> = audit
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["detail"].as_str().is_some_and(|d| d.contains("too many failed logins from this address")))
+        .cloned()
+        .collect();
+    assert_eq!(held.len(), 1, "one audit entry for 22 refused attempts: {held:?}");
     // The refused attempts did not count against the account.
     app.advance_minutes(15);
     app.login(Role::Nurse).await;
@@ -183,4 +198,17 @@ async fn the_admin_page_shows_a_locked_account_and_unlocks_it(app: &TestApp) {
     let page = admin.get("/admin/users").await;
     assert!(!page.text.contains("locked until"), "no longer shown as locked");
     app.login(Role::Nurse).await;
+}
+
+/// An API token of the medical director, issued without a login (the test address is held
+/// back).
+async fn director_token(app: &TestApp) -> String {
+    let id = |r: Role| ketacare_domain::ids::UserId::parse(&app.user(r).id).expect("id");
+    let admin = app.app.store().get_user(id(Role::Admin)).await.expect("read").expect("admin");
+    let (secret, _) = app
+        .app
+        .issue_api_token(&app.app.system_principal(admin), &app.user(Role::MedicalDirector).id, "audit reader")
+        .await
+        .expect("token");
+    secret
 }

@@ -10,7 +10,28 @@ http_tests!(
     weights_with_units_or_outside_the_range_are_refused_on_the_value_field,
     bmi_is_derived_once_a_height_is_recorded,
     heights_in_inches_are_refused,
+    a_field_given_twice_is_refused_and_nothing_is_saved,
 );
+
+/// `{"value": 70, "value": 154}` is ambiguous (which did the nurse mean?): refused, not read as
+/// the last one.
+async fn a_field_given_twice_is_refused_and_nothing_is_saved(app: &TestApp) {
+    let nurse = app.login(Role::Nurse).await;
+    let pid = register(&nurse, "WT-0009", "Twice", "Tomasz", "1979-05-05", "male").await;
+    let rb = nurse
+        .request(reqwest::Method::POST, &format!("/api/patients/{pid}/weights"))
+        .header("content-type", "application/json")
+        .body(r#"{"value": 70, "value": 154}"#);
+    let r = nurse.send(rb).await;
+    assert!(r.status == 400 || r.status == 422, "refused: {} {}", r.status, r.text);
+    assert!(r.text.contains(r#"the field \"value\" is given twice"#), "{}", r.text);
+    let nested = nurse
+        .request(reqwest::Method::POST, &format!("/api/patients/{pid}/weights"))
+        .header("content-type", "application/json")
+        .body(r#"{"value": 70, "acknowledge": [], "acknowledge": ["possible_pounds"]}"#);
+    assert!(nurse.send(nested).await.text.contains("is given twice"));
+    assert!(weights(&chart(&nurse, &pid).await).is_empty(), "nothing was saved");
+}
 
 fn weights(c: &Value) -> Vec<String> {
     c["weights"].as_array().unwrap().iter().map(|w| w["value"].as_str().unwrap().to_owned()).collect()
