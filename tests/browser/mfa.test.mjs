@@ -76,6 +76,7 @@ mfaTest('the director requires it of prescribers; a prescriber sets it up, then 
   assert.match(await text(page.locator('#policy')), /Reason for the change must be/, 'a reason is required');
   await page.locator('#policy').getByLabel('Prescriber').check();
   await page.locator('#policy').getByLabel('Reason for the change').fill('prescribers order a controlled drug');
+  await page.locator('#policy').getByLabel('Your password (to confirm it is you)').fill('demo-clinic-2026');
   await clickAndWait(page, page.locator('#policy').getByRole('button', { name: 'Save policy' }));
   assert.equal(await page.locator('#policy').getByLabel('Prescriber').isChecked(), true);
   assert.equal(await page.locator('#policy').getByLabel('Nurse').isChecked(), false);

@@ -146,9 +146,23 @@ impl App {
     }
 
     /// Sets which roles must use two-step sign-in (medical director; a reason is required;
-    /// versioned and audited like every clinic policy value).
-    pub async fn set_mfa_policy(&self, p: &Principal, value: &str, reason: &str) -> Result<MfaPolicy, AppError> {
+    /// versioned and audited like every clinic policy value). The director's password (and,
+    /// once enrolled, a current code) is asked again: a stolen session cannot turn it off.
+    pub async fn set_mfa_policy(
+        &self,
+        p: &Principal,
+        value: &str,
+        reason: &str,
+        password: &str,
+        code: &str,
+    ) -> Result<MfaPolicy, AppError> {
         self.authorize(p, Permission::ManagePolicy, "ClinicPolicy").await?;
+        // The value and reason are checked first, so a typo does not cost a password attempt.
+        let mut e = FieldErrors::new();
+        e.check("value", MfaPolicy::parse(value));
+        e.check("reason", ketacare_domain::record::Reason::parse(reason));
+        e.into_result()?;
+        self.reauthenticate(p, password, code).await?;
         self.store_mfa_policy(p.user.id, p.user.username.as_str(), &self.ctx(p, "operations"), value, reason).await
     }
 
@@ -556,7 +570,16 @@ impl App {
             return Err(AppError::Validation(FieldErrors::single("challenge", "this enrolment has already been finished")));
         }
         let (shown, hashes) = draw_recovery_codes();
+        let moved = self.store.get_totp(p.user.id).await?.is_some();
         self.store.enrol_totp(&self.ctx(p, "operations"), p.user.id, &secret.to_base32(), step, &hashes).await?;
+        if moved {
+            // A new phone: sessions opened with the old one (perhaps on a lost device) end.
+            let keep = match &p.kind {
+                PrincipalKind::Session { id, .. } => Some(*id),
+                _ => None,
+            };
+            self.store.end_other_sessions(p.user.id, keep).await?;
+        }
         Ok(shown)
     }
 

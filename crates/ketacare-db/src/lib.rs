@@ -172,6 +172,8 @@ pub trait Store:
     async fn touch_session(&self, id: SessionId, at: chrono::DateTime<chrono::Utc>) -> DbResult<()>;
     /// Ends a session.
     async fn delete_session(&self, id: SessionId) -> DbResult<()>;
+    /// Ends every session of `user` but `keep` (after the person moved to a new authenticator).
+    async fn end_other_sessions(&self, user: UserId, keep: Option<SessionId>) -> DbResult<u64>;
     /// Stores an API token (hash only); audited.
     async fn create_api_token(&self, ctx: &AuditCtx, t: &ApiToken) -> DbResult<()>;
     /// An API token by the hash of its secret.

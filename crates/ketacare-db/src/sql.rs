@@ -577,6 +577,16 @@ macro_rules! impl_sql_store {
                 Ok(())
             }
 
+            async fn end_other_sessions(&self, user: ::ketacare_domain::ids::UserId, keep: Option<::ketacare_domain::ids::SessionId>) -> $crate::DbResult<u64> {
+                Ok($crate::__sqlx::query("DELETE FROM sessions WHERE user_id = $1 AND id <> $2")
+                    .bind(user.to_string())
+                    .bind(keep.map(|k| k.to_string()).unwrap_or_default())
+                    .execute(&self.pool)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?
+                    .rows_affected())
+            }
+
             async fn delete_session(&self, id: ::ketacare_domain::ids::SessionId) -> $crate::DbResult<()> {
                 $crate::__sqlx::query("DELETE FROM sessions WHERE id = $1").bind(id.to_string()).execute(&self.pool).await.map_err($crate::DbError::from_sqlx)?;
                 Ok(())

@@ -224,6 +224,10 @@ fn account_markup(
                         }
                     }
                     (textarea("reason", "Reason for the change", values, errors))
+                    (input("policy_password", "Your password (to confirm it is you)", &Fields::new(), errors, "password", None))
+                    @if status.enrolled_at.is_some() {
+                        (input("policy_code", "Code from your app (or a recovery code)", &Fields::new(), errors, "text", None))
+                    }
                     button.primary type="submit" { "Save policy" }
                 }
             }
@@ -390,12 +394,26 @@ fn policy_value(form: &Fields) -> String {
 
 async fn set_policy(State(state): State<AppState>, Auth(p): Auth, Form(form): Form<Fields>) -> PageResult {
     check_csrf(&p, &form)?;
-    match state.app.set_mfa_policy(&p, &policy_value(&form), &f(&form, "reason")).await {
+    match state
+        .app
+        .set_mfa_policy(&p, &policy_value(&form), &f(&form, "reason"), &f(&form, "policy_password"), &f(&form, "policy_code"))
+        .await
+    {
         Ok(_) => Ok(Redirect::to("/account#policy").into_response()),
         Err(AppError::Validation(e)) => {
             let mut values = form.clone();
             values.insert("_submitted".into(), "1".into());
-            let r = render_account(&state, &p, &values, &e, None).await?;
+            // The errors are shown against this form's own fields.
+            let mut shown = FieldErrors::new();
+            for x in e.iter() {
+                let field = match x.field.as_str() {
+                    "password" => "policy_password",
+                    "code" => "policy_code",
+                    other => other,
+                };
+                shown.add(field, x.message.clone());
+            }
+            let r = render_account(&state, &p, &values, &shown, None).await?;
             Ok((StatusCode::UNPROCESSABLE_ENTITY, r).into_response())
         }
         Err(e) => Err(ui(e)),
@@ -526,6 +544,11 @@ pub struct MfaPolicyRequest {
     required_roles: String,
     /// Why it changes.
     reason: String,
+    /// The director's password, asked again.
+    password: String,
+    /// A current code or a recovery code, when the director uses two-step sign-in.
+    #[serde(default)]
+    code: Option<String>,
 }
 
 #[utoipa::path(post, path = "/api/login/code", request_body = CodeRequest, responses(
@@ -598,7 +621,7 @@ async fn api_policy(State(state): State<AppState>, Auth(_p): Auth) -> Result<Jso
     (status = 200, body = MfaPolicyDto), (status = 403, body = Problem, description = "Medical director only"), (status = 422, body = Problem)), tag = "admin")]
 async fn api_set_policy(State(state): State<AppState>, Auth(p): Auth, req: Request) -> Result<Json<MfaPolicyDto>, WebError> {
     let r: MfaPolicyRequest = json(req, &state).await?;
-    let policy = state.app.set_mfa_policy(&p, &r.required_roles, &r.reason).await?;
+    let policy = state.app.set_mfa_policy(&p, &r.required_roles, &r.reason, &r.password, r.code.as_deref().unwrap_or("")).await?;
     Ok(Json(policy_dto(&policy)))
 }
 

@@ -25,7 +25,10 @@ async fn clinic_default(app: &TestApp) -> (Session, Session) {
     let director = app.login(Role::MedicalDirector).await;
     let admin = app.login(Role::Admin).await;
     director
-        .post_json("/api/policy/mfa", &json!({"required_roles": "admin,medical_director,prescriber", "reason": "clinic default"}))
+        .post_json(
+            "/api/policy/mfa",
+            &json!({"required_roles": "admin,medical_director,prescriber", "reason": "clinic default", "password": PASSWORD}),
+        )
         .await
         .assert_status(200, "the director puts the default back");
     (director, admin)
@@ -211,16 +214,23 @@ async fn the_medical_director_decides_which_roles_must_use_it(app: &TestApp) {
     assert_eq!(current.json()["required_roles"], json!([]), "the harness turned it off");
     let admin = app.login(Role::Admin).await;
     admin
-        .post_json("/api/policy/mfa", &json!({"required_roles": "none", "reason": "an administrator tries"}))
+        .post_json("/api/policy/mfa", &json!({"required_roles": "none", "reason": "an administrator tries", "password": PASSWORD}))
         .await
         .assert_status(403, "clinic policy is the medical director's");
-    let bad = director.post_json("/api/policy/mfa", &json!({"required_roles": "nurse,surgeon", "reason": "typo"})).await;
+    let bad =
+        director.post_json("/api/policy/mfa", &json!({"required_roles": "nurse,surgeon", "reason": "typo", "password": PASSWORD})).await;
     bad.assert_status(422, "an unknown role");
     assert!(bad.field_message("value").contains("surgeon") || bad.field_message("value").contains("must be"), "{}", bad.text);
-    let no_reason = director.post_json("/api/policy/mfa", &json!({"required_roles": "nurse", "reason": ""})).await;
+    let no_reason = director.post_json("/api/policy/mfa", &json!({"required_roles": "nurse", "reason": "", "password": PASSWORD})).await;
     no_reason.assert_status(422, "a reason is required");
     assert!(no_reason.problem_fields().contains(&"reason".to_owned()));
-    let set = director.post_json("/api/policy/mfa", &json!({"required_roles": "nurse", "reason": "nurses use shared workstations"})).await;
+    let no_password =
+        director.post_json("/api/policy/mfa", &json!({"required_roles": "none", "reason": "a stolen session", "password": "guess"})).await;
+    no_password.assert_status(422, "the director's password is asked again");
+    assert!(no_password.field_message("password").contains("not your current password"), "{}", no_password.text);
+    let set = director
+        .post_json("/api/policy/mfa", &json!({"required_roles": "nurse", "reason": "nurses use shared workstations", "password": PASSWORD}))
+        .await;
     set.assert_status(200, "the director requires it of nurses");
     assert_eq!(set.json()["required_roles"], json!(["nurse"]));
     let r = app.try_login(&app.user(Role::Nurse).username, PASSWORD).await;
@@ -273,10 +283,18 @@ async fn a_person_moves_to_a_new_phone_from_their_account(app: &TestApp) {
     let secret2 = e2["secret"].as_str().unwrap().to_owned();
     assert_ne!(secret, secret2);
     app.advance_minutes(1);
+    // Another session, signed in with the old phone (say, on a device that was lost).
+    app.advance_minutes(1);
+    let other_ch = challenge(app, &username).await;
+    let other = send_code(app, &other_ch, &code(app, &secret, 0)).await;
+    other.assert_status(200, "a second session");
+    let other = session_from(app, &other);
     nurse
         .post_json("/api/account/mfa/confirm", &json!({"challenge": e2["challenge"], "code": code(app, &secret2, 0)}))
         .await
         .assert_status(200, "moved");
+    nurse.get("/api/me").await.assert_status(200, "the session that moved stays");
+    other.get("/api/me").await.assert_status(401, "the other sessions end with the old phone");
     app.advance_minutes(1);
     let ch = challenge(app, &username).await;
     send_code(app, &ch, &code(app, &secret, 0)).await.assert_status(422, "the old phone's code");
