@@ -150,6 +150,7 @@ impl App {
     /// Everything the dosing page shows.
     pub async fn dosing(&self, p: &Principal, patient: PatientId) -> Result<DosingView, AppError> {
         self.authorize(p, Permission::ReadPatients, "Dosing").await?;
+        self.authorize_patient(p, patient).await?;
         let chart = self.chart(p, patient).await?;
         let now = self.clock.now();
         let mut plans = Vec::new();
@@ -203,6 +204,7 @@ impl App {
         note: &str,
     ) -> Result<RecordVersion, AppError> {
         self.authorize(p, Permission::Prescribe, "TreatmentPlan").await?;
+        self.authorize_patient(p, patient).await?;
         self.patient(p, patient).await?;
         let mut e = FieldErrors::new();
         let protocols = self.protocols_in_force().await?;
@@ -242,6 +244,7 @@ impl App {
     /// independent double check.
     pub async fn order_dose(&self, p: &Principal, patient: PatientId, input: &OrderInput) -> Result<RecordVersion, AppError> {
         self.authorize(p, Permission::Prescribe, "DoseOrder").await?;
+        self.authorize_patient(p, patient).await?;
         let view = self.dosing(p, patient).await?;
         if !view.blocking.is_empty() {
             return Err(FieldErrors::single(
@@ -586,6 +589,7 @@ impl App {
     /// The recommendation for the next session of the patient's latest plan, from the
     /// double-checked doses given under it and the ratings, blood pressure and sedation seen.
     pub async fn titration(&self, p: &Principal, patient: PatientId) -> Result<Option<TitrationView>, AppError> {
+        self.authorize_patient(p, patient).await?;
         let view = self.dosing(p, patient).await?;
         let Some((pv, plan)) = view.plans.first().cloned() else { return Ok(None) };
         let protocols = self.protocols_in_force().await?;
@@ -694,6 +698,7 @@ impl App {
         reason: &str,
     ) -> Result<RecordVersion, AppError> {
         self.authorize(p, Permission::Prescribe, "TreatmentPlan").await?;
+        self.authorize_patient(p, patient).await?;
         let t = self.titration(p, patient).await?.ok_or_else(|| FieldErrors::single("plan", "the patient has no treatment plan"))?;
         let (pv, mut plan) = t.plan;
         if pv.version != base_version {

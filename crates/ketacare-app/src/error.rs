@@ -14,6 +14,10 @@ pub enum AppError {
     /// Authenticated but not permitted.
     #[error("not permitted")]
     Forbidden,
+    /// The patient is outside the caller's care teams (clinic policy `access.chart_scope =
+    /// care_team`) and no emergency access is in force; one can be opened with a reason.
+    #[error("outside the care team")]
+    OutsideCareTeam(ketacare_domain::ids::PatientId),
     /// The addressed thing does not exist (or is not visible to the caller).
     #[error("not found")]
     NotFound,

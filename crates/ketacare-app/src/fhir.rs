@@ -109,15 +109,7 @@ fn adverse_event(e: &SessionEvent) -> AdverseEvent {
 
 /// What the FHIR mapping needs of the knowledge `k`.
 pub fn catalog(k: &ketacare_knowledge::Knowledge) -> Catalog<'_> {
-    Catalog {
-        instruments: &k.instruments,
-        conditions: &k.screening.conditions,
-        diagnoses: &k.diagnoses,
-        drug: (&k.drug_library.drug, &k.drug_library.rxnorm.0),
-        anthropometry: &k.anthropometry,
-        age_limits: k.age_limits,
-        timepoints: &k.assessment_timing.timepoints,
-    }
+    Catalog::from_knowledge(k)
 }
 
 impl App {
@@ -180,6 +172,7 @@ impl App {
 
     /// Every resource of one patient, identified (clinical staff only; researchers get 403).
     pub async fn fhir_everything(&self, p: &Principal, id: PatientId) -> Result<Vec<Value>, AppError> {
+        self.authorize_patient(p, id).await?;
         let patient = self.patient(p, id).await?;
         let data = self.fhir_data(&self.ctx(p, "treatment"), patient).await?;
         Ok(resources::patient_resources(&data, &self.fhir_catalog(), &View::Identified))
@@ -233,7 +226,7 @@ impl App {
                 match PatientId::parse(id) {
                     Ok(pid) => match self.patient(p, pid).await {
                         Ok(v) => vec![v],
-                        Err(AppError::NotFound) => vec![],
+                        Err(AppError::NotFound | AppError::OutsideCareTeam(_)) => vec![],
                         Err(e) => return Err(e),
                     },
                     Err(_) => vec![],
@@ -312,12 +305,18 @@ impl App {
                 lines.push(r.to_string());
             }
         };
+        // Clinical staff export the patients in their scope (care teams); researchers all,
+        // de-identified.
+        let scope = if identified { self.patient_scope(p).await? } else { crate::access::PatientScope::All };
         let mut patients = 0;
         let mut offset = 0;
         loop {
             let page = self.store.search_patients(&ctx, "", Page { limit: 500, offset }).await?;
             let n = page.len();
             for v in page {
+                if !scope.allows(v.patient_id) {
+                    continue;
+                }
                 let view = if identified { View::Identified } else { self.research_view(&v) };
                 let mut data = self.fhir_data(&ctx, v).await?;
                 if let Some(t) = since {
@@ -518,6 +517,9 @@ impl App {
             }
             other => other,
         })?;
+        if created {
+            self.add_registrant_to_team(p, patient_id).await?;
+        }
         Ok(Ok(ImportResult { patient_id, created, entries }))
     }
 }

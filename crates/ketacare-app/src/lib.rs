@@ -6,6 +6,7 @@
 //! audit context so the audit row lands in the same transaction. Time comes from a [`Clock`]
 //! (injected, so tests can move it) and ids from UUID v4.
 
+pub mod access;
 pub mod audit_chain;
 mod auth;
 mod clock;
@@ -92,7 +93,25 @@ pub struct App {
     audit_checkpoint: std::sync::Mutex<Option<(chrono::DateTime<chrono::Utc>, i64)>>,
 }
 
+/// Clinic policy key of the clinic's name; the name (say "Riverside Ketamine Clinic") is not
+/// clinical, so it has no knowledge-file default.
+pub const CLINIC_NAME_KEY: &str = "clinic.name";
+/// The name shown until the clinic sets its own.
+const DEFAULT_CLINIC_NAME: &str = "Ketacare clinic";
+
 impl App {
+    /// The clinic's name (clinic policy `clinic.name`, or a neutral name when unset): on
+    /// reports and as the issuer an authenticator app shows.
+    pub async fn clinic_name(&self) -> Result<String, AppError> {
+        Ok(self.policy_value(CLINIC_NAME_KEY).await?.filter(|v| !v.trim().is_empty()).unwrap_or_else(|| DEFAULT_CLINIC_NAME.to_owned()))
+    }
+
+    /// The value in force of one clinic-policy key, when the clinic set one (`None`: the
+    /// default applies).
+    pub(crate) async fn policy_value(&self, key: &str) -> Result<Option<String>, AppError> {
+        Ok(self.store.current_policies().await?.into_iter().find(|v| v.key == key).and_then(|v| v.value))
+    }
+
     /// Builds the application.
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, knowledge: Arc<Knowledge>, settings: Settings) -> Self {
         // At most two password hashes at once, so a login flood cannot starve clinical requests.

@@ -136,7 +136,7 @@ const CODE_HELP: &str = "must be the 6-digit code your authenticator app shows n
 impl App {
     /// The clinic's two-step sign-in policy (the default until the medical director changes it).
     pub async fn mfa_policy(&self) -> Result<MfaPolicy, AppError> {
-        let value = self.store.current_policies().await?.into_iter().find(|v| v.key == mfa::POLICY_KEY).and_then(|v| v.value);
+        let value = self.policy_value(mfa::POLICY_KEY).await?;
         Ok(match value {
             // A stored value was checked when it was set; one that no longer reads (a role
             // renamed) falls back to the default, which requires more, not less.
@@ -204,18 +204,6 @@ impl App {
         Ok(self.mfa_policy().await?.requires(u.role).then_some(ChallengePurpose::Enrol))
     }
 
-    async fn issuer(&self) -> Result<String, AppError> {
-        Ok(self
-            .store
-            .current_policies()
-            .await?
-            .into_iter()
-            .find(|v| v.key == "clinic.name")
-            .and_then(|v| v.value)
-            .filter(|v| !v.trim().is_empty())
-            .unwrap_or_else(|| "Ketacare".into()))
-    }
-
     async fn new_challenge(&self, user: &User, purpose: ChallengePurpose) -> Result<(String, Option<Enrolment>), AppError> {
         let now = self.clock.now();
         let token = random_token();
@@ -223,7 +211,7 @@ impl App {
             ChallengePurpose::Login => (None, None),
             ChallengePurpose::Enrol | ChallengePurpose::AccountEnrol => {
                 let s = draw_secret();
-                let e = Enrolment { secret: s.to_base32(), otpauth_uri: s.otpauth_uri(&self.issuer().await?, user.username.as_str()) };
+                let e = Enrolment { secret: s.to_base32(), otpauth_uri: s.otpauth_uri(&self.clinic_name().await?, user.username.as_str()) };
                 (Some(s.to_base32()), Some(e))
             }
         };
@@ -444,7 +432,7 @@ impl App {
                 let s = pending_secret(&c)?;
                 Ok(Some(Some(Enrolment {
                     secret: s.to_base32(),
-                    otpauth_uri: s.otpauth_uri(&self.issuer().await?, user.username.as_str()),
+                    otpauth_uri: s.otpauth_uri(&self.clinic_name().await?, user.username.as_str()),
                 })))
             }
         }

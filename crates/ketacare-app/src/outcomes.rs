@@ -446,6 +446,7 @@ impl App {
         input: &AssessmentInput,
     ) -> Result<(RecordVersion, Score, Vec<SafetyAlert>), AppError> {
         self.authorize(p, Permission::WriteClinical, "Record").await?;
+        self.authorize_patient(p, patient).await?;
         let inst = self.instrument_def(&input.instrument, "instrument")?;
         let a = input.validate(inst, &self.knowledge.assessment_timing.timepoints, FilledBy::Clinician, self.clock.now())?;
         self.patient(p, patient).await?;
@@ -512,6 +513,7 @@ impl App {
         timepoint: &str,
     ) -> Result<SentRequest, AppError> {
         self.authorize(p, Permission::WriteClinical, "QuestionnaireRequest").await?;
+        self.authorize_patient(p, patient).await?;
         let inst = self.instrument_def(instrument, "instrument")?;
         let mut e = FieldErrors::new();
         if inst.respondent == Respondent::Clinician {
@@ -614,6 +616,7 @@ impl App {
     /// Withdraws an open request.
     pub async fn cancel_questionnaire(&self, p: &Principal, id: RequestId) -> Result<(), AppError> {
         self.authorize(p, Permission::WriteClinical, "QuestionnaireRequest").await?;
+        self.authorize_owner(p, ketacare_db::Owned::QuestionnaireRequest, &id.to_string()).await?;
         self.store.cancel_request(&self.ctx(p, "treatment"), id, p.user.id).await?;
         Ok(())
     }
@@ -621,20 +624,29 @@ impl App {
     /// Safety alerts of the clinic (open only, or all), newest first.
     pub async fn alerts(&self, p: &Principal, open_only: bool) -> Result<Vec<SafetyAlert>, AppError> {
         self.authorize(p, Permission::ReadPatients, "SafetyAlert").await?;
-        Ok(self.store.list_alerts(&self.ctx(p, "treatment"), None, open_only).await?)
+        let scope = self.patient_scope(p).await?;
+        let mut alerts = self.store.list_alerts(&self.ctx(p, "treatment"), None, open_only).await?;
+        alerts.retain(|a| scope.allows(a.patient_id));
+        Ok(alerts)
     }
 
-    /// Number of open safety alerts, for the navigation badge (0 for roles that cannot read patients).
+    /// Number of open safety alerts, for the navigation badge (0 for roles that cannot read
+    /// patients): of the clinician's care teams under the care-team scope.
     pub async fn open_alert_count(&self, p: &Principal) -> i64 {
         if !p.can(Permission::ReadPatients) {
             return 0;
         }
-        self.store.count_open_alerts().await.unwrap_or(0)
+        match self.patient_scope(p).await {
+            Ok(crate::access::PatientScope::All) => self.store.count_open_alerts().await.unwrap_or(0),
+            Ok(_) => self.alerts(p, true).await.map_or(0, |a| i64::try_from(a.len()).unwrap_or(i64::MAX)),
+            Err(_) => 0,
+        }
     }
 
     /// Acknowledges an alert with what was done.
     pub async fn acknowledge_alert(&self, p: &Principal, id: AlertId, what_was_done: &str) -> Result<SafetyAlert, AppError> {
         self.authorize(p, Permission::WriteClinical, "SafetyAlert").await?;
+        self.authorize_owner(p, ketacare_db::Owned::SafetyAlert, &id.to_string()).await?;
         let action = action_taken(what_was_done).map_err(|m| FieldErrors::single("action_taken", m))?;
         let ack =
             Acknowledgement { by: p.user.id, by_name: p.user.username.as_str().to_owned(), at: self.clock.now(), action_taken: action };
@@ -644,6 +656,7 @@ impl App {
     /// Creates a schedule for a patient.
     pub async fn create_schedule(&self, p: &Principal, patient: PatientId, input: &ScheduleInput) -> Result<Schedule, AppError> {
         self.authorize(p, Permission::WriteClinical, "AssessmentSchedule").await?;
+        self.authorize_patient(p, patient).await?;
         let now = self.clock.now();
         let (instrument, anchor) =
             input.validate(&self.knowledge.instruments, &self.knowledge.assessment_timing.timepoints, now.date_naive())?;
@@ -664,6 +677,7 @@ impl App {
     /// Stops a schedule.
     pub async fn end_schedule(&self, p: &Principal, id: ScheduleId) -> Result<(), AppError> {
         self.authorize(p, Permission::WriteClinical, "AssessmentSchedule").await?;
+        self.authorize_owner(p, ketacare_db::Owned::Schedule, &id.to_string()).await?;
         self.store.end_schedule(&self.ctx(p, "treatment"), id, p.user.id).await?;
         Ok(())
     }
@@ -672,6 +686,7 @@ impl App {
     /// from baseline, sessions, schedules with what is due, requests and alerts.
     pub async fn outcomes(&self, p: &Principal, patient: PatientId) -> Result<OutcomeView, AppError> {
         self.authorize(p, Permission::ReadPatients, "Record").await?;
+        self.authorize_patient(p, patient).await?;
         self.patient(p, patient).await?;
         let ctx = self.ctx(p, "treatment");
         let records = self.store.current_records(&ctx, patient).await?;

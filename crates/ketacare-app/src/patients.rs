@@ -1,5 +1,6 @@
 //! Patient registration, demographics amendments, the chart and the de-identified cohort.
 
+use crate::access::PatientScope;
 use crate::{App, AppError, Principal};
 use chrono::{DateTime, Utc};
 use ketacare_db::Page;
@@ -131,7 +132,10 @@ impl App {
             }
             let v = self.new_patient_version(p, PatientId::from_uuid(Uuid::new_v4()), 1, VersionAction::Create, &input, None)?;
             match self.store.register_patient(&self.ctx(p, "treatment"), &v).await {
-                Ok(()) => return Ok(v),
+                Ok(()) => {
+                    self.add_registrant_to_team(p, v.patient_id).await?;
+                    return Ok(v);
+                }
                 Err(ketacare_db::DbError::Conflict(_)) if auto => continue,
                 Err(ketacare_db::DbError::Conflict(_)) => {
                     return Err(AppError::Validation(FieldErrors::single(
@@ -159,6 +163,7 @@ impl App {
         reason: &str,
     ) -> Result<PatientVersion, AppError> {
         self.authorize(p, Permission::WriteDemographics, "Patient").await?;
+        self.authorize_patient(p, id).await?;
         let reason = Reason::parse(reason).map_err(|m| FieldErrors::single("reason", m));
         let built = self.new_patient_version(p, id, base_version + 1, VersionAction::Amend, input, None);
         let (reason, mut v) = match (reason, built) {
@@ -194,6 +199,7 @@ impl App {
     /// Voids a patient registration (e.g. a duplicate); the history is kept.
     pub async fn void_patient(&self, p: &Principal, id: PatientId, base_version: u32, reason: &str) -> Result<(), AppError> {
         self.authorize(p, Permission::WriteDemographics, "Patient").await?;
+        self.authorize_patient(p, id).await?;
         let reason = Reason::parse(reason).map_err(|m| FieldErrors::single("reason", m))?;
         let cur = self.current_patient(p, id).await?;
         if cur.action == VersionAction::Void {
@@ -214,6 +220,7 @@ impl App {
     /// Current demographics (not voided).
     pub async fn patient(&self, p: &Principal, id: PatientId) -> Result<PatientVersion, AppError> {
         self.authorize(p, Permission::ReadPatients, "Patient").await?;
+        self.authorize_patient(p, id).await?;
         let v = self.current_patient(p, id).await?;
         if v.action == VersionAction::Void {
             return Err(AppError::NotFound);
@@ -233,6 +240,7 @@ impl App {
     /// Every version of the demographics, oldest first (voided patients included).
     pub async fn patient_history(&self, p: &Principal, id: PatientId) -> Result<Vec<PatientVersion>, AppError> {
         self.authorize(p, Permission::ReadPatients, "Patient").await?;
+        self.authorize_patient(p, id).await?;
         let h = self.store.patient_history(&self.ctx(p, "treatment"), id).await?;
         if h.is_empty() {
             return Err(AppError::NotFound);
@@ -246,7 +254,44 @@ impl App {
         if query.chars().count() > 100 {
             return Err(AppError::Validation(FieldErrors::single("q", "must be at most 100 characters")));
         }
-        Ok(self.store.search_patients(&self.ctx(p, "treatment"), query, page).await?)
+        let ctx = self.ctx(p, "treatment");
+        match self.patient_scope(p).await? {
+            PatientScope::All => Ok(self.store.search_patients(&ctx, query, page).await?),
+            // Under the care-team scope the list holds the clinician's own patients: the store
+            // is read whole and the page cut from what is in scope.
+            scope => {
+                let mut mine = Vec::new();
+                let mut offset = 0;
+                loop {
+                    let batch = self.store.search_patients(&ctx, query, Page { limit: 500, offset }).await?;
+                    let n = batch.len();
+                    mine.extend(batch.into_iter().filter(|v| scope.allows(v.patient_id)));
+                    if n < 500 {
+                        break;
+                    }
+                    offset += 500;
+                }
+                let skip = usize::try_from(page.offset.max(0)).unwrap_or(0);
+                let take = usize::try_from(page.limit.clamp(1, 500)).unwrap_or(500);
+                Ok(mine.into_iter().skip(skip).take(take).collect())
+            }
+        }
+    }
+
+    /// A patient outside the caller's scope found by exact MRN: their id and a minimal label
+    /// (MRN and name), so that a clinician can open the chart in an emergency. `None` when the
+    /// MRN is unknown or the patient is in scope (the ordinary search shows them).
+    pub async fn locate_outside_scope(&self, p: &Principal, mrn: &str) -> Result<Option<(PatientId, String)>, AppError> {
+        self.authorize(p, Permission::ReadPatients, "Patient").await?;
+        let Ok(mrn) = Mrn::parse(mrn) else { return Ok(None) };
+        let scope = self.patient_scope(p).await?;
+        let found = self
+            .store
+            .search_patients(&self.ctx(p, "emergency"), mrn.as_str(), Page { limit: 5, offset: 0 })
+            .await?
+            .into_iter()
+            .find(|v| v.demographics.mrn == mrn && !scope.allows(v.patient_id));
+        Ok(found.map(|v| (v.patient_id, format!("{} · {}", v.demographics.mrn.as_str(), v.demographics.name.display()))))
     }
 
     /// Looks a patient up by exact MRN (for integrations).

@@ -80,6 +80,7 @@ impl App {
     /// The patient as the simulator needs them: latest weight, age today and current
     /// medications (an audited read of the chart).
     pub async fn pk_subject(&self, p: &Principal, patient: PatientId) -> Result<Subject, AppError> {
+        self.authorize_patient(p, patient).await?;
         let chart = self.chart(p, patient).await?;
         let today = self.clock.now().date_naive();
         let medications = chart

@@ -140,6 +140,7 @@ impl App {
 
     /// Adds a record to a patient's chart.
     pub async fn add_record(&self, p: &Principal, patient: PatientId, input: &RecordInput) -> Result<RecordVersion, AppError> {
+        self.authorize_patient(p, patient).await?;
         if let RecordInput::Assessment(a) = input {
             return self.record_assessment(p, patient, a).await.map(|(v, _, _)| v);
         }
@@ -155,7 +156,9 @@ impl App {
     /// The latest version of a record (voided included).
     pub async fn record(&self, p: &Principal, id: RecordId) -> Result<RecordVersion, AppError> {
         self.authorize(p, Permission::ReadPatients, "Record").await?;
-        self.store.get_record(&self.ctx(p, "treatment"), id).await?.ok_or(AppError::NotFound)
+        let r = self.store.get_record(&self.ctx(p, "treatment"), id).await?.ok_or(AppError::NotFound)?;
+        self.authorize_patient(p, r.patient_id).await?;
+        Ok(r)
     }
 
     async fn current_for_change(&self, p: &Principal, id: RecordId, base_version: u32) -> Result<RecordVersion, AppError> {
@@ -251,9 +254,8 @@ impl App {
     pub async fn record_history(&self, p: &Principal, id: RecordId) -> Result<Vec<RecordVersion>, AppError> {
         self.authorize(p, Permission::ReadPatients, "Record").await?;
         let h = self.store.record_history(&self.ctx(p, "treatment"), id).await?;
-        if h.is_empty() {
-            return Err(AppError::NotFound);
-        }
+        let Some(first) = h.first() else { return Err(AppError::NotFound) };
+        self.authorize_patient(p, first.patient_id).await?;
         Ok(h)
     }
 
@@ -339,6 +341,7 @@ impl App {
     /// with those warning codes acknowledged saves the value and keeps the acknowledgement.
     pub async fn record_weight(&self, p: &Principal, patient: PatientId, input: &MeasurementInput) -> Result<RecordVersion, AppError> {
         self.authorize(p, Permission::WriteClinical, "Record").await?;
+        self.authorize_patient(p, patient).await?;
         let r = self.checked_measurement(p, patient, true, input, None).await?;
         self.append_first(p, patient, r).await
     }
@@ -346,6 +349,7 @@ impl App {
     /// Records a measured height (cm) after the plausibility checks.
     pub async fn record_height(&self, p: &Principal, patient: PatientId, input: &MeasurementInput) -> Result<RecordVersion, AppError> {
         self.authorize(p, Permission::WriteClinical, "Record").await?;
+        self.authorize_patient(p, patient).await?;
         let r = self.checked_measurement(p, patient, false, input, None).await?;
         self.append_first(p, patient, r).await
     }

@@ -142,6 +142,7 @@ impl App {
     /// plan (an audited read of the chart).
     pub async fn safety(&self, p: &Principal, patient: PatientId) -> Result<SafetyView, AppError> {
         self.authorize(p, Permission::ReadPatients, "Safety").await?;
+        self.authorize_patient(p, patient).await?;
         let chart = self.chart(p, patient).await?;
         let now = self.clock.now();
         let mut doses = Vec::new();
@@ -282,6 +283,7 @@ impl App {
         sampled_at: &str,
     ) -> Result<RecordVersion, AppError> {
         self.authorize(p, Permission::WriteClinical, "LabResult").await?;
+        self.authorize_patient(p, patient).await?;
         let mut e = FieldErrors::new();
         let at = parse_at(sampled_at, self.clock.now(), "sampled_at", &mut e);
         let lab = match input.validate(at) {
@@ -307,6 +309,7 @@ impl App {
         at: &str,
     ) -> Result<RecordVersion, AppError> {
         self.authorize(p, Permission::WriteClinical, "SafetyEvent").await?;
+        self.authorize_patient(p, patient).await?;
         let mut e = FieldErrors::new();
         let when = parse_at(at, self.clock.now(), "at", &mut e);
         let ev = match input.validate(when) {
@@ -334,6 +337,7 @@ impl App {
         next_review: &str,
     ) -> Result<RecordVersion, AppError> {
         self.authorize(p, Permission::Prescribe, "SafetyReview").await?;
+        self.authorize_patient(p, patient).await?;
         let mut e = FieldErrors::new();
         let decision = ReviewDecision::parse(decision);
         if decision.is_none() {
@@ -383,6 +387,7 @@ impl App {
         reason: &str,
     ) -> Result<RecordVersion, AppError> {
         self.authorize(p, Permission::WriteClinical, "CarePlan").await?;
+        self.authorize_patient(p, patient).await?;
         plan.check()?;
         let view = self.safety(p, patient).await?;
         let v = match (view.care_plan, base) {

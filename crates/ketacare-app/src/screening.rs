@@ -132,6 +132,7 @@ fn quantity(raw: &str, field: &str, lo: i64, hi: i64, unit: &str, e: &mut FieldE
 impl App {
     /// Assembles the screening intake from a patient's chart.
     pub async fn screening_intake(&self, p: &Principal, patient: PatientId) -> Result<(Intake, Vec<(String, String)>), AppError> {
+        self.authorize_patient(p, patient).await?;
         let chart = self.chart(p, patient).await?;
         let now = self.clock.now();
         let today = now.date_naive();
@@ -273,6 +274,7 @@ impl App {
     /// The screening page: the intake from the chart, the verdict now, the signed verdict.
     pub async fn screening(&self, p: &Principal, patient: PatientId) -> Result<ScreeningView, AppError> {
         self.authorize(p, Permission::ReadPatients, "Screening").await?;
+        self.authorize_patient(p, patient).await?;
         let (intake, provenance) = self.screening_intake(p, patient).await?;
         let signed = self.signed_screening(p, patient).await?;
         // An acceptance holds only while the finding rests on the same data it had when accepted.
@@ -303,6 +305,7 @@ impl App {
         input: &SignInput,
     ) -> Result<(RecordVersion, ScreeningRecord), AppError> {
         self.authorize(p, Permission::SignScreening, "Screening").await?;
+        self.authorize_patient(p, patient).await?;
         let mut e = FieldErrors::new();
         let mut acceptances: Vec<Acceptance> = Vec::new();
         if !input.acceptances.is_empty() && !p.can(Permission::AcceptScreeningFinding) {
@@ -385,6 +388,7 @@ impl App {
     /// Records resting blood pressure and heart rate as three observations (LOINC, UCUM).
     pub async fn record_vitals(&self, p: &Principal, patient: PatientId, input: &VitalsInput) -> Result<Vec<RecordVersion>, AppError> {
         self.authorize(p, Permission::WriteClinical, "Record").await?;
+        self.authorize_patient(p, patient).await?;
         self.patient(p, patient).await?;
         let mut e = FieldErrors::new();
         let now = self.clock.now();
@@ -423,6 +427,7 @@ impl App {
     /// Records liver tests as observations (LOINC, UCUM).
     pub async fn record_liver_tests(&self, p: &Principal, patient: PatientId, input: &LiverInput) -> Result<Vec<RecordVersion>, AppError> {
         self.authorize(p, Permission::WriteClinical, "Record").await?;
+        self.authorize_patient(p, patient).await?;
         self.patient(p, patient).await?;
         let mut e = FieldErrors::new();
         let now = self.clock.now();

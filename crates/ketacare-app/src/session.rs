@@ -384,6 +384,7 @@ impl App {
     /// runs first) and the session row, scheduled.
     pub async fn book_session(&self, p: &Principal, patient: PatientId, input: &BookingInput) -> Result<TreatmentSession, AppError> {
         self.authorize(p, Permission::WriteClinical, "TreatmentSession").await?;
+        self.authorize_patient(p, patient).await?;
         let mut e = FieldErrors::default();
         let chair = e.check("chair", valid_chair(&input.chair));
         let device = e.check("device_id", valid_device(&input.device_id));
@@ -489,12 +490,15 @@ impl App {
     /// A session, checked to exist (the read is audited).
     pub async fn treatment_session(&self, p: &Principal, id: RecordId) -> Result<TreatmentSession, AppError> {
         self.authorize(p, Permission::ReadPatients, "TreatmentSession").await?;
-        self.store.get_treatment_session(&self.ctx(p, "treatment"), id).await?.ok_or(AppError::NotFound)
+        let s = self.store.get_treatment_session(&self.ctx(p, "treatment"), id).await?.ok_or(AppError::NotFound)?;
+        self.authorize_patient(p, s.patient_id).await?;
+        Ok(s)
     }
 
     /// A patient's sessions, newest first.
     pub async fn patient_sessions(&self, p: &Principal, patient: PatientId) -> Result<Vec<TreatmentSession>, AppError> {
         self.authorize(p, Permission::ReadPatients, "TreatmentSession").await?;
+        self.authorize_patient(p, patient).await?;
         self.patient(p, patient).await?;
         Ok(self.store.patient_sessions(&self.ctx(p, "treatment"), patient).await?)
     }
@@ -502,7 +506,7 @@ impl App {
     async fn pregnancy_test_required(&self, p: &Principal, patient: PatientId) -> Result<bool, AppError> {
         // Clinic policy `session.pregnancy_test`: `female` (default: every patient recorded as
         // female) or `off`.
-        let policy = self.store.current_policies().await?.into_iter().find(|v| v.key == "session.pregnancy_test").and_then(|v| v.value);
+        let policy = self.policy_value("session.pregnancy_test").await?;
         if policy.as_deref() == Some("off") {
             return Ok(false);
         }
@@ -1228,13 +1232,16 @@ impl App {
         let ctx = self.ctx(p, "treatment");
         let now = self.clock.now();
         let sessions = self.store.active_sessions(&ctx).await?;
+        // Every chair stays on the board (its alarms must be seen); a patient outside the
+        // viewer's care teams shows without initials, as on the room display.
+        let scope = if identified { self.patient_scope(p).await? } else { crate::access::PatientScope::Only(Default::default()) };
         let mut out = Vec::new();
         for s in &sessions {
             let trend = self.trend(&ctx, s.id, now).await?;
             let last = self.store.last_readings(s.id).await?;
             let alarms = self.store.session_alarms(&ctx, s.id, true).await?;
             let events = if s.dose_started_at.is_some() { self.store.session_events(&ctx, s.id).await? } else { Vec::new() };
-            let initials = if identified {
+            let initials = if identified && scope.allows(s.patient_id) {
                 let d = self.patient(p, s.patient_id).await?.demographics;
                 Some(initials(d.name.given(), d.name.family()))
             } else {

@@ -273,4 +273,28 @@ pub trait Store:
     async fn set_policy(&self, ctx: &AuditCtx, v: &PolicyVersion) -> DbResult<()>;
     /// The latest version of every policy key that has one.
     async fn current_policies(&self) -> DbResult<Vec<PolicyVersion>>;
+
+    // ---- care teams and emergency access ----
+    /// Adds a clinician to a patient's care team; audited. [`DbError::Conflict`] when they are
+    /// on it already.
+    async fn add_care_team_member(&self, ctx: &AuditCtx, m: &CareTeamMember) -> DbResult<()>;
+    /// Removes a clinician from a patient's care team (the membership ends once, with who and
+    /// why); audited. [`DbError::NotFound`] when they are not on it.
+    async fn remove_care_team_member(&self, ctx: &AuditCtx, patient: PatientId, user: UserId, reason: &str) -> DbResult<()>;
+    /// A patient's current care team, in the order added; audited as a read.
+    async fn care_team(&self, ctx: &AuditCtx, patient: PatientId) -> DbResult<Vec<CareTeamMember>>;
+    /// The patient a questionnaire request, safety alert or schedule belongs to (by its id);
+    /// `None` for an unknown id.
+    async fn patient_of(&self, thing: Owned, id: &str) -> DbResult<Option<PatientId>>;
+    /// The patients whose current care team `user` is on (ids only).
+    async fn care_team_patients(&self, user: UserId) -> DbResult<Vec<PatientId>>;
+    /// Stores an emergency access; audited with `purpose=emergency` and its reason.
+    async fn create_emergency_access(&self, ctx: &AuditCtx, g: &EmergencyAccess) -> DbResult<()>;
+    /// The emergency accesses of `user` in force at `now`.
+    async fn active_emergency_access(&self, user: UserId, now: chrono::DateTime<chrono::Utc>) -> DbResult<Vec<EmergencyAccess>>;
+    /// Emergency accesses, newest first: the unreviewed ones, or the latest `limit` of all.
+    async fn list_emergency_access(&self, unreviewed_only: bool, limit: i64) -> DbResult<Vec<EmergencyAccess>>;
+    /// Records the medical director's review of an emergency access, once; audited.
+    /// [`DbError::NotFound`] for an unknown id, [`DbError::Conflict`] when already reviewed.
+    async fn review_emergency_access(&self, ctx: &AuditCtx, id: uuid::Uuid, review: &AccessReview) -> DbResult<EmergencyAccess>;
 }

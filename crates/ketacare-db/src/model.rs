@@ -298,3 +298,76 @@ pub struct ProposalDecision {
     /// Why (required to reject).
     pub reason: Option<String>,
 }
+
+/// A thing with its own id that belongs to one patient.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owned {
+    /// A questionnaire request.
+    QuestionnaireRequest,
+    /// A safety alert.
+    SafetyAlert,
+    /// An assessment schedule.
+    Schedule,
+}
+
+impl Owned {
+    /// Its table (a fixed name, never user input).
+    pub fn table(self) -> &'static str {
+        match self {
+            Owned::QuestionnaireRequest => "questionnaire_requests",
+            Owned::SafetyAlert => "safety_alerts",
+            Owned::Schedule => "assessment_schedules",
+        }
+    }
+}
+
+/// A clinician on a patient's care team (added once, removed once).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CareTeamMember {
+    /// Id of the membership.
+    pub id: uuid::Uuid,
+    /// The patient.
+    pub patient_id: PatientId,
+    /// The clinician.
+    pub user_id: UserId,
+    /// Who added them.
+    pub added_by: UserId,
+    /// Their username.
+    pub added_by_name: String,
+    /// When.
+    pub added_at: DateTime<Utc>,
+}
+
+/// An emergency ("break-glass") access to a chart outside a clinician's care teams.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EmergencyAccess {
+    /// Id.
+    pub id: uuid::Uuid,
+    /// The patient.
+    pub patient_id: PatientId,
+    /// The clinician who opened the chart.
+    pub user_id: UserId,
+    /// Their username.
+    pub username: String,
+    /// Why, in their words.
+    pub reason: String,
+    /// When it was granted.
+    pub granted_at: DateTime<Utc>,
+    /// When it ends.
+    pub expires_at: DateTime<Utc>,
+    /// The medical director's review, once done.
+    pub review: Option<AccessReview>,
+}
+
+/// The medical director's review of an emergency access.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccessReview {
+    /// Who reviewed.
+    pub by: UserId,
+    /// Their username.
+    pub by_name: String,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// What they concluded.
+    pub note: String,
+}

@@ -1197,6 +1197,147 @@ macro_rules! impl_sql_store {
                 self.list_policy_proposals(false).await?.into_iter().find(|p| p.id == id).ok_or($crate::DbError::NotFound)
             }
 
+            async fn add_care_team_member(&self, ctx: &$crate::AuditCtx, m: &$crate::CareTeamMember) -> $crate::DbResult<()> {
+                let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
+                $crate::__sqlx::query("INSERT INTO care_team_members (id, patient_id, user_id, added_by, added_by_name, added_at) VALUES ($1, $2, $3, $4, $5, $6)")
+                    .bind(m.id.to_string())
+                    .bind(m.patient_id.to_string())
+                    .bind(m.user_id.to_string())
+                    .bind(m.added_by.to_string())
+                    .bind(m.added_by_name.clone())
+                    .bind($crate::codec::ts(m.added_at))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?;
+                let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Create, ::ketacare_domain::audit::AuditOutcome::Success, "CareTeam", Some(m.user_id.to_string()), Some(m.patient_id), Some("member added".into()));
+                Self::__audit(&mut *tx, &e).await?;
+                tx.commit().await.map_err($crate::DbError::from_sqlx)
+            }
+
+            async fn remove_care_team_member(&self, ctx: &$crate::AuditCtx, patient: ::ketacare_domain::ids::PatientId, user: ::ketacare_domain::ids::UserId, reason: &str) -> $crate::DbResult<()> {
+                let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
+                let n = $crate::__sqlx::query("UPDATE care_team_members SET removed_by = $1, removed_by_name = $2, removed_at = $3, removal_reason = $4 WHERE patient_id = $5 AND user_id = $6 AND removed_at IS NULL")
+                    .bind(ctx.actor.user_id.map(|u| u.to_string()).unwrap_or_default())
+                    .bind(ctx.actor.username.clone())
+                    .bind($crate::codec::ts(ctx.at))
+                    .bind(reason.to_owned())
+                    .bind(patient.to_string())
+                    .bind(user.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?
+                    .rows_affected();
+                if n == 0 {
+                    return Err($crate::DbError::NotFound);
+                }
+                let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Update, ::ketacare_domain::audit::AuditOutcome::Success, "CareTeam", Some(user.to_string()), Some(patient), Some(format!("member removed: {reason}")));
+                Self::__audit(&mut *tx, &e).await?;
+                tx.commit().await.map_err($crate::DbError::from_sqlx)
+            }
+
+            async fn care_team(&self, ctx: &$crate::AuditCtx, patient: ::ketacare_domain::ids::PatientId) -> $crate::DbResult<Vec<$crate::CareTeamMember>> {
+                let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
+                let rows: Vec<(String, String, String, String, String, String)> = $crate::__sqlx::query_as(
+                    "SELECT id, patient_id, user_id, added_by, added_by_name, added_at FROM care_team_members WHERE patient_id = $1 AND removed_at IS NULL ORDER BY added_at, id",
+                )
+                .bind(patient.to_string())
+                .fetch_all(&mut *tx)
+                .await
+                .map_err($crate::DbError::from_sqlx)?;
+                let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Read, ::ketacare_domain::audit::AuditOutcome::Success, "CareTeam", None, Some(patient), Some(format!("{} members", rows.len())));
+                Self::__audit(&mut *tx, &e).await?;
+                tx.commit().await.map_err($crate::DbError::from_sqlx)?;
+                rows.into_iter()
+                    .map(|(id, pid, uid, by, by_name, at)| {
+                        Ok($crate::CareTeamMember {
+                            id: $crate::sql::uuid_col(&id)?,
+                            patient_id: $crate::sql::id_col(&pid, ::ketacare_domain::ids::PatientId::parse)?,
+                            user_id: $crate::sql::id_col(&uid, ::ketacare_domain::ids::UserId::parse)?,
+                            added_by: $crate::sql::id_col(&by, ::ketacare_domain::ids::UserId::parse)?,
+                            added_by_name: by_name,
+                            added_at: $crate::codec::parse_ts(&at)?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn patient_of(&self, thing: $crate::Owned, id: &str) -> $crate::DbResult<Option<::ketacare_domain::ids::PatientId>> {
+                let sql = format!("SELECT patient_id FROM {} WHERE id = $1", thing.table());
+                let pid: Option<String> = $crate::__sqlx::query_scalar(&sql).bind(id.to_owned()).fetch_optional(&self.pool).await.map_err($crate::DbError::from_sqlx)?;
+                pid.map(|p| $crate::sql::id_col(&p, ::ketacare_domain::ids::PatientId::parse)).transpose()
+            }
+
+            async fn care_team_patients(&self, user: ::ketacare_domain::ids::UserId) -> $crate::DbResult<Vec<::ketacare_domain::ids::PatientId>> {
+                let rows: Vec<(String,)> = $crate::__sqlx::query_as("SELECT patient_id FROM care_team_members WHERE user_id = $1 AND removed_at IS NULL")
+                    .bind(user.to_string())
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?;
+                rows.into_iter().map(|(p,)| $crate::sql::id_col(&p, ::ketacare_domain::ids::PatientId::parse)).collect()
+            }
+
+            async fn create_emergency_access(&self, ctx: &$crate::AuditCtx, g: &$crate::EmergencyAccess) -> $crate::DbResult<()> {
+                let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
+                $crate::__sqlx::query("INSERT INTO emergency_access (id, patient_id, user_id, username, reason, granted_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+                    .bind(g.id.to_string())
+                    .bind(g.patient_id.to_string())
+                    .bind(g.user_id.to_string())
+                    .bind(g.username.clone())
+                    .bind(g.reason.clone())
+                    .bind($crate::codec::ts(g.granted_at))
+                    .bind($crate::codec::ts(g.expires_at))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?;
+                let flagged = $crate::AuditCtx { actor: ctx.actor.clone(), at: ctx.at, purpose: "emergency" };
+                let e = $crate::sql::event(&flagged, ::ketacare_domain::audit::AuditAction::Create, ::ketacare_domain::audit::AuditOutcome::Success, "EmergencyAccess", Some(g.id.to_string()), Some(g.patient_id), Some(format!("until {}; reason: {}", $crate::codec::ts(g.expires_at), g.reason)));
+                Self::__audit(&mut *tx, &e).await?;
+                tx.commit().await.map_err($crate::DbError::from_sqlx)
+            }
+
+            async fn active_emergency_access(&self, user: ::ketacare_domain::ids::UserId, now: ::chrono::DateTime<::chrono::Utc>) -> $crate::DbResult<Vec<$crate::EmergencyAccess>> {
+                let sql = format!("SELECT {} FROM emergency_access WHERE user_id = $1 AND granted_at <= $2 AND expires_at > $2 ORDER BY granted_at DESC, id", $crate::sql::EMERGENCY_COLS);
+                let rows: Vec<$crate::sql::EmergencyRow> = $crate::__sqlx::query_as(&sql)
+                    .bind(user.to_string())
+                    .bind($crate::codec::ts(now))
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?;
+                rows.into_iter().map($crate::sql::emergency_from_row).collect()
+            }
+
+            async fn list_emergency_access(&self, unreviewed_only: bool, limit: i64) -> $crate::DbResult<Vec<$crate::EmergencyAccess>> {
+                let filter = if unreviewed_only { "WHERE reviewed_at IS NULL" } else { "" };
+                let sql = format!("SELECT {} FROM emergency_access {filter} ORDER BY granted_at DESC, id LIMIT $1", $crate::sql::EMERGENCY_COLS);
+                let rows: Vec<$crate::sql::EmergencyRow> = $crate::__sqlx::query_as(&sql).bind(limit).fetch_all(&self.pool).await.map_err($crate::DbError::from_sqlx)?;
+                rows.into_iter().map($crate::sql::emergency_from_row).collect()
+            }
+
+            async fn review_emergency_access(&self, ctx: &$crate::AuditCtx, id: $crate::__uuid::Uuid, review: &$crate::AccessReview) -> $crate::DbResult<$crate::EmergencyAccess> {
+                let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
+                let sql = format!("SELECT {} FROM emergency_access WHERE id = $1", $crate::sql::EMERGENCY_COLS);
+                let row: Option<$crate::sql::EmergencyRow> = $crate::__sqlx::query_as(&sql).bind(id.to_string()).fetch_optional(&mut *tx).await.map_err($crate::DbError::from_sqlx)?;
+                let Some(mut g) = row.map($crate::sql::emergency_from_row).transpose()? else { return Err($crate::DbError::NotFound) };
+                let n = $crate::__sqlx::query("UPDATE emergency_access SET reviewed_by = $1, reviewed_by_name = $2, reviewed_at = $3, review_note = $4 WHERE id = $5 AND reviewed_at IS NULL")
+                    .bind(review.by.to_string())
+                    .bind(review.by_name.clone())
+                    .bind($crate::codec::ts(review.at))
+                    .bind(review.note.clone())
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?
+                    .rows_affected();
+                if n != 1 {
+                    return Err($crate::DbError::Conflict("the emergency access was already reviewed".into()));
+                }
+                let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Update, ::ketacare_domain::audit::AuditOutcome::Success, "EmergencyAccess", Some(id.to_string()), Some(g.patient_id), Some(format!("reviewed: {}", review.note)));
+                Self::__audit(&mut *tx, &e).await?;
+                tx.commit().await.map_err($crate::DbError::from_sqlx)?;
+                g.review = Some(review.clone());
+                Ok(g)
+            }
+
             async fn set_policy(&self, ctx: &$crate::AuditCtx, v: &$crate::PolicyVersion) -> $crate::DbResult<()> {
                 let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
                 $crate::__sqlx::query("INSERT INTO policy_versions (id, key, value, reason, set_by, set_by_name, set_at, version) VALUES ($1, $2, $3, $4, $5, $6, $7, (SELECT COALESCE(MAX(q.version), 0) + 1 FROM policy_versions q WHERE q.key = $2))")
@@ -1265,4 +1406,47 @@ pub fn challenge_from_row(
         expires_at: crate::codec::parse_ts(&expires_at)?,
         attempts: u32::try_from(attempts).map_err(|_| crate::DbError::Corrupt(format!("login_challenges.attempts {attempts}")))?,
     }))
+}
+
+/// Columns of `emergency_access`, in the order of [`EmergencyRow`].
+pub const EMERGENCY_COLS: &str =
+    "id, patient_id, user_id, username, reason, granted_at, expires_at, reviewed_by, reviewed_by_name, reviewed_at, review_note";
+
+/// A row of `emergency_access`.
+pub type EmergencyRow =
+    (String, String, String, String, String, String, String, Option<String>, Option<String>, Option<String>, Option<String>);
+
+/// A uuid column.
+pub fn uuid_col(s: &str) -> crate::DbResult<uuid::Uuid> {
+    uuid::Uuid::parse_str(s).map_err(|e| crate::DbError::Corrupt(format!("identifier {s}: {e}")))
+}
+
+/// An id column parsed by `parse`.
+pub fn id_col<T, E: std::fmt::Display>(s: &str, parse: impl Fn(&str) -> Result<T, E>) -> crate::DbResult<T> {
+    parse(s).map_err(|e| crate::DbError::Corrupt(format!("identifier {s}: {e}")))
+}
+
+/// An emergency access from its row.
+pub fn emergency_from_row(r: EmergencyRow) -> crate::DbResult<crate::EmergencyAccess> {
+    use ketacare_domain::ids::{PatientId, UserId};
+    let (id, pid, uid, username, reason, granted, expires, by, by_name, at, note) = r;
+    let review = match (by, at) {
+        (Some(by), Some(at)) => Some(crate::AccessReview {
+            by: id_col(&by, UserId::parse)?,
+            by_name: by_name.unwrap_or_default(),
+            at: crate::codec::parse_ts(&at)?,
+            note: note.unwrap_or_default(),
+        }),
+        _ => None,
+    };
+    Ok(crate::EmergencyAccess {
+        id: uuid_col(&id)?,
+        patient_id: id_col(&pid, PatientId::parse)?,
+        user_id: id_col(&uid, UserId::parse)?,
+        username,
+        reason,
+        granted_at: crate::codec::parse_ts(&granted)?,
+        expires_at: crate::codec::parse_ts(&expires)?,
+        review,
+    })
 }

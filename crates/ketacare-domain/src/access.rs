@@ -48,6 +48,9 @@ pub enum Permission {
     /// Plan protocols, order doses and approve another prescriber's soft-limit override
     /// (prescribers and the medical director).
     Prescribe,
+    /// Review emergency ("break-glass") accesses to charts outside a clinician's care teams
+    /// (medical director).
+    ReviewEmergencyAccess,
 }
 
 impl Role {
@@ -100,6 +103,7 @@ impl Role {
                 SignScreening,
                 AcceptScreeningFinding,
                 Prescribe,
+                ReviewEmergencyAccess,
             ],
             Role::Prescriber => &[ReadPatients, WriteDemographics, WriteDiagnoses, WriteClinical, SignScreening, Prescribe],
             Role::Nurse => &[ReadPatients, WriteDemographics, WriteClinical],
@@ -159,6 +163,100 @@ pub fn check_new_password(pw: &str, username: &str, common: &[&str]) -> Result<(
         return Err("is on the list of commonly used passwords; choose another".to_owned());
     }
     Ok(())
+}
+
+/// Whose charts a nurse or prescriber opens without giving a reason: clinic policy
+/// [`ChartScope::POLICY_KEY`], set by the medical director.
+///
+/// The medical director, who reviews emergency accesses, always sees every chart.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ChartScope {
+    /// Every clinician opens every chart (a small clinic where everyone treats everyone).
+    #[default]
+    All,
+    /// A clinician opens the charts of the patients whose care team they are on; any other chart
+    /// only through an emergency access with a reason.
+    CareTeam,
+}
+
+/// An emergency ("break-glass") access lasts this long: one clinic day, so that it covers the
+/// emergency and the treatment session around it but not the next day's work. The medical
+/// director reviews every one.
+pub const EMERGENCY_ACCESS_HOURS: i64 = 12;
+
+/// A reason for an emergency access must say something: at least this many characters.
+pub const EMERGENCY_REASON_MIN_CHARS: usize = 10;
+
+impl ChartScope {
+    /// The clinic-policy key.
+    pub const POLICY_KEY: &'static str = "access.chart_scope";
+
+    /// Stable code (`all`, `care_team`).
+    pub fn code(self) -> &'static str {
+        match self {
+            ChartScope::All => "all",
+            ChartScope::CareTeam => "care_team",
+        }
+    }
+
+    /// Parses a code.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "all" => Ok(ChartScope::All),
+            "care_team" => Ok(ChartScope::CareTeam),
+            _ => Err("must be all (every clinician opens every chart) or care_team (a clinician opens their care teams' charts; others only in an emergency, with a reason)".to_owned()),
+        }
+    }
+
+    /// Whether `role` opens every chart under this scope without a care-team membership.
+    pub fn sees_every_chart(self, role: Role) -> bool {
+        self == ChartScope::All || role == Role::MedicalDirector
+    }
+}
+
+/// Checks the reason given for an emergency access.
+pub fn check_emergency_reason(reason: &str) -> Result<String, String> {
+    let t = reason.trim();
+    let n = t.chars().count();
+    if n < EMERGENCY_REASON_MIN_CHARS {
+        return Err(format!(
+            "must say why you need this chart now, in at least {EMERGENCY_REASON_MIN_CHARS} characters (got {n}); the medical director reviews it"
+        ));
+    }
+    if n > 500 {
+        return Err(format!("must be at most 500 characters (got {n})"));
+    }
+    Ok(t.to_owned())
+}
+
+#[cfg(test)]
+mod scope_tests {
+    use super::*;
+
+    #[test]
+    fn the_director_sees_every_chart_and_others_only_under_all() {
+        for role in [Role::Prescriber, Role::Nurse] {
+            assert!(ChartScope::All.sees_every_chart(role));
+            assert!(!ChartScope::CareTeam.sees_every_chart(role));
+        }
+        assert!(ChartScope::CareTeam.sees_every_chart(Role::MedicalDirector));
+        assert_eq!(ChartScope::default(), ChartScope::All);
+    }
+
+    #[test]
+    fn scope_codes_round_trip_and_others_are_refused() {
+        for s in [ChartScope::All, ChartScope::CareTeam] {
+            assert_eq!(ChartScope::parse(s.code()), Ok(s));
+        }
+        assert!(ChartScope::parse("team").unwrap_err().contains("care_team"));
+    }
+
+    #[test]
+    fn an_emergency_reason_must_say_something() {
+        assert!(check_emergency_reason("  x  ").unwrap_err().contains("at least 10"));
+        assert_eq!(check_emergency_reason(" patient unwell in room 2 ").as_deref(), Ok("patient unwell in room 2"));
+        assert!(check_emergency_reason(&"a".repeat(501)).is_err());
+    }
 }
 
 #[cfg(test)]

@@ -106,7 +106,20 @@ pub struct Catalog<'a> {
     pub timepoints: &'a [TimePoint],
 }
 
-impl Catalog<'_> {
+impl<'a> Catalog<'a> {
+    /// What the mapping needs of the clinic's knowledge files.
+    pub fn from_knowledge(k: &'a ketacare_knowledge::Knowledge) -> Self {
+        Catalog {
+            instruments: &k.instruments,
+            conditions: &k.screening.conditions,
+            diagnoses: &k.diagnoses,
+            drug: (&k.drug_library.drug, &k.drug_library.rxnorm.0),
+            anthropometry: &k.anthropometry,
+            age_limits: k.age_limits,
+            timepoints: &k.assessment_timing.timepoints,
+        }
+    }
+
     /// The instrument with `key`.
     pub fn instrument(&self, key: &str) -> Option<&Instrument> {
         self.instruments.iter().find(|i| i.key == key)

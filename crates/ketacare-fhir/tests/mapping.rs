@@ -26,15 +26,7 @@ fn now() -> DateTime<Utc> {
 }
 
 fn catalog(k: &Knowledge) -> Catalog<'_> {
-    Catalog {
-        instruments: &k.instruments,
-        conditions: &k.screening.conditions,
-        diagnoses: &k.diagnoses,
-        drug: (&k.drug_library.drug, &k.drug_library.rxnorm.0),
-        anthropometry: &k.anthropometry,
-        age_limits: k.age_limits,
-        timepoints: &k.assessment_timing.timepoints,
-    }
+    Catalog::from_knowledge(k)
 }
 
 fn provenance() -> Provenance {

@@ -857,6 +857,7 @@ pub fn openapi_document() -> utoipa::openapi::OpenApi {
     doc.merge(crate::clinic_report::ClinicReportDoc::openapi());
     doc.merge(crate::exports::ExportsDoc::openapi());
     doc.merge(crate::account::AccountDoc::openapi());
+    doc.merge(crate::access::AccessDoc::openapi());
     finish(doc)
 }
 

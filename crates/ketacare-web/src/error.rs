@@ -37,7 +37,7 @@ pub struct WarningDto {
 /// The JSON error body.
 #[derive(Serialize, ToSchema)]
 pub struct Problem {
-    /// `unauthenticated`, `forbidden`, `not_found`, `validation`, `needs_confirmation`, `conflict`, `internal`.
+    /// `unauthenticated`, `forbidden`, `outside_care_team`, `not_found`, `validation`, `needs_confirmation`, `conflict`, `rate_limited`, `sign_in_again`, `internal`.
     pub error: String,
     /// Human-readable summary.
     pub message: String,
@@ -65,6 +65,13 @@ impl WebError {
             AppError::Unauthenticated => p(StatusCode::UNAUTHORIZED, "unauthenticated", "log in first".into()),
             AppError::Forbidden => p(StatusCode::FORBIDDEN, "forbidden", "your role does not allow this".into()),
             AppError::NotFound => p(StatusCode::NOT_FOUND, "not_found", "no such record".into()),
+            AppError::OutsideCareTeam(id) => p(
+                StatusCode::FORBIDDEN,
+                "outside_care_team",
+                format!(
+                    "this patient is not on your care team; to open the chart in an emergency, give your reason to POST /api/patients/{id}/emergency-access (the medical director reviews every emergency access)"
+                ),
+            ),
             AppError::Conflict(c) => p(StatusCode::CONFLICT, "conflict", c.clone()),
             AppError::Validation(e) => {
                 let (s, mut pr) = p(StatusCode::UNPROCESSABLE_ENTITY, "validation", format!("check these fields: {e}"));
@@ -137,6 +144,9 @@ impl IntoResponse for WebError {
         }
         if status == StatusCode::UNAUTHORIZED {
             return Redirect::to("/login?expired=1").into_response();
+        }
+        if let AppError::OutsideCareTeam(id) = &self.inner {
+            return (status, crate::access::outside_page(*id)).into_response();
         }
         (status, crate::views::error_page(status, &problem.message)).into_response()
     }

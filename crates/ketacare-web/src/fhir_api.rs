@@ -94,6 +94,12 @@ impl From<AppError> for Oo {
                 None,
             ),
             AppError::NotFound => Oo::one(StatusCode::NOT_FOUND, "not-found", "no such resource", None),
+            AppError::OutsideCareTeam(id) => Oo::one(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                format!("this patient is not on your care team; to open the chart in an emergency, give your reason to POST /api/patients/{id}/emergency-access (the medical director reviews every emergency access)"),
+                None,
+            ),
             AppError::Conflict(c) => Oo::one(StatusCode::CONFLICT, "conflict", c, None),
             AppError::Validation(errs) => Oo(
                 StatusCode::UNPROCESSABLE_ENTITY,

@@ -12,6 +12,7 @@
 //!   requests must be same-origin, forms carry a per-session anti-forgery token, and JSON
 //!   endpoints only accept `application/json` bodies (which a cross-site form cannot send).
 
+mod access;
 mod account;
 pub mod api;
 mod api_dosing;
@@ -156,6 +157,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(pages::routes())
         .merge(account::routes())
+        .merge(access::routes())
         .merge(outcomes::routes())
         .merge(screening::routes())
         .merge(dosing::routes())

@@ -167,6 +167,9 @@ async fn patient_list(State(state): State<AppState>, Auth(p): Auth, Query(q): Qu
     let query = q.q.unwrap_or_default();
     let pg = q.page.unwrap_or(0).max(0);
     let rows = state.app.search_patients(&p, &query, Page { limit: 50, offset: pg * 50 }).await.map_err(ui)?;
+    // An exact MRN outside the clinician's care teams is named, with the way to open it in an
+    // emergency (the list itself holds their own patients).
+    let outside = if rows.is_empty() { state.app.locate_outside_scope(&p, &query).await.map_err(ui)? } else { None };
     let today = state.app.clock().now().date_naive();
     let open_alerts = state.app.open_alert_count(&p).await;
     Ok(page(
@@ -188,7 +191,13 @@ async fn patient_list(State(state): State<AppState>, Auth(p): Auth, Query(q): Qu
                 input #q name="q" type="search" value=(query);
                 button type="submit" { "Search" }
             }
-            @if rows.is_empty() { p.muted { "No patients match." } }
+            @if let Some((oid, label)) = &outside {
+                div.alert.alert-warning role="status" data-testid="outside-scope" {
+                    (label) " is not on your care team. "
+                    a href=(format!("/patients/{oid}/emergency-access")) { "Open in an emergency…" }
+                }
+            }
+            @if rows.is_empty() { @if outside.is_none() { p.muted { "No patients match." } } }
             @else {
                 table.list {
                     thead { tr { th { "Name" } th { "MRN" } th { "Age" } th { "Sex" } } }
@@ -296,6 +305,7 @@ fn record_links(r: &RecordVersion) -> Markup {
 
 async fn chart(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> PageResult {
     let c = state.app.chart(&p, pid(&id)?).await.map_err(ui)?;
+    let access = state.app.authorize_patient(&p, c.patient.patient_id).await.map_err(ui)?;
     let d = &c.patient.demographics;
     let today = state.app.clock().now().date_naive();
     let base = format!("/patients/{}", c.patient.patient_id);
@@ -338,8 +348,10 @@ async fn chart(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<Stri
                     a.button.primary href=(format!("{base}/care-plan")) { "Care plan" }
                     @if p.can(Permission::WriteDemographics) { a.button href=(format!("{base}/edit")) { "Amend demographics" } }
                     a.button href=(format!("{base}/history")) { "Demographics history (v" (c.patient.version) ")" }
+                    a.button href=(format!("{base}/care-team")) { "Care team" }
                 }
             }
+            (crate::access::emergency_banner(&access))
             div.grid {
                 section.card #contact {
                     h2 { "Contact" }

@@ -42,10 +42,6 @@ pub fn routes() -> Router<AppState> {
     Router::new().route("/patients/{id}/report.pdf", get(report_page)).route("/api/patients/{id}/report.pdf", get(report_api))
 }
 
-/// Clinic policy key of the clinic's name on reports.
-const CLINIC_NAME_KEY: &str = "clinic.name";
-/// The name used when the clinic has not set one.
-const DEFAULT_CLINIC_NAME: &str = "Ketacare clinic";
 /// Scales that are tolerability or safety measures, not outcomes (shown in their own sections
 /// or not at all).
 const NOT_OUTCOMES: [&str; 4] = ["cadss", "moaas", "cssrs_screener", "icsi"];
@@ -97,17 +93,9 @@ async fn pdf_response(app: &App, p: &Principal, id: PatientId) -> Result<Respons
         .into_response())
 }
 
-/// The clinic's name on reports: clinic policy `clinic.name`, or a neutral name when unset.
+/// The clinic's name on reports (clinic policy `clinic.name`).
 pub(crate) async fn clinic_name(app: &App) -> Result<String, AppError> {
-    Ok(app
-        .store()
-        .current_policies()
-        .await?
-        .into_iter()
-        .find(|v| v.key == CLINIC_NAME_KEY)
-        .and_then(|v| v.value)
-        .filter(|v| !v.trim().is_empty())
-        .unwrap_or_else(|| DEFAULT_CLINIC_NAME.to_owned()))
+    app.clinic_name().await
 }
 
 fn f(d: Decimal) -> f64 {

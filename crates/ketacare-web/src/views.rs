@@ -29,6 +29,7 @@ pub fn layout(p: Option<&Principal>, title: &str, body: Markup) -> Markup {
                             @if p.can(Permission::ReadPatients) { a href="/patients" { "Patients" } a href="/board" { "Live board" } a href="/alerts" { "Safety alerts" } a href="/safety" { "Safety board" } a href="/calculator" { "Dose calculator" } a href="/simulate" { "Simulator" } a href="/protocols" { "Protocols" } }
                             @if p.can(Permission::ReadDeidentified) { @if !p.can(Permission::ReadPatients) { a href="/simulate" { "Simulator" } } a href="/research" { "Research" } }
                             @if p.can(Permission::ReadAudit) { a href="/audit" { "Audit trail" } a href="/dose-quality" { "Dose quality" } }
+                            @if p.can(Permission::ReviewEmergencyAccess) { a href="/access" { "Chart access" } }
                             @if p.can(Permission::ManageUsers) { a href="/admin/users" { "Users" } }
                             a href="/knowledge" { "Clinical rules" }
                             a href="/account" { "Account" }

@@ -190,34 +190,33 @@ impl Config {
     }
 }
 
-impl Config {
-    /// The audit signing key from `audit_signing_key` or the file named by
-    /// `audit_signing_key_file`, if either is set.
-    pub fn audit_key(&self) -> anyhow::Result<Option<ketacare_app::audit_chain::AuditKey>> {
-        let (text, what) = if !self.audit_signing_key_file.is_empty() {
-            let t = std::fs::read_to_string(&self.audit_signing_key_file)
-                .with_context(|| format!("reading audit_signing_key_file {}", self.audit_signing_key_file))?;
-            (t, format!("the file {}", self.audit_signing_key_file))
-        } else if !self.audit_signing_key.is_empty() {
-            (self.audit_signing_key.clone(), "audit_signing_key".to_owned())
-        } else {
-            return Ok(None);
-        };
-        ketacare_app::audit_chain::AuditKey::from_hex(&text).map(Some).map_err(|e| anyhow::anyhow!("{what} {e}"))
+/// A secret setting given either inline (`name`) or as a file (`name_file`, which wins): its
+/// text and how to name its source in an error, or `None` when neither is set.
+fn secret_setting(inline: &str, file: &str, name: &str) -> anyhow::Result<Option<(String, String)>> {
+    if !file.is_empty() {
+        let t = std::fs::read_to_string(file).with_context(|| format!("reading {name}_file {file}"))?;
+        Ok(Some((t, format!("the file {file}"))))
+    } else if !inline.is_empty() {
+        Ok(Some((inline.to_owned(), name.to_owned())))
+    } else {
+        Ok(None)
     }
 }
 
 impl Config {
+    /// The audit signing key from `audit_signing_key` or the file named by
+    /// `audit_signing_key_file`, if either is set.
+    pub fn audit_key(&self) -> anyhow::Result<Option<ketacare_app::audit_chain::AuditKey>> {
+        let Some((text, what)) = secret_setting(&self.audit_signing_key, &self.audit_signing_key_file, "audit_signing_key")? else {
+            return Ok(None);
+        };
+        ketacare_app::audit_chain::AuditKey::from_hex(&text).map(Some).map_err(|e| anyhow::anyhow!("{what} {e}"))
+    }
+
     /// The SQLite database key from `database_key` or the file named by `database_key_file`,
     /// if either is set.
     pub fn database_key(&self) -> anyhow::Result<Option<DatabaseKey>> {
-        let (text, what) = if !self.database_key_file.is_empty() {
-            let t = std::fs::read_to_string(&self.database_key_file)
-                .with_context(|| format!("reading database_key_file {}", self.database_key_file))?;
-            (t, format!("the file {}", self.database_key_file))
-        } else if !self.database_key.is_empty() {
-            (self.database_key.clone(), "database_key".to_owned())
-        } else {
+        let Some((text, what)) = secret_setting(&self.database_key, &self.database_key_file, "database_key")? else {
             return Ok(None);
         };
         DatabaseKey::parse(&text).map(Some).map_err(|e| anyhow::anyhow!("{what} {e}"))

@@ -1,0 +1,161 @@
+//! Care teams and emergency accesses in storage, on both backends: a membership is added once
+//! and removed once with its reason; an emergency access is in force only in its window and
+//! is reviewed once; neither can be deleted or rewritten; every change is audited.
+
+use chrono::Duration;
+use ketacare_db::{AccessReview, AuditFilter, CareTeamMember, DbError, EmergencyAccess, Owned, Page};
+use ketacare_db_tests::fixtures::{ctx, patient, t0, user};
+use ketacare_db_tests::{both_backends, TestDb};
+use ketacare_domain::access::Role;
+use uuid::Uuid;
+
+both_backends!(
+    a_care_team_membership_is_added_once_and_removed_once_with_its_reason,
+    an_emergency_access_is_in_force_in_its_window_and_reviewed_once,
+    care_teams_and_emergency_accesses_cannot_be_deleted_or_rewritten,
+    things_with_their_own_id_name_their_patient,
+);
+
+fn member(p: ketacare_domain::ids::PatientId, u: &ketacare_db::User, by: &ketacare_db::User) -> CareTeamMember {
+    CareTeamMember {
+        id: Uuid::new_v4(),
+        patient_id: p,
+        user_id: u.id,
+        added_by: by.id,
+        added_by_name: by.username.as_str().to_owned(),
+        added_at: t0(),
+    }
+}
+
+fn access(p: ketacare_domain::ids::PatientId, u: &ketacare_db::User) -> EmergencyAccess {
+    EmergencyAccess {
+        id: Uuid::new_v4(),
+        patient_id: p,
+        user_id: u.id,
+        username: u.username.as_str().to_owned(),
+        reason: "covering the infusion room".into(),
+        granted_at: t0(),
+        expires_at: t0() + Duration::hours(12),
+        review: None,
+    }
+}
+
+async fn a_care_team_membership_is_added_once_and_removed_once_with_its_reason(db: &TestDb) {
+    let s = db.store();
+    let pia = user(db, "pia", "Pia", Role::Prescriber).await;
+    let nina = user(db, "nina", "Nina", Role::Nurse).await;
+    let p = patient(db, &pia, "KC-000001", "Rivera", "Ana").await;
+    let q = patient(db, &pia, "KC-000002", "Lind", "Ebba").await;
+    s.add_care_team_member(&ctx(&pia), &member(p, &pia, &pia)).await.unwrap();
+    s.add_care_team_member(&ctx(&pia), &member(p, &nina, &pia)).await.unwrap();
+    s.add_care_team_member(&ctx(&pia), &member(q, &pia, &pia)).await.unwrap();
+    let again = s.add_care_team_member(&ctx(&pia), &member(p, &nina, &pia)).await;
+    assert!(matches!(again, Err(DbError::Conflict(_))), "one current membership per clinician: {again:?}");
+    let mut team: Vec<String> = s.care_team(&ctx(&pia), p).await.unwrap().iter().map(|m| m.user_id.to_string()).collect();
+    team.sort();
+    let mut expected = vec![pia.id.to_string(), nina.id.to_string()];
+    expected.sort();
+    assert_eq!(team, expected);
+    let mut mine = s.care_team_patients(pia.id).await.unwrap();
+    mine.sort_by_key(|x| x.to_string());
+    let mut both = vec![p, q];
+    both.sort_by_key(|x| x.to_string());
+    assert_eq!(mine, both);
+
+    s.remove_care_team_member(&ctx(&pia), p, nina.id, "moved to the other site").await.unwrap();
+    assert!(matches!(s.remove_care_team_member(&ctx(&pia), p, nina.id, "again").await, Err(DbError::NotFound)));
+    assert!(s.care_team_patients(nina.id).await.unwrap().is_empty());
+    assert_eq!(s.care_team(&ctx(&pia), p).await.unwrap().len(), 1);
+    // Added again later: a new membership beside the ended one.
+    s.add_care_team_member(&ctx(&pia), &member(p, &nina, &pia)).await.unwrap();
+    assert_eq!(s.care_team_patients(nina.id).await.unwrap(), vec![p]);
+
+    let audit = s
+        .search_audit(
+            &ctx(&pia),
+            &AuditFilter {
+                patient_id: Some(p),
+                entity_type: Some("CareTeam".into()),
+                page: Page { limit: 100, offset: 0 },
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let details: Vec<String> = audit.iter().filter_map(|e| e.event.detail.clone()).collect();
+    assert!(details.iter().any(|d| d.contains("member removed: moved to the other site")), "{details:?}");
+    assert_eq!(details.iter().filter(|d| d.contains("member added")).count(), 3, "{details:?}");
+}
+
+async fn an_emergency_access_is_in_force_in_its_window_and_reviewed_once(db: &TestDb) {
+    let s = db.store();
+    let pia = user(db, "pia", "Pia", Role::Prescriber).await;
+    let nina = user(db, "nina", "Nina", Role::Nurse).await;
+    let mira = user(db, "mira", "Mira", Role::MedicalDirector).await;
+    let p = patient(db, &pia, "KC-000001", "Rivera", "Ana").await;
+    let g = access(p, &nina);
+    s.create_emergency_access(&ctx(&nina), &g).await.unwrap();
+    assert_eq!(s.active_emergency_access(nina.id, t0()).await.unwrap(), vec![g.clone()], "from the moment it is granted");
+    assert_eq!(s.active_emergency_access(nina.id, t0() + Duration::hours(11)).await.unwrap().len(), 1);
+    assert!(s.active_emergency_access(nina.id, t0() + Duration::hours(12)).await.unwrap().is_empty(), "ended at expires_at");
+    assert!(s.active_emergency_access(nina.id, t0() - Duration::seconds(1)).await.unwrap().is_empty(), "not before");
+    assert!(s.active_emergency_access(pia.id, t0()).await.unwrap().is_empty(), "the clinician's own");
+
+    assert_eq!(s.list_emergency_access(true, 10).await.unwrap(), vec![g.clone()]);
+    let review = AccessReview { by: mira.id, by_name: "mira".into(), at: t0() + Duration::hours(1), note: "appropriate".into() };
+    let reviewed = s.review_emergency_access(&ctx(&mira), g.id, &review).await.unwrap();
+    assert_eq!(reviewed.review, Some(review.clone()));
+    assert!(matches!(s.review_emergency_access(&ctx(&mira), g.id, &review).await, Err(DbError::Conflict(_))), "once");
+    assert!(matches!(s.review_emergency_access(&ctx(&mira), Uuid::new_v4(), &review).await, Err(DbError::NotFound)));
+    assert!(s.list_emergency_access(true, 10).await.unwrap().is_empty(), "nothing waits");
+    assert_eq!(s.list_emergency_access(false, 10).await.unwrap()[0].review, Some(review));
+
+    let audit = s
+        .search_audit(
+            &ctx(&mira),
+            &AuditFilter {
+                patient_id: Some(p),
+                entity_type: Some("EmergencyAccess".into()),
+                page: Page { limit: 100, offset: 0 },
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let details: Vec<String> = audit.iter().filter_map(|e| e.event.detail.clone()).collect();
+    assert!(details.iter().any(|d| d.contains("purpose=emergency") && d.contains("covering the infusion room")), "flagged: {details:?}");
+    assert!(details.iter().any(|d| d.contains("reviewed: appropriate")), "{details:?}");
+}
+
+async fn care_teams_and_emergency_accesses_cannot_be_deleted_or_rewritten(db: &TestDb) {
+    let s = db.store();
+    let pia = user(db, "pia", "Pia", Role::Prescriber).await;
+    let nina = user(db, "nina", "Nina", Role::Nurse).await;
+    let p = patient(db, &pia, "KC-000001", "Rivera", "Ana").await;
+    s.add_care_team_member(&ctx(&pia), &member(p, &pia, &pia)).await.unwrap();
+    s.add_care_team_member(&ctx(&pia), &member(p, &nina, &pia)).await.unwrap();
+    s.remove_care_team_member(&ctx(&pia), p, nina.id, "left the clinic").await.unwrap();
+    let g = access(p, &nina);
+    s.create_emergency_access(&ctx(&nina), &g).await.unwrap();
+    let review = AccessReview { by: pia.id, by_name: "pia".into(), at: t0(), note: "fine".into() };
+    s.review_emergency_access(&ctx(&pia), g.id, &review).await.unwrap();
+    for sql in [
+        "DELETE FROM care_team_members",
+        "UPDATE care_team_members SET removal_reason = 'rewritten' WHERE removed_at IS NOT NULL",
+        "UPDATE care_team_members SET user_id = 'someone else'",
+        "DELETE FROM emergency_access",
+        "UPDATE emergency_access SET reason = 'rewritten'",
+        "UPDATE emergency_access SET review_note = 'rewritten'",
+    ] {
+        let r = db.exec_raw(sql).await;
+        assert!(r.is_err(), "{sql} must be refused on {}", db.backend());
+    }
+}
+
+async fn things_with_their_own_id_name_their_patient(db: &TestDb) {
+    let s = db.store();
+    for thing in [Owned::QuestionnaireRequest, Owned::SafetyAlert, Owned::Schedule] {
+        assert_eq!(s.patient_of(thing, &Uuid::new_v4().to_string()).await.unwrap(), None, "{thing:?}: unknown id");
+        assert_eq!(s.patient_of(thing, "not-an-id' OR 1=1 --").await.unwrap(), None, "{thing:?}: bound, not spliced");
+    }
+}
