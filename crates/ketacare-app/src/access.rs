@@ -123,6 +123,7 @@ impl App {
         }
         let now = self.clock.now();
         if let Some(g) = self.store.active_emergency_access(p.user.id, now).await?.into_iter().find(|g| g.patient_id == id) {
+            p.emergency.store(true, std::sync::atomic::Ordering::Relaxed);
             return Ok(PatientAccess::Emergency(g));
         }
         let e = AuditEvent {
@@ -139,8 +140,9 @@ impl App {
         Err(AppError::OutsideCareTeam(id))
     }
 
-    /// Checks the scope for a thing addressed by its own id (a questionnaire request, an alert, a
-    /// schedule): the patient it belongs to must be in scope. An unknown id passes, for the use
+    /// Checks the scope for a thing addressed by its own id (a record, a treatment session, a
+    /// questionnaire request, an alert, a schedule), before anything of it is read: the patient
+    /// it belongs to must be in scope. An unknown id passes, for the use
     /// case to report as not found.
     pub(crate) async fn authorize_owner(&self, p: &Principal, thing: Owned, id: &str) -> Result<(), AppError> {
         if let Some(patient) = self.store.patient_of(thing, id).await? {
@@ -180,14 +182,15 @@ impl App {
         Ok((g, true))
     }
 
-    /// The MRN and name of a patient for the emergency-access form, so the clinician sees
-    /// whose chart they are about to open (a read audited with `purpose=emergency`).
-    pub async fn emergency_target(&self, p: &Principal, id: PatientId) -> Result<String, AppError> {
+    /// Whom an emergency-access form opens: the patient's MRN and name when the clinician gave
+    /// that exact MRN (they searched for it), else `None`, so that a bare patient id (from a
+    /// link or the board) does not reveal a name. `NotFound` for an unknown or voided patient.
+    pub async fn emergency_target(&self, p: &Principal, id: PatientId, mrn: &str) -> Result<Option<String>, AppError> {
         self.authorize(p, Permission::ReadPatients, "EmergencyAccess").await?;
         match self.store.get_patient(&self.ctx(p, "emergency"), id).await? {
-            Some(v) if v.action != ketacare_domain::record::VersionAction::Void => {
-                Ok(format!("{} · {}", v.demographics.mrn.as_str(), v.demographics.name.display()))
-            }
+            Some(v) if v.action != ketacare_domain::record::VersionAction::Void => Ok((!mrn.trim().is_empty()
+                && v.demographics.mrn.as_str().eq_ignore_ascii_case(mrn.trim()))
+            .then(|| format!("{} · {}", v.demographics.mrn.as_str(), v.demographics.name.display()))),
             _ => Err(AppError::NotFound),
         }
     }
@@ -205,14 +208,16 @@ impl App {
             .collect())
     }
 
-    /// Who may change a care team: the medical director, or a clinician on the team (not one
-    /// who opened the chart in an emergency, who cannot make that access lasting).
+    /// Who may change a care team: the medical director, or a clinician on the team, whatever
+    /// the scope (so nobody joins teams while every chart is open and keeps them when the
+    /// scope narrows; and one who opened the chart in an emergency cannot make it lasting).
     async fn authorize_team_change(&self, p: &Principal, id: PatientId) -> Result<(), AppError> {
         self.authorize(p, Permission::WriteDemographics, "CareTeam").await?;
-        match self.authorize_patient(p, id).await? {
-            PatientAccess::Usual => Ok(()),
-            PatientAccess::Emergency(_) => Err(AppError::Forbidden),
+        self.authorize_patient(p, id).await?;
+        if p.role() == Role::MedicalDirector || self.store.care_team_patients(p.user.id).await?.contains(&id) {
+            return Ok(());
         }
+        Err(AppError::Forbidden)
     }
 
     /// Adds a clinician (by username) to a patient's care team.
@@ -266,7 +271,7 @@ impl App {
         self.authorize(p, Permission::ReviewEmergencyAccess, "EmergencyAccess").await?;
         let ctx = self.ctx(p, "operations");
         let mut out = Vec::new();
-        for access in self.store.list_emergency_access(!all, 200).await? {
+        for access in self.store.list_emergency_access(!all, if all { 200 } else { 1000 }).await? {
             let patient_label = match self.store.get_patient(&ctx, access.patient_id).await? {
                 Some(v) => format!("{} · {}", v.demographics.mrn.as_str(), v.demographics.name.display()),
                 None => access.patient_id.to_string(),
@@ -278,21 +283,13 @@ impl App {
                 to: Some(access.expires_at),
                 sort: AuditSort::default(),
                 ascending: true,
-                page: Page { limit: 200, offset: 0 },
+                page: Page { limit: 500, offset: 0 },
                 ..AuditFilter::default()
             };
             let trail = self.store.search_audit(&ctx, &filter).await?;
             out.push(EmergencyAccessReport { access, patient_label, trail });
         }
         Ok(out)
-    }
-
-    /// Number of emergency accesses waiting for review (for the medical director's menu).
-    pub async fn unreviewed_emergency_count(&self, p: &Principal) -> usize {
-        if !p.can(Permission::ReviewEmergencyAccess) {
-            return 0;
-        }
-        self.store.list_emergency_access(true, 1000).await.map(|v| v.len()).unwrap_or(0)
     }
 
     /// The medical director records the review of an emergency access, once.

@@ -39,6 +39,9 @@ pub struct Principal {
     pub kind: PrincipalKind,
     /// Client address.
     pub client_addr: Option<String>,
+    /// Set when this request opened a chart through an emergency access: what it reads and
+    /// writes from then on is audited with `purpose=emergency`.
+    pub(crate) emergency: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Principal {
@@ -107,6 +110,7 @@ const ROOM_DISPLAY_LIFETIME: chrono::Duration = chrono::Duration::hours(12);
 
 impl App {
     pub(crate) fn ctx(&self, p: &Principal, purpose: &'static str) -> AuditCtx {
+        let purpose = if purpose == "treatment" && p.emergency.load(std::sync::atomic::Ordering::Relaxed) { "emergency" } else { purpose };
         AuditCtx { actor: p.actor(), at: self.clock.now(), purpose }
     }
 
@@ -218,7 +222,7 @@ impl App {
 
     /// A system principal acting as `user` (command line only).
     pub fn system_principal(&self, user: User) -> Principal {
-        Principal { user, kind: PrincipalKind::System, client_addr: None }
+        Principal { user, kind: PrincipalKind::System, client_addr: None, emergency: Default::default() }
     }
 
     /// Checks username and password and opens a session. Returns the secret cookie token.
@@ -351,7 +355,12 @@ impl App {
             client_addr: client_addr.clone(),
         };
         self.store.create_session(&session).await?;
-        let p = Principal { user, kind: PrincipalKind::Session { id: session.id, csrf_token: session.csrf_token }, client_addr };
+        let p = Principal {
+            user,
+            kind: PrincipalKind::Session { id: session.id, csrf_token: session.csrf_token },
+            client_addr,
+            emergency: Default::default(),
+        };
         let e = AuditEvent {
             recorded_at: now,
             actor: p.actor(),
@@ -376,7 +385,12 @@ impl App {
         }
         let user = self.store.get_user(s.user_id).await?.filter(|u| u.active).ok_or(AppError::Unauthenticated)?;
         self.store.touch_session(s.id, now).await?;
-        Ok(Principal { user, kind: PrincipalKind::Session { id: s.id, csrf_token: s.csrf_token }, client_addr })
+        Ok(Principal {
+            user,
+            kind: PrincipalKind::Session { id: s.id, csrf_token: s.csrf_token },
+            client_addr,
+            emergency: Default::default(),
+        })
     }
 
     /// Resolves an API bearer token.
@@ -387,7 +401,7 @@ impl App {
             return Err(AppError::Unauthenticated);
         }
         let user = self.store.get_user(t.user_id).await?.filter(|u| u.active).ok_or(AppError::Unauthenticated)?;
-        Ok(Principal { user, kind: PrincipalKind::Token(t.id), client_addr })
+        Ok(Principal { user, kind: PrincipalKind::Token(t.id), client_addr, emergency: Default::default() })
     }
 
     /// Whether a principal's login is still good, without counting as activity: the session
@@ -421,7 +435,7 @@ impl App {
             return Err(AppError::Unauthenticated);
         }
         let user = self.store.get_user(t.user_id).await?.filter(|u| u.active).ok_or(AppError::Unauthenticated)?;
-        Ok(Principal { user, kind: PrincipalKind::Token(t.id), client_addr: None })
+        Ok(Principal { user, kind: PrincipalKind::Token(t.id), client_addr: None, emergency: Default::default() })
     }
 
     /// Issues a room-display token acting as the caller (clinical staff): it opens the room

@@ -287,11 +287,24 @@ impl App {
         let scope = self.patient_scope(p).await?;
         let found = self
             .store
-            .search_patients(&self.ctx(p, "emergency"), mrn.as_str(), Page { limit: 5, offset: 0 })
+            .search_patients(&self.ctx(p, "emergency"), mrn.as_str(), Page { limit: 500, offset: 0 })
             .await?
             .into_iter()
             .find(|v| v.demographics.mrn == mrn && !scope.allows(v.patient_id));
-        Ok(found.map(|v| (v.patient_id, format!("{} · {}", v.demographics.mrn.as_str(), v.demographics.name.display()))))
+        let Some(v) = found else { return Ok(None) };
+        // The name was shown outside the care team: the trail names the patient.
+        let e = ketacare_domain::audit::AuditEvent {
+            recorded_at: self.clock.now(),
+            actor: p.actor(),
+            action: ketacare_domain::audit::AuditAction::Read,
+            outcome: ketacare_domain::audit::AuditOutcome::Success,
+            entity_type: "Patient".to_owned(),
+            entity_id: Some(v.patient_id.to_string()),
+            patient_id: Some(v.patient_id),
+            detail: Some("purpose=emergency; found by exact MRN outside the care team (MRN and name shown)".into()),
+        };
+        self.store.append_audit(&e).await?;
+        Ok(Some((v.patient_id, format!("{} · {}", v.demographics.mrn.as_str(), v.demographics.name.display()))))
     }
 
     /// Looks a patient up by exact MRN (for integrations).

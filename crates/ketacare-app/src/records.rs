@@ -156,9 +156,8 @@ impl App {
     /// The latest version of a record (voided included).
     pub async fn record(&self, p: &Principal, id: RecordId) -> Result<RecordVersion, AppError> {
         self.authorize(p, Permission::ReadPatients, "Record").await?;
-        let r = self.store.get_record(&self.ctx(p, "treatment"), id).await?.ok_or(AppError::NotFound)?;
-        self.authorize_patient(p, r.patient_id).await?;
-        Ok(r)
+        self.authorize_owner(p, ketacare_db::Owned::Record, &id.to_string()).await?;
+        self.store.get_record(&self.ctx(p, "treatment"), id).await?.ok_or(AppError::NotFound)
     }
 
     async fn current_for_change(&self, p: &Principal, id: RecordId, base_version: u32) -> Result<RecordVersion, AppError> {
@@ -253,9 +252,11 @@ impl App {
     /// Every version of a record, oldest first.
     pub async fn record_history(&self, p: &Principal, id: RecordId) -> Result<Vec<RecordVersion>, AppError> {
         self.authorize(p, Permission::ReadPatients, "Record").await?;
+        self.authorize_owner(p, ketacare_db::Owned::Record, &id.to_string()).await?;
         let h = self.store.record_history(&self.ctx(p, "treatment"), id).await?;
-        let Some(first) = h.first() else { return Err(AppError::NotFound) };
-        self.authorize_patient(p, first.patient_id).await?;
+        if h.is_empty() {
+            return Err(AppError::NotFound);
+        }
         Ok(h)
     }
 

@@ -23,7 +23,7 @@ BEGIN
     IF TG_OP = 'DELETE' THEN
         RAISE EXCEPTION 'care_team_members is append-only';
     END IF;
-    IF OLD.removed_at IS NOT NULL OR NEW.patient_id <> OLD.patient_id OR NEW.user_id <> OLD.user_id OR NEW.added_at <> OLD.added_at OR NEW.added_by <> OLD.added_by THEN
+    IF OLD.removed_at IS NOT NULL OR NEW.id <> OLD.id OR NEW.added_by_name <> OLD.added_by_name OR NEW.patient_id <> OLD.patient_id OR NEW.user_id <> OLD.user_id OR NEW.added_at <> OLD.added_at OR NEW.added_by <> OLD.added_by THEN
         RAISE EXCEPTION 'a removed care-team membership cannot change';
     END IF;
     RETURN NEW;
@@ -53,7 +53,7 @@ BEGIN
     IF TG_OP = 'DELETE' THEN
         RAISE EXCEPTION 'emergency_access is append-only';
     END IF;
-    IF OLD.reviewed_at IS NOT NULL OR NEW.patient_id <> OLD.patient_id OR NEW.user_id <> OLD.user_id OR NEW.reason <> OLD.reason OR NEW.granted_at <> OLD.granted_at OR NEW.expires_at <> OLD.expires_at THEN
+    IF OLD.reviewed_at IS NOT NULL OR NEW.id <> OLD.id OR NEW.username <> OLD.username OR NEW.patient_id <> OLD.patient_id OR NEW.user_id <> OLD.user_id OR NEW.reason <> OLD.reason OR NEW.granted_at <> OLD.granted_at OR NEW.expires_at <> OLD.expires_at THEN
         RAISE EXCEPTION 'a reviewed emergency access cannot change';
     END IF;
     RETURN NEW;

@@ -20,7 +20,7 @@ CREATE UNIQUE INDEX care_team_members_current ON care_team_members(patient_id, u
 CREATE INDEX care_team_members_user ON care_team_members(user_id) WHERE removed_at IS NULL;
 CREATE TRIGGER care_team_members_no_delete BEFORE DELETE ON care_team_members BEGIN SELECT RAISE(ABORT, 'care_team_members is append-only'); END;
 CREATE TRIGGER care_team_members_once BEFORE UPDATE ON care_team_members
-    WHEN OLD.removed_at IS NOT NULL OR NEW.patient_id <> OLD.patient_id OR NEW.user_id <> OLD.user_id OR NEW.added_at <> OLD.added_at OR NEW.added_by <> OLD.added_by
+    WHEN OLD.removed_at IS NOT NULL OR NEW.id <> OLD.id OR NEW.added_by_name <> OLD.added_by_name OR NEW.patient_id <> OLD.patient_id OR NEW.user_id <> OLD.user_id OR NEW.added_at <> OLD.added_at OR NEW.added_by <> OLD.added_by
     BEGIN SELECT RAISE(ABORT, 'a removed care-team membership cannot change'); END;
 
 -- An emergency access: granted with a reason until expires_at; reviewed once by the medical
@@ -42,5 +42,5 @@ CREATE INDEX emergency_access_user ON emergency_access(user_id, expires_at);
 CREATE INDEX emergency_access_unreviewed ON emergency_access(granted_at) WHERE reviewed_at IS NULL;
 CREATE TRIGGER emergency_access_no_delete BEFORE DELETE ON emergency_access BEGIN SELECT RAISE(ABORT, 'emergency_access is append-only'); END;
 CREATE TRIGGER emergency_access_once BEFORE UPDATE ON emergency_access
-    WHEN OLD.reviewed_at IS NOT NULL OR NEW.patient_id <> OLD.patient_id OR NEW.user_id <> OLD.user_id OR NEW.reason <> OLD.reason OR NEW.granted_at <> OLD.granted_at OR NEW.expires_at <> OLD.expires_at
+    WHEN OLD.reviewed_at IS NOT NULL OR NEW.id <> OLD.id OR NEW.username <> OLD.username OR NEW.patient_id <> OLD.patient_id OR NEW.user_id <> OLD.user_id OR NEW.reason <> OLD.reason OR NEW.granted_at <> OLD.granted_at OR NEW.expires_at <> OLD.expires_at
     BEGIN SELECT RAISE(ABORT, 'a reviewed emergency access cannot change'); END;

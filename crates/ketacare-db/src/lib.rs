@@ -283,8 +283,9 @@ pub trait Store:
     async fn remove_care_team_member(&self, ctx: &AuditCtx, patient: PatientId, user: UserId, reason: &str) -> DbResult<()>;
     /// A patient's current care team, in the order added; audited as a read.
     async fn care_team(&self, ctx: &AuditCtx, patient: PatientId) -> DbResult<Vec<CareTeamMember>>;
-    /// The patient a questionnaire request, safety alert or schedule belongs to (by its id);
-    /// `None` for an unknown id.
+    /// The patient a questionnaire request, safety alert, schedule, record or treatment session
+    /// belongs to (by its id); `None` for an unknown id. Not audited: it reads no patient data,
+    /// and the use case checks the scope before its audited read.
     async fn patient_of(&self, thing: Owned, id: &str) -> DbResult<Option<PatientId>>;
     /// The patients whose current care team `user` is on (ids only).
     async fn care_team_patients(&self, user: UserId) -> DbResult<Vec<PatientId>>;

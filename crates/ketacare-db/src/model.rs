@@ -308,15 +308,21 @@ pub enum Owned {
     SafetyAlert,
     /// An assessment schedule.
     Schedule,
+    /// A clinical record (any of its versions).
+    Record,
+    /// A treatment session.
+    TreatmentSession,
 }
 
 impl Owned {
-    /// Its table (a fixed name, never user input).
-    pub fn table(self) -> &'static str {
+    /// The query of its patient by its id (fixed text, never user input).
+    pub fn patient_query(self) -> &'static str {
         match self {
-            Owned::QuestionnaireRequest => "questionnaire_requests",
-            Owned::SafetyAlert => "safety_alerts",
-            Owned::Schedule => "assessment_schedules",
+            Owned::QuestionnaireRequest => "SELECT patient_id FROM questionnaire_requests WHERE id = $1",
+            Owned::SafetyAlert => "SELECT patient_id FROM safety_alerts WHERE id = $1",
+            Owned::Schedule => "SELECT patient_id FROM assessment_schedules WHERE id = $1",
+            Owned::Record => "SELECT patient_id FROM record_versions WHERE record_id = $1 LIMIT 1",
+            Owned::TreatmentSession => "SELECT patient_id FROM treatment_sessions WHERE id = $1",
         }
     }
 }

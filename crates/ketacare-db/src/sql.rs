@@ -1262,8 +1262,7 @@ macro_rules! impl_sql_store {
             }
 
             async fn patient_of(&self, thing: $crate::Owned, id: &str) -> $crate::DbResult<Option<::ketacare_domain::ids::PatientId>> {
-                let sql = format!("SELECT patient_id FROM {} WHERE id = $1", thing.table());
-                let pid: Option<String> = $crate::__sqlx::query_scalar(&sql).bind(id.to_owned()).fetch_optional(&self.pool).await.map_err($crate::DbError::from_sqlx)?;
+                let pid: Option<String> = $crate::__sqlx::query_scalar(thing.patient_query()).bind(id.to_owned()).fetch_optional(&self.pool).await.map_err($crate::DbError::from_sqlx)?;
                 pid.map(|p| $crate::sql::id_col(&p, ::ketacare_domain::ids::PatientId::parse)).transpose()
             }
 

@@ -71,19 +71,23 @@ pub(crate) fn emergency_banner(access: &PatientAccess) -> Markup {
     }
 }
 
-fn emergency_page(p: &Principal, id: PatientId, label: &str, values: &Fields, errors: &FieldErrors) -> Markup {
+fn emergency_page(p: &Principal, id: PatientId, label: Option<&str>, values: &Fields, errors: &FieldErrors) -> Markup {
     layout(
         Some(p),
         "Emergency access",
         html! {
             section.card.narrow {
                 h1 { "Emergency access" }
-                p { "Patient: " strong data-testid="emergency-patient" { (label) } }
+                @match label {
+                    Some(l) => p { "Patient: " strong data-testid="emergency-patient" { (l) } },
+                    None => p data-testid="emergency-patient" { "The patient you followed a link to. Their name is shown once the chart opens; to see it first, search for their MRN under Patients." },
+                }
                 p { "This patient is outside your care teams. Open the chart only if you need it now for the patient's care. The access lasts "
                     (EMERGENCY_ACCESS_HOURS) " hours; it is flagged in the audit trail with your reason, and the medical director reviews it." }
                 (error_summary(errors))
                 form method="post" action=(format!("/patients/{id}/emergency-access")) {
                     (csrf(p))
+                    input type="hidden" name="mrn" value=(values.get("mrn").map(String::as_str).unwrap_or(""));
                     (textarea("reason", "Why do you need this chart now?", values, errors))
                     button.danger type="submit" { "Open the chart (emergency)" }
                 }
@@ -93,10 +97,17 @@ fn emergency_page(p: &Principal, id: PatientId, label: &str, values: &Fields, er
     )
 }
 
-async fn emergency_form(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>) -> PageResult {
+#[derive(Deserialize)]
+struct TargetQuery {
+    mrn: Option<String>,
+}
+
+async fn emergency_form(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>, Query(q): Query<TargetQuery>) -> PageResult {
     let id = pid(&id)?;
-    let label = state.app.emergency_target(&p, id).await.map_err(ui)?;
-    Ok(emergency_page(&p, id, &label, &Fields::new(), &FieldErrors::new()).into_response())
+    let mrn = q.mrn.unwrap_or_default();
+    let label = state.app.emergency_target(&p, id, &mrn).await.map_err(ui)?;
+    let values: Fields = [("mrn".to_owned(), mrn)].into_iter().collect();
+    Ok(emergency_page(&p, id, label.as_deref(), &values, &FieldErrors::new()).into_response())
 }
 
 async fn emergency_open(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<String>, Form(form): Form<Fields>) -> PageResult {
@@ -105,8 +116,8 @@ async fn emergency_open(State(state): State<AppState>, Auth(p): Auth, Path(id): 
     match state.app.grant_emergency_access(&p, id, &f(&form, "reason")).await {
         Ok(_) | Err(AppError::Conflict(_)) => Ok(Redirect::to(&format!("/patients/{id}")).into_response()),
         Err(AppError::Validation(e)) => {
-            let label = state.app.emergency_target(&p, id).await.map_err(ui)?;
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, emergency_page(&p, id, &label, &form, &e)).into_response())
+            let label = state.app.emergency_target(&p, id, &f(&form, "mrn")).await.map_err(ui)?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, emergency_page(&p, id, label.as_deref(), &form, &e)).into_response())
         }
         Err(e) => Err(ui(e)),
     }

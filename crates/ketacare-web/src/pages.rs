@@ -194,7 +194,7 @@ async fn patient_list(State(state): State<AppState>, Auth(p): Auth, Query(q): Qu
             @if let Some((oid, label)) = &outside {
                 div.alert.alert-warning role="status" data-testid="outside-scope" {
                     (label) " is not on your care team. "
-                    a href=(format!("/patients/{oid}/emergency-access")) { "Open in an emergency…" }
+                    a href=(format!("/patients/{oid}/emergency-access?mrn={}", urlencode(query.trim()))) { "Open in an emergency…" }
                 }
             }
             @if rows.is_empty() { @if outside.is_none() { p.muted { "No patients match." } } }

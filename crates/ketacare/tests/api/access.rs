@@ -110,6 +110,18 @@ async fn every_per_patient_route_refuses_a_clinician_outside_the_care_team(app: 
         &nina.post_json(&format!("/api/sessions/{session}/actions"), &json!({"action": "start_checks"})).await,
         "a session step",
     );
+    // Readings typed by a person into the chair's session are a write to the chart; a device
+    // gateway's token is never held back (the chair's alarms must not depend on the scope).
+    let by_hand = json!({"location": "ROOM1^CHAIR2", "readings": [{"vital": "systolic", "value": 120}]});
+    assert_outside(&nina.post_json("/api/device/readings", &by_hand).await, "readings by hand");
+    let admin = app.login(Role::Admin).await;
+    let nurse_id = app.user(Role::Nurse).id.clone();
+    let t = admin.post_json("/api/admin/tokens", &json!({"user_id": nurse_id, "label": "monitor gateway room 1"})).await;
+    t.assert_status(201, "gateway token");
+    let gateway = app.with_bearer(t.json()["secret"].as_str().expect("secret"));
+    let g = gateway.post_json("/api/device/readings", &by_hand).await;
+    g.assert_status(200, "the gateway");
+    assert_eq!(g.json()["stored"], 1, "{}", g.text);
     // The treatment room's board keeps every chair (its alarms must be seen), without the
     // initials of a patient outside the viewer's care teams.
     let board = nina.get("/api/board").await;
@@ -133,8 +145,12 @@ async fn every_per_patient_route_refuses_a_clinician_outside_the_care_team(app: 
     page.assert_status(403, "the chart page");
     assert!(page.text.contains(&format!("/patients/{id}/emergency-access")), "the page links to the emergency access");
     assert!(!page.text.contains("Quist"), "and shows nothing of the chart");
-    // The refusals are audited.
+    // The refusals are audited, and nothing of the patient was read for the nurse first.
     let director = app.login(Role::MedicalDirector).await;
+    let audit = director.get(&format!("/api/audit?patient={id}&user=nina.nurse&outcome=success")).await.json();
+    let by_her_session: Vec<&Value> =
+        audit.as_array().expect("audit").iter().filter(|e| !e["session"].as_str().unwrap_or("").starts_with("token:")).collect();
+    assert!(by_her_session.is_empty(), "nothing read or written for the nurse's session (the gateway's write aside): {by_her_session:?}");
     let audit = director.get(&format!("/api/audit?patient={id}&outcome=denied")).await.json();
     let denied = audit.as_array().map(|a| a.len()).unwrap_or(0);
     assert!(denied >= checked.len(), "each refusal is audited ({denied} of {})", checked.len());
@@ -159,6 +175,17 @@ async fn lists_hold_only_the_care_teams_patients(app: &TestApp) {
     let page = nina.get("/patients?q=KC-700001").await;
     page.assert_status(200, "search page");
     assert!(page.text.contains("outside-scope") && page.text.contains(&format!("/patients/{id}/emergency-access")), "{}", page.text);
+    assert!(page.text.contains("?mrn=KC-700001"), "the link carries the MRN the nurse typed");
+    let form = nina.get(&format!("/patients/{id}/emergency-access?mrn=KC-700001")).await;
+    assert!(form.text.contains("KC-700001 · Quist, Olea"), "{}", form.text);
+    let bare = nina.get(&format!("/patients/{id}/emergency-access")).await;
+    assert!(!bare.text.contains("Quist"), "a bare patient id does not reveal the name");
+    let director = app.login(Role::MedicalDirector).await;
+    let audit = director.get(&format!("/api/audit?patient={id}&user=nina.nurse")).await.json();
+    assert!(
+        audit.as_array().expect("audit").iter().any(|e| e["detail"].as_str().unwrap_or("").contains("found by exact MRN")),
+        "the name shown outside the team is audited with the patient: {audit}"
+    );
     let partial = nina.get("/patients?q=KC-7000").await;
     assert!(!partial.text.contains("outside-scope"), "a partial MRN finds nobody outside the team");
     // The director's list holds both.
@@ -195,6 +222,10 @@ async fn an_emergency_access_opens_the_chart_for_twelve_hours_and_the_director_r
     let entry = audit.as_array().and_then(|a| a.iter().find(|e| e["entity_type"] == "EmergencyAccess")).cloned().unwrap_or(Value::Null);
     let detail = entry["detail"].as_str().unwrap_or("");
     assert!(detail.contains("purpose=emergency") && detail.contains("patient unwell"), "{entry}");
+    let by_nina: Vec<&Value> = audit.as_array().expect("audit").iter().filter(|e| e["username"] == "nina.nurse").collect();
+    let flagged = by_nina.iter().filter(|e| e["detail"].as_str().unwrap_or("").contains("purpose=emergency")).count();
+    let treatment = by_nina.iter().filter(|e| e["detail"].as_str().unwrap_or("").contains("purpose=treatment")).count();
+    assert!(flagged >= 4 && treatment == 0, "what the nurse did under the access is flagged ({flagged}), none as treatment ({treatment})");
 
     // The director's review list shows it with what was done under it.
     nina.get("/api/emergency-access").await.assert_status(403, "a nurse does not review");
@@ -261,6 +292,9 @@ async fn under_the_default_scope_every_clinician_opens_every_chart(app: &TestApp
     let nina = app.login(Role::Nurse).await;
     assert_eq!(nina.get("/api/policy/chart-scope").await.json()["scope"], "all");
     nina.get(&format!("/api/patients/{id}")).await.assert_status(200, "every clinician opens every chart");
+    let team = format!("/api/patients/{id}/care-team");
+    nina.post_json(&team, &json!({"username": "nina.nurse"})).await.assert_status(403, "only the team or the director changes a team");
+    pia.post_json(&team, &json!({"username": "nina.nurse"})).await.assert_status(201, "the prescriber on the team adds her");
     nina.post_json("/api/policy/chart-scope", &json!({"value": "care_team", "reason": "nurse tries"}))
         .await
         .assert_status(403, "only the director sets it");
