@@ -24,7 +24,11 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(valid.is_ok(), scored.is_ok(), "validation and scoring agree for {}", inst.key);
     }
     // The form and patient-page form: one text per item.
-    let input = AssessmentInput { instrument: inst.key.clone(), answers: text.split(',').map(str::to_owned).collect(), ..AssessmentInput::default() };
+    let input = AssessmentInput {
+        instrument: inst.key.clone(),
+        answers: text.split(',').map(str::to_owned).collect(),
+        ..AssessmentInput::default()
+    };
     let now = chrono::DateTime::from_timestamp(1_790_000_000, 0).unwrap_or_default();
     if let Err(e) = input.validate(inst, &k.assessment_timing.timepoints, FilledBy::Patient, now) {
         assert!(!e.is_empty(), "a refusal names its fields");
