@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # Coverage-guided fuzzing of the parsers that take outside input (libFuzzer through cargo-fuzz,
 # with AddressSanitizer): the HL7 v2 ORU^R01 parser, MLLP framing, the FHIR transaction-Bundle
-# importer, rating-scale answers and the dose calculator. The screening intake document has its
-# property-based fuzzing in crates/ketacare/tests/fuzz.rs (its parser lives in the web crate).
+# importer, the screening intake document, rating-scale answers and the dose calculator.
 #
 #   tests/fuzz/run.sh                 every target for FUZZ_SECONDS (default 20) each
 #   tests/fuzz/run.sh hl7_oru 600     one target for ten minutes

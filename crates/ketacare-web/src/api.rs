@@ -351,37 +351,7 @@ pub struct VoidRequest {
     reason: String,
 }
 
-/// A number given as JSON number or text.
-#[derive(Clone, Deserialize)]
-#[serde(untagged)]
-pub enum NumberOrText {
-    /// Number.
-    Number(serde_json::Number),
-    /// Text.
-    Text(String),
-}
-
-impl utoipa::PartialSchema for NumberOrText {
-    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
-        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, SchemaType, Type};
-        OneOfBuilder::new()
-            .item(ObjectBuilder::new().schema_type(SchemaType::new(Type::Number)))
-            .item(ObjectBuilder::new().schema_type(SchemaType::new(Type::String)))
-            .description(Some("A number, as a JSON number or as text (checked and converted by the server)"))
-            .into()
-    }
-}
-
-impl utoipa::ToSchema for NumberOrText {}
-
-impl NumberOrText {
-    pub(crate) fn text(&self) -> String {
-        match self {
-            NumberOrText::Number(n) => n.to_string(),
-            NumberOrText::Text(t) => t.clone(),
-        }
-    }
-}
+pub use ketacare_intake::NumberOrText;
 
 /// A weight (kg) or height (cm) to record.
 #[derive(Deserialize, ToSchema)]

@@ -36,7 +36,7 @@ mod reports;
 mod research;
 mod safety_pages;
 mod screening;
-pub mod screening_doc;
+pub use ketacare_intake::screening_doc;
 mod session;
 mod svg_chart;
 mod views;

@@ -2,7 +2,7 @@
 //! JSON API (`POST /api/screening/evaluate`) and the CLI (`ketacare screen --input`), and the
 //! JSON form of a screening result.
 
-use crate::api::NumberOrText;
+use crate::NumberOrText;
 use ketacare_domain::screening::{
     BaselineRating, ConditionEntry, Finding, Intake, LiverTests, MedicineEntry, PriorTreatment, Screening, TreatmentKind, TrialJudgement,
 };
