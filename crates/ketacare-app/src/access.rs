@@ -236,24 +236,35 @@ impl App {
         })
     }
 
-    /// Adds `user` to the care team of a patient `p` registers (nurses and prescribers), so
-    /// that the registering clinician keeps the chart under the care-team scope.
+    /// The care-team membership of the clinician registering patient `id` (nurses and
+    /// prescribers), so that they keep the chart under the care-team scope; stored with the
+    /// registration.
+    pub(crate) fn registrant_membership(&self, p: &Principal, id: PatientId) -> Option<CareTeamMember> {
+        matches!(p.role(), Role::Prescriber | Role::Nurse).then(|| self.membership(p, id, p.user.id))
+    }
+
+    /// Adds the registering clinician to the team of a patient created outside
+    /// [`App::register_patient`] (a FHIR import).
     pub(crate) async fn add_registrant_to_team(&self, p: &Principal, id: PatientId) -> Result<(), AppError> {
-        if matches!(p.role(), Role::Prescriber | Role::Nurse) {
-            self.add_member(p, id, p.user.id).await?;
+        if let Some(m) = self.registrant_membership(p, id) {
+            self.store.add_care_team_member(&self.ctx(p, "treatment"), &m).await?;
         }
         Ok(())
     }
 
-    async fn add_member(&self, p: &Principal, id: PatientId, user: UserId) -> Result<CareTeamMember, AppError> {
-        let m = CareTeamMember {
+    fn membership(&self, p: &Principal, id: PatientId, user: UserId) -> CareTeamMember {
+        CareTeamMember {
             id: Uuid::new_v4(),
             patient_id: id,
             user_id: user,
             added_by: p.user.id,
             added_by_name: p.user.username.as_str().to_owned(),
             added_at: self.clock.now(),
-        };
+        }
+    }
+
+    async fn add_member(&self, p: &Principal, id: PatientId, user: UserId) -> Result<CareTeamMember, AppError> {
+        let m = self.membership(p, id, user);
         self.store.add_care_team_member(&self.ctx(p, "treatment"), &m).await?;
         Ok(m)
     }

@@ -131,11 +131,9 @@ impl App {
                 input.mrn = format!("KC-{:06}", rand::thread_rng().gen_range(0..1_000_000));
             }
             let v = self.new_patient_version(p, PatientId::from_uuid(Uuid::new_v4()), 1, VersionAction::Create, &input, None)?;
-            match self.store.register_patient(&self.ctx(p, "treatment"), &v).await {
-                Ok(()) => {
-                    self.add_registrant_to_team(p, v.patient_id).await?;
-                    return Ok(v);
-                }
+            let member = self.registrant_membership(p, v.patient_id);
+            match self.store.register_patient_with_member(&self.ctx(p, "treatment"), &v, member.as_ref()).await {
+                Ok(()) => return Ok(v),
                 Err(ketacare_db::DbError::Conflict(_)) if auto => continue,
                 Err(ketacare_db::DbError::Conflict(_)) => {
                     return Err(AppError::Validation(FieldErrors::single(

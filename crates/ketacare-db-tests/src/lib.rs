@@ -211,6 +211,13 @@ pub mod fixtures {
 
     /// Registers a patient (version 1, recorded by `user` at `t0`) and returns its id.
     pub async fn patient(db: &TestDb, user: &User, mrn: &str, family: &str, given: &str) -> ketacare_domain::ids::PatientId {
+        let v = patient_version(user, mrn, family, given);
+        db.store().register_patient(&ctx(user), &v).await.unwrap();
+        v.patient_id
+    }
+
+    /// A registration (version 1, recorded by `user` at `t0`), not stored.
+    pub fn patient_version(user: &User, mrn: &str, family: &str, given: &str) -> ketacare_domain::record::PatientVersion {
         use ketacare_domain::ids::{PatientId, VersionId};
         use ketacare_domain::patient::{AgeLimits, DemographicsInput};
         use ketacare_domain::record::{PatientVersion, Provenance, VersionAction};
@@ -234,8 +241,7 @@ pub mod fixtures {
             reason: None,
             provenance: Provenance { user_id: user.id, username: user.username.as_str().to_owned(), recorded_at: t0() },
         };
-        db.store().register_patient(&ctx(user), &v).await.unwrap();
-        id
+        v
     }
 
     /// Creates a user with `username` and `role` (display name `display_name`).

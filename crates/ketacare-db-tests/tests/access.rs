@@ -4,7 +4,7 @@
 
 use chrono::Duration;
 use ketacare_db::{AccessReview, AuditFilter, CareTeamMember, DbError, EmergencyAccess, Owned, Page};
-use ketacare_db_tests::fixtures::{ctx, patient, t0, user};
+use ketacare_db_tests::fixtures::{ctx, patient, patient_version, t0, user};
 use ketacare_db_tests::{both_backends, TestDb};
 use ketacare_domain::access::Role;
 use uuid::Uuid;
@@ -14,7 +14,23 @@ both_backends!(
     an_emergency_access_is_in_force_in_its_window_and_reviewed_once,
     care_teams_and_emergency_accesses_cannot_be_deleted_or_rewritten,
     things_with_their_own_id_name_their_patient,
+    a_registration_and_its_registrant_on_the_team_are_stored_together,
 );
+
+async fn a_registration_and_its_registrant_on_the_team_are_stored_together(db: &TestDb) {
+    let s = db.store();
+    let nina = user(db, "nina", "Nina", Role::Nurse).await;
+    let v = patient_version(&nina, "KC-000001", "Rivera", "Ana");
+    s.register_patient_with_member(&ctx(&nina), &v, Some(&member(v.patient_id, &nina, &nina))).await.unwrap();
+    assert_eq!(s.care_team_patients(nina.id).await.unwrap(), vec![v.patient_id]);
+    // A membership that cannot be stored (an unknown clinician) takes the registration with it.
+    let w = patient_version(&nina, "KC-000002", "Lind", "Ebba");
+    let mut ghost = member(w.patient_id, &nina, &nina);
+    ghost.user_id = ketacare_domain::ids::UserId::from_uuid(Uuid::new_v4());
+    assert!(s.register_patient_with_member(&ctx(&nina), &w, Some(&ghost)).await.is_err());
+    assert!(s.get_patient(&ctx(&nina), w.patient_id).await.unwrap().is_none(), "both or neither");
+    assert_eq!(s.count_patients().await.unwrap(), 1);
+}
 
 fn member(p: ketacare_domain::ids::PatientId, u: &ketacare_db::User, by: &ketacare_db::User) -> CareTeamMember {
     CareTeamMember {

@@ -191,7 +191,12 @@ pub trait Store:
 
     // ---- patients ----
     /// Registers a patient (version 1); MRN must be unused.
-    async fn register_patient(&self, ctx: &AuditCtx, v: &PatientVersion) -> DbResult<()>;
+    async fn register_patient(&self, ctx: &AuditCtx, v: &PatientVersion) -> DbResult<()> {
+        self.register_patient_with_member(ctx, v, None).await
+    }
+    /// Registers a patient and, in the same transaction, puts `member` (the registering
+    /// clinician) on the care team: both or neither.
+    async fn register_patient_with_member(&self, ctx: &AuditCtx, v: &PatientVersion, member: Option<&CareTeamMember>) -> DbResult<()>;
     /// Appends an amend or void version of the demographics; `v.version` must be current + 1.
     async fn append_patient_version(&self, ctx: &AuditCtx, v: &PatientVersion) -> DbResult<()>;
     /// Current demographics version (voided ones included), audited as a read.

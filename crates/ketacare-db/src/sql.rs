@@ -113,6 +113,26 @@ macro_rules! impl_sql_store {
                 Ok(())
             }
 
+            /// Puts a clinician on a care team, audited, inside the caller's transaction.
+            async fn __insert_member(
+                conn: &mut <$db as $crate::__sqlx::Database>::Connection,
+                ctx: &$crate::AuditCtx,
+                m: &$crate::CareTeamMember,
+            ) -> $crate::DbResult<()> {
+                $crate::__sqlx::query("INSERT INTO care_team_members (id, patient_id, user_id, added_by, added_by_name, added_at) VALUES ($1, $2, $3, $4, $5, $6)")
+                    .bind(m.id.to_string())
+                    .bind(m.patient_id.to_string())
+                    .bind(m.user_id.to_string())
+                    .bind(m.added_by.to_string())
+                    .bind(m.added_by_name.clone())
+                    .bind($crate::codec::ts(m.added_at))
+                    .execute(&mut *conn)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?;
+                let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Create, ::ketacare_domain::audit::AuditOutcome::Success, "CareTeam", Some(m.user_id.to_string()), Some(m.patient_id), Some("member added".into()));
+                Self::__audit(&mut *conn, &e).await
+            }
+
             async fn __audit(
                 conn: &mut <$db as $crate::__sqlx::Database>::Connection,
                 e: &::ketacare_domain::audit::AuditEvent,
@@ -679,7 +699,7 @@ macro_rules! impl_sql_store {
                 rows.into_iter().map(|r| r.into_domain()).collect()
             }
 
-            async fn register_patient(&self, ctx: &$crate::AuditCtx, v: &::ketacare_domain::record::PatientVersion) -> $crate::DbResult<()> {
+            async fn register_patient_with_member(&self, ctx: &$crate::AuditCtx, v: &::ketacare_domain::record::PatientVersion, member: Option<&$crate::CareTeamMember>) -> $crate::DbResult<()> {
                 if v.version != 1 || v.action != ::ketacare_domain::record::VersionAction::Create {
                     return Err($crate::DbError::Conflict("a registration is version 1 with action create".into()));
                 }
@@ -695,6 +715,9 @@ macro_rules! impl_sql_store {
                 Self::__insert_patient_version(&mut *tx, v).await?;
                 let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Create, ::ketacare_domain::audit::AuditOutcome::Success, "Patient", Some(v.patient_id.to_string()), Some(v.patient_id), None);
                 Self::__audit(&mut *tx, &e).await?;
+                if let Some(m) = member {
+                    Self::__insert_member(&mut *tx, ctx, m).await?;
+                }
                 tx.commit().await.map_err($crate::DbError::from_sqlx)
             }
 
@@ -1199,18 +1222,7 @@ macro_rules! impl_sql_store {
 
             async fn add_care_team_member(&self, ctx: &$crate::AuditCtx, m: &$crate::CareTeamMember) -> $crate::DbResult<()> {
                 let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
-                $crate::__sqlx::query("INSERT INTO care_team_members (id, patient_id, user_id, added_by, added_by_name, added_at) VALUES ($1, $2, $3, $4, $5, $6)")
-                    .bind(m.id.to_string())
-                    .bind(m.patient_id.to_string())
-                    .bind(m.user_id.to_string())
-                    .bind(m.added_by.to_string())
-                    .bind(m.added_by_name.clone())
-                    .bind($crate::codec::ts(m.added_at))
-                    .execute(&mut *tx)
-                    .await
-                    .map_err($crate::DbError::from_sqlx)?;
-                let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Create, ::ketacare_domain::audit::AuditOutcome::Success, "CareTeam", Some(m.user_id.to_string()), Some(m.patient_id), Some("member added".into()));
-                Self::__audit(&mut *tx, &e).await?;
+                Self::__insert_member(&mut *tx, ctx, m).await?;
                 tx.commit().await.map_err($crate::DbError::from_sqlx)
             }
 
