@@ -89,6 +89,8 @@ pub struct App {
     closing: std::sync::atomic::AtomicBool,
     /// Failed logins per client address (this server's memory).
     login_addresses: std::sync::Mutex<ketacare_domain::login::AddressLimiter>,
+    /// Exact-MRN lookups outside the care teams, per clinician (this server's memory).
+    outside_lookups: std::sync::Mutex<ketacare_domain::login::AddressLimiter>,
     /// When this server last saw a checkpoint signed, and its position.
     audit_checkpoint: std::sync::Mutex<Option<(chrono::DateTime<chrono::Utc>, i64)>>,
 }
@@ -125,6 +127,7 @@ impl App {
             trends: Default::default(),
             closing: Default::default(),
             login_addresses: Default::default(),
+            outside_lookups: Default::default(),
             audit_checkpoint: Default::default(),
         }
     }

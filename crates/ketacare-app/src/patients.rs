@@ -4,7 +4,7 @@ use crate::access::PatientScope;
 use crate::{App, AppError, Principal};
 use chrono::{DateTime, Utc};
 use ketacare_db::Page;
-use ketacare_domain::access::Permission;
+use ketacare_domain::access::{Permission, OUTSIDE_LOOKUPS_PER_HOUR};
 use ketacare_domain::anthropometry::{bmi, BodyWeight, Height};
 use ketacare_domain::coding::loinc;
 use ketacare_domain::ids::{PatientId, VersionId};
@@ -278,11 +278,42 @@ impl App {
 
     /// A patient outside the caller's scope found by exact MRN: their id and a minimal label
     /// (MRN and name), so that a clinician can open the chart in an emergency. `None` when the
-    /// MRN is unknown or the patient is in scope (the ordinary search shows them).
+    /// MRN is unknown or the patient is in scope (the ordinary search shows them). After
+    /// [`OUTSIDE_LOOKUPS_PER_HOUR`] names in an hour, [`AppError::RateLimited`] (audited once).
     pub async fn locate_outside_scope(&self, p: &Principal, mrn: &str) -> Result<Option<(PatientId, String)>, AppError> {
         self.authorize(p, Permission::ReadPatients, "Patient").await?;
         let Ok(mrn) = Mrn::parse(mrn) else { return Ok(None) };
         let scope = self.patient_scope(p).await?;
+        if scope == PatientScope::All {
+            return Ok(None);
+        }
+        let now = self.clock.now();
+        let key = p.user.id.to_string();
+        let policy = ketacare_domain::login::LoginProtection {
+            address_max_failures: OUTSIDE_LOOKUPS_PER_HOUR,
+            address_window: chrono::Duration::hours(1),
+            ..Default::default()
+        };
+        let held = {
+            let mut limiter = self.outside_lookups.lock().map_err(|_| AppError::Internal("lookup limiter poisoned".into()))?;
+            limiter.blocked_until(&key, now, &policy).map(|until| (until, limiter.first_refusal(&key, until)))
+        };
+        if let Some((until, first)) = held {
+            if first {
+                let e = ketacare_domain::audit::AuditEvent {
+                    recorded_at: now,
+                    actor: p.actor(),
+                    action: ketacare_domain::audit::AuditAction::Read,
+                    outcome: ketacare_domain::audit::AuditOutcome::Denied,
+                    entity_type: "Patient".to_owned(),
+                    entity_id: None,
+                    patient_id: None,
+                    detail: Some(format!("purpose=emergency; {OUTSIDE_LOOKUPS_PER_HOUR} exact-MRN lookups outside the care team within an hour; held until {until}")),
+                };
+                self.store.append_audit(&e).await?;
+            }
+            return Err(AppError::RateLimited { retry_after_secs: (until - now).num_seconds().max(1) });
+        }
         let found = self
             .store
             .search_patients(&self.ctx(p, "emergency"), mrn.as_str(), Page { limit: 500, offset: 0 })
@@ -302,6 +333,9 @@ impl App {
             detail: Some("purpose=emergency; found by exact MRN outside the care team (MRN and name shown)".into()),
         };
         self.store.append_audit(&e).await?;
+        if let Ok(mut limiter) = self.outside_lookups.lock() {
+            limiter.record_failure(&key, now, &policy);
+        }
         Ok(Some((v.patient_id, format!("{} · {}", v.demographics.mrn.as_str(), v.demographics.name.display()))))
     }
 

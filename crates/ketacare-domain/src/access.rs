@@ -184,6 +184,11 @@ pub enum ChartScope {
 /// director reviews every one.
 pub const EMERGENCY_ACCESS_HOURS: i64 = 12;
 
+/// Exact-MRN lookups that name a patient outside the clinician's care teams, per clinician per
+/// hour (and per server), before further lookups wait: enough for any shift's emergencies, few
+/// enough that nobody walks the MRN range to collect names. Each is audited with the patient.
+pub const OUTSIDE_LOOKUPS_PER_HOUR: u32 = 20;
+
 /// A reason for an emergency access must say something: at least this many characters.
 pub const EMERGENCY_REASON_MIN_CHARS: usize = 10;
 

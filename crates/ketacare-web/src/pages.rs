@@ -169,7 +169,15 @@ async fn patient_list(State(state): State<AppState>, Auth(p): Auth, Query(q): Qu
     let rows = state.app.search_patients(&p, &query, Page { limit: 50, offset: pg * 50 }).await.map_err(ui)?;
     // An exact MRN outside the clinician's care teams is named, with the way to open it in an
     // emergency (the list itself holds their own patients).
-    let outside = if rows.is_empty() { state.app.locate_outside_scope(&p, &query).await.map_err(ui)? } else { None };
+    let (outside, held) = if rows.is_empty() {
+        match state.app.locate_outside_scope(&p, &query).await {
+            Ok(found) => (found, None),
+            Err(AppError::RateLimited { retry_after_secs }) => (None, Some(retry_after_secs)),
+            Err(e) => return Err(ui(e)),
+        }
+    } else {
+        (None, None)
+    };
     let today = state.app.clock().now().date_naive();
     let open_alerts = state.app.open_alert_count(&p).await;
     Ok(page(
@@ -197,7 +205,13 @@ async fn patient_list(State(state): State<AppState>, Auth(p): Auth, Query(q): Qu
                     a href=(format!("/patients/{oid}/emergency-access?mrn={}", urlencode(query.trim()))) { "Open in an emergency…" }
                 }
             }
-            @if rows.is_empty() { @if outside.is_none() { p.muted { "No patients match." } } }
+            @if let Some(secs) = held {
+                div.alert.alert-warning role="status" data-testid="outside-held" {
+                    "You have looked up " (ketacare_domain::access::OUTSIDE_LOOKUPS_PER_HOUR) " patients outside your care teams within an hour; the next lookup is possible in "
+                    (crate::error::wait_words(secs)) ". For a patient in front of you now, ask a member of their care team or the medical director."
+                }
+            }
+            @if rows.is_empty() { @if outside.is_none() && held.is_none() { p.muted { "No patients match." } } }
             @else {
                 table.list {
                     thead { tr { th { "Name" } th { "MRN" } th { "Age" } th { "Sex" } } }

@@ -188,6 +188,27 @@ async fn lists_hold_only_the_care_teams_patients(app: &TestApp) {
     );
     let partial = nina.get("/patients?q=KC-7000").await;
     assert!(!partial.text.contains("outside-scope"), "a partial MRN finds nobody outside the team");
+    // Names outside the team are not there to be collected: after 20 in an hour, lookups wait.
+    let mut shown = 1;
+    let held = loop {
+        let r = nina.get("/patients?q=KC-700001").await;
+        r.assert_status(200, "search page");
+        if r.text.contains("outside-held") {
+            break r;
+        }
+        assert!(r.text.contains("outside-scope"));
+        shown += 1;
+        assert!(shown <= 20, "the 21st lookup within the hour must wait");
+    };
+    assert_eq!(shown, 20, "twenty names in an hour");
+    assert!(!held.text.contains("Quist") && held.text.contains("within an hour"), "{}", held.text);
+    let denied = app.login(Role::MedicalDirector).await.get("/api/audit?user=nina.nurse&outcome=denied").await.json();
+    let holds =
+        denied.as_array().expect("audit").iter().filter(|e| e["detail"].as_str().unwrap_or("").contains("exact-MRN lookups")).count();
+    assert_eq!(holds, 1, "the hold is audited once: {denied}");
+    app.advance_minutes(61);
+    let nina = app.login(Role::Nurse).await;
+    assert!(nina.get("/patients?q=KC-700001").await.text.contains("outside-scope"), "an hour later the lookup works again");
     // The director's list holds both.
     let all = app.login(Role::MedicalDirector).await.get("/api/patients?q=").await.json();
     assert_eq!(all.as_array().map(|a| a.len()), Some(2), "the director sees every patient");
