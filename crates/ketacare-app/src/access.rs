@@ -157,10 +157,7 @@ impl App {
     pub async fn grant_emergency_access(&self, p: &Principal, id: PatientId, reason: &str) -> Result<(EmergencyAccess, bool), AppError> {
         self.authorize(p, Permission::ReadPatients, "EmergencyAccess").await?;
         let reason = check_emergency_reason(reason).map_err(|m| FieldErrors::single("reason", m))?;
-        match self.store.get_patient(&self.ctx(p, "emergency"), id).await? {
-            Some(v) if v.action != ketacare_domain::record::VersionAction::Void => {}
-            _ => return Err(AppError::NotFound),
-        }
+        self.emergency_patient(p, id).await?;
         if self.usual_access(p, id).await? {
             return Err(AppError::Conflict("you can open this chart already (it is in your scope); no emergency access is needed".into()));
         }
@@ -187,10 +184,16 @@ impl App {
     /// link or the board) does not reveal a name. `NotFound` for an unknown or voided patient.
     pub async fn emergency_target(&self, p: &Principal, id: PatientId, mrn: &str) -> Result<Option<String>, AppError> {
         self.authorize(p, Permission::ReadPatients, "EmergencyAccess").await?;
+        let d = self.emergency_patient(p, id).await?.demographics;
+        let typed = !mrn.trim().is_empty() && d.mrn.as_str().eq_ignore_ascii_case(mrn.trim());
+        Ok(typed.then(|| format!("{} · {}", d.mrn.as_str(), d.name.display())))
+    }
+
+    /// A registered, not voided patient, read for an emergency access (audited with
+    /// `purpose=emergency`); `NotFound` otherwise.
+    async fn emergency_patient(&self, p: &Principal, id: PatientId) -> Result<ketacare_domain::record::PatientVersion, AppError> {
         match self.store.get_patient(&self.ctx(p, "emergency"), id).await? {
-            Some(v) if v.action != ketacare_domain::record::VersionAction::Void => Ok((!mrn.trim().is_empty()
-                && v.demographics.mrn.as_str().eq_ignore_ascii_case(mrn.trim()))
-            .then(|| format!("{} · {}", v.demographics.mrn.as_str(), v.demographics.name.display()))),
+            Some(v) if v.action != ketacare_domain::record::VersionAction::Void => Ok(v),
             _ => Err(AppError::NotFound),
         }
     }
@@ -221,7 +224,7 @@ impl App {
     }
 
     /// Adds a clinician (by username) to a patient's care team.
-    pub async fn add_to_care_team(&self, p: &Principal, id: PatientId, username: &str) -> Result<CareTeamMember, AppError> {
+    pub async fn add_to_care_team(&self, p: &Principal, id: PatientId, username: &str) -> Result<TeamMember, AppError> {
         self.authorize_team_change(p, id).await?;
         let clinician = self
             .store
@@ -230,10 +233,11 @@ impl App {
             .map(|(u, _)| u)
             .filter(|u| u.active && matches!(u.role, Role::Prescriber | Role::Nurse | Role::MedicalDirector))
             .ok_or_else(|| FieldErrors::single("username", "must be the username of an active prescriber, nurse or medical director"))?;
-        self.add_member(p, id, clinician.id).await.map_err(|e| match e {
-            AppError::Conflict(_) => FieldErrors::single("username", "is on this patient's care team already").into(),
+        let membership = self.add_member(p, id, clinician.id).await.map_err(|e| match e {
+            AppError::Conflict(_) => AppError::from(FieldErrors::single("username", "is on this patient's care team already")),
             other => other,
-        })
+        })?;
+        Ok(TeamMember { membership, user: Some(clinician) })
     }
 
     /// The care-team membership of the clinician registering patient `id` (nurses and

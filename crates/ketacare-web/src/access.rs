@@ -486,9 +486,7 @@ async fn api_team_add(
     let id = api_pid(&id)?;
     let r: TeamAddRequest = json(req, &state).await?;
     let m = state.app.add_to_care_team(&p, id, &r.username).await?;
-    let team = state.app.care_team(&p, id).await?;
-    let member = team.iter().find(|t| t.membership.id == m.id).map(member_dto).ok_or(WebError::api(AppError::NotFound))?;
-    Ok((StatusCode::CREATED, Json(member)))
+    Ok((StatusCode::CREATED, Json(member_dto(&m))))
 }
 
 #[utoipa::path(post, path = "/api/patients/{id}/care-team/{user_id}/remove", params(("id" = String, Path, description = "Patient id"), ("user_id" = String, Path, description = "The member's user id")), request_body = ReasonRequest, responses(
