@@ -773,11 +773,12 @@ pub fn basis_for(
 ) -> WeightBasis {
     match height_cm.filter(|h| *h > Decimal::ZERO) {
         Some(h) => {
+            // Checked: an absurd height (the calculator refuses it, with its field, afterwards)
+            // must not overflow here first.
             let m = h / Decimal::ONE_HUNDRED;
-            if (weight_kg / (m * m)).round_dp(1) >= bmi_threshold {
-                obese
-            } else {
-                default
+            match m.checked_mul(m).and_then(|m2| weight_kg.checked_div(m2)) {
+                Some(bmi) if bmi.round_dp(1) >= bmi_threshold => obese,
+                _ => default,
             }
         }
         None => default,
@@ -1327,5 +1328,23 @@ pub(crate) mod tests {
                 if let Ok(h) = calculate(&more, &iv_limits(), &p) { prop_assert!(h.dose_mg >= out.dose_mg); }
             }
         }
+    }
+    #[test]
+    fn an_absurd_height_is_refused_by_its_field_not_by_an_overflow() {
+        // Found by the dose_calculator fuzz target: "1_00000000000000000_1.70" cm.
+        let input = DoseInput {
+            route: "iv".into(),
+            weight_kg: "70".into(),
+            mg_per_kg: "0.5".into(),
+            concentration_mg_per_ml: "10".into(),
+            final_volume_ml: "51".into(),
+            minutes: "40".into(),
+            height_cm: "1_____00000000000000000__1.___70".into(),
+            sex: "female".into(),
+            ..DoseInput::default()
+        };
+        let basis = basis_for(Decimal::from(70), Some(Decimal::MAX), WeightBasis::Actual, WeightBasis::Adjusted, Decimal::from(30));
+        assert_eq!(basis, WeightBasis::Actual);
+        let _ = input.parse(WeightBasis::Actual, (Decimal::from(30), Decimal::from(300)));
     }
 }
