@@ -7,6 +7,10 @@
 //! version number per record, one owner per MRN) are enforced by unique constraints, not by the
 //! isolation level.
 
+mod link;
+
+pub use link::{LinkPolicy, Transport};
+
 use ketacare_db::{DbError, DbResult};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Pool, Postgres, Transaction};
@@ -21,18 +25,34 @@ pub struct PgStore {
 impl PgStore {
     const BACKEND: &'static str = "postgres";
 
-    /// Connects to `url` (`postgres://…`) and checks the durability settings.
+    /// Connects to `url` (`postgres://…`, with libpq's `sslmode`, `sslrootcert`, `sslcert`
+    /// and `sslkey` for TLS; see [`LinkPolicy`]) and checks the durability settings. A failed
+    /// TLS handshake is [`DbError::Tls`], naming the setting to look at.
     pub async fn open(url: &str) -> DbResult<Self> {
-        let opts = PgConnectOptions::from_str(url).map_err(DbError::from_sqlx)?.application_name("ketacare");
+        let opts =
+            PgConnectOptions::from_str(url).map_err(|e| DbError::UnsafeConfig(format!("database_url: {e}")))?.application_name("ketacare");
+        let policy = LinkPolicy::from_options(&opts);
+        policy.check()?;
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(15))
             .connect_with(opts)
             .await
-            .map_err(DbError::from_sqlx)?;
+            .map_err(|e| if link::is_tls_failure(&policy, &e) { link::tls_failure(&policy, &e) } else { DbError::from_sqlx(e) })?;
         let store = Self { pool };
         store.check_durability().await?;
         Ok(store)
+    }
+
+    /// How this store's connections travel (one connection of the pool, read from
+    /// `pg_stat_ssl`; every connection is opened with the same options).
+    pub async fn transport(&self) -> DbResult<Transport> {
+        let (encrypted, protocol, cipher): (bool, Option<String>, Option<String>) =
+            sqlx::query_as("SELECT ssl, version, cipher FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(DbError::from_sqlx)?;
+        Ok(Transport { encrypted, protocol, cipher })
     }
 
     /// Refuses to run when PostgreSQL may acknowledge commits it can lose.

@@ -55,6 +55,9 @@ pub enum DbError {
     /// The database refused the configuration (e.g. SQLite not in WAL + synchronous=FULL).
     #[error("unsafe database configuration: {0}")]
     UnsafeConfig(String),
+    /// The TLS handshake with the database server failed (the message names the setting).
+    #[error("{0}")]
+    Tls(String),
     /// Driver, connection or IO failure.
     #[error("database error")]
     Driver(#[from] sqlx::Error),

@@ -243,8 +243,45 @@ pub async fn open_store_keyed(url: &str, key: Option<&DatabaseKey>) -> anyhow::R
     } else {
         let s =
             ketacare_db_postgres::PgStore::open(url).await.with_context(|| format!("opening PostgreSQL database {}", redact_url(url)))?;
+        report_database_link(url, &s).await;
         Ok(Arc::new(s))
     }
+}
+
+/// Says in the log how the connection to PostgreSQL travels, and warns when patient data could
+/// cross a network unencrypted or reach a server whose certificate is not checked.
+async fn report_database_link(url: &str, store: &ketacare_db_postgres::PgStore) {
+    let Ok(policy) = ketacare_db_postgres::LinkPolicy::from_url(url) else { return };
+    match store.transport().await {
+        Ok(t) => tracing::info!(host = %policy.host, sslmode = policy.ssl_mode, transport = %t, "connected to PostgreSQL"),
+        Err(e) => tracing::warn!(error = %e, "could not read the PostgreSQL connection's TLS state"),
+    }
+    if let Some(w) = policy.warning() {
+        tracing::warn!("{w}");
+    }
+}
+
+/// How the connection to a PostgreSQL database travels (for `check-config`).
+#[derive(Debug)]
+pub struct DatabaseLink {
+    /// What the connection uses.
+    pub transport: ketacare_db_postgres::Transport,
+    /// The warning for a database on another machine reached without a verified certificate.
+    pub warning: Option<String>,
+}
+
+/// Connects to the PostgreSQL database named by `url` and reads how the connection travels;
+/// `None` for SQLite (a file on this machine).
+pub async fn database_link(url: &str) -> anyhow::Result<Option<DatabaseLink>> {
+    if url.starts_with("sqlite:") {
+        return Ok(None);
+    }
+    let policy = ketacare_db_postgres::LinkPolicy::from_url(url)?;
+    let store =
+        ketacare_db_postgres::PgStore::open(url).await.with_context(|| format!("opening PostgreSQL database {}", redact_url(url)))?;
+    let transport = store.transport().await;
+    ketacare_db::Store::close(&store).await;
+    Ok(Some(DatabaseLink { transport: transport?, warning: policy.warning() }))
 }
 
 /// Builds the application on a store.

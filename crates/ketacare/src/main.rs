@@ -807,6 +807,12 @@ async fn run() -> anyhow::Result<()> {
             out(&format!("Configuration: {config:?}"));
             let store = config.open_store().await?;
             out(&format!("Database {} reachable ({}); durability settings verified", redact_url(&config.database_url), store.backend()));
+            if let Some(link) = ketacare::database_link(&config.database_url).await? {
+                out(&format!("Database connection: {}", link.transport));
+                if let Some(w) = link.warning {
+                    out(&format!("WARNING: {w}"));
+                }
+            }
             let applied = store.schema_version().await.unwrap_or(0);
             out(&format!("Applied migrations: {applied}"));
             ketacare_knowledge::Knowledge::load().context("knowledge files")?;
