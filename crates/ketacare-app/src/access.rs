@@ -108,6 +108,16 @@ impl App {
         Ok(PatientScope::Only(ids))
     }
 
+    /// The patients `p` reaches without an emergency access: every patient, or those of
+    /// their care teams. The identified bulk export uses it: an emergency access opens one
+    /// chart to treat, not a way to take the patient's data away in bulk.
+    pub async fn usual_patient_scope(&self, p: &Principal) -> Result<PatientScope, AppError> {
+        if self.chart_scope().await?.sees_every_chart(p.role()) {
+            return Ok(PatientScope::All);
+        }
+        Ok(PatientScope::Only(self.store.care_team_patients(p.user.id).await?.into_iter().collect()))
+    }
+
     /// How `p` may open patient `id`'s chart without an emergency access, if at all.
     async fn usual_access(&self, p: &Principal, id: PatientId) -> Result<bool, AppError> {
         Ok(self.chart_scope().await?.sees_every_chart(p.role()) || self.store.care_team_patients(p.user.id).await?.contains(&id))

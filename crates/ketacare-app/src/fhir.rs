@@ -305,9 +305,9 @@ impl App {
                 lines.push(r.to_string());
             }
         };
-        // Clinical staff export the patients in their scope (care teams); researchers all,
-        // de-identified.
-        let scope = if identified { self.patient_scope(p).await? } else { crate::access::PatientScope::All };
+        // Clinical staff export the patients of their care teams (not those opened in an
+        // emergency); researchers all, de-identified.
+        let scope = if identified { self.usual_patient_scope(p).await? } else { crate::access::PatientScope::All };
         let mut patients = 0;
         let mut offset = 0;
         loop {

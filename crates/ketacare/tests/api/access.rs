@@ -236,6 +236,16 @@ async fn an_emergency_access_opens_the_chart_for_twelve_hours_and_the_director_r
         .assert_status(201, "and can be written to");
     let page = nina.get(&format!("/patients/{id}")).await;
     assert!(page.text.contains("emergency-banner"), "the chart page says it is an emergency access");
+    // An emergency opens one chart; it is not a way to take the patient's data away in bulk.
+    let manifest = crate::fhir::run_export(&nina, "").await;
+    for f in manifest["output"].as_array().expect("output") {
+        let lines = crate::fhir::download(&nina, f["url"].as_str().expect("url")).await;
+        assert!(
+            lines.iter().all(|r| !r.to_string().contains(&id)),
+            "the bulk export leaves out a patient opened in an emergency ({}): {lines:?}",
+            f["type"]
+        );
+    }
 
     // Flagged in the audit trail.
     let director = app.login(Role::MedicalDirector).await;

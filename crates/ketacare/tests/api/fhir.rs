@@ -305,7 +305,7 @@ async fn bad_searches_get_an_operation_outcome_naming_the_parameter(app: &TestAp
 }
 
 /// Runs a bulk export to the end and returns the manifest.
-async fn run_export(s: &Session, query: &str) -> Value {
+pub(crate) async fn run_export(s: &Session, query: &str) -> Value {
     let r = s.send(s.request(Method::GET, &format!("/fhir/$export{query}")).header("prefer", "respond-async")).await;
     r.assert_status(202, "kick-off");
     let status = r.header("content-location");
@@ -325,7 +325,7 @@ async fn run_export(s: &Session, query: &str) -> Value {
     panic!("the export did not finish")
 }
 
-async fn download(s: &Session, url: &str) -> Vec<Value> {
+pub(crate) async fn download(s: &Session, url: &str) -> Vec<Value> {
     let path = url.split_once("/fhir/").map(|(_, p)| format!("/fhir/{p}")).unwrap();
     let r = s.get(&path).await;
     r.assert_status(200, "file");
