@@ -310,12 +310,12 @@ impl App {
     ) -> Result<(), AppError> {
         let Some(addr) = client_addr else { return Ok(()) };
         let now = self.clock.now();
-        let policy = self.settings.login;
+        let limit = self.settings.login.address_limit();
         let blocked = {
             let mut limiter = self.login_addresses.lock().map_err(|_| AppError::Internal("login limiter poisoned".into()))?;
-            match limiter.blocked_until(addr, now, &policy) {
+            match limiter.blocked_until(addr, now, &limit) {
                 None => {
-                    limiter.record_failure(addr, now, &policy);
+                    limiter.record(addr, now, &limit);
                     None
                 }
                 Some(until) => Some((until, limiter.first_refusal(addr, until))),

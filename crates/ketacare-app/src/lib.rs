@@ -88,9 +88,9 @@ pub struct App {
     trends: std::sync::Mutex<std::collections::HashMap<ketacare_domain::ids::RecordId, session::Trend>>,
     closing: std::sync::atomic::AtomicBool,
     /// Failed logins per client address (this server's memory).
-    login_addresses: std::sync::Mutex<ketacare_domain::login::AddressLimiter>,
+    login_addresses: std::sync::Mutex<ketacare_domain::limiter::SlidingWindowLimiter>,
     /// Exact-MRN lookups outside the care teams, per clinician (this server's memory).
-    outside_lookups: std::sync::Mutex<ketacare_domain::login::AddressLimiter>,
+    outside_lookups: std::sync::Mutex<ketacare_domain::limiter::SlidingWindowLimiter>,
     /// When this server last saw a checkpoint signed, and its position.
     audit_checkpoint: std::sync::Mutex<Option<(chrono::DateTime<chrono::Utc>, i64)>>,
 }

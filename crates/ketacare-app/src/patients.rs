@@ -289,14 +289,10 @@ impl App {
         }
         let now = self.clock.now();
         let key = p.user.id.to_string();
-        let policy = ketacare_domain::login::LoginProtection {
-            address_max_failures: OUTSIDE_LOOKUPS_PER_HOUR,
-            address_window: chrono::Duration::hours(1),
-            ..Default::default()
-        };
+        let limit = ketacare_domain::access::outside_lookup_limit();
         let held = {
             let mut limiter = self.outside_lookups.lock().map_err(|_| AppError::Internal("lookup limiter poisoned".into()))?;
-            limiter.blocked_until(&key, now, &policy).map(|until| (until, limiter.first_refusal(&key, until)))
+            limiter.blocked_until(&key, now, &limit).map(|until| (until, limiter.first_refusal(&key, until)))
         };
         if let Some((until, first)) = held {
             if first {
@@ -334,7 +330,7 @@ impl App {
         };
         self.store.append_audit(&e).await?;
         if let Ok(mut limiter) = self.outside_lookups.lock() {
-            limiter.record_failure(&key, now, &policy);
+            limiter.record(&key, now, &limit);
         }
         Ok(Some((v.patient_id, format!("{} · {}", v.demographics.mrn.as_str(), v.demographics.name.display()))))
     }

@@ -189,6 +189,11 @@ pub const EMERGENCY_ACCESS_HOURS: i64 = 12;
 /// enough that nobody walks the MRN range to collect names. Each is audited with the patient.
 pub const OUTSIDE_LOOKUPS_PER_HOUR: u32 = 20;
 
+/// [`OUTSIDE_LOOKUPS_PER_HOUR`] as a limit, per clinician.
+pub fn outside_lookup_limit() -> crate::limiter::WindowLimit {
+    crate::limiter::WindowLimit { max: OUTSIDE_LOOKUPS_PER_HOUR, window: chrono::Duration::hours(1) }
+}
+
 /// A reason for an emergency access must say something: at least this many characters.
 pub const EMERGENCY_REASON_MIN_CHARS: usize = 10;
 

@@ -51,6 +51,7 @@ pub mod dose;
 pub mod evidence;
 pub mod ids;
 pub mod instrument;
+pub mod limiter;
 pub mod login;
 pub mod mfa;
 pub mod order;
