@@ -253,27 +253,12 @@ impl App {
             return Err(AppError::Validation(FieldErrors::single("q", "must be at most 100 characters")));
         }
         let ctx = self.ctx(p, "treatment");
-        match self.patient_scope(p).await? {
-            PatientScope::All => Ok(self.store.search_patients(&ctx, query, page).await?),
-            // Under the care-team scope the list holds the clinician's own patients: the store
-            // is read whole and the page cut from what is in scope.
-            scope => {
-                let mut mine = Vec::new();
-                let mut offset = 0;
-                loop {
-                    let batch = self.store.search_patients(&ctx, query, Page { limit: 500, offset }).await?;
-                    let n = batch.len();
-                    mine.extend(batch.into_iter().filter(|v| scope.allows(v.patient_id)));
-                    if n < 500 {
-                        break;
-                    }
-                    offset += 500;
-                }
-                let skip = usize::try_from(page.offset.max(0)).unwrap_or(0);
-                let take = usize::try_from(page.limit.clamp(1, 500)).unwrap_or(500);
-                Ok(mine.into_iter().skip(skip).take(take).collect())
-            }
+        if self.chart_scope().await?.sees_every_chart(p.role()) {
+            return Ok(self.store.search_patients(&ctx, query, page).await?);
         }
+        // Under the care-team scope the list holds the clinician's own patients (and those of
+        // their emergency accesses in force), filtered and paged by the database.
+        Ok(self.store.search_patients_in_scope(&ctx, query, p.user.id, self.clock.now(), page).await?)
     }
 
     /// A patient outside the caller's scope found by exact MRN: their id and a minimal label

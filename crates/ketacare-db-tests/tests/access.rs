@@ -15,7 +15,66 @@ both_backends!(
     care_teams_and_emergency_accesses_cannot_be_deleted_or_rewritten,
     things_with_their_own_id_name_their_patient,
     a_registration_and_its_registrant_on_the_team_are_stored_together,
+    a_scoped_search_holds_the_care_teams_and_emergency_accesses_in_force,
 );
+
+async fn a_scoped_search_holds_the_care_teams_and_emergency_accesses_in_force(db: &TestDb) {
+    let s = db.store();
+    let pia = user(db, "pia", "Pia", Role::Prescriber).await;
+    let nina = user(db, "nina", "Nina", Role::Nurse).await;
+    let own = patient(db, &pia, "KC-000001", "Rivera", "Ana").await;
+    let others = patient(db, &pia, "KC-000002", "Lind", "Ebba").await;
+    let left = patient(db, &pia, "KC-000003", "Okafor", "Chidi").await;
+    let emergency = patient(db, &pia, "KC-000004", "Berg", "Saga").await;
+    let also_own = patient(db, &pia, "KC-000005", "Rivers", "Ben").await;
+    s.add_care_team_member(&ctx(&pia), &member(own, &nina, &pia)).await.unwrap();
+    s.add_care_team_member(&ctx(&pia), &member(also_own, &nina, &pia)).await.unwrap();
+    s.add_care_team_member(&ctx(&pia), &member(others, &pia, &pia)).await.unwrap();
+    s.add_care_team_member(&ctx(&pia), &member(left, &nina, &pia)).await.unwrap();
+    s.remove_care_team_member(&ctx(&pia), left, nina.id, "moved to the other site").await.unwrap();
+    s.create_emergency_access(&ctx(&nina), &access(emergency, &nina)).await.unwrap();
+    s.create_emergency_access(&ctx(&pia), &access(others, &pia)).await.unwrap();
+
+    let mrns =
+        |v: Vec<ketacare_domain::record::PatientVersion>| v.into_iter().map(|p| p.demographics.mrn.as_str().to_owned()).collect::<Vec<_>>();
+    let all = Page { limit: 500, offset: 0 };
+    let during = t0() + Duration::hours(1);
+    let found = mrns(s.search_patients_in_scope(&ctx(&nina), "", nina.id, during, all).await.unwrap());
+    assert_eq!(found, vec!["KC-000004", "KC-000001", "KC-000005"], "her teams and her emergency access, in name order");
+    // The same as the unscoped search narrowed by what the store lists for her.
+    let mut scope: Vec<_> = s.care_team_patients(nina.id).await.unwrap();
+    scope.extend(s.active_emergency_access(nina.id, during).await.unwrap().into_iter().map(|g| g.patient_id));
+    let narrowed: Vec<_> =
+        s.search_patients(&ctx(&nina), "", all).await.unwrap().into_iter().filter(|v| scope.contains(&v.patient_id)).collect();
+    assert_eq!(found, mrns(narrowed));
+    // The query, the page and the access window apply.
+    assert_eq!(mrns(s.search_patients_in_scope(&ctx(&nina), "riv", nina.id, during, all).await.unwrap()), vec!["KC-000001", "KC-000005"]);
+    assert_eq!(
+        mrns(s.search_patients_in_scope(&ctx(&nina), "", nina.id, during, Page { limit: 1, offset: 1 }).await.unwrap()),
+        vec!["KC-000001"]
+    );
+    assert!(s.search_patients_in_scope(&ctx(&nina), "lind", nina.id, during, all).await.unwrap().is_empty(), "another's team");
+    let after = t0() + Duration::hours(12);
+    assert_eq!(
+        mrns(s.search_patients_in_scope(&ctx(&nina), "", nina.id, after, all).await.unwrap()),
+        vec!["KC-000001", "KC-000005"],
+        "the access has ended"
+    );
+    assert_eq!(
+        mrns(s.search_patients_in_scope(&ctx(&pia), "", pia.id, during, all).await.unwrap()),
+        vec!["KC-000002"],
+        "hers, once, though on the team and with an access"
+    );
+    // One audit entry per search, counting what the clinician got.
+    let f = AuditFilter {
+        action: Some(ketacare_domain::audit::AuditAction::Execute),
+        entity_type: Some("Patient".into()),
+        ..Default::default()
+    };
+    let searches = s.search_audit(&ctx(&pia), &f).await.unwrap();
+    let details: Vec<String> = searches.into_iter().filter_map(|e| e.event.detail).collect();
+    assert!(details.iter().any(|d| d.ends_with("patient search in the care-team scope, 3 results, query length 0")), "{details:?}");
+}
 
 async fn a_registration_and_its_registrant_on_the_team_are_stored_together(db: &TestDb) {
     let s = db.store();

@@ -208,6 +208,17 @@ pub trait Store:
     async fn patient_history(&self, ctx: &AuditCtx, id: PatientId) -> DbResult<Vec<PatientVersion>>;
     /// Current, non-voided patients matching `query` (name or MRN; empty matches all), audited.
     async fn search_patients(&self, ctx: &AuditCtx, query: &str, page: Page) -> DbResult<Vec<PatientVersion>>;
+    /// As [`Store::search_patients`], among the patients of `user`'s care teams and of their
+    /// emergency accesses in force at `now` (what [`Store::care_team_patients`] and
+    /// [`Store::active_emergency_access`] list), filtered and paged in the database; audited.
+    async fn search_patients_in_scope(
+        &self,
+        ctx: &AuditCtx,
+        query: &str,
+        user: UserId,
+        now: chrono::DateTime<chrono::Utc>,
+        page: Page,
+    ) -> DbResult<Vec<PatientVersion>>;
     /// Number of current, non-voided patients.
     async fn count_patients(&self) -> DbResult<i64>;
 

@@ -133,6 +133,45 @@ macro_rules! impl_sql_store {
                 Self::__audit(&mut *conn, &e).await
             }
 
+            /// Current, non-voided patients matching `query`, among those of `scope`'s user's
+            /// care teams and emergency accesses in force at its time when given (the same
+            /// conditions as `care_team_patients` and `active_emergency_access`); one audit entry.
+            async fn __search_patients(
+                &self,
+                ctx: &$crate::AuditCtx,
+                query: &str,
+                scope: Option<(::ketacare_domain::ids::UserId, ::chrono::DateTime<::chrono::Utc>)>,
+                page: $crate::Page,
+            ) -> $crate::DbResult<Vec<::ketacare_domain::record::PatientVersion>> {
+                let among = if scope.is_some() {
+                    " AND (pv.patient_id IN (SELECT patient_id FROM care_team_members WHERE user_id = $2 AND removed_at IS NULL) OR pv.patient_id IN (SELECT patient_id FROM emergency_access WHERE user_id = $2 AND granted_at <= $3 AND expires_at > $3))"
+                } else {
+                    ""
+                };
+                let sql = format!(
+                    "SELECT {} FROM patient_versions pv WHERE pv.version = (SELECT MAX(v2.version) FROM patient_versions v2 WHERE v2.patient_id = pv.patient_id) AND pv.action <> 'void' AND (lower(pv.family_name || ' ' || pv.given_name) LIKE $1 ESCAPE '\\' OR lower(pv.given_name || ' ' || pv.family_name) LIKE $1 ESCAPE '\\' OR lower(pv.mrn) LIKE $1 ESCAPE '\\'){among} ORDER BY lower(pv.family_name), lower(pv.given_name), pv.patient_id LIMIT {} OFFSET {}",
+                    $crate::sql::PATIENT_COLS,
+                    page.limit.clamp(1, 500),
+                    page.offset.max(0)
+                );
+                let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
+                let mut q = $crate::__sqlx::query_as::<_, $crate::codec::PatientRow>(&sql).bind($crate::codec::like_pattern(query));
+                if let Some((user, now)) = scope {
+                    q = q.bind(user.to_string()).bind($crate::codec::ts(now));
+                }
+                let rows: Vec<$crate::codec::PatientRow> = q.fetch_all(&mut *tx).await.map_err($crate::DbError::from_sqlx)?;
+                let detail = format!(
+                    "patient search{}, {} results, query length {}",
+                    if scope.is_some() { " in the care-team scope" } else { "" },
+                    rows.len(),
+                    query.trim().chars().count()
+                );
+                let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Execute, ::ketacare_domain::audit::AuditOutcome::Success, "Patient", None, None, Some(detail));
+                Self::__audit(&mut *tx, &e).await?;
+                tx.commit().await.map_err($crate::DbError::from_sqlx)?;
+                rows.into_iter().map(|r| r.into_domain()).collect()
+            }
+
             async fn __audit(
                 conn: &mut <$db as $crate::__sqlx::Database>::Connection,
                 e: &::ketacare_domain::audit::AuditEvent,
@@ -769,23 +808,18 @@ macro_rules! impl_sql_store {
             }
 
             async fn search_patients(&self, ctx: &$crate::AuditCtx, query: &str, page: $crate::Page) -> $crate::DbResult<Vec<::ketacare_domain::record::PatientVersion>> {
-                let sql = format!(
-                    "SELECT {} FROM patient_versions pv WHERE pv.version = (SELECT MAX(v2.version) FROM patient_versions v2 WHERE v2.patient_id = pv.patient_id) AND pv.action <> 'void' AND (lower(pv.family_name || ' ' || pv.given_name) LIKE $1 ESCAPE '\\' OR lower(pv.given_name || ' ' || pv.family_name) LIKE $1 ESCAPE '\\' OR lower(pv.mrn) LIKE $1 ESCAPE '\\') ORDER BY lower(pv.family_name), lower(pv.given_name), pv.patient_id LIMIT {} OFFSET {}",
-                    $crate::sql::PATIENT_COLS,
-                    page.limit.clamp(1, 500),
-                    page.offset.max(0)
-                );
-                let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
-                let rows: Vec<$crate::codec::PatientRow> = $crate::__sqlx::query_as(&sql)
-                    .bind($crate::codec::like_pattern(query))
-                    .fetch_all(&mut *tx)
-                    .await
-                    .map_err($crate::DbError::from_sqlx)?;
-                let detail = format!("patient search, {} results, query length {}", rows.len(), query.trim().chars().count());
-                let e = $crate::sql::event(ctx, ::ketacare_domain::audit::AuditAction::Execute, ::ketacare_domain::audit::AuditOutcome::Success, "Patient", None, None, Some(detail));
-                Self::__audit(&mut *tx, &e).await?;
-                tx.commit().await.map_err($crate::DbError::from_sqlx)?;
-                rows.into_iter().map(|r| r.into_domain()).collect()
+                self.__search_patients(ctx, query, None, page).await
+            }
+
+            async fn search_patients_in_scope(
+                &self,
+                ctx: &$crate::AuditCtx,
+                query: &str,
+                user: ::ketacare_domain::ids::UserId,
+                now: ::chrono::DateTime<::chrono::Utc>,
+                page: $crate::Page,
+            ) -> $crate::DbResult<Vec<::ketacare_domain::record::PatientVersion>> {
+                self.__search_patients(ctx, query, Some((user, now)), page).await
             }
 
             async fn count_patients(&self) -> $crate::DbResult<i64> {
