@@ -12,9 +12,8 @@ mod link;
 pub use link::{LinkPolicy, Transport};
 
 use ketacare_db::{DbError, DbResult};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::postgres::PgPoolOptions;
 use sqlx::{Pool, Postgres, Transaction};
-use std::str::FromStr;
 use std::time::Duration;
 
 /// A PostgreSQL-backed store.
@@ -29,10 +28,9 @@ impl PgStore {
     /// and `sslkey` for TLS; see [`LinkPolicy`]) and checks the durability settings. A failed
     /// TLS handshake is [`DbError::Tls`], naming the setting to look at.
     pub async fn open(url: &str) -> DbResult<Self> {
-        let opts =
-            PgConnectOptions::from_str(url).map_err(|e| DbError::UnsafeConfig(format!("database_url: {e}")))?.application_name("ketacare");
-        let policy = LinkPolicy::from_options(&opts);
+        let (policy, opts) = LinkPolicy::parse(url)?;
         policy.check()?;
+        let opts = opts.application_name("ketacare");
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(15))

@@ -119,13 +119,15 @@ pub async fn restore(config: &Config, from: &Path) -> anyhow::Result<String> {
         }
     } else {
         {
-            use sqlx::Connection;
-            let mut c = sqlx::PgConnection::connect(&config.database_url).await.context("connecting to the target database")?;
+            // Opened as the server opens it: the same TLS settings and their checks.
+            let target = ketacare_db_postgres::PgStore::open(&config.database_url)
+                .await
+                .with_context(|| format!("connecting to the target database {}", redact_url(&config.database_url)))?;
             let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = 'public'")
-                .fetch_one(&mut c)
+                .fetch_one(target.pool())
                 .await?;
+            ketacare_db::Store::close(&target).await;
             ensure!(n == 0, "the target database already has {n} tables; restore into an empty database");
-            c.close().await.ok();
         }
         let (url, password) = split_password(&config.database_url);
         let mut cmd = Command::new("pg_restore");

@@ -45,52 +45,100 @@ async fn the_sslmode_decides_and_the_connection_is_read_back() {
     assert_eq!(t.to_string(), "unencrypted");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn verify_full_checks_the_servers_certificate_and_host_name() {
-    let Some(db) = tls_database().await else { return };
-
-    // A CA that did not sign the server's certificate: refused, naming the setting.
-    let other_ca = format!("{}/tests/fixtures/tls/ca.pem", env!("CARGO_MANIFEST_DIR"));
-    let wrong = with(&db.url, &format!("sslmode=verify-full&sslrootcert={other_ca}"));
-    match PgStore::open(&wrong).await {
-        Err(DbError::Tls(m)) => {
-            assert!(m.contains("sslrootcert") && m.contains("verify-full"), "{m}");
-        }
-        Err(e) => panic!("expected a TLS error, got {e:?}"),
-        Ok(_) => panic!("a server signed by another CA was accepted"),
-    }
-    // Through the server's start, as an operator sees it.
-    let config = Config { database_url: wrong.clone(), listen: "127.0.0.1:0".into(), ..Config::default() };
-    let e = format!("{:#}", Server::start(&config, None).await.err().expect("the server does not start"));
-    assert!(e.contains("opening PostgreSQL database") && e.contains("sslrootcert"), "{e}");
-
-    // The server's own certificate, where this machine can read it (the test server is local).
+/// The server's own certificate, where this machine can read it (the test server is local),
+/// with the URL by the name `localhost`; `None` (and a note) where it cannot be used.
+async fn server_certificate(db: &ketacare_db_tests::TestDb) -> Option<String> {
     let probe = PgStore::open(&db.url).await.unwrap();
     let cert: String = sqlx::query_scalar("SHOW ssl_cert_file").fetch_one(probe.pool()).await.unwrap();
-    let cert = if cert.starts_with('/') { cert } else { String::new() };
-    if cert.is_empty() || std::fs::metadata(&cert).is_err() || !db.url.contains("@127.0.0.1") {
+    if !cert.starts_with('/') || std::fs::metadata(&cert).is_err() || !db.url.contains("@127.0.0.1") {
         assert!(!ketacare_db_tests::postgres_required(), "the server's certificate ({cert}) must be readable for this test");
-        eprintln!("skipped the verify-full success case: the server's certificate is not readable here");
-        return;
+        eprintln!("skipped: the server's certificate is not readable here");
+        return None;
     }
+    Some(cert)
+}
+
+fn by_name(db: &ketacare_db_tests::TestDb) -> String {
+    db.url.replace("@127.0.0.1", "@localhost")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_full_checks_the_host_name_and_names_the_setting_when_it_fails() {
+    let Some(db) = tls_database().await else { return };
+    let Some(cert) = server_certificate(&db).await else { return };
     // Debian's certificate is issued for localhost: by that name it verifies ...
-    let by_name = with(&db.url.replace("@127.0.0.1", "@localhost"), &format!("sslmode=verify-full&sslrootcert={cert}"));
-    let t = PgStore::open(&by_name).await.expect("verify-full with the server's certificate").transport().await.unwrap();
+    let good = with(&by_name(&db), &format!("sslmode=verify-full&sslrootcert={cert}"));
+    let t = PgStore::open(&good).await.expect("verify-full with the server's certificate").transport().await.unwrap();
     assert!(t.encrypted, "{t:?}");
-    // ... and by an address it does not carry, verify-full refuses.
+    // ... and by an address it does not carry, verify-full refuses, naming the setting.
     let by_address = with(&db.url, &format!("sslmode=verify-full&sslrootcert={cert}"));
     match PgStore::open(&by_address).await {
-        Err(DbError::Tls(m)) => assert!(m.contains("not valid for name"), "verify-full checks the host name: {m}"),
+        Err(DbError::Tls(m)) => assert!(m.contains("not valid for name") && m.contains("sslrootcert"), "{m}"),
         Err(e) => panic!("expected a TLS error, got {e:?}"),
         Ok(_) => panic!("verify-full accepted a certificate for another name"),
     }
-    // verify-ca is refused before connecting, naming the mode that works.
-    let ca_only = with(&db.url, &format!("sslmode=verify-ca&sslrootcert={cert}"));
-    match PgStore::open(&ca_only).await {
-        Err(DbError::UnsafeConfig(m)) => assert!(m.contains("use sslmode=verify-full"), "{m}"),
-        Err(e) => panic!("expected the configuration to be refused, got {e:?}"),
-        Ok(_) => panic!("verify-ca was accepted"),
+    // At the server's start, as an operator sees it.
+    let config = Config { database_url: by_address, listen: "127.0.0.1:0".into(), ..Config::default() };
+    let e = format!("{:#}", Server::start(&config, None).await.err().expect("the server does not start"));
+    assert!(e.contains("opening PostgreSQL database") && e.contains("sslrootcert"), "{e}");
+    // verify-ca, and verify-full without sslrootcert, are refused before connecting.
+    for (q, says) in [
+        (format!("sslmode=verify-ca&sslrootcert={cert}"), "use sslmode=verify-full"),
+        ("sslmode=verify-full".to_owned(), "verify-full needs sslrootcert"),
+        ("sslmode=verify-full&sslrootcert=/nonexistent/ca.pem".to_owned(), "sslrootcert /nonexistent/ca.pem"),
+    ] {
+        match PgStore::open(&with(&by_name(&db), &q)).await {
+            Err(DbError::UnsafeConfig(m)) => assert!(m.contains(says), "{q}: {m}"),
+            Err(e) => panic!("{q}: expected the configuration to be refused, got {e:?}"),
+            Ok(_) => panic!("{q} was accepted"),
+        }
     }
+}
+
+/// Runs `ketacare` with `args`; the operating system's trusted CAs are replaced by `trusted`
+/// (rustls-native-certs reads only SSL_CERT_FILE and SSL_CERT_DIR when they are set), so that
+/// only the URL's sslrootcert and that file are trusted.
+fn ketacare(args: &[&str], trusted: Option<&str>) -> (bool, String) {
+    let empty = tempfile::tempdir().unwrap();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ketacare"));
+    cmd.args(args).env_remove("KETACARE_CONFIG");
+    if let Some(file) = trusted {
+        cmd.env("SSL_CERT_FILE", file).env("SSL_CERT_DIR", empty.path());
+    }
+    let out = cmd.output().expect("run ketacare");
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_full_refuses_a_server_signed_by_another_ca() {
+    let Some(db) = tls_database().await else { return };
+    let Some(cert) = server_certificate(&db).await else { return };
+    let other_ca = format!("{}/tests/fixtures/tls/ca.pem", env!("CARGO_MANIFEST_DIR"));
+    // Only a CA that did not sign the server's certificate is trusted: refused, naming the setting.
+    let wrong = with(&by_name(&db), &format!("sslmode=verify-full&sslrootcert={other_ca}"));
+    let (ok, out) = ketacare(&["--database-url", &wrong, "check-config"], Some(&other_ca));
+    assert!(!ok, "a server signed by another CA was accepted: {out}");
+    assert!(out.contains("invalid peer certificate") && out.contains("sslrootcert"), "{out}");
+    // The negative control: the same trust store with the server's own certificate connects.
+    let right = with(&by_name(&db), &format!("sslmode=verify-full&sslrootcert={cert}"));
+    let (ok, out) = ketacare(&["--database-url", &right, "check-config"], Some(&other_ca));
+    assert!(ok && out.contains("Database connection: TLS (TLSv1."), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_takes_the_same_verified_url() {
+    let Some(db) = tls_database().await else { return };
+    let Some(cert) = server_certificate(&db).await else { return };
+    if std::process::Command::new("pg_dump").arg("--version").output().is_err() {
+        assert!(!ketacare_db_tests::postgres_required(), "pg_dump is needed for PostgreSQL backups");
+        return;
+    }
+    let url = with(&by_name(&db), &format!("sslmode=verify-full&sslrootcert={cert}"));
+    let dir = tempfile::tempdir().unwrap();
+    let to = dir.path().join("clinic.dump");
+    let (ok, out) = ketacare(&["--database-url", &url, "backup", "--to", to.to_str().unwrap()], None);
+    assert!(ok, "{out}");
+    assert!(std::fs::metadata(&to).unwrap().len() > 0, "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
