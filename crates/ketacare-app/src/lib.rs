@@ -22,6 +22,7 @@ mod records;
 pub mod research;
 mod safety;
 mod screening;
+pub mod secret_box;
 mod session;
 
 pub use auth::{token_hash, NewUserInput, Principal, PrincipalKind};
@@ -62,6 +63,8 @@ pub struct Settings {
     pub audit_key: Option<audit_chain::AuditKey>,
     /// How often a checkpoint of the audit chain is signed.
     pub audit_checkpoint_every: Duration,
+    /// The key that seals TOTP secrets at rest (none: they are stored plain).
+    pub mfa_key: Option<secret_box::MfaKey>,
 }
 
 impl Default for Settings {
@@ -73,6 +76,7 @@ impl Default for Settings {
             login: ketacare_domain::login::LoginProtection::default(),
             audit_key: None,
             audit_checkpoint_every: audit_chain::default_checkpoint_every(),
+            mfa_key: None,
         }
     }
 }

@@ -10,7 +10,7 @@
 //! passwords, and the failure count is set back only when the whole sign-in succeeds.
 
 use crate::auth::{random_token, token_hash, Principal, PrincipalKind};
-use crate::{App, AppError};
+use crate::{secret_box, App, AppError};
 use ketacare_db::{ChallengePurpose, LoginChallenge, PolicyVersion, User};
 use ketacare_domain::access::Permission;
 use ketacare_domain::audit::{Actor, AuditAction, AuditEvent, AuditOutcome};
@@ -121,14 +121,63 @@ fn draw_recovery_codes() -> (Vec<String>, Vec<String>) {
     (shown, hashes)
 }
 
-/// The secret an enrolment challenge waits to confirm.
-fn pending_secret(c: &LoginChallenge) -> Result<TotpSecret, AppError> {
-    c.pending_secret
-        .as_deref()
-        .map(TotpSecret::parse_base32)
-        .transpose()
-        .map_err(|e| AppError::Internal(format!("pending TOTP secret: {e}")))?
-        .ok_or_else(|| AppError::Internal("enrolment challenge without a secret".into()))
+impl App {
+    /// The secret an enrolment challenge waits to confirm (sealed like an enrolled one).
+    fn pending_secret(&self, c: &LoginChallenge) -> Result<TotpSecret, AppError> {
+        let stored = c.pending_secret.as_deref().ok_or_else(|| AppError::Internal("enrolment challenge without a secret".into()))?;
+        let text = secret_box::open(self.settings.mfa_key.as_ref(), c.user_id, stored)?;
+        TotpSecret::parse_base32(&text).map_err(|e| AppError::Internal(format!("pending TOTP secret: {e}")))
+    }
+
+    /// An account's enrolled secret, opened.
+    fn enrolled_secret(&self, user: UserId, stored: &str) -> Result<TotpSecret, AppError> {
+        let text = secret_box::open(self.settings.mfa_key.as_ref(), user, stored)?;
+        TotpSecret::parse_base32(&text).map_err(|e| AppError::Internal(format!("stored TOTP secret: {e}")))
+    }
+
+    /// A secret as it is stored: sealed when the server has `mfa_secret_key`.
+    fn stored_secret(&self, user: UserId, secret: &TotpSecret) -> Result<String, AppError> {
+        secret_box::seal(self.settings.mfa_key.as_ref(), user, &secret.to_base32())
+    }
+
+    /// At start: with `mfa_secret_key`, seals every TOTP secret still stored plain and checks
+    /// that the key opens the sealed ones; without it, refuses when any secret is sealed (codes
+    /// could not be checked). Returns how many secrets were sealed now; audited when any were.
+    pub async fn seal_totp_secrets(&self) -> Result<usize, AppError> {
+        let key = self.settings.mfa_key.as_ref();
+        let mut sealed_now = 0;
+        for user in self.store.list_totp_enrolled().await? {
+            let Some(e) = self.store.get_totp(user).await? else { continue };
+            let plain = secret_box::open(key, user, &e.secret)?;
+            if key.is_some() && !secret_box::is_sealed(&e.secret) {
+                let sealed = secret_box::seal(key, user, &plain)?;
+                // Only if unchanged meanwhile (a new enrolment is sealed already).
+                if self.store.reseal_totp(user, &e.secret, &sealed).await? {
+                    sealed_now += 1;
+                }
+            }
+        }
+        if sealed_now > 0 {
+            let e = AuditEvent {
+                recorded_at: self.clock.now(),
+                actor: Actor {
+                    user_id: None,
+                    username: "server".into(),
+                    role: None,
+                    session_ref: Some("startup".into()),
+                    client_addr: None,
+                },
+                action: AuditAction::Update,
+                outcome: AuditOutcome::Success,
+                entity_type: "User".into(),
+                entity_id: None,
+                patient_id: None,
+                detail: Some(format!("purpose=operations; {sealed_now} TOTP secrets sealed with mfa_secret_key")),
+            };
+            self.store.append_audit(&e).await?;
+        }
+        Ok(sealed_now)
+    }
 }
 
 const CODE_HELP: &str = "must be the 6-digit code your authenticator app shows now, or one of your recovery codes (XXXX-XXXX-XXXX-XXXX)";
@@ -212,7 +261,7 @@ impl App {
             ChallengePurpose::Enrol | ChallengePurpose::AccountEnrol => {
                 let s = draw_secret();
                 let e = Enrolment { secret: s.to_base32(), otpauth_uri: s.otpauth_uri(&self.clinic_name().await?, user.username.as_str()) };
-                (Some(s.to_base32()), Some(e))
+                (Some(self.stored_secret(user.id, &s)?), Some(e))
             }
         };
         self.store
@@ -337,8 +386,7 @@ impl App {
                     self.store.end_login_challenge(&hash).await?;
                     return Err(AppError::SignInAgain);
                 };
-                let secret =
-                    TotpSecret::parse_base32(&enrolled.secret).map_err(|e| AppError::Internal(format!("stored TOTP secret: {e}")))?;
+                let secret = self.enrolled_secret(user.id, &enrolled.secret)?;
                 match mfa::verify(&secret, code, unix, Some(enrolled.last_step)) {
                     Ok(step) => {
                         if !self.store.claim_totp_step(user.id, step).await? {
@@ -377,7 +425,7 @@ impl App {
                     self.store.end_login_challenge(&hash).await?;
                     return Err(AppError::SignInAgain);
                 }
-                let secret = pending_secret(&c)?;
+                let secret = self.pending_secret(&c)?;
                 let step = match mfa::verify(&secret, code, unix, None) {
                     Ok(step) => step,
                     Err(CodeRefusal::Malformed) => {
@@ -401,7 +449,7 @@ impl App {
                     at: now,
                     purpose: "operations",
                 };
-                self.store.enrol_totp(&ctx, user.id, &secret.to_base32(), step, &hashes).await?;
+                self.store.enrol_totp(&ctx, user.id, &self.stored_secret(user.id, &secret)?, step, &hashes).await?;
                 ("login (password; two-step sign-in enrolled)".to_owned(), shown, None)
             }
         };
@@ -429,7 +477,7 @@ impl App {
         match c.purpose {
             ChallengePurpose::Login => Ok(Some(None)),
             ChallengePurpose::Enrol | ChallengePurpose::AccountEnrol => {
-                let s = pending_secret(&c)?;
+                let s = self.pending_secret(&c)?;
                 Ok(Some(Some(Enrolment {
                     secret: s.to_base32(),
                     otpauth_uri: s.otpauth_uri(&self.clinic_name().await?, user.username.as_str()),
@@ -492,7 +540,7 @@ impl App {
             return refuse("password", "is not your current password", "wrong password").await;
         }
         if let Some(enrolled) = self.store.get_totp(u.id).await? {
-            let secret = TotpSecret::parse_base32(&enrolled.secret).map_err(|e| AppError::Internal(format!("stored TOTP secret: {e}")))?;
+            let secret = self.enrolled_secret(u.id, &enrolled.secret)?;
             let ok = match mfa::verify(&secret, code, now.timestamp(), Some(enrolled.last_step)) {
                 Ok(step) => self.store.claim_totp_step(u.id, step).await?,
                 Err(CodeRefusal::Malformed) => match mfa::normalize_recovery_code(code) {
@@ -536,7 +584,7 @@ impl App {
                 "this enrolment has expired; start again with your password",
             )));
         };
-        let secret = pending_secret(&c)?;
+        let secret = self.pending_secret(&c)?;
         let step = match mfa::verify(&secret, code, now.timestamp(), None) {
             Ok(step) => step,
             Err(_) => {
@@ -559,7 +607,7 @@ impl App {
         }
         let (shown, hashes) = draw_recovery_codes();
         let moved = self.store.get_totp(p.user.id).await?.is_some();
-        self.store.enrol_totp(&self.ctx(p, "operations"), p.user.id, &secret.to_base32(), step, &hashes).await?;
+        self.store.enrol_totp(&self.ctx(p, "operations"), p.user.id, &self.stored_secret(p.user.id, &secret)?, step, &hashes).await?;
         if moved {
             // A new phone: sessions opened with the old one (perhaps on a lost device) end.
             let keep = match &p.kind {

@@ -144,6 +144,7 @@ async fn audit_of(db: &TestDb, u: &ketacare_db::User, patient: PatientId) -> Vec
 
 both_backends!(
     migrations_match_shipped_set,
+    a_totp_secret_is_resealed_only_while_unchanged,
     users_are_unique_and_deactivation_ends_sessions,
     login_failures_count_and_lock_as_the_domain_rule_says,
     api_tokens_are_found_by_hash_and_revoked,
@@ -559,4 +560,18 @@ async fn audit_search_filters_and_sorts(db: &TestDb) {
         .unwrap();
     // Four earlier searches; this one is audited after its rows are read.
     assert_eq!(mine.len(), 4, "each audit search is itself audited");
+}
+
+async fn a_totp_secret_is_resealed_only_while_unchanged(db: &TestDb) {
+    let s = db.store();
+    let u = nurse(db).await;
+    assert!(!s.reseal_totp(u.id, "PLAIN", "kc1:00").await.unwrap(), "not enrolled: nothing to reseal");
+    s.enrol_totp(&ctx(&u), u.id, "PLAIN", 10, &["h1".to_owned()]).await.unwrap();
+    assert!(s.reseal_totp(u.id, "PLAIN", "kc1:aa").await.unwrap());
+    let e = s.get_totp(u.id).await.unwrap().expect("enrolled");
+    assert_eq!((e.secret.as_str(), e.last_step), ("kc1:aa", 10), "the secret is replaced, the last step kept");
+    assert!(!s.reseal_totp(u.id, "PLAIN", "kc1:bb").await.unwrap(), "changed meanwhile: left alone");
+    assert_eq!(s.get_totp(u.id).await.unwrap().expect("enrolled").secret, "kc1:aa");
+    assert!(s.claim_totp_step(u.id, 11).await.unwrap(), "codes go on being claimed");
+    assert_eq!(s.unused_recovery_codes(u.id).await.unwrap(), 1, "the recovery codes are untouched");
 }

@@ -136,6 +136,10 @@ pub trait Store:
     /// Enrols an account (replacing an earlier enrolment) with its first accepted step and a
     /// fresh set of recovery codes (their hashes), in one transaction; audited.
     async fn enrol_totp(&self, ctx: &AuditCtx, user: UserId, secret: &str, step: i64, recovery_hashes: &[String]) -> DbResult<()>;
+    /// Replaces an account's stored TOTP secret `old` by `new` (the same secret, sealed), only
+    /// if it is still `old`: `false` when it changed meanwhile. Not audited (the caller audits
+    /// the sealing once).
+    async fn reseal_totp(&self, user: UserId, old: &str, new: &str) -> DbResult<bool>;
     /// Claims a step for an account: `true` only when it is later than the last step accepted
     /// (one conditional statement, so a code is accepted once across all servers).
     async fn claim_totp_step(&self, user: UserId, step: i64) -> DbResult<bool>;

@@ -501,6 +501,17 @@ macro_rules! impl_sql_store {
                 tx.commit().await.map_err($crate::DbError::from_sqlx)
             }
 
+            async fn reseal_totp(&self, user: ::ketacare_domain::ids::UserId, old: &str, new: &str) -> $crate::DbResult<bool> {
+                let n = $crate::__sqlx::query("UPDATE user_totp SET secret = $1 WHERE user_id = $2 AND secret = $3")
+                    .bind(new.to_owned())
+                    .bind(user.to_string())
+                    .bind(old.to_owned())
+                    .execute(&self.pool)
+                    .await
+                    .map_err($crate::DbError::from_sqlx)?;
+                Ok(n.rows_affected() == 1)
+            }
+
             async fn claim_totp_step(&self, user: ::ketacare_domain::ids::UserId, step: i64) -> $crate::DbResult<bool> {
                 let n = $crate::__sqlx::query("UPDATE user_totp SET last_step = $1 WHERE user_id = $2 AND last_step < $1")
                     .bind(step)

@@ -61,6 +61,12 @@ pub struct Config {
     pub database_key: String,
     /// A file holding that key instead; readable by the server only.
     pub database_key_file: String,
+    /// The 256-bit key (64 hex digits) that seals the TOTP secrets of two-step sign-in in the
+    /// database; usually set as `KETACARE_MFA_SECRET_KEY`. Empty: they are stored plain. Once
+    /// set, keep it: the sealed secrets open with it only.
+    pub mfa_secret_key: String,
+    /// A file holding that key instead; readable by the server only.
+    pub mfa_secret_key_file: String,
 }
 
 impl Default for Config {
@@ -84,6 +90,8 @@ impl Default for Config {
             tls_key_file: String::new(),
             database_key: String::new(),
             database_key_file: String::new(),
+            mfa_secret_key: String::new(),
+            mfa_secret_key_file: String::new(),
         }
     }
 }
@@ -110,6 +118,8 @@ impl std::fmt::Debug for Config {
             .field("tls_key_file", &self.tls_key_file)
             .field("database_key", &if self.database_key.is_empty() { "" } else { "***" })
             .field("database_key_file", &self.database_key_file)
+            .field("mfa_secret_key", &if self.mfa_secret_key.is_empty() { "" } else { "***" })
+            .field("mfa_secret_key_file", &self.mfa_secret_key_file)
             .finish()
     }
 }
@@ -165,6 +175,11 @@ impl Config {
         );
         self.audit_key()?;
         anyhow::ensure!(
+            self.mfa_secret_key.is_empty() || self.mfa_secret_key_file.is_empty(),
+            "set mfa_secret_key or mfa_secret_key_file, not both"
+        );
+        self.mfa_key()?;
+        anyhow::ensure!(
             self.database_key.is_empty() || self.database_key_file.is_empty(),
             "set database_key or database_key_file, not both"
         );
@@ -211,6 +226,15 @@ impl Config {
             return Ok(None);
         };
         ketacare_app::audit_chain::AuditKey::from_hex(&text).map(Some).map_err(|e| anyhow::anyhow!("{what} {e}"))
+    }
+
+    /// The key that seals TOTP secrets, from `mfa_secret_key` or the file named by
+    /// `mfa_secret_key_file`, if either is set.
+    pub fn mfa_key(&self) -> anyhow::Result<Option<ketacare_app::secret_box::MfaKey>> {
+        let Some((text, what)) = secret_setting(&self.mfa_secret_key, &self.mfa_secret_key_file, "mfa_secret_key")? else {
+            return Ok(None);
+        };
+        ketacare_app::secret_box::MfaKey::from_hex(&text).map(Some).map_err(|e| anyhow::anyhow!("{what} {e}"))
     }
 
     /// The SQLite database key from `database_key` or the file named by `database_key_file`,
@@ -299,6 +323,7 @@ pub fn build_app(store: Arc<dyn Store>, config: &Config, clock: Arc<dyn Clock>) 
         },
         audit_key: config.audit_key()?,
         audit_checkpoint_every: chrono_minutes(config.audit_checkpoint_minutes),
+        mfa_key: config.mfa_key()?,
     };
     Ok(Arc::new(App::new(store, clock, Arc::new(knowledge), settings)))
 }
@@ -336,6 +361,10 @@ impl Server {
         let store = config.open_store().await?;
         store.migrate().await.context("applying database migrations")?;
         let app = build_app(store, config, clock.unwrap_or_else(|| Arc::new(SystemClock)))?;
+        let sealed = app.seal_totp_secrets().await.map_err(|e| anyhow::anyhow!("two-step sign-in secrets: {e}"))?;
+        if sealed > 0 {
+            tracing::info!(sealed, "TOTP secrets stored plain are now sealed with mfa_secret_key");
+        }
         Self::serve(app, config).await
     }
 

@@ -817,6 +817,9 @@ async fn run() -> anyhow::Result<()> {
             out(&format!("Applied migrations: {applied}"));
             ketacare_knowledge::Knowledge::load().context("knowledge files")?;
             out("Knowledge files: parsed and consistent");
+            if config.mfa_key()?.is_none() {
+                out("WARNING: mfa_secret_key is not set: the TOTP secrets of two-step sign-in are stored plain in the database");
+            }
             if config.pseudonym_key == Config::default().pseudonym_key {
                 out("WARNING: pseudonym_key is the default; set KETACARE_PSEUDONYM_KEY to a long random secret");
             }
