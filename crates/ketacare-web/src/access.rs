@@ -12,7 +12,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::{get, post};
 use axum::{Form, Json, Router};
-use chrono::{DateTime, Utc};
 use ketacare_app::access::{EmergencyAccessReport, PatientAccess, TeamMember};
 use ketacare_app::{AppError, Principal};
 use ketacare_db::EmergencyAccess;
@@ -39,9 +38,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/policy/chart-scope", get(api_scope).post(api_set_scope))
 }
 
-fn when(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M UTC").to_string()
-}
+use crate::views::minute_utc as when;
 
 /// The page shown instead of a chart outside the viewer's care teams.
 pub(crate) fn outside_page(id: PatientId) -> Markup {

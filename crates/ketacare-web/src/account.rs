@@ -172,7 +172,7 @@ fn account_markup(
         section.card #two-step {
             h2 { "Two-step sign-in" }
             @if let Some(at) = status.enrolled_at {
-                p #mfa-status { strong { "On" } " since " (at.format("%Y-%m-%d %H:%M")) " UTC. You have " (status.recovery_codes_left) " unused recovery code" @if status.recovery_codes_left != 1 { "s" } "." }
+                p #mfa-status { strong { "On" } " since " (crate::views::minute(at)) " UTC. You have " (status.recovery_codes_left) " unused recovery code" @if status.recovery_codes_left != 1 { "s" } "." }
             } @else if status.required {
                 p #mfa-status { strong { "Required for your role" } " and not set up yet: set it up below." }
             } @else {

@@ -260,7 +260,7 @@ async fn protocols_body(state: &AppState, p: &Principal, values: &Fields, errors
                     tbody {
                         @for pr in &proposals {
                             tr {
-                                td { (pr.proposed_at.format("%Y-%m-%d %H:%M")) " by " (pr.proposed_by_name) }
+                                td { (crate::views::minute(pr.proposed_at)) " by " (pr.proposed_by_name) }
                                 td { code { (pr.key.trim_start_matches("protocols.")) } details { summary { "Text" } pre { (pr.value.as_deref().unwrap_or("")) } } }
                                 td { (pr.reason) }
                                 td { (decision_cell(p, pr, "/protocols/proposals", p.can(Permission::ManagePolicy), "awaiting the medical director")) }
@@ -359,7 +359,7 @@ async fn library_body(state: &AppState, p: &Principal, values: &Fields, errors: 
                     tbody {
                         @for pr in &proposals {
                             tr data-proposal=(pr.id) {
-                                td { (pr.proposed_at.format("%Y-%m-%d %H:%M")) " by " (pr.proposed_by_name) }
+                                td { (crate::views::minute(pr.proposed_at)) " by " (pr.proposed_by_name) }
                                 td { code { (pr.key.trim_start_matches("drug_library.")) } " → " strong { (pr.value.as_deref().unwrap_or("default")) } }
                                 td { (pr.reason) }
                                 td { (decision_cell(p, pr, "/drug-library/proposals", p.can(Permission::Prescribe), "awaiting a second person")) }
@@ -455,7 +455,7 @@ async fn quality_page(State(state): State<AppState>, Auth(p): Auth, Query(q): Qu
             thead { tr { th { "When (UTC)" } th { "User" } th { "Route" } th { "Outcome" } th { "Limits" } th { "Reason, second clinician" } } }
             tbody { @for e in evals.iter().rev().filter(|e| !e.breaches.is_empty() || e.outcome != ketacare_domain::dose::EvaluationOutcome::Accepted) {
                 // Doses are not shown: an order may still wait for its blind double check.
-                tr { td { (e.at.format("%Y-%m-%d %H:%M")) } td { (e.username) } td { (e.route.code()) } td { (e.outcome.code().replace('_', " ")) } td { (breach_kinds(&e.breaches)) } td { (e.reason.clone().unwrap_or_default()) @if let Some(s) = &e.second_username { " (" (s) ")" } } }
+                tr { td { (crate::views::minute(e.at)) } td { (e.username) } td { (e.route.code()) } td { (e.outcome.code().replace('_', " ")) } td { (breach_kinds(&e.breaches)) } td { (e.reason.clone().unwrap_or_default()) @if let Some(s) = &e.second_username { " (" (s) ")" } } }
             } }
         }
     };
@@ -539,7 +539,7 @@ fn order_markup(
     html! {
         article.card.order id=(format!("order-{rid}")) data-status=(o.status.code()) {
             h3 { (o.route.label()) @if let Some(s) = &o.step { " · " (s) } " " span.badge { (o.status.label()) } }
-            p.small { "Ordered by " (first.provenance.username) " on " (first.provenance.recorded_at.format("%Y-%m-%d %H:%M")) " UTC · weight " (fa(o.weight_kg)) " kg measured " (o.weight_measured_at.format("%Y-%m-%d %H:%M")) " by " (o.weight_measured_by) }
+            p.small { "Ordered by " (first.provenance.username) " on " (crate::views::minute(first.provenance.recorded_at)) " UTC · weight " (fa(o.weight_kg)) " kg measured " (crate::views::minute(o.weight_measured_at)) " by " (o.weight_measured_by) }
             @if visible {
                 dl.dose {
                     dt { "Dose" } dd.big { (fa(o.dose_mg)) " mg" @if let Some(m) = o.mg_per_kg { " (" (fa(m)) " mg/kg of " (fa(o.weight_used_kg)) " kg, " (o.basis.code()) ")" } }
@@ -554,7 +554,7 @@ fn order_markup(
                 @if !o.breaches.is_empty() { ul.breaches { @for b in &o.breaches { li.soft { (b) } } } }
                 @if let Some(r) = &o.override_reason { p { "Override reason: " (r) @if let Some(a) = &o.override_approved_by { " · approved by " strong { (a) } } } }
             } @else if let Some(a) = &o.override_approved_by { p { "A soft limit was passed with a reason; the override was approved by " strong { (a) } "." } }
-            @if let Some(c) = &o.check { p { "Double-checked by " strong { (c.by) } " on " (c.at.format("%Y-%m-%d %H:%M")) " UTC: " (fa(c.weight_kg)) " kg, " (c.concentration_mg_per_ml.map(|x| format!("{} mg/mL, ", fa(x))).unwrap_or_default()) (fa(c.dose_mg)) " mg." } }
+            @if let Some(c) = &o.check { p { "Double-checked by " strong { (c.by) } " on " (crate::views::minute(c.at)) " UTC: " (fa(c.weight_kg)) " kg, " (c.concentration_mg_per_ml.map(|x| format!("{} mg/mL, ", fa(x))).unwrap_or_default()) (fa(c.dose_mg)) " mg." } }
             @if o.status == OrderStatus::AwaitingOverride && p.can(Permission::Prescribe) {
                 form method="post" action=(format!("/orders/{rid}/approve-override")) {
                     (csrf(p))
@@ -590,7 +590,7 @@ fn order_markup(
 fn decision_cell(p: &Principal, pr: &ketacare_db::PolicyProposal, base: &str, may_decide: bool, waiting: &str) -> Markup {
     html! {
         @match &pr.decision {
-            Some(d) => { (if d.approved { "approved" } else { "rejected" }) " by " (d.by_name) " on " (d.at.format("%Y-%m-%d %H:%M")) @if let Some(r) = &d.reason { ": " (r) } },
+            Some(d) => { (if d.approved { "approved" } else { "rejected" }) " by " (d.by_name) " on " (crate::views::minute(d.at)) @if let Some(r) = &d.reason { ": " (r) } },
             None => {
                 @if may_decide {
                     form method="post" action=(format!("{base}/{}", pr.id)) {
@@ -660,7 +660,7 @@ async fn dosing_body(
             @match &v.latest_weight {
                 None => p.error { "No weight recorded. " a href=(format!("/patients/{id}/measurements?type=weight")) { "Weigh the patient (kg)" } },
                 Some(w) => p class=(if v.weight_current { "ok" } else { "error" }) {
-                    (w.value.to_string()) " measured " (w.effective.format("%Y-%m-%d %H:%M")) " UTC by " (w.version.provenance.username)
+                    (w.value.to_string()) " measured " (crate::views::minute(w.effective)) " UTC by " (w.version.provenance.username)
                     @if v.weight_current { " · measured today" } @else { " · not today: " a href=(format!("/patients/{id}/measurements?type=weight")) { "weigh the patient before a dose" } }
                 },
             }

@@ -49,9 +49,7 @@ fn dec(d: Decimal) -> String {
     d.normalize().to_string()
 }
 
-fn when(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M").to_string()
-}
+use crate::views::minute as when;
 
 // ---------------------------------------------------------------- item form
 

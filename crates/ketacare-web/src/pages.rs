@@ -310,7 +310,7 @@ fn rid(s: &str) -> Result<RecordId, WebError> {
 }
 
 fn provenance(v: &Provenance) -> Markup {
-    html! { span.muted { (v.username) " · " (v.recorded_at.format("%Y-%m-%d %H:%M UTC")) } }
+    html! { span.muted { (v.username) " · " (crate::views::minute_utc(v.recorded_at)) } }
 }
 
 fn record_links(r: &RecordVersion) -> Markup {
@@ -392,7 +392,7 @@ async fn chart(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<Stri
                     }
                     p.summary {
                         "Latest weight: " strong #latest-weight { @if let Some(w) = c.latest_weight() { (w.value.to_string()) } @else { "none recorded" } }
-                        @if let Some(w) = c.latest_weight() { " (" (w.effective.format("%Y-%m-%d %H:%M UTC")) ", " (w.version.provenance.username) ")" }
+                        @if let Some(w) = c.latest_weight() { " (" (crate::views::minute_utc(w.effective)) ", " (w.version.provenance.username) ")" }
                         br;
                         "Latest height: " strong { @if let Some(h) = c.latest_height() { (h.value.to_string()) } @else { "none recorded" } }
                         br;
@@ -404,10 +404,10 @@ async fn chart(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<Stri
                             thead { tr { th { "Measured" } th { "Value" } th { "Recorded by" } th {} } }
                             tbody {
                                 @for m in c.weights.iter().rev() {
-                                    tr { td { (m.effective.format("%Y-%m-%d %H:%M")) } td { (m.value.to_string()) } td { (provenance(&m.version.provenance)) } td { (record_links(&m.version)) } }
+                                    tr { td { (crate::views::minute(m.effective)) } td { (m.value.to_string()) } td { (provenance(&m.version.provenance)) } td { (record_links(&m.version)) } }
                                 }
                                 @for m in c.heights.iter().rev() {
-                                    tr { td { (m.effective.format("%Y-%m-%d %H:%M")) } td { (m.value.to_string()) } td { (provenance(&m.version.provenance)) } td { (record_links(&m.version)) } }
+                                    tr { td { (crate::views::minute(m.effective)) } td { (m.value.to_string()) } td { (provenance(&m.version.provenance)) } td { (record_links(&m.version)) } }
                                 }
                             }
                         }
@@ -1017,7 +1017,7 @@ async fn audit(State(state): State<AppState>, Auth(p): Auth, Query(q): Query<Aud
                     @for e in &rows {
                         @let ev = &e.event;
                         tr {
-                            td { (e.seq) } td { (ev.recorded_at.format("%Y-%m-%d %H:%M:%S")) } td { (ev.actor.username) }
+                            td { (e.seq) } td { (crate::views::second(ev.recorded_at)) } td { (ev.actor.username) }
                             td { (ev.actor.role.map(|r| r.label()).unwrap_or("—")) } td { (ev.action.label()) } td { (ev.outcome.code()) }
                             td { (ev.entity_type) } td { @if let Some(pid) = ev.patient_id { a href=(format!("/audit?patient={pid}")) { (pid.to_string()[..8]) } } }
                             td { (ev.actor.client_addr.as_deref().unwrap_or("")) } td { (ev.detail.as_deref().unwrap_or("")) }

@@ -58,9 +58,7 @@ fn dec(d: Decimal) -> String {
     d.normalize().to_string()
 }
 
-fn when(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M").to_string()
-}
+use crate::views::minute as when;
 
 fn f64_of(d: Decimal) -> f64 {
     d.to_f64().unwrap_or(f64::NAN)

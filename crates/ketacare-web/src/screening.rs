@@ -153,7 +153,7 @@ async fn body(state: &AppState, p: &Principal, id: &str, values: &Fields, errors
             @match &v.signed {
                 None => p.small { strong { "Not signed yet." } " A prescriber or the medical director signs the verdict below." },
                 Some((rv, r)) => p.small {
-                    "Signed verdict (version " (rv.version) "): " strong { (r.verdict.label()) } " by " (rv.provenance.username) " on " (rv.provenance.recorded_at.format("%Y-%m-%d %H:%M")) " UTC. "
+                    "Signed verdict (version " (rv.version) "): " strong { (r.verdict.label()) } " by " (rv.provenance.username) " on " (crate::views::minute(rv.provenance.recorded_at)) " UTC. "
                     a href=(format!("{base}/screening/summary")) { "Printable summary" }
                 },
             }
@@ -370,7 +370,7 @@ async fn summary(State(state): State<AppState>, Auth(p): Auth, Path(id): Path<St
                 (summary_body(v.screening.verdict, &v.screening.findings, &v.screening.trials, &v.screening.resistance_definition, None))
             },
             Some((rv, r)) => {
-                p { "Signed by " strong { (rv.provenance.username) } " on " (rv.provenance.recorded_at.format("%Y-%m-%d %H:%M")) " UTC (version " (rv.version) ")." }
+                p { "Signed by " strong { (rv.provenance.username) } " on " (crate::views::minute(rv.provenance.recorded_at)) " UTC (version " (rv.version) ")." }
                 @if let Some(n) = &r.note { p { "Note: " (n) } }
                 p.small { "Screening rules: " (r.knowledge_version) }
                 (summary_body(r.verdict, &r.findings, &r.trials, &r.resistance_definition, Some(r)))

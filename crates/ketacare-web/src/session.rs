@@ -62,9 +62,7 @@ fn dec(d: Decimal) -> String {
     d.normalize().to_string()
 }
 
-fn when(t: DateTime<Utc>) -> String {
-    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
-}
+use crate::views::second_utc as when;
 
 fn phase_label(p: Phase) -> String {
     let c = p.code().replace('_', " ");

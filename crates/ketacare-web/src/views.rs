@@ -10,6 +10,26 @@ use ketacare_domain::validation::FieldErrors;
 use maud::{html, Markup, DOCTYPE};
 
 /// The page frame with navigation for the caller's role.
+/// A time as the pages show it, to the minute (every time is UTC, as the forms take it).
+pub fn minute(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M").to_string()
+}
+
+/// [`minute`] with the zone written out, where a time stands alone in a sentence.
+pub fn minute_utc(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M UTC").to_string()
+}
+
+/// A time to the second (audit entries, session events).
+pub fn second(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S").to_string()
+}
+
+/// [`second`] with the zone written out.
+pub fn second_utc(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S UTC").to_string()
+}
+
 pub fn layout(p: Option<&Principal>, title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
