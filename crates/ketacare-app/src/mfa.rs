@@ -142,18 +142,33 @@ impl App {
 
     /// At start: with `mfa_secret_key`, seals every TOTP secret still stored plain and checks
     /// that the key opens the sealed ones; without it, refuses when any secret is sealed (codes
-    /// could not be checked). Returns how many secrets were sealed now; audited when any were.
+    /// could not be checked). Every stored secret is opened first, so a wrong key refuses the
+    /// start before anything is written. Returns how many secrets were sealed now; audited
+    /// when any were, and the freed space is scrubbed where the store can.
     pub async fn seal_totp_secrets(&self) -> Result<usize, AppError> {
         let key = self.settings.mfa_key.as_ref();
-        let mut sealed_now = 0;
+        let mut plain = Vec::new();
         for user in self.store.list_totp_enrolled().await? {
             let Some(e) = self.store.get_totp(user).await? else { continue };
-            let plain = secret_box::open(key, user, &e.secret)?;
-            if key.is_some() && !secret_box::is_sealed(&e.secret) {
-                let sealed = secret_box::seal(key, user, &plain)?;
-                // Only if unchanged meanwhile (a new enrolment is sealed already).
-                if self.store.reseal_totp(user, &e.secret, &sealed).await? {
-                    sealed_now += 1;
+            let opened = match secret_box::open(key, user, &e.secret) {
+                Ok(o) => o,
+                Err(err) => return Err(self.secret_refusal(user, err).await),
+            };
+            if !secret_box::is_sealed(&e.secret) {
+                plain.push((user, e.secret, opened));
+            }
+        }
+        let Some(key) = key else { return Ok(0) };
+        let mut sealed_now = 0;
+        for (user, stored, secret) in plain {
+            let sealed = secret_box::seal(Some(key), user, &secret)?;
+            if self.store.reseal_totp(user, &stored, &sealed).await? {
+                sealed_now += 1;
+            } else if let Some(e) = self.store.get_totp(user).await? {
+                // Changed meanwhile (enrolled anew, or sealed by another server): it must open
+                // with this key too, or the servers do not share the key.
+                if let Err(err) = secret_box::open(Some(key), user, &e.secret) {
+                    return Err(self.secret_refusal(user, err).await);
                 }
             }
         }
@@ -175,8 +190,24 @@ impl App {
                 detail: Some(format!("purpose=operations; {sealed_now} TOTP secrets sealed with mfa_secret_key")),
             };
             self.store.append_audit(&e).await?;
+            self.store.scrub_freed_space().await?;
         }
         Ok(sealed_now)
+    }
+
+    /// The start's refusal for an account whose secret does not open, with the way out.
+    async fn secret_refusal(&self, user: UserId, err: AppError) -> AppError {
+        let why = match err {
+            AppError::Internal(m) => m,
+            other => other.to_string(),
+        };
+        let name = match self.store.get_user(user).await {
+            Ok(Some(u)) => u.username.as_str().to_owned(),
+            _ => user.to_string(),
+        };
+        AppError::Internal(format!(
+            "{why} (account {name}); start with the key the secrets were sealed with, or reset that account's two-step sign-in (ketacare user reset-mfa --username {name}) so that it enrols again"
+        ))
     }
 }
 

@@ -98,6 +98,12 @@ pub trait Store:
     async fn schema_version(&self) -> DbResult<i64>;
     /// Closes the pool.
     async fn close(&self);
+    /// Best effort to leave no readable copy of overwritten or deleted rows in the database's
+    /// files (after secrets stored plain are sealed). SQLite, which overwrites freed content
+    /// with zeros (`secure_delete`), moves the write-ahead log into the database and empties it
+    /// (`wal_checkpoint(TRUNCATE)`); PostgreSQL keeps old row versions until vacuumed and its
+    /// WAL as configured, which nothing here can erase: a no-op.
+    async fn scrub_freed_space(&self) -> DbResult<()>;
 
     // ---- users, sessions, tokens (configuration data) ----
     /// Creates a user; audited as a privilege change.

@@ -330,6 +330,10 @@ macro_rules! impl_sql_store {
                 self.pool.close().await;
             }
 
+            async fn scrub_freed_space(&self) -> $crate::DbResult<()> {
+                self.__scrub_freed_space().await.map_err($crate::DbError::from_sqlx)
+            }
+
             async fn create_user(&self, ctx: &$crate::AuditCtx, u: $crate::NewUser) -> $crate::DbResult<$crate::User> {
                 let mut tx = self.begin_write().await.map_err($crate::DbError::from_sqlx)?;
                 let now = $crate::codec::ts(u.created_at);

@@ -361,7 +361,10 @@ impl Server {
         let store = config.open_store().await?;
         store.migrate().await.context("applying database migrations")?;
         let app = build_app(store, config, clock.unwrap_or_else(|| Arc::new(SystemClock)))?;
-        let sealed = app.seal_totp_secrets().await.map_err(|e| anyhow::anyhow!("two-step sign-in secrets: {e}"))?;
+        let sealed = app.seal_totp_secrets().await.map_err(|e| match e {
+            ketacare_app::AppError::Internal(m) => anyhow::anyhow!("two-step sign-in secrets: {m}"),
+            other => anyhow::Error::new(other).context("two-step sign-in secrets"),
+        })?;
         if sealed > 0 {
             tracing::info!(sealed, "TOTP secrets stored plain are now sealed with mfa_secret_key");
         }

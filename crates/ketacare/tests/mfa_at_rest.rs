@@ -75,8 +75,15 @@ async fn secrets_are_sealed_at_rest(url: &str) {
     assert_eq!(stored(&server, pia).await, pia_secret, "no key: plain");
     server.stop().await;
 
-    // The first start with the key seals it; the code still works.
+    // The first start with the key seals it; the code still works; on SQLite no copy of the
+    // plain secret is left in the files (freed content zeroed, the log emptied).
     let server = start(url, KEY, &clock).await.expect("starts with the key");
+    if let Some(path) = url.strip_prefix("sqlite://") {
+        for file in [path.to_owned(), format!("{path}-wal")] {
+            let bytes = std::fs::read(&file).unwrap_or_default();
+            assert!(!bytes.windows(pia_secret.len()).any(|w| w == pia_secret.as_bytes()), "the plain secret is still in {file}");
+        }
+    }
     let sealed = stored(&server, pia).await;
     assert!(sealed.starts_with("kc1:") && !sealed.contains(&pia_secret), "{sealed}");
     let trail = server.app.store().search_audit(&ketacare_db_tests::fixtures::system_ctx(), &Default::default()).await.expect("audit");
@@ -97,16 +104,43 @@ async fn secrets_are_sealed_at_rest(url: &str) {
     assert!(paul_sealed.starts_with("kc1:") && !paul_sealed.contains(&shown), "{paul_sealed}");
     server.stop().await;
 
-    // Without the key, or with another, no code could be checked: the start is refused.
+    // A secret stored plain meanwhile (a server without the key, say) is not sealed by a start
+    // with another key: every secret is opened before anything is written.
+    let store = ketacare::open_store(url).await.expect("open");
+    let ctx = ketacare_db_tests::fixtures::system_ctx();
+    let late = TotpSecret::from_bytes([3; ketacare_domain::mfa::SECRET_BYTES]).to_base32();
+    let olga = store
+        .create_user(
+            &ctx,
+            ketacare_db::NewUser {
+                id: UserId::from_uuid(uuid::Uuid::new_v4()),
+                username: ketacare_domain::access::Username::parse("olga.prescriber").unwrap(),
+                display_name: "Olga".into(),
+                role: ketacare_domain::access::Role::Prescriber,
+                password_hash: "$argon2id$test".into(),
+                created_at: clock.now(),
+            },
+        )
+        .await
+        .expect("user")
+        .id;
+    store.enrol_totp(&ctx, olga, &late, 1, &[]).await.expect("plain enrolment");
+    store.close().await;
+    // Without the key, or with another, no code could be checked: the start is refused,
+    // naming the account and the way out.
     let e = format!("{:#}", start(url, "", &clock).await.err().expect("refused without the key"));
-    assert!(e.contains("mfa_secret_key is not set"), "{e}");
+    assert!(e.contains("mfa_secret_key is not set") && e.contains("reset-mfa --username"), "{e}");
     let other = "0".repeat(64);
     let e = format!("{:#}", start(url, &other, &clock).await.err().expect("refused with another key"));
-    assert!(e.contains("mfa_secret_key does not open"), "{e}");
+    assert!(e.contains("mfa_secret_key does not open") && !e.contains("internal error"), "{e}");
+    let store = ketacare::open_store(url).await.expect("open");
+    assert_eq!(store.get_totp(olga).await.unwrap().expect("enrolled").secret, late, "nothing was sealed with the wrong key");
+    store.close().await;
     // With the key again, everyone signs in.
     let server = start(url, KEY, &clock).await.expect("starts with the key");
     sign_in(&server, &clock, "pia.prescriber", &pia_secret).await;
     sign_in(&server, &clock, "paul.prescriber", &shown).await;
+    assert!(stored(&server, olga).await.starts_with("kc1:"), "sealed with the right key");
     server.stop().await;
 }
 
