@@ -177,8 +177,12 @@ export async function login(page, username, password = PASSWORD) {
   await page.goto('/login');
   await page.getByLabel('Username').fill(username);
   await page.getByLabel('Password').fill(password);
-  await clickAndWait(page, page.getByRole('button', { name: 'Log in' }));
-  assert.ok(!new URL(page.url()).pathname.startsWith('/login'), `${username} should be logged in, but the page is ${page.url()}`);
+  const [response] = await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.getByRole('button', { name: 'Log in' }).click()]);
+  if (new URL(page.url()).pathname.startsWith('/login')) {
+    // Say why: the status and what the page told the person (wrong password, locked, held back, a server error).
+    const said = (await page.locator('main').innerText().catch(() => '')).replace(/\s+/g, ' ').trim().slice(0, 400);
+    assert.fail(`${username} should be logged in, but the page is ${page.url()} (HTTP ${response?.status()}): ${said}`);
+  }
 }
 
 /** Logs out with the header button. */

@@ -34,6 +34,9 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(15))
+            // A dropped transaction's rollback is queued on the connection as it is dropped
+            // (and sent before reuse): a connection still inside one is refused.
+            .after_release(|conn, _| Box::pin(ketacare_db::pool::released_outside_transaction(conn, false)))
             .connect_with(opts)
             .await
             .map_err(|e| if link::is_tls_failure(&policy, &e) { link::tls_failure(&policy, &e) } else { DbError::from_sqlx(e) })?;
@@ -70,8 +73,11 @@ impl PgStore {
         Ok(())
     }
 
+    /// `BEGIN`, started so that a caller dropped meanwhile cannot leave it open
+    /// ([`ketacare_db::pool`]).
     async fn begin_write(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-        self.pool.begin().await
+        let pool = self.pool.clone();
+        ketacare_db::pool::begin_detached(async move { pool.begin().await }).await
     }
 
     /// Sealing the audit chain: `SHARE ROW EXCLUSIVE` on `audit_log` waits for every
@@ -80,7 +86,7 @@ impl PgStore {
     /// wait is bounded (well below `deadlock_timeout`): writers queued behind a waiting sealer
     /// could otherwise close a lock cycle; a sealer that gives up simply tries again later.
     async fn begin_audit_seal(&self) -> Result<Transaction<'static, Postgres>, sqlx::Error> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("SET LOCAL lock_timeout = '300ms'").execute(&mut *tx).await?;
         sqlx::query("LOCK TABLE audit_log IN SHARE ROW EXCLUSIVE MODE").execute(&mut *tx).await?;
         Ok(tx)

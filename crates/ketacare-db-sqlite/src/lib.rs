@@ -94,6 +94,9 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(15))
+            // A dropped transaction's rollback is queued on the connection's worker: settle it,
+            // then refuse a connection still inside a transaction.
+            .after_release(|conn, _| Box::pin(ketacare_db::pool::released_outside_transaction(conn, true)))
             .connect_with(opts)
             .await
             .map_err(|e| Self::key_error(e, key.is_some()))?;
@@ -156,13 +159,16 @@ impl SqliteStore {
         sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").execute(&self.pool).await.map(drop)
     }
 
+    /// `BEGIN IMMEDIATE`, started so that a caller dropped meanwhile cannot leave it open
+    /// ([`ketacare_db::pool`]).
     async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await
+        let pool = self.pool.clone();
+        ketacare_db::pool::begin_detached(async move { pool.begin_with("BEGIN IMMEDIATE").await }).await
     }
 
     /// Sealing the audit chain: one writer at a time, so sequence order is commit order.
     async fn begin_audit_seal(&self) -> Result<Transaction<'static, Sqlite>, sqlx::Error> {
-        self.pool.begin_with("BEGIN IMMEDIATE").await
+        self.begin_write().await
     }
 
     async fn run_migrations(&self) -> DbResult<()> {

@@ -16,11 +16,15 @@
 //!   row in the same transaction; if the audit row cannot be written the call fails and returns
 //!   no data.
 //! - Configuration data (users, sessions, API tokens) may be updated; user changes are audited.
+//! - No connection goes back to the pool inside a transaction: transactions start in a task of
+//!   their own and a returning connection is checked ([`pool`]), so a caller dropped half-way
+//!   cannot leave a lock held or a later caller's writes uncommitted.
 
 pub mod bulk;
 pub mod chain;
 pub mod codec;
 mod model;
+pub mod pool;
 pub mod research;
 pub mod session;
 #[doc(hidden)]
