@@ -176,7 +176,7 @@ pub mod fixtures {
     use chrono::{DateTime, TimeZone, Utc};
     use ketacare_db::{AuditCtx, NewUser, User};
     use ketacare_domain::access::{Role, Username};
-    use ketacare_domain::audit::Actor;
+    use ketacare_domain::audit::{Actor, AuditAction, AuditEvent, AuditOutcome};
     use ketacare_domain::ids::UserId;
     use uuid::Uuid;
 
@@ -191,6 +191,21 @@ pub mod fixtures {
             actor: Actor { user_id: None, username: "system".into(), role: None, session_ref: None, client_addr: None },
             at: t0(),
             purpose: "operations",
+        }
+    }
+
+    /// The `i`-th of a run of audit entries: the system reading patient `p-{i}` at `t0`,
+    /// with a detail on two in three.
+    pub fn read_event(i: usize) -> AuditEvent {
+        AuditEvent {
+            recorded_at: t0(),
+            actor: system_ctx().actor,
+            action: AuditAction::Read,
+            outcome: AuditOutcome::Success,
+            entity_type: "Patient".into(),
+            entity_id: Some(format!("p-{i}")),
+            patient_id: None,
+            detail: if i.is_multiple_of(3) { None } else { Some(format!("read {i}")) },
         }
     }
 

@@ -4,9 +4,8 @@
 //! the database's owner rights could) are found at their position.
 
 use ketacare_db::Store;
-use ketacare_db_tests::fixtures::{system_ctx, t0};
+use ketacare_db_tests::fixtures::{read_event, t0};
 use ketacare_db_tests::{both_backends, TestDb};
-use ketacare_domain::audit::{AuditAction, AuditEvent, AuditOutcome};
 use ketacare_domain::audit_chain::{link, ChainReport, ChainVerifier, Finding, GENESIS};
 use std::sync::Arc;
 
@@ -17,22 +16,9 @@ both_backends!(
     the_chain_tables_are_append_only,
 );
 
-fn event(i: usize) -> AuditEvent {
-    AuditEvent {
-        recorded_at: t0(),
-        actor: system_ctx().actor,
-        action: AuditAction::Read,
-        outcome: AuditOutcome::Success,
-        entity_type: "Patient".into(),
-        entity_id: Some(format!("p-{i}")),
-        patient_id: None,
-        detail: if i.is_multiple_of(3) { None } else { Some(format!("read {i}")) },
-    }
-}
-
 async fn write(s: &Arc<dyn Store>, n: usize) {
     for i in 0..n {
-        s.append_audit(&event(i)).await.unwrap();
+        s.append_audit(&read_event(i)).await.unwrap();
     }
 }
 

@@ -4,29 +4,15 @@
 //! transaction: on SQLite it holds the write lock, so every later write waits and fails; on
 //! PostgreSQL the next borrower's writes run inside it and are not committed.
 
-use ketacare_db_tests::fixtures::{system_ctx, t0};
+use ketacare_db_tests::fixtures::read_event;
 use ketacare_db_tests::{both_backends, TestDb};
-use ketacare_domain::audit::{AuditAction, AuditEvent, AuditOutcome};
 use sqlx::Connection;
 use std::time::Duration;
 
 both_backends!(a_write_abandoned_at_any_moment_leaves_no_transaction_open);
 
 /// Abandoned writes, cut off after 0 to 600 µs.
-const ABANDONED: u64 = 1500;
-
-fn event(i: u64) -> AuditEvent {
-    AuditEvent {
-        recorded_at: t0(),
-        actor: system_ctx().actor,
-        action: AuditAction::Read,
-        outcome: AuditOutcome::Success,
-        entity_type: "Patient".into(),
-        entity_id: Some(format!("p-{i}")),
-        patient_id: None,
-        detail: None,
-    }
-}
+const ABANDONED: usize = 1500;
 
 async fn a_write_abandoned_at_any_moment_leaves_no_transaction_open(db: &TestDb) {
     let s = db.store();
@@ -39,8 +25,8 @@ async fn a_write_abandoned_at_any_moment_leaves_no_transaction_open(db: &TestDb)
     let mut finished = 0;
     for i in 0..ABANDONED {
         // Dropping the future at its next await after the deadline, as a dropped request does.
-        let cut = Duration::from_micros((i * 7919) % 600);
-        if tokio::time::timeout(cut, s.append_audit(&event(i))).await.is_ok() {
+        let cut = Duration::from_micros((i as u64 * 7919) % 600);
+        if tokio::time::timeout(cut, s.append_audit(&read_event(i))).await.is_ok() {
             finished += 1;
         }
         if let Some(c) = watch.as_mut() {
@@ -55,7 +41,7 @@ async fn a_write_abandoned_at_any_moment_leaves_no_transaction_open(db: &TestDb)
     let writes: Vec<_> = (0..32)
         .map(|i| {
             let s = s.clone();
-            tokio::spawn(async move { tokio::time::timeout(Duration::from_secs(5), s.append_audit(&event(ABANDONED + i))).await })
+            tokio::spawn(async move { tokio::time::timeout(Duration::from_secs(5), s.append_audit(&read_event(ABANDONED + i))).await })
         })
         .collect();
     for w in writes {
