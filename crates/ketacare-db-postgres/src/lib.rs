@@ -34,9 +34,6 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(15))
-            // A dropped transaction's rollback is queued on the connection as it is dropped
-            // (and sent before reuse): a connection still inside one is refused.
-            .after_release(|conn, _| Box::pin(ketacare_db::pool::released_outside_transaction(conn, false)))
             .connect_with(opts)
             .await
             .map_err(|e| if link::is_tls_failure(&policy, &e) { link::tls_failure(&policy, &e) } else { DbError::from_sqlx(e) })?;

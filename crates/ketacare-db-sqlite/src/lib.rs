@@ -96,7 +96,7 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(15))
             // A dropped transaction's rollback is queued on the connection's worker: settle it,
             // then refuse a connection still inside a transaction.
-            .after_release(|conn, _| Box::pin(ketacare_db::pool::released_outside_transaction(conn, true)))
+            .after_release(|conn, _| Box::pin(ketacare_db::pool::released_outside_transaction(conn)))
             .connect_with(opts)
             .await
             .map_err(|e| Self::key_error(e, key.is_some()))?;

@@ -16,9 +16,9 @@
 //!   row in the same transaction; if the audit row cannot be written the call fails and returns
 //!   no data.
 //! - Configuration data (users, sessions, API tokens) may be updated; user changes are audited.
-//! - No connection goes back to the pool inside a transaction: transactions start in a task of
-//!   their own and a returning connection is checked ([`pool`]), so a caller dropped half-way
-//!   cannot leave a lock held or a later caller's writes uncommitted.
+//! - No connection goes back to the pool inside a transaction: store transactions start in a
+//!   task of their own, and on SQLite a returning connection is checked too ([`pool`]), so a
+//!   caller dropped half-way cannot leave a lock held or a later caller's writes uncommitted.
 
 pub mod bulk;
 pub mod chain;

@@ -6,9 +6,13 @@
 //! carried out while the caller was still waiting for it: sqlx 0.8's SQLite `begin_with` and
 //! PostgreSQL `begin` both have such a moment. The connection would go back to the pool inside
 //! a transaction nobody ends: on SQLite it holds the write lock (every later write waits out
-//! the busy timeout and fails), on PostgreSQL the next borrower's writes run inside it
-//! uncommitted. So the backends start every transaction with [`begin_detached`], and check each
-//! connection as it returns to the pool with [`released_outside_transaction`].
+//! the busy timeout and fails); on PostgreSQL the next borrower's statements run inside it,
+//! a plain statement left uncommitted until some later transaction's `COMMIT` takes it along.
+//! So both backends start every store transaction with [`begin_detached`]. SQLite also checks
+//! each connection as it returns to the pool with [`released_outside_transaction`]; on
+//! PostgreSQL that check could not see this case (sqlx counts the transaction only once the
+//! `BEGIN` is answered, and does not expose the server's own state), so `begin_detached` is
+//! the protection there.
 
 use std::future::Future;
 
@@ -29,13 +33,12 @@ where
 }
 
 /// Whether a connection returning to the pool may be reused: not while it is still inside a
-/// transaction (its owner was dropped at a moment sqlx did not cover). `settle` first
-/// completes what the connection has queued (a dropped transaction's rollback); the pool
-/// closes a connection refused here, which ends its transaction.
-pub async fn released_outside_transaction<C: sqlx::Connection>(conn: &mut C, settle: bool) -> Result<bool, sqlx::Error> {
-    if settle {
-        conn.ping().await?;
-    }
+/// transaction (its owner was dropped at a moment sqlx did not cover). It first completes what
+/// the connection has queued (SQLite's worker ends a dropped transaction only when it reaches
+/// its rollback), then asks sqlx's transaction count, which SQLite's worker raises as soon as
+/// `BEGIN` has run. The pool closes a connection refused here, which ends its transaction.
+pub async fn released_outside_transaction<C: sqlx::Connection>(conn: &mut C) -> Result<bool, sqlx::Error> {
+    conn.ping().await?;
     if conn.is_in_transaction() {
         tracing::warn!("a database connection came back to the pool inside a transaction; it is closed, which rolls the transaction back");
         return Ok(false);
