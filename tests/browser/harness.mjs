@@ -177,7 +177,7 @@ export async function login(page, username, password = PASSWORD) {
   await page.goto('/login');
   await page.getByLabel('Username').fill(username);
   await page.getByLabel('Password').fill(password);
-  const [response] = await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.getByRole('button', { name: 'Log in' }).click()]);
+  const response = await submit(page, page.getByRole('button', { name: 'Log in' }));
   if (new URL(page.url()).pathname.startsWith('/login')) {
     // Say why: the status and what the page told the person (wrong password, locked, held back, a server error).
     const said = (await page.locator('main').innerText().catch(() => '')).replace(/\s+/g, ' ').trim().slice(0, 400);

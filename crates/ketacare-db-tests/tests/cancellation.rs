@@ -2,7 +2,8 @@
 //! timeout) leaves no transaction open behind it, on both backends. An abandoned `BEGIN` that
 //! the database carried out but the store never saw would keep its connection inside a
 //! transaction: on SQLite it holds the write lock, so every later write waits and fails; on
-//! PostgreSQL the next borrower's writes run inside it and are not committed.
+//! PostgreSQL the next statements on that connection run inside it, uncommitted until some
+//! later transaction's `COMMIT` takes them along.
 
 use ketacare_db_tests::fixtures::read_event;
 use ketacare_db_tests::{both_backends, TestDb};
